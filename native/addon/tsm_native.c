@@ -1,0 +1,605 @@
+/*
+ * tsm_native: a thin, synchronous N-API binding for the handful of Linux
+ * syscalls Node does not expose (mount, umount2, mknod, l*xattr, setns,
+ * unshare, utimensat with AT_SYMLINK_NOFOLLOW).
+ *
+ * Rules this file follows:
+ *   - every argument is type-checked here; a wrong type throws a TypeError
+ *     (code ERR_INVALID_ARG_TYPE), a string containing a NUL byte throws a
+ *     TypeError (code ERR_INVALID_ARG_VALUE) instead of being truncated, an
+ *     out-of-range number throws a RangeError (code ERR_OUT_OF_RANGE);
+ *   - strings are copied into heap buffers sized from a first length query,
+ *     never into fixed-size stack buffers;
+ *   - a failing syscall throws an Error shaped like Node's fs errors:
+ *     { code: 'EPERM', errno: -1, syscall: 'mount', path: '/x',
+ *       message: "EPERM: operation not permitted, mount '/x'" };
+ *   - no global mutable state, so the module is context-aware (workers).
+ *
+ * Only src/native/native.ts loads this module.
+ */
+#define _GNU_SOURCE
+#ifndef NAPI_VERSION
+#define NAPI_VERSION 8
+#endif
+#include <node_api.h>
+
+#include <ctype.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <sched.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
+#include <sys/types.h>
+#include <sys/xattr.h>
+#include <time.h>
+#include <unistd.h>
+
+#define MAX_SAFE_INTEGER 9007199254740991LL /* 2^53 - 1 */
+#define XATTR_RETRIES 16
+
+/* ------------------------------------------------------------------------ */
+/* error helpers                                                            */
+/* ------------------------------------------------------------------------ */
+
+/* An N-API call failed: make sure *some* exception is pending. */
+static void throw_napi_failure(napi_env env, napi_status status) {
+  bool pending = false;
+  if (napi_is_exception_pending(env, &pending) == napi_ok && pending) return;
+  const napi_extended_error_info *info = NULL;
+  const char *msg = "N-API call failed";
+  if (napi_get_last_error_info(env, &info) == napi_ok && info != NULL &&
+      info->error_message != NULL)
+    msg = info->error_message;
+  (void)status;
+  napi_throw_error(env, "ERR_NAPI", msg);
+}
+
+#define NAPI_OK(call)                                                          \
+  do {                                                                         \
+    napi_status s_ = (call);                                                   \
+    if (s_ != napi_ok) {                                                       \
+      throw_napi_failure(env, s_);                                             \
+      goto fail;                                                               \
+    }                                                                          \
+  } while (0)
+
+static void throw_type(napi_env env, const char *code, const char *arg,
+                       const char *what) {
+  char *msg = NULL;
+  if (asprintf(&msg, "The \"%s\" argument must be %s", arg, what) < 0) msg = NULL;
+  napi_throw_type_error(env, code, msg != NULL ? msg : "invalid argument");
+  free(msg);
+}
+
+static void throw_range(napi_env env, const char *arg, const char *what) {
+  char *msg = NULL;
+  if (asprintf(&msg, "The value of \"%s\" is out of range. It must be %s", arg,
+               what) < 0)
+    msg = NULL;
+  napi_throw_range_error(env, "ERR_OUT_OF_RANGE",
+                         msg != NULL ? msg : "argument out of range");
+  free(msg);
+}
+
+/*
+ * Throw an Error shaped like Node's fs errors. `err` is a positive errno.
+ * `path` may be NULL (setns, unshare).
+ */
+static void throw_errno(napi_env env, int err, const char *syscall_name,
+                        const char *path) {
+  const char *name = strerrorname_np(err);
+  char namebuf[32];
+  if (name == NULL) {
+    snprintf(namebuf, sizeof namebuf, "E%d", err);
+    name = namebuf;
+  }
+  /* glibc says "Operation not permitted", libuv/Node say "operation not
+   * permitted": lower-case the first letter unless it starts an acronym. */
+  char descbuf[256];
+  snprintf(descbuf, sizeof descbuf, "%s", strerror(err));
+  if (isupper((unsigned char)descbuf[0]) && islower((unsigned char)descbuf[1]))
+    descbuf[0] = (char)tolower((unsigned char)descbuf[0]);
+
+  char *msg = NULL;
+  int rc = path != NULL
+               ? asprintf(&msg, "%s: %s, %s '%s'", name, descbuf, syscall_name, path)
+               : asprintf(&msg, "%s: %s, %s", name, descbuf, syscall_name);
+  if (rc < 0) msg = NULL;
+
+  napi_value code_v, msg_v, err_v, errno_v, sys_v, path_v;
+  if (napi_create_string_utf8(env, name, NAPI_AUTO_LENGTH, &code_v) != napi_ok ||
+      napi_create_string_utf8(env, msg != NULL ? msg : name, NAPI_AUTO_LENGTH,
+                              &msg_v) != napi_ok ||
+      napi_create_error(env, code_v, msg_v, &err_v) != napi_ok ||
+      napi_create_int32(env, -err, &errno_v) != napi_ok ||
+      napi_set_named_property(env, err_v, "errno", errno_v) != napi_ok ||
+      napi_create_string_utf8(env, syscall_name, NAPI_AUTO_LENGTH, &sys_v) != napi_ok ||
+      napi_set_named_property(env, err_v, "syscall", sys_v) != napi_ok) {
+    free(msg);
+    throw_napi_failure(env, napi_generic_failure);
+    return;
+  }
+  if (path != NULL) {
+    if (napi_create_string_utf8(env, path, NAPI_AUTO_LENGTH, &path_v) != napi_ok ||
+        napi_set_named_property(env, err_v, "path", path_v) != napi_ok) {
+      free(msg);
+      throw_napi_failure(env, napi_generic_failure);
+      return;
+    }
+  }
+  free(msg);
+  napi_throw(env, err_v);
+}
+
+/* ------------------------------------------------------------------------ */
+/* argument helpers (return 0 on success, -1 with an exception pending)     */
+/* ------------------------------------------------------------------------ */
+
+static int get_args(napi_env env, napi_callback_info info, size_t n,
+                    napi_value *argv) {
+  size_t argc = n;
+  napi_status s = napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
+  if (s != napi_ok) {
+    throw_napi_failure(env, s);
+    return -1;
+  }
+  /* Missing arguments are filled with `undefined` by N-API; the per-argument
+   * type checks reject them. */
+  return 0;
+}
+
+/*
+ * Copy a JS string into a fresh heap buffer (*out, to free()). If `nullable`,
+ * null/undefined gives *out == NULL. Rejects embedded NUL bytes.
+ */
+static int get_string(napi_env env, napi_value v, const char *arg, int nullable,
+                      char **out) {
+  *out = NULL;
+  napi_valuetype t;
+  napi_status s = napi_typeof(env, v, &t);
+  if (s != napi_ok) {
+    throw_napi_failure(env, s);
+    return -1;
+  }
+  if (nullable && (t == napi_null || t == napi_undefined)) return 0;
+  if (t != napi_string) {
+    throw_type(env, "ERR_INVALID_ARG_TYPE", arg,
+               nullable ? "of type string or null" : "of type string");
+    return -1;
+  }
+  size_t len = 0;
+  s = napi_get_value_string_utf8(env, v, NULL, 0, &len);
+  if (s != napi_ok) {
+    throw_napi_failure(env, s);
+    return -1;
+  }
+  char *buf = malloc(len + 1);
+  if (buf == NULL) {
+    throw_errno(env, ENOMEM, "malloc", NULL);
+    return -1;
+  }
+  size_t got = 0;
+  s = napi_get_value_string_utf8(env, v, buf, len + 1, &got);
+  if (s != napi_ok) {
+    free(buf);
+    throw_napi_failure(env, s);
+    return -1;
+  }
+  buf[got] = '\0';
+  if (got != len || memchr(buf, '\0', got) != NULL) {
+    free(buf);
+    throw_type(env, "ERR_INVALID_ARG_VALUE", arg,
+               "a string without null bytes");
+    return -1;
+  }
+  *out = buf;
+  return 0;
+}
+
+/*
+ * An integral JS number in [min, max] (both within +-(2^53-1)). If
+ * `allow_bigint`, a BigInt that fits losslessly in int64 is also accepted.
+ */
+static int get_int(napi_env env, napi_value v, const char *arg, int64_t min,
+                   int64_t max, int allow_bigint, int64_t *out) {
+  napi_valuetype t;
+  napi_status s = napi_typeof(env, v, &t);
+  if (s != napi_ok) {
+    throw_napi_failure(env, s);
+    return -1;
+  }
+  int64_t val;
+  if (t == napi_number) {
+    double d;
+    s = napi_get_value_double(env, v, &d);
+    if (s != napi_ok) {
+      throw_napi_failure(env, s);
+      return -1;
+    }
+    /* NaN fails both comparisons; the cast is safe once d is in range. */
+    if (!(d >= -(double)MAX_SAFE_INTEGER && d <= (double)MAX_SAFE_INTEGER) ||
+        (double)(int64_t)d != d) {
+      throw_range(env, arg, "a safe integer");
+      return -1;
+    }
+    val = (int64_t)d;
+  } else if (t == napi_bigint && allow_bigint) {
+    bool lossless = false;
+    s = napi_get_value_bigint_int64(env, v, &val, &lossless);
+    if (s != napi_ok) {
+      throw_napi_failure(env, s);
+      return -1;
+    }
+    if (!lossless) {
+      throw_range(env, arg, "representable as a signed 64-bit integer");
+      return -1;
+    }
+  } else {
+    throw_type(env, "ERR_INVALID_ARG_TYPE", arg,
+               allow_bigint ? "of type number or bigint" : "of type number");
+    return -1;
+  }
+  if (val < min || val > max) {
+    char what[96];
+    snprintf(what, sizeof what, ">= %lld and <= %lld", (long long)min,
+             (long long)max);
+    throw_range(env, arg, what);
+    return -1;
+  }
+  *out = val;
+  return 0;
+}
+
+/* ------------------------------------------------------------------------ */
+/* mount(source|null, target, fstype|null, flags, data|null)                */
+/* ------------------------------------------------------------------------ */
+
+static napi_value js_mount(napi_env env, napi_callback_info info) {
+  napi_value argv[5];
+  char *source = NULL, *target = NULL, *fstype = NULL, *data = NULL;
+  int64_t flags = 0;
+  if (get_args(env, info, 5, argv) < 0) return NULL;
+  if (get_string(env, argv[0], "source", 1, &source) < 0 ||
+      get_string(env, argv[1], "target", 0, &target) < 0 ||
+      get_string(env, argv[2], "fstype", 1, &fstype) < 0 ||
+      get_int(env, argv[3], "flags", 0, UINT32_MAX, 0, &flags) < 0 ||
+      get_string(env, argv[4], "data", 1, &data) < 0)
+    goto out;
+  if (mount(source, target, fstype, (unsigned long)flags, data) != 0)
+    throw_errno(env, errno, "mount", target);
+out:
+  free(source);
+  free(target);
+  free(fstype);
+  free(data);
+  return NULL;
+}
+
+/* ------------------------------------------------------------------------ */
+/* umount2(target, flags)                                                   */
+/* ------------------------------------------------------------------------ */
+
+static napi_value js_umount2(napi_env env, napi_callback_info info) {
+  napi_value argv[2];
+  char *target = NULL;
+  int64_t flags = 0;
+  if (get_args(env, info, 2, argv) < 0) return NULL;
+  if (get_string(env, argv[0], "target", 0, &target) < 0 ||
+      get_int(env, argv[1], "flags", 0, INT32_MAX, 0, &flags) < 0)
+    goto out;
+  if (umount2(target, (int)flags) != 0) throw_errno(env, errno, "umount2", target);
+out:
+  free(target);
+  return NULL;
+}
+
+/* ------------------------------------------------------------------------ */
+/* mknod(path, mode, major, minor)                                          */
+/* ------------------------------------------------------------------------ */
+
+static napi_value js_mknod(napi_env env, napi_callback_info info) {
+  napi_value argv[4];
+  char *path = NULL;
+  int64_t mode = 0, major_ = 0, minor_ = 0;
+  if (get_args(env, info, 4, argv) < 0) return NULL;
+  /* Linux dev_t as seen by the kernel: 12-bit major, 20-bit minor. */
+  if (get_string(env, argv[0], "path", 0, &path) < 0 ||
+      get_int(env, argv[1], "mode", 0, 0177777, 0, &mode) < 0 ||
+      get_int(env, argv[2], "major", 0, 0xfff, 0, &major_) < 0 ||
+      get_int(env, argv[3], "minor", 0, 0xfffff, 0, &minor_) < 0)
+    goto out;
+  if (mknod(path, (mode_t)mode, makedev((unsigned)major_, (unsigned)minor_)) != 0)
+    throw_errno(env, errno, "mknod", path);
+out:
+  free(path);
+  return NULL;
+}
+
+/* ------------------------------------------------------------------------ */
+/* xattrs (never follow symlinks)                                           */
+/* ------------------------------------------------------------------------ */
+
+/* lgetxattr(path, name): Buffer | null (null when the attribute is absent). */
+static napi_value js_lgetxattr(napi_env env, napi_callback_info info) {
+  napi_value argv[2];
+  napi_value result = NULL;
+  char *path = NULL, *name = NULL, *buf = NULL;
+  if (get_args(env, info, 2, argv) < 0) return NULL;
+  if (get_string(env, argv[0], "path", 0, &path) < 0 ||
+      get_string(env, argv[1], "name", 0, &name) < 0)
+    goto out;
+  for (int attempt = 0;; attempt++) {
+    ssize_t size = lgetxattr(path, name, NULL, 0);
+    if (size < 0) {
+      if (errno == ENODATA) {
+        NAPI_OK(napi_get_null(env, &result));
+      } else {
+        throw_errno(env, errno, "lgetxattr", path);
+      }
+      goto out;
+    }
+    free(buf);
+    buf = malloc((size_t)size + 1);
+    if (buf == NULL) {
+      throw_errno(env, ENOMEM, "lgetxattr", path);
+      goto out;
+    }
+    /* A size-0 call would report the size again rather than copy. */
+    ssize_t got = size == 0 ? 0 : lgetxattr(path, name, buf, (size_t)size);
+    if (got < 0) {
+      int e = errno;
+      /* The value grew between the two calls: ask again. */
+      if (e == ERANGE && attempt < XATTR_RETRIES) continue;
+      if (e == ENODATA) {
+        NAPI_OK(napi_get_null(env, &result));
+      } else {
+        throw_errno(env, e, "lgetxattr", path);
+      }
+      goto out;
+    }
+    void *data = NULL;
+    NAPI_OK(napi_create_buffer_copy(env, (size_t)got, buf, &data, &result));
+    goto out;
+  }
+fail:
+  result = NULL;
+out:
+  free(path);
+  free(name);
+  free(buf);
+  return result;
+}
+
+/* lsetxattr(path, name, value: Buffer, flags) */
+static napi_value js_lsetxattr(napi_env env, napi_callback_info info) {
+  napi_value argv[4];
+  char *path = NULL, *name = NULL;
+  int64_t flags = 0;
+  bool is_buffer = false;
+  void *data = NULL;
+  size_t len = 0;
+  if (get_args(env, info, 4, argv) < 0) return NULL;
+  if (get_string(env, argv[0], "path", 0, &path) < 0 ||
+      get_string(env, argv[1], "name", 0, &name) < 0)
+    goto out;
+  NAPI_OK(napi_is_buffer(env, argv[2], &is_buffer));
+  if (!is_buffer) {
+    throw_type(env, "ERR_INVALID_ARG_TYPE", "value", "an instance of Buffer");
+    goto out;
+  }
+  NAPI_OK(napi_get_buffer_info(env, argv[2], &data, &len));
+  if (get_int(env, argv[3], "flags", 0, INT32_MAX, 0, &flags) < 0) goto out;
+  /* No JS runs between getting `data` and the syscall. */
+  if (lsetxattr(path, name, len > 0 ? data : "", len, (int)flags) != 0)
+    throw_errno(env, errno, "lsetxattr", path);
+  goto out;
+fail:
+out:
+  free(path);
+  free(name);
+  return NULL;
+}
+
+/* llistxattr(path): string[] */
+static napi_value js_llistxattr(napi_env env, napi_callback_info info) {
+  napi_value argv[1];
+  napi_value result = NULL;
+  char *path = NULL, *buf = NULL;
+  ssize_t got = 0;
+  if (get_args(env, info, 1, argv) < 0) return NULL;
+  if (get_string(env, argv[0], "path", 0, &path) < 0) goto out;
+  for (int attempt = 0;; attempt++) {
+    ssize_t size = llistxattr(path, NULL, 0);
+    if (size < 0) {
+      throw_errno(env, errno, "llistxattr", path);
+      goto out;
+    }
+    free(buf);
+    buf = malloc((size_t)size + 1);
+    if (buf == NULL) {
+      throw_errno(env, ENOMEM, "llistxattr", path);
+      goto out;
+    }
+    /* A size-0 call would report the size again rather than copy. */
+    got = size == 0 ? 0 : llistxattr(path, buf, (size_t)size);
+    if (got < 0) {
+      int e = errno;
+      if (e == ERANGE && attempt < XATTR_RETRIES) continue; /* list grew */
+      throw_errno(env, e, "llistxattr", path);
+      goto out;
+    }
+    break;
+  }
+  buf[got] = '\0'; /* defensive: the kernel NUL-terminates every name */
+  NAPI_OK(napi_create_array(env, &result));
+  uint32_t idx = 0;
+  for (ssize_t off = 0; off < got;) {
+    size_t n = strnlen(buf + off, (size_t)(got - off));
+    if (n > 0) {
+      napi_value s;
+      NAPI_OK(napi_create_string_utf8(env, buf + off, n, &s));
+      NAPI_OK(napi_set_element(env, result, idx++, s));
+    }
+    off += (ssize_t)n + 1;
+  }
+  goto out;
+fail:
+  result = NULL;
+out:
+  free(path);
+  free(buf);
+  return result;
+}
+
+/* lremovexattr(path, name) */
+static napi_value js_lremovexattr(napi_env env, napi_callback_info info) {
+  napi_value argv[2];
+  char *path = NULL, *name = NULL;
+  if (get_args(env, info, 2, argv) < 0) return NULL;
+  if (get_string(env, argv[0], "path", 0, &path) < 0 ||
+      get_string(env, argv[1], "name", 0, &name) < 0)
+    goto out;
+  if (lremovexattr(path, name) != 0) throw_errno(env, errno, "lremovexattr", path);
+out:
+  free(path);
+  free(name);
+  return NULL;
+}
+
+/* ------------------------------------------------------------------------ */
+/* namespaces (NB: they act on the calling thread only)                     */
+/* ------------------------------------------------------------------------ */
+
+static napi_value js_setns(napi_env env, napi_callback_info info) {
+  napi_value argv[2];
+  int64_t fd = 0, nstype = 0;
+  if (get_args(env, info, 2, argv) < 0) return NULL;
+  if (get_int(env, argv[0], "fd", 0, INT32_MAX, 0, &fd) < 0 ||
+      get_int(env, argv[1], "nstype", 0, INT32_MAX, 0, &nstype) < 0)
+    return NULL;
+  if (setns((int)fd, (int)nstype) != 0) throw_errno(env, errno, "setns", NULL);
+  return NULL;
+}
+
+static napi_value js_unshare(napi_env env, napi_callback_info info) {
+  napi_value argv[1];
+  int64_t flags = 0;
+  if (get_args(env, info, 1, argv) < 0) return NULL;
+  if (get_int(env, argv[0], "flags", 0, INT32_MAX, 0, &flags) < 0) return NULL;
+  if (unshare((int)flags) != 0) throw_errno(env, errno, "unshare", NULL);
+  return NULL;
+}
+
+/* ------------------------------------------------------------------------ */
+/* lutimesNs(path, atimeSec, atimeNsec, mtimeSec, mtimeNsec)                */
+/* ------------------------------------------------------------------------ */
+
+static int get_nsec(napi_env env, napi_value v, const char *arg, long *out) {
+  int64_t n = 0;
+  if (get_int(env, v, arg, 0, UTIME_NOW > UTIME_OMIT ? UTIME_NOW : UTIME_OMIT, 0,
+              &n) < 0)
+    return -1;
+  if (n > 999999999 && n != UTIME_NOW && n != UTIME_OMIT) {
+    throw_range(env, arg, ">= 0 and <= 999999999 (or UTIME_NOW / UTIME_OMIT)");
+    return -1;
+  }
+  *out = (long)n;
+  return 0;
+}
+
+static napi_value js_lutimes_ns(napi_env env, napi_callback_info info) {
+  napi_value argv[5];
+  char *path = NULL;
+  int64_t asec = 0, msec = 0;
+  struct timespec ts[2];
+  memset(ts, 0, sizeof ts);
+  if (get_args(env, info, 5, argv) < 0) return NULL;
+  if (get_string(env, argv[0], "path", 0, &path) < 0 ||
+      get_int(env, argv[1], "atimeSec", INT64_MIN, INT64_MAX, 1, &asec) < 0 ||
+      get_nsec(env, argv[2], "atimeNsec", &ts[0].tv_nsec) < 0 ||
+      get_int(env, argv[3], "mtimeSec", INT64_MIN, INT64_MAX, 1, &msec) < 0 ||
+      get_nsec(env, argv[4], "mtimeNsec", &ts[1].tv_nsec) < 0)
+    goto out;
+  ts[0].tv_sec = (time_t)asec;
+  ts[1].tv_sec = (time_t)msec;
+  if (utimensat(AT_FDCWD, path, ts, AT_SYMLINK_NOFOLLOW) != 0)
+    throw_errno(env, errno, "utimensat", path);
+out:
+  free(path);
+  return NULL;
+}
+
+/* ------------------------------------------------------------------------ */
+/* module                                                                   */
+/* ------------------------------------------------------------------------ */
+
+#ifndef MS_NOSYMFOLLOW
+#define MS_NOSYMFOLLOW 256
+#endif
+#ifndef CLONE_NEWTIME
+#define CLONE_NEWTIME 0x00000080
+#endif
+
+struct constant {
+  const char *name;
+  int64_t value;
+};
+
+#define C(x) {#x, (int64_t)(x)}
+static const struct constant constants[] = {
+    C(MS_RDONLY),     C(MS_NOSUID),     C(MS_NODEV),      C(MS_NOEXEC),
+    C(MS_SYNCHRONOUS), C(MS_REMOUNT),   C(MS_MANDLOCK),   C(MS_DIRSYNC),
+    C(MS_NOSYMFOLLOW), C(MS_NOATIME),   C(MS_NODIRATIME), C(MS_BIND),
+    C(MS_MOVE),       C(MS_REC),        C(MS_SILENT),     C(MS_UNBINDABLE),
+    C(MS_PRIVATE),    C(MS_SLAVE),      C(MS_SHARED),     C(MS_RELATIME),
+    C(MS_STRICTATIME), C(MS_LAZYTIME),
+    C(MNT_FORCE),     C(MNT_DETACH),    C(MNT_EXPIRE),    C(UMOUNT_NOFOLLOW),
+    C(S_IFMT),        C(S_IFSOCK),      C(S_IFLNK),       C(S_IFREG),
+    C(S_IFBLK),       C(S_IFDIR),       C(S_IFCHR),       C(S_IFIFO),
+    C(XATTR_CREATE),  C(XATTR_REPLACE),
+    C(CLONE_NEWNS),   C(CLONE_NEWCGROUP), C(CLONE_NEWUTS), C(CLONE_NEWIPC),
+    C(CLONE_NEWUSER), C(CLONE_NEWPID),  C(CLONE_NEWNET),  C(CLONE_NEWTIME),
+    C(UTIME_NOW),     C(UTIME_OMIT),
+};
+#undef C
+
+NAPI_MODULE_INIT() {
+  static const struct {
+    const char *name;
+    napi_callback cb;
+  } fns[] = {
+      {"mount", js_mount},
+      {"umount2", js_umount2},
+      {"mknod", js_mknod},
+      {"lgetxattr", js_lgetxattr},
+      {"lsetxattr", js_lsetxattr},
+      {"llistxattr", js_llistxattr},
+      {"lremovexattr", js_lremovexattr},
+      {"setns", js_setns},
+      {"unshare", js_unshare},
+      {"lutimesNs", js_lutimes_ns},
+  };
+  for (size_t i = 0; i < sizeof fns / sizeof fns[0]; i++) {
+    napi_value fn;
+    NAPI_OK(napi_create_function(env, fns[i].name, NAPI_AUTO_LENGTH, fns[i].cb,
+                                 NULL, &fn));
+    NAPI_OK(napi_set_named_property(env, exports, fns[i].name, fn));
+  }
+  napi_value consts;
+  NAPI_OK(napi_create_object(env, &consts));
+  for (size_t i = 0; i < sizeof constants / sizeof constants[0]; i++) {
+    napi_value v;
+    NAPI_OK(napi_create_int64(env, constants[i].value, &v));
+    NAPI_OK(napi_set_named_property(env, consts, constants[i].name, v));
+  }
+  NAPI_OK(napi_object_freeze(env, consts));
+  NAPI_OK(napi_set_named_property(env, exports, "constants", consts));
+  return exports;
+fail:
+  return NULL;
+}

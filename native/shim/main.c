@@ -1,0 +1,151 @@
+/*
+ * tsm-shim MODE [options] -- ARGV...
+ *   run      --state-dir D --rootfs R --sync-fd N [--hostname H] [--cwd C]
+ *            [--user UID:GID] [--env K=V]... -- CMD ARGS...
+ *   restore  --state-dir D --sync-fd N --pidfile F -- /path/to/criu restore ARGS...
+ *   exec     --pid P [--cgroup-procs FILE]... [--cwd C] [--user UID:GID]
+ *            [--env K=V]... -- CMD ARGS...
+ * The per-container supervisor of tsmigrate; the CLI is its only user.
+ */
+#define _GNU_SOURCE
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "shim.h"
+
+static long parse_num(const char *s, const char *what)
+{
+    char *end;
+    errno = 0;
+    long v = strtol(s, &end, 10);
+    if (errno || *end || end == s || v < 0)
+        die("bad %s: %s", what, s);
+    return v;
+}
+
+static void parse_user(struct shim_opts *o, const char *s)
+{
+    char *end;
+    unsigned long u = strtoul(s, &end, 10);
+    if (end == s || *end != ':')
+        die("bad --user %s (want UID:GID)", s);
+    const char *g = end + 1;
+    unsigned long gi = strtoul(g, &end, 10);
+    if (end == g || *end)
+        die("bad --user %s (want UID:GID)", s);
+    o->uid = (uid_t)u;
+    o->gid = (gid_t)gi;
+    o->have_user = 1;
+}
+
+/*
+ * The shim outlives the CLI: it keeps no descriptor it was handed except the
+ * sync socket, and its own stdout and stderr go to shim.log in the state dir.
+ */
+static void isolate_fds(struct shim_opts *o)
+{
+    DIR *d = opendir("/proc/self/fd");
+    if (!d)
+        die("opendir /proc/self/fd: %s", strerror(errno));
+    int keep = dirfd(d);
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL) {
+        if (e->d_name[0] == '.')
+            continue;
+        int fd = atoi(e->d_name);
+        if (fd > 2 && fd != keep && fd != o->sync_fd)
+            close(fd);
+    }
+    closedir(d);
+    if (fcntl(o->sync_fd, F_SETFD, FD_CLOEXEC) < 0)
+        die("bad --sync-fd %d: %s", o->sync_fd, strerror(errno));
+    char path[4096];
+    snprintf(path, sizeof path, "%s/shim.log", o->state_dir);
+    int log = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0640);
+    int null = open("/dev/null", O_RDONLY | O_CLOEXEC);
+    if (log < 0 || null < 0)
+        die("cannot open %s: %s", path, strerror(errno));
+    dup2(null, 0);
+    dup2(log, 1);
+    dup2(log, 2);
+    close(log);
+    close(null);
+}
+
+int main(int argc, char **argv)
+{
+    struct shim_opts o;
+    memset(&o, 0, sizeof o);
+    o.sync_fd = -1;
+    if (argc < 2)
+        die("usage: tsm-shim run|restore|exec [options] -- ARGV...");
+    o.mode = argv[1];
+    int i = 2;
+    for (; i < argc; i++) {
+        const char *a = argv[i];
+        if (strcmp(a, "--") == 0) {
+            i++;
+            break;
+        }
+        if (i + 1 >= argc)
+            die("option %s needs a value", a);
+        const char *v = argv[++i];
+        if (strcmp(a, "--state-dir") == 0)
+            o.state_dir = v;
+        else if (strcmp(a, "--rootfs") == 0)
+            o.rootfs = v;
+        else if (strcmp(a, "--hostname") == 0)
+            o.hostname = v;
+        else if (strcmp(a, "--cwd") == 0)
+            o.cwd = v;
+        else if (strcmp(a, "--user") == 0)
+            parse_user(&o, v);
+        else if (strcmp(a, "--sync-fd") == 0)
+            o.sync_fd = (int)parse_num(v, "--sync-fd");
+        else if (strcmp(a, "--pid") == 0)
+            o.exec_pid = (int)parse_num(v, "--pid");
+        else if (strcmp(a, "--pidfile") == 0)
+            o.pidfile = v;
+        else if (strcmp(a, "--env") == 0) {
+            if (o.nenv >= MAX_LIST)
+                die("too many --env");
+            o.env[o.nenv++] = v;
+        } else if (strcmp(a, "--cgroup-procs") == 0) {
+            if (o.ncgroup >= MAX_LIST)
+                die("too many --cgroup-procs");
+            o.cgroup_procs[o.ncgroup++] = v;
+        } else
+            die("unknown option %s", a);
+    }
+    o.argv = argv + i;
+    o.argc = argc - i;
+    if (o.argc < 1)
+        die("no command after --");
+
+    if (strcmp(o.mode, "exec") == 0) {
+        if (o.exec_pid <= 0)
+            die("exec needs --pid");
+        return mode_exec(&o);
+    }
+    if (!o.state_dir || o.sync_fd < 0)
+        die("%s needs --state-dir and --sync-fd", o.mode);
+    isolate_fds(&o);
+    if (setsid() < 0 && errno != EPERM)
+        die("setsid: %s", strerror(errno));
+    if (strcmp(o.mode, "run") == 0) {
+        if (!o.rootfs)
+            die("run needs --rootfs");
+        return mode_run(&o);
+    }
+    if (strcmp(o.mode, "restore") == 0) {
+        if (!o.pidfile)
+            die("restore needs --pidfile");
+        return mode_restore(&o);
+    }
+    die("unknown mode %s", o.mode);
+}

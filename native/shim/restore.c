@@ -1,0 +1,103 @@
+/*
+ * restore mode: become the parent of a process tree that CRIU restores.
+ * The shim makes fresh stdout/stderr pipes, puts their write ends at fds 3
+ * and 4 for CRIU (the CLI passes --inherit-fd fd[3]:pipe:[OLD] ... so the
+ * restored tasks write to the new pipes), runs CRIU with --restore-sibling so
+ * that the restored init becomes the shim's child, reads CRIU's pidfile, says
+ * "pid N" and "ok" (or "err ...") on the sync socket and supervises.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "shim.h"
+
+
+static pid_t read_pidfile(const char *path)
+{
+    char buf[32] = {0};
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return -1;
+    ssize_t n = read(fd, buf, sizeof buf - 1);
+    close(fd);
+    if (n <= 0)
+        return -1;
+    return (pid_t)atoi(buf);
+}
+
+int mode_restore(const struct shim_opts *o)
+{
+    int log_fd = open_log(o);
+    if (prctl(PR_SET_CHILD_SUBREAPER, 1) < 0)
+        die("PR_SET_CHILD_SUBREAPER: %s", strerror(errno));
+    int sync_fd = fcntl(o->sync_fd, F_DUPFD_CLOEXEC, 10);
+    if (sync_fd < 0)
+        die("dup sync fd: %s", strerror(errno));
+    if (o->sync_fd != sync_fd)
+        close(o->sync_fd);
+    int out[2], eout[2];
+    if (pipe2(out, O_CLOEXEC) < 0 || pipe2(eout, O_CLOEXEC) < 0)
+        die("pipe: %s", strerror(errno));
+
+    sigset_t mask;
+    sigemptyset(&mask);
+    sigaddset(&mask, SIGCHLD);
+    sigaddset(&mask, SIGTERM);
+    sigaddset(&mask, SIGINT);
+    sigaddset(&mask, SIGHUP);
+    sigprocmask(SIG_BLOCK, &mask, NULL);
+
+    pid_t criu = fork();
+    if (criu < 0)
+        die("fork: %s", strerror(errno));
+    if (criu == 0) {
+        sigset_t none;
+        sigemptyset(&none);
+        sigprocmask(SIG_SETMASK, &none, NULL);
+        char path[4096];
+        snprintf(path, sizeof path, "%s/criu-restore.out", o->state_dir);
+        int outf = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+        int devnull = open("/dev/null", O_RDONLY);
+        if (outf < 0 || devnull < 0)
+            _exit(126);
+        if (dup2(out[1], 3) < 0 || dup2(eout[1], 4) < 0 || dup2(devnull, 0) < 0 ||
+            dup2(outf, 1) < 0 || dup2(outf, 2) < 0)
+            _exit(126);
+        execv(o->argv[0], o->argv);
+        _exit(127);
+    }
+    close(out[1]);
+    close(eout[1]);
+    int st;
+    while (waitpid(criu, &st, 0) < 0)
+        if (errno != EINTR)
+            die("waitpid: %s", strerror(errno));
+    if (!WIFEXITED(st) || WEXITSTATUS(st) != 0) {
+        char msg[128];
+        snprintf(msg, sizeof msg, "criu restore failed (status %d)",
+                 WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st));
+        sync_say(sync_fd, "err %s\n", 0, msg);
+        return 1;
+    }
+    pid_t pid = read_pidfile(o->pidfile);
+    if (pid <= 0) {
+        sync_say(sync_fd, "err %s\n", 0, "criu restore wrote no pidfile");
+        return 1;
+    }
+    char path[4096], buf[64];
+    snprintf(path, sizeof path, "%s/init.pid", o->state_dir);
+    snprintf(buf, sizeof buf, "%d\n", (int)pid);
+    write_file_atomic(path, buf);
+    sync_say(sync_fd, "pid %d\n", pid, NULL);
+    sync_say(sync_fd, "ok\n", 0, NULL);
+    close(sync_fd);
+    return supervise(o, pid, out[0], eout[0], log_fd);
+}

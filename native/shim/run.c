@@ -1,0 +1,187 @@
+/*
+ * run mode: start a container. The shim clones the container's init into new
+ * PID, mount, UTS, IPC and network namespaces, where it waits. The shim tells
+ * the CLI "pid N" on the sync socket; the CLI puts N in the cgroups and wires
+ * the network, then answers "go" (or "abort"). The init then sets up its root
+ * filesystem and execs the command; the shim reports "ok" or "err MESSAGE"
+ * (from a close-on-exec pipe) and becomes the container's supervisor.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <grp.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "shim.h"
+
+struct child_args {
+    const struct shim_opts *o;
+    int go_r, err_w, out_w, errout_w;
+};
+
+static void child_fail(int err_w, const char *msg)
+{
+    write_all(err_w, msg, strlen(msg));
+    _exit(127);
+}
+
+void apply_env_path(const struct shim_opts *o)
+{
+    const char *path = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+    for (int i = 0; i < o->nenv; i++)
+        if (strncmp(o->env[i], "PATH=", 5) == 0)
+            path = o->env[i] + 5;
+    setenv("PATH", path, 1);
+}
+
+static int child_main(void *arg)
+{
+    struct child_args *a = arg;
+    const struct shim_opts *o = a->o;
+    char err[768], c;
+    if (read(a->go_r, &c, 1) != 1)
+        _exit(1); /* the CLI gave up: leave quietly */
+    close(a->go_r);
+    if (setsid() < 0) { /* the container's init leads its own session (CRIU wants that) */
+        snprintf(err, sizeof err, "setsid: %s", strerror(errno));
+        child_fail(a->err_w, err);
+    }
+    if (setup_rootfs(o->rootfs, err, sizeof err) < 0)
+        child_fail(a->err_w, err);
+    if (o->hostname && sethostname(o->hostname, strlen(o->hostname)) < 0) {
+        snprintf(err, sizeof err, "sethostname: %s", strerror(errno));
+        child_fail(a->err_w, err);
+    }
+    int devnull = open("/dev/null", O_RDWR);
+    if (devnull < 0 || dup2(devnull, 0) < 0 || dup2(a->out_w, 1) < 0 || dup2(a->errout_w, 2) < 0) {
+        snprintf(err, sizeof err, "stdio: %s", strerror(errno));
+        child_fail(a->err_w, err);
+    }
+    if (devnull > 2)
+        close(devnull);
+    close(a->out_w);
+    close(a->errout_w);
+    const char *cwd = o->cwd ? o->cwd : "/";
+    if (chdir(cwd) < 0) {
+        snprintf(err, sizeof err, "working directory %s: %s", cwd, strerror(errno));
+        child_fail(a->err_w, err);
+    }
+    if (o->have_user) {
+        gid_t g = o->gid;
+        if (setgroups(1, &g) < 0 || setgid(o->gid) < 0 || setuid(o->uid) < 0) {
+            snprintf(err, sizeof err, "user %u:%u: %s", o->uid, o->gid, strerror(errno));
+            child_fail(a->err_w, err);
+        }
+    }
+    apply_env_path(o);
+    char *envp[MAX_LIST + 1];
+    for (int i = 0; i < o->nenv; i++)
+        envp[i] = (char *)o->env[i];
+    envp[o->nenv] = NULL;
+    sigset_t none;
+    sigemptyset(&none);
+    sigprocmask(SIG_SETMASK, &none, NULL);
+    execvpe(o->argv[0], o->argv, envp);
+    snprintf(err, sizeof err, "cannot run %s: %s", o->argv[0], strerror(errno));
+    child_fail(a->err_w, err);
+    return 127;
+}
+
+int open_log(const struct shim_opts *o)
+{
+    char path[4096];
+    snprintf(path, sizeof path, "%s/container.log", o->state_dir);
+    int fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0640);
+    if (fd < 0)
+        die("cannot open %s: %s", path, strerror(errno));
+    return fd;
+}
+
+void sync_say(int fd, const char *fmt, int arg, const char *str)
+{
+    char line[2048];
+    if (str)
+        snprintf(line, sizeof line, fmt, str);
+    else
+        snprintf(line, sizeof line, fmt, arg);
+    write_all(fd, line, strlen(line));
+}
+
+int mode_run(const struct shim_opts *o)
+{
+    int log_fd = open_log(o);
+    if (prctl(PR_SET_CHILD_SUBREAPER, 1) < 0)
+        die("PR_SET_CHILD_SUBREAPER: %s", strerror(errno));
+    int go[2], errp[2], out[2], eout[2];
+    if (pipe2(go, O_CLOEXEC) < 0 || pipe2(errp, O_CLOEXEC) < 0 || pipe2(out, O_CLOEXEC) < 0 ||
+        pipe2(eout, O_CLOEXEC) < 0)
+        die("pipe: %s", strerror(errno));
+    /* the container's ends must survive exec */
+    fcntl(out[1], F_SETFD, 0);
+    fcntl(eout[1], F_SETFD, 0);
+
+    /* block the signals supervise() takes through a signalfd before any child exists */
+    sigset_t mask;
+    sigemptyset(&mask);
+    sigaddset(&mask, SIGCHLD);
+    sigaddset(&mask, SIGTERM);
+    sigaddset(&mask, SIGINT);
+    sigaddset(&mask, SIGHUP);
+    sigprocmask(SIG_BLOCK, &mask, NULL);
+
+    struct child_args a = {o, go[0], errp[1], out[1], eout[1]};
+    size_t stack_size = 1 << 20;
+    char *stack = malloc(stack_size);
+    if (!stack)
+        die("out of memory");
+    int flags = CLONE_NEWPID | CLONE_NEWNS | CLONE_NEWUTS | CLONE_NEWIPC | CLONE_NEWNET | SIGCHLD;
+    pid_t pid = clone(child_main, stack + stack_size, flags, &a);
+    if (pid < 0) {
+        sync_say(o->sync_fd, "err clone: %s\n", 0, strerror(errno));
+        return 1;
+    }
+    close(go[0]);
+    close(errp[1]);
+    close(out[1]);
+    close(eout[1]);
+
+    char path[4096], buf[64];
+    snprintf(path, sizeof path, "%s/init.pid", o->state_dir);
+    snprintf(buf, sizeof buf, "%d\n", (int)pid);
+    write_file_atomic(path, buf);
+
+    sync_say(o->sync_fd, "pid %d\n", pid, NULL);
+    char line[256];
+    if (read_line(o->sync_fd, line, sizeof line) < 0 || strcmp(line, "go") != 0) {
+        kill(pid, SIGKILL);
+        waitpid(pid, NULL, 0);
+        unlink(path);
+        return 1;
+    }
+    if (write_all(go[1], "g", 1) < 0)
+        die("go pipe: %s", strerror(errno));
+    close(go[1]);
+    char err[1024];
+    ssize_t n;
+    do
+        n = read(errp[0], err, sizeof err - 1);
+    while (n < 0 && errno == EINTR);
+    close(errp[0]);
+    if (n > 0) {
+        err[n] = '\0';
+        sync_say(o->sync_fd, "err %s\n", 0, err);
+        waitpid(pid, NULL, 0);
+        unlink(path);
+        return 1;
+    }
+    sync_say(o->sync_fd, "ok\n", 0, NULL);
+    close(o->sync_fd);
+    return supervise(o, pid, out[0], eout[0], log_fd);
+}

@@ -1,0 +1,53 @@
+/* tsm-shim: the per-container supervisor. See shim.c for the protocol. */
+#ifndef TSM_SHIM_H
+#define TSM_SHIM_H
+
+#include <stddef.h>
+#include <sys/types.h>
+
+#define MAX_LIST 256
+
+struct shim_opts {
+    const char *mode;           /* "run", "restore" or "exec" */
+    const char *state_dir;      /* where shim.pid, init.pid, exit.json, container.log live */
+    const char *rootfs;         /* run: the mounted rootfs (overlay merged dir) */
+    const char *hostname;
+    const char *cwd;
+    int have_user;
+    uid_t uid;
+    gid_t gid;
+    int sync_fd;                /* run/restore: socket to the CLI for the handshake */
+    int exec_pid;               /* exec: the container init's host pid */
+    const char *pidfile;        /* restore: CRIU's --pidfile */
+    const char *env[MAX_LIST];
+    int nenv;
+    const char *cgroup_procs[MAX_LIST];
+    int ncgroup;
+    char **argv;                /* command (run/exec) or criu argv (restore) */
+    int argc;
+};
+
+/* util.c */
+void die(const char *fmt, ...) __attribute__((noreturn, format(printf, 1, 2)));
+int write_all(int fd, const void *buf, size_t len);
+int write_file(const char *path, const char *data);
+int write_file_atomic(const char *path, const char *data);
+int read_line(int fd, char *buf, size_t len);
+int join_cgroups(const struct shim_opts *o, pid_t pid);
+
+/* rootfs.c: runs in the container's new mount namespace */
+int setup_rootfs(const char *rootfs, char *err, size_t errlen);
+
+/* supervise.c */
+int supervise(const struct shim_opts *o, pid_t init_pid, int out_fd, int err_fd, int log_fd);
+
+void apply_env_path(const struct shim_opts *o);
+int open_log(const struct shim_opts *o);
+void sync_say(int fd, const char *fmt, int arg, const char *str);
+
+/* modes */
+int mode_run(const struct shim_opts *o);
+int mode_restore(const struct shim_opts *o);
+int mode_exec(const struct shim_opts *o);
+
+#endif

@@ -1,0 +1,123 @@
+/*
+ * The supervisor loop: copy the container's stdout and stderr to its log,
+ * reap every child (the shim is a child subreaper, so orphans of the
+ * container land here too), and when the container's init exits, record
+ * its exit status in exit.json and leave.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/signalfd.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "shim.h"
+
+static void record_exit(const struct shim_opts *o, int status)
+{
+    char path[4096], json[512], when[64];
+    time_t now = time(NULL);
+    struct tm tm;
+    gmtime_r(&now, &tm);
+    strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%SZ", &tm);
+    if (WIFEXITED(status))
+        snprintf(json, sizeof json, "{\"exitCode\":%d,\"signal\":null,\"exitedAt\":\"%s\"}\n",
+                 WEXITSTATUS(status), when);
+    else {
+        const char *abbrev = sigabbrev_np(WTERMSIG(status));
+        snprintf(json, sizeof json, "{\"exitCode\":%d,\"signal\":\"SIG%s\",\"exitedAt\":\"%s\"}\n",
+                 128 + WTERMSIG(status), abbrev ? abbrev : "UNKNOWN", when);
+    }
+    snprintf(path, sizeof path, "%s/exit.json", o->state_dir);
+    if (write_file_atomic(path, json) < 0)
+        fprintf(stderr, "tsm-shim: cannot write %s: %s\n", path, strerror(errno));
+}
+
+/* copy what is readable; returns 0 on EOF, 1 otherwise */
+static int pump(int from, int log_fd)
+{
+    char buf[65536];
+    ssize_t n = read(from, buf, sizeof buf);
+    if (n < 0)
+        return errno == EINTR || errno == EAGAIN ? 1 : 0;
+    if (n == 0)
+        return 0;
+    if (write_all(log_fd, buf, (size_t)n) < 0)
+        fprintf(stderr, "tsm-shim: log write failed: %s\n", strerror(errno));
+    return 1;
+}
+
+int supervise(const struct shim_opts *o, pid_t init_pid, int out_fd, int err_fd, int log_fd)
+{
+    sigset_t mask;
+    sigemptyset(&mask);
+    sigaddset(&mask, SIGCHLD);
+    sigaddset(&mask, SIGTERM);
+    sigaddset(&mask, SIGINT);
+    sigaddset(&mask, SIGHUP);
+    int sfd = signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK);
+    if (sfd < 0)
+        die("signalfd: %s", strerror(errno));
+
+    int init_done = 0, status = 0;
+    struct timespec deadline = {0, 0};
+    for (;;) {
+        struct pollfd p[3] = {
+            {sfd, POLLIN, 0}, {out_fd, POLLIN, 0}, {err_fd, POLLIN, 0},
+        };
+        int timeout = -1;
+        if (init_done) {
+            /* after init is gone, drain the pipes for at most one second */
+            struct timespec now;
+            clock_gettime(CLOCK_MONOTONIC, &now);
+            long ms = (deadline.tv_sec - now.tv_sec) * 1000 + (deadline.tv_nsec - now.tv_nsec) / 1000000;
+            if (ms <= 0 || (p[1].fd < 0 && p[2].fd < 0))
+                break;
+            timeout = (int)ms;
+        }
+        int n = poll(p, 3, timeout);
+        if (n < 0 && errno != EINTR)
+            die("poll: %s", strerror(errno));
+        if (n <= 0)
+            continue;
+        if (p[1].fd >= 0 && (p[1].revents & (POLLIN | POLLHUP)) && !pump(out_fd, log_fd)) {
+            close(out_fd);
+            out_fd = -1;
+        }
+        if (p[2].fd >= 0 && (p[2].revents & (POLLIN | POLLHUP)) && !pump(err_fd, log_fd)) {
+            close(err_fd);
+            err_fd = -1;
+        }
+        if (p[0].revents & POLLIN) {
+            struct signalfd_siginfo si;
+            while (read(sfd, &si, sizeof si) == sizeof si) {
+                if (si.ssi_signo == SIGTERM || si.ssi_signo == SIGINT || si.ssi_signo == SIGHUP) {
+                    /* the shim is not the way to stop a container: pass it on */
+                    if (!init_done)
+                        kill(init_pid, (int)si.ssi_signo);
+                }
+            }
+            for (;;) {
+                int st;
+                pid_t w = waitpid(-1, &st, WNOHANG);
+                if (w <= 0)
+                    break;
+                if (w == init_pid && !init_done) {
+                    init_done = 1;
+                    status = st;
+                    clock_gettime(CLOCK_MONOTONIC, &deadline);
+                    deadline.tv_sec += 1;
+                }
+            }
+        }
+    }
+    /* reap what is left (the kernel killed the rest of the PID namespace) */
+    while (waitpid(-1, NULL, WNOHANG) > 0)
+        ;
+    record_exit(o, status);
+    return 0;
+}

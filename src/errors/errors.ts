@@ -1,0 +1,63 @@
+/**
+ * Typed errors. Every error tsmigrate raises on purpose is a TsmError with a
+ * stable `code`, a one-line message saying what is wrong, and a `fix` saying
+ * what to do. Only src/cli prints them (and maps them to exit codes).
+ */
+export type ErrorCode =
+  | 'EINVAL_NAME'
+  | 'EINVAL_ARG'
+  | 'ENOT_ROOT'
+  | 'EEXIST_CONTAINER'
+  | 'ENOENT_CONTAINER'
+  | 'ENOENT_IMAGE'
+  | 'EEXIST_IMAGE'
+  | 'EIMAGE_IN_USE'
+  | 'EBAD_STATE'
+  | 'EBUSY'
+  | 'ECGROUP'
+  | 'ECGROUP_MISSING'
+  | 'EFREEZE_TIMEOUT'
+  | 'ENATIVE'
+  | 'ESHIM'
+  | 'ENETWORK'
+  | 'EMOUNT'
+  | 'ECRIU'
+  | 'ECRIU_MISSING'
+  | 'ECRIU_TOO_OLD'
+  | 'EIO'
+  | 'EINTERNAL';
+
+export class TsmError extends Error {
+  readonly code: ErrorCode;
+  readonly fix: string | undefined;
+  constructor(code: ErrorCode, message: string, opts: { fix?: string; cause?: unknown } = {}) {
+    super(message, opts.cause === undefined ? undefined : { cause: opts.cause });
+    this.name = 'TsmError';
+    this.code = code;
+    this.fix = opts.fix;
+  }
+  /** One line: "problem; fix". */
+  oneLine(): string {
+    return this.fix ? `${this.message}; ${this.fix}` : this.message;
+  }
+}
+
+export function isTsmError(e: unknown, code?: ErrorCode): e is TsmError {
+  return e instanceof TsmError && (code === undefined || e.code === code);
+}
+
+/** Exit codes, decided in one place. */
+export function exitCodeFor(e: unknown): number {
+  if (!(e instanceof TsmError)) return 70;
+  switch (e.code) {
+    case 'EINVAL_NAME':
+    case 'EINVAL_ARG':
+      return 2;
+    case 'ENOT_ROOT':
+      return 4;
+    case 'EBUSY':
+      return 75;
+    default:
+      return 1;
+  }
+}

@@ -1,0 +1,62 @@
+import { promises as fs } from 'node:fs';
+import path from 'node:path';
+import { TsmError } from '../errors/errors.js';
+
+/**
+ * An exclusive lock held by one process: a directory created with mkdir (atomic)
+ * holding the owner's pid. A lock whose owner is dead is taken over. Never waits:
+ * a held lock is an EBUSY error at once.
+ */
+export interface Lock {
+  release(): Promise<void>;
+}
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+export async function acquireLock(lockDir: string, what: string): Promise<Lock> {
+  await fs.mkdir(path.dirname(lockDir), { recursive: true });
+  for (let attempt = 0; attempt < 3; attempt++) {
+    try {
+      await fs.mkdir(lockDir);
+      await fs.writeFile(path.join(lockDir, 'owner'), `${process.pid}\n`);
+      return {
+        release: async () => {
+          await fs.rm(lockDir, { recursive: true, force: true });
+        },
+      };
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
+      const owner = await fs.readFile(path.join(lockDir, 'owner'), 'utf8').catch(() => '');
+      const pid = Number.parseInt(owner.trim(), 10);
+      if (Number.isInteger(pid) && pid > 0 && alive(pid) && pid !== process.pid) {
+        throw new TsmError('EBUSY', `${what} is busy: another tsmigrate command (pid ${pid}) is changing it`, {
+          fix: 'wait for that command to finish and try again',
+        });
+      }
+      if (!owner && attempt === 0) {
+        // The owner may be between mkdir and writing its pid: give it a moment.
+        await new Promise((r) => setTimeout(r, 50));
+        const again = await fs.readFile(path.join(lockDir, 'owner'), 'utf8').catch(() => '');
+        if (again) continue;
+      }
+      await fs.rm(lockDir, { recursive: true, force: true });
+    }
+  }
+  throw new TsmError('EBUSY', `${what} is busy: could not take its lock at ${lockDir}`, { fix: 'try again' });
+}
+
+export async function withLock<T>(lockDir: string, what: string, fn: () => Promise<T>): Promise<T> {
+  const lock = await acquireLock(lockDir, what);
+  try {
+    return await fn();
+  } finally {
+    await lock.release();
+  }
+}
