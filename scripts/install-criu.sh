@@ -76,7 +76,7 @@ if [ "${TSMIGRATE_CRIU_FORCE:-0}" != 1 ] && SYS=$(command -v criu 2>/dev/null) &
     warn_tools
     exit 0
   fi
-  log "system criu at $SYS is $(version_of "$SYS" || true) or fails 'criu check'; installing a private CRIU >= $MIN_MAJOR.$MIN_MINOR"
+  log "system criu at $SYS (version '$(version_of "$SYS" || true)') is older than $MIN_MAJOR.$MIN_MINOR or fails 'criu check'; installing a private CRIU"
 fi
 
 # ---- 3. private install from Debian $SUITE ----------------------------------
@@ -87,15 +87,16 @@ mkdir -p "$PREFIX"
 exec 9>"$PREFIX/.install.lock"
 flock 9
 
-retry() { # retry N CMD...: run CMD up to N times, backing off between tries
-  local n=$1 i=1; shift
+retry() { # retry N LABEL CMD...: run CMD up to N times, backing off between tries
+  local n=$1 label=$2 i=1; shift 2
   until "$@"; do
     [ "$i" -ge "$n" ] && return 1
-    log "attempt $i/$n failed: $*; retrying in $((i * 5))s"
+    log "$label: attempt $i/$n failed; retrying in $((i * 5))s" 2>&3
     sleep $((i * 5)); i=$((i + 1))
   done
 }
 
+exec 3>&2 # retry() reports on the terminal even while apt's output goes to a log
 mkdir -p "$FETCH/lists/partial" "$FETCH/cache/archives/partial"
 echo "deb [signed-by=$KEYRING] $MIRROR $SUITE main" >"$FETCH/sources.list"
 APT_OPTS=(
@@ -113,7 +114,7 @@ APT_OPTS=(
 )
 
 log "fetching the $SUITE package index into $FETCH"
-retry 3 apt-get -q "${APT_OPTS[@]}" update >"$FETCH/update.log" 2>&1 \
+retry 3 "apt-get update ($SUITE)" apt-get -q --error-on=any "${APT_OPTS[@]}" update >"$FETCH/update.log" 2>&1 \
   || { cat "$FETCH/update.log" >&2; die "apt-get update for $SUITE failed (see above)"; }
 
 # criu and everything it depends on, recursively; virtual packages (<name>) dropped.
@@ -125,7 +126,7 @@ log "downloading ${#PKGS[@]} packages: ${PKGS[*]}"
 
 rm -rf "$FETCH/debs.new"
 mkdir -p "$FETCH/debs.new"
-(cd "$FETCH/debs.new" && retry 3 apt-get -q "${APT_OPTS[@]}" download "${PKGS[@]}") >"$FETCH/download.log" 2>&1 \
+(cd "$FETCH/debs.new" && retry 3 "apt-get download" apt-get -q "${APT_OPTS[@]}" download "${PKGS[@]}") >"$FETCH/download.log" 2>&1 \
   || { cat "$FETCH/download.log" >&2; die "downloading criu packages failed (see above)"; }
 
 # Unpack into a fresh tree, verify it, then swap it in (an interrupted run never

@@ -185,3 +185,21 @@ export async function removeCgroupDir(dir: string, deadline: number): Promise<vo
     await sleep(20);
   }
 }
+
+/** Send `signal` to each pid, ignoring ones that already exited. */
+export function signalPids(pids: number[], signal: NodeJS.Signals): void {
+  for (const pid of pids) {
+    try {
+      process.kill(pid, signal);
+    } catch (e) {
+      if (errnoOf(e) !== 'ESRCH') throw e;
+    }
+  }
+}
+
+export function checkPid(pid: number): number {
+  if (!Number.isSafeInteger(pid) || pid <= 0) {
+    throw new TsmError('EINVAL_ARG', `invalid pid ${pid}`, { fix: 'pass the positive pid of a running process' });
+  }
+  return pid;
+}

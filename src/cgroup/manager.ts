@@ -1,0 +1,55 @@
+/**
+ * One small cgroup-manager interface; v1 (v1.ts, also used on hybrid hosts)
+ * and v2 (v2.ts) implement it, factory.ts picks one from the detected layout.
+ */
+import type { Limits } from './limits.js';
+import type { FreezerIO, FreezerState } from '../freezer/freezer.js';
+import type { Logger } from '../util/logger.js';
+
+export interface CgroupStats {
+  memoryBytes?: number;
+  pids?: number;
+  cpuUsageNs?: number;
+  oomKills?: number;
+}
+
+export interface CgroupManager {
+  /** The backend in use. */
+  readonly kind: 'v1' | 'v2';
+  /** controller (or 'unified') -> absolute dir of this container's cgroup. */
+  readonly paths: Record<string, string>;
+  /** mkdir in every hierarchy (idempotent); v1 cpuset: copy cpuset.cpus/mems from parent. */
+  create(): Promise<void>;
+  apply(limits: Limits): Promise<void>;
+  /** Write pid to cgroup.procs of each hierarchy. */
+  addProcess(pid: number): Promise<void>;
+  /** All pids in the cgroup (not recursive), sorted. */
+  pids(): Promise<number[]>;
+  freeze(timeoutMs?: number): Promise<void>;
+  thaw(timeoutMs?: number): Promise<void>;
+  freezerState(): Promise<FreezerState>;
+  stats(): Promise<CgroupStats>;
+  readLimits(): Promise<Limits>;
+  /** The cgroup dir to hand CRIU as --freeze-cgroup (v1 freezer dir, or the v2 dir). */
+  freezerPath(): string;
+  /** Signal every pid in the cgroup (default SIGKILL; v2 uses cgroup.kill where available). */
+  killAll(signal?: NodeJS.Signals): Promise<void>;
+  /** rmdir every dir, retrying briefly while tasks exit; idempotent; ECGROUP if still busy. */
+  destroy(): Promise<void>;
+  /** True if the cgroup dir exists in any hierarchy. */
+  exists(): Promise<boolean>;
+}
+
+/** What backends need besides their hierarchy paths. */
+export interface BackendOptions {
+  logger: Logger;
+  /** Bound for destroy()'s rmdir retries (default 3000 ms). */
+  destroyTimeoutMs: number;
+  /** Freezer file access (tests inject fakes). */
+  freezerIO?: FreezerIO;
+  /** Freezer poll interval in ms (default 5). */
+  freezePollMs?: number;
+}
+
+export { createCgroupManager } from './factory.js';
+export type { CreateCgroupManagerOptions } from './factory.js';

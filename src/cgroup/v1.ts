@@ -1,0 +1,214 @@
+/**
+ * cgroup v1 backend: one directory <mountpoint>/<parent>/<name> per controller
+ * hierarchy we use. On hybrid hosts the container also gets a directory in the
+ * unified (cgroup2) hierarchy so its pids are tracked there and cgroup.kill works;
+ * the freezer stays the v1 one (freezer.state), which is what CRIU's
+ * --freeze-cgroup expects. name=systemd is left alone.
+ */
+import { promises as fs } from 'node:fs';
+import path from 'node:path';
+import { TsmError } from '../errors/errors.js';
+import { freezeV1, thawV1, v1FreezerState, type FreezerState } from '../freezer/freezer.js';
+import type { Layout } from './detect.js';
+import { parseV1Limits, v1Files, type Limits } from './limits.js';
+import type { BackendOptions, CgroupManager, CgroupStats } from './manager.js';
+import {
+  checkPid, isDir, mkdirIdempotent, parseKeyValues, parsePidList, readCgroupFile, readCgroupFileOpt,
+  removeCgroupDir, safeJoin, signalPids, writeCgroupFile,
+} from './fsutil.js';
+
+/** v1 controllers we place the container in, when mounted. */
+export const V1_USED_CONTROLLERS = ['cpu', 'cpuacct', 'cpuset', 'memory', 'freezer', 'blkio', 'pids'] as const;
+/** Without these the v1 backend refuses to work. */
+export const V1_REQUIRED_CONTROLLERS = ['memory', 'cpu', 'pids', 'freezer'] as const;
+
+interface Hier { mount: string; dir: string }
+
+export class V1Manager implements CgroupManager {
+  readonly kind = 'v1' as const;
+  readonly paths: Record<string, string> = {};
+  /** Unique hierarchies (co-mounted controllers such as cpu,cpuacct share one). */
+  private readonly hiers: Hier[] = [];
+
+  constructor(layout: Layout, parent: string, name: string, private readonly o: BackendOptions, useUnified: boolean) {
+    for (const c of V1_REQUIRED_CONTROLLERS) {
+      if (!layout.v1.has(c)) {
+        throw new TsmError('ECGROUP_MISSING', `cgroup controller ${c} is not mounted`, {
+          fix: `mount it (mount -t cgroup -o ${c} cgroup ${path.join(layout.root, c)}) or boot with cgroup v2`,
+        });
+      }
+    }
+    const add = (key: string, mount: string) => {
+      const dir = safeJoin(mount, parent, name);
+      this.paths[key] = dir;
+      if (!this.hiers.some((h) => h.dir === dir)) this.hiers.push({ mount, dir });
+    };
+    for (const c of V1_USED_CONTROLLERS) {
+      const mount = layout.v1.get(c);
+      if (mount !== undefined) add(c, mount);
+    }
+    if (useUnified && layout.v2Mount !== undefined) add('unified', layout.v2Mount);
+  }
+
+  private dirOf(controller: string, forFile: string): string {
+    const dir = this.paths[controller];
+    if (dir === undefined) {
+      throw new TsmError('ECGROUP_MISSING', `cgroup controller ${controller} is not mounted (needed for ${forFile})`, {
+        fix: `mount it (mount -t cgroup -o ${controller} cgroup /sys/fs/cgroup/${controller}) or drop that limit`,
+      });
+    }
+    return dir;
+  }
+
+  async create(): Promise<void> {
+    const cpusetDir = this.paths['cpuset'];
+    for (const h of this.hiers) {
+      const rel = path.relative(h.mount, h.dir).split('/');
+      let cur = h.mount;
+      for (const seg of rel) {
+        const parentDir = cur;
+        cur = path.join(cur, seg);
+        await mkdirIdempotent(cur);
+        // A new v1 cpuset child starts with empty cpus/mems and refuses tasks until set.
+        if (h.dir === cpusetDir) await copyCpusetFromParent(parentDir, cur);
+      }
+    }
+  }
+
+  async apply(limits: Limits): Promise<void> {
+    let mems = '0';
+    if (limits.cpusetCpus !== undefined) {
+      const parentDir = path.dirname(this.dirOf('cpuset', 'cpuset.cpus'));
+      mems = (await readCgroupFileOpt(parentDir, 'cpuset.mems')) || '0';
+    }
+    for (const { controller, file, value } of v1Files(limits, { mems })) {
+      const dir = this.dirOf(controller, file);
+      await writeCgroupFile(dir, file === 'blkio.weight' ? await blkioWeightFile(dir) : file, value);
+    }
+  }
+
+  async addProcess(pid: number): Promise<void> {
+    checkPid(pid);
+    for (const h of this.hiers) await writeCgroupFile(h.dir, 'cgroup.procs', String(pid));
+  }
+
+  async pids(): Promise<number[]> {
+    const all = new Set<number>();
+    for (const h of this.hiers) {
+      const text = await readCgroupFileOpt(h.dir, 'cgroup.procs');
+      for (const p of parsePidList(text ?? '')) all.add(p);
+    }
+    return [...all].sort((a, b) => a - b);
+  }
+
+  private freezeOpts(timeoutMs?: number) {
+    return { timeoutMs, pollMs: this.o.freezePollMs, io: this.o.freezerIO };
+  }
+
+  async freeze(timeoutMs?: number): Promise<void> {
+    await freezeV1(this.freezerPath(), this.freezeOpts(timeoutMs));
+  }
+
+  async thaw(timeoutMs?: number): Promise<void> {
+    await thawV1(this.freezerPath(), this.freezeOpts(timeoutMs));
+  }
+
+  async freezerState(): Promise<FreezerState> {
+    return v1FreezerState(this.freezerPath(), this.o.freezerIO);
+  }
+
+  async stats(): Promise<CgroupStats> {
+    const s: CgroupStats = {};
+    const read = async (c: string, f: string) => (this.paths[c] ? readCgroupFileOpt(this.paths[c]!, f) : undefined);
+    const mem = await read('memory', 'memory.usage_in_bytes');
+    if (mem !== undefined) s.memoryBytes = Number(mem);
+    const p = await read('pids', 'pids.current');
+    if (p !== undefined) s.pids = Number(p);
+    const cpu = await read('cpuacct', 'cpuacct.usage');
+    if (cpu !== undefined) s.cpuUsageNs = Number(cpu);
+    const oom = parseKeyValues((await read('memory', 'memory.oom_control')) ?? '').get('oom_kill');
+    if (oom !== undefined) s.oomKills = Number(oom);
+    return s;
+  }
+
+  async readLimits(): Promise<Limits> {
+    const files: Record<string, string | undefined> = {};
+    const want: Array<[string, string]> = [
+      ['memory', 'memory.limit_in_bytes'], ['memory', 'memory.soft_limit_in_bytes'],
+      ['cpu', 'cpu.cfs_quota_us'], ['cpu', 'cpu.cfs_period_us'], ['cpu', 'cpu.shares'],
+      ['cpuset', 'cpuset.cpus'], ['pids', 'pids.max'], ['blkio', 'blkio.weight'], ['blkio', 'blkio.bfq.weight'],
+    ];
+    for (const [c, f] of want) {
+      const dir = this.paths[c];
+      if (dir !== undefined) files[f] = await readCgroupFileOpt(dir, f);
+    }
+    const cpuset = this.paths['cpuset'];
+    const parentCpus = cpuset ? await readCgroupFileOpt(path.dirname(cpuset), 'cpuset.cpus') : undefined;
+    return parseV1Limits(files, parentCpus === undefined ? {} : { parentCpus });
+  }
+
+  freezerPath(): string {
+    return this.paths['freezer']!;
+  }
+
+  async killAll(signal: NodeJS.Signals = 'SIGKILL'): Promise<void> {
+    if (!(await this.exists())) return;
+    const unified = this.paths['unified'];
+    if (signal === 'SIGKILL' && unified && (await fs.stat(path.join(unified, 'cgroup.kill')).then(() => true, () => false))) {
+      await writeCgroupFile(unified, 'cgroup.kill', '1');
+    }
+    // As runc: freeze so nothing forks while we signal, then thaw
+    // (a frozen v1 task only dies from SIGKILL once it runs again).
+    const prev = await this.freezerState().catch(() => 'thawed' as const);
+    let froze = false;
+    if (prev !== 'frozen') {
+      froze = await this.freeze().then(() => true, (e: Error) => {
+        this.o.logger.warn(`killAll: cannot freeze before signalling: ${e.message}`);
+        return false;
+      });
+    }
+    try {
+      signalPids(await this.pids(), signal);
+    } finally {
+      if (froze) await this.thaw();
+      else if (signal === 'SIGKILL') await this.thaw().catch((e: Error) => this.o.logger.warn(`killAll: cannot thaw: ${e.message}`));
+    }
+  }
+
+  async destroy(): Promise<void> {
+    const deadline = Date.now() + this.o.destroyTimeoutMs;
+    let first: unknown;
+    for (const h of this.hiers) {
+      try {
+        await removeCgroupDir(h.dir, deadline);
+      } catch (e) {
+        first ??= e;
+      }
+    }
+    if (first !== undefined) throw first;
+  }
+
+  async exists(): Promise<boolean> {
+    for (const h of this.hiers) if (await isDir(h.dir)) return true;
+    return false;
+  }
+}
+
+async function copyCpusetFromParent(parentDir: string, dir: string): Promise<void> {
+  for (const f of ['cpuset.cpus', 'cpuset.mems']) {
+    const mine = await readCgroupFileOpt(dir, f);
+    if (mine) continue;
+    const fromParent = await readCgroupFile(parentDir, f);
+    if (fromParent) await writeCgroupFile(dir, f, fromParent);
+  }
+}
+
+/** CFQ's blkio.weight, or BFQ's blkio.bfq.weight on blk-mq kernels without CFQ. */
+async function blkioWeightFile(dir: string): Promise<string> {
+  for (const f of ['blkio.weight', 'blkio.bfq.weight']) {
+    if (await fs.stat(path.join(dir, f)).then(() => true, () => false)) return f;
+  }
+  throw new TsmError('ECGROUP_MISSING', `blkio weight is not supported in ${dir} (no blkio.weight or blkio.bfq.weight)`, {
+    fix: 'enable CONFIG_BFQ_GROUP_IOSCHED (or CFQ) in the kernel, or drop the I/O weight',
+  });
+}

@@ -1,0 +1,180 @@
+import type { Command } from 'commander';
+import { execInContainer } from '../../container/exec.js';
+import { inspectContainer, listContainers } from '../../container/list.js';
+import { streamLogs } from '../../container/logs.js';
+import { freezeContainer, thawContainer } from '../../container/pause.js';
+import { removeContainer } from '../../container/remove.js';
+import { runContainer } from '../../container/run.js';
+import { stopContainer } from '../../container/stop.js';
+import { loadView } from '../../container/view.js';
+import { TsmError } from '../../errors/errors.js';
+import { parseEnv, parseRunRequest, parseUser, parseWorkdir, type RawRunOptions } from '../parse.js';
+import { humanBytes, humanDuration, table } from '../output.js';
+import { print, printJson, runtimeFor } from '../context.js';
+
+const collect = (v: string, prev: string[] = []) => [...prev, v];
+
+function parseSeconds(s: string): number {
+  const n = Number(s);
+  if (!Number.isFinite(n) || n < 0 || n > 86400) {
+    throw new TsmError('EINVAL_ARG', `invalid --time "${s}"`, { fix: 'give whole seconds between 0 and 86400' });
+  }
+  return n;
+}
+
+export function registerContainerCommands(program: Command, setExit: (code: number) => void): void {
+  program
+    .command('run')
+    .description('create and start a container')
+    .argument('<name>', 'container name ([a-z0-9][a-z0-9_.-]{0,62})')
+    .argument('<command...>', 'command and arguments (after --)')
+    .option('-d, --detach', 'run in the background and print the name')
+    .requiredOption('--image <image>', 'image name or digest')
+    .option('--memory <size>', 'memory limit, e.g. 256m')
+    .option('--memory-reservation <size>', 'memory soft limit')
+    .option('--cpus <n>', 'CPU quota in CPUs, e.g. 1.5')
+    .option('--cpu-weight <w>', 'CPU weight 1-10000')
+    .option('--cpuset-cpus <list>', 'CPUs allowed, e.g. 0-1')
+    .option('--pids-limit <n>', 'maximum number of tasks')
+    .option('--io-weight <w>', 'block IO weight 1-10000')
+    .option('--hostname <name>', 'hostname (default: the container name)')
+    .option('-e, --env <K=V>', 'environment variable (repeatable)', collect)
+    .option('-w, --workdir <dir>', 'working directory inside the container')
+    .option('-u, --user <uid:gid>', 'numeric user and group')
+    .option('--net <mode>', 'none (loopback only) or bridge', 'none')
+    .option('--ip <addr>', 'static IPv4 address (with --net bridge)')
+    .action(async (name: string, command: string[], o: RawRunOptions & { detach?: boolean }, cmd: Command) => {
+      const { rt, json } = runtimeFor(cmd);
+      const req = parseRunRequest(name, command, o);
+      await runContainer(rt, req);
+      if (o.detach) {
+        if (json) printJson((await inspectContainer(rt, name)) as object);
+        else print(name);
+        return;
+      }
+      // foreground: follow the log, pass Ctrl-C on to the container, exit with its code
+      const ac = new AbortController();
+      const onSig = (sig: NodeJS.Signals) => {
+        loadView(rt, name)
+          .then((v) => v.state.initPid && process.kill(v.state.initPid, sig))
+          .catch(() => undefined);
+      };
+      process.on('SIGINT', onSig);
+      process.on('SIGTERM', onSig);
+      await streamLogs(rt, name, process.stdout, true, ac.signal);
+      const view = await loadView(rt, name);
+      setExit(view.exit?.exitCode ?? 0);
+    });
+
+  program
+    .command('ps')
+    .description('list containers')
+    .action(async (_o: unknown, cmd: Command) => {
+      const { rt, json } = runtimeFor(cmd);
+      const rows = await listContainers(rt);
+      if (json) return printJson(rows);
+      print(
+        table(
+          ['NAME', 'STATE', 'PID', 'IP', 'MEMORY', 'UPTIME', 'IMAGE', 'COMMAND'],
+          rows.map((r) => [
+            r.name,
+            r.state === 'exited' ? `exited(${r.exitCode ?? '?'})` : r.state,
+            r.pid === null ? '-' : String(r.pid),
+            r.ip ?? '-',
+            humanBytes(r.memoryBytes),
+            humanDuration(r.uptimeSec),
+            r.image,
+            r.command.length > 40 ? `${r.command.slice(0, 37)}...` : r.command,
+          ]),
+        ),
+      );
+    });
+
+  program
+    .command('inspect')
+    .description('show a container: config, pids, cgroups, mounts, network')
+    .argument('<name>')
+    .action(async (name: string, _o: unknown, cmd: Command) => {
+      const { rt } = runtimeFor(cmd);
+      printJson(await inspectContainer(rt, name));
+    });
+
+  program
+    .command('exec')
+    .description('run a command inside a running container')
+    .argument('<name>')
+    .argument('<command...>')
+    .option('-e, --env <K=V>', 'extra environment variable (repeatable)', collect)
+    .option('-w, --workdir <dir>', 'working directory')
+    .option('-u, --user <uid:gid>', 'numeric user and group')
+    .action(async (name: string, command: string[], o: { env?: string[]; workdir?: string; user?: string }, cmd: Command) => {
+      const { rt } = runtimeFor(cmd);
+      const r = await execInContainer(rt, {
+        name,
+        command,
+        env: (o.env ?? []).map(parseEnv),
+        ...(o.workdir ? { workdir: parseWorkdir(o.workdir) } : {}),
+        ...(o.user ? { user: parseUser(o.user) } : {}),
+      });
+      setExit(r.code);
+    });
+
+  program
+    .command('stop')
+    .description('stop a container: SIGTERM, then SIGKILL after the timeout')
+    .argument('<name>')
+    .option('-t, --time <seconds>', 'seconds to wait before SIGKILL', '10')
+    .action(async (name: string, o: { time: string }, cmd: Command) => {
+      const { rt, json } = runtimeFor(cmd);
+      const view = await stopContainer(rt, name, parseSeconds(o.time));
+      if (json) printJson({ name, status: view.status, exit: view.exit ?? null });
+      else print(name);
+    });
+
+  program
+    .command('rm')
+    .description('remove a container and everything it holds')
+    .argument('<names...>')
+    .option('-f, --force', 'stop it first if it runs')
+    .action(async (names: string[], o: { force?: boolean }, cmd: Command) => {
+      const { rt } = runtimeFor(cmd);
+      for (const n of names) {
+        await removeContainer(rt, n, Boolean(o.force));
+        print(n);
+      }
+    });
+
+  program
+    .command('freeze')
+    .description('freeze every task of a container (freezer cgroup)')
+    .argument('<name>')
+    .option('--timeout <ms>', 'how long to wait for the kernel', '5000')
+    .action(async (name: string, o: { timeout: string }, cmd: Command) => {
+      const { rt } = runtimeFor(cmd);
+      await freezeContainer(rt, name, Number(o.timeout));
+      print(name);
+    });
+
+  program
+    .command('thaw')
+    .description('thaw a frozen container')
+    .argument('<name>')
+    .option('--timeout <ms>', 'how long to wait for the kernel', '5000')
+    .action(async (name: string, o: { timeout: string }, cmd: Command) => {
+      const { rt } = runtimeFor(cmd);
+      await thawContainer(rt, name, Number(o.timeout));
+      print(name);
+    });
+
+  program
+    .command('logs')
+    .description("print a container's stdout and stderr")
+    .argument('<name>')
+    .option('-f, --follow', 'keep printing until the container exits')
+    .action(async (name: string, o: { follow?: boolean }, cmd: Command) => {
+      const { rt } = runtimeFor(cmd);
+      const ac = new AbortController();
+      process.once('SIGINT', () => ac.abort());
+      await streamLogs(rt, name, process.stdout, Boolean(o.follow), ac.signal);
+    });
+}

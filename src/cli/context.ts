@@ -1,0 +1,25 @@
+import type { Command } from 'commander';
+import { createRuntime, type Runtime } from '../runtime/context.js';
+import { resolveRoot } from '../state/paths.js';
+import { stderrLogger } from '../util/logger.js';
+
+export interface GlobalOpts {
+  root?: string;
+  json?: boolean;
+  verbose?: boolean;
+}
+
+/** Options are normalised once here, at the entry point. */
+export function runtimeFor(cmd: Command): { rt: Runtime; json: boolean } {
+  const g = cmd.optsWithGlobals<GlobalOpts>();
+  const rt = createRuntime({ root: resolveRoot(g.root), logger: stderrLogger(Boolean(g.verbose)) });
+  return { rt, json: Boolean(g.json) };
+}
+
+export function print(s: string): void {
+  process.stdout.write(s.endsWith('\n') ? s : `${s}\n`);
+}
+
+export function printJson(v: unknown): void {
+  process.stdout.write(JSON.stringify(v, null, 2) + '\n');
+}

@@ -1,0 +1,50 @@
+#!/usr/bin/env node
+import { readFileSync } from 'node:fs';
+import { Command, CommanderError } from 'commander';
+import { exitCodeFor, TsmError } from '../errors/errors.js';
+import { registerContainerCommands } from './commands/containers.js';
+import { registerImageCommands } from './commands/images.js';
+import { registerDoctorCommand } from './commands/doctor.js';
+
+function version(): string {
+  const pkg = JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as { version: string };
+  return pkg.version;
+}
+
+/** The only place that prints errors and decides exit codes. */
+export async function main(argv: string[]): Promise<number> {
+  let exitCode = 0;
+  const program = new Command('tsmigrate')
+    .description('run, checkpoint and live-migrate Linux containers')
+    .version(version(), '-V, --version')
+    .option('--root <dir>', 'state root (default $TSMIGRATE_ROOT or /var/lib/tsmigrate)')
+    .option('--json', 'machine-readable output')
+    .option('-v, --verbose', 'say what is happening')
+    .exitOverride()
+    .configureOutput({ outputError: () => undefined });
+  const setExit = (c: number) => (exitCode = c);
+  registerContainerCommands(program, setExit);
+  registerImageCommands(program);
+  registerDoctorCommand(program, setExit);
+  try {
+    await program.parseAsync(argv);
+    return exitCode;
+  } catch (e) {
+    if (e instanceof CommanderError) {
+      if (e.code === 'commander.helpDisplayed' || e.code === 'commander.version' || e.code === 'commander.help') return 0;
+      process.stderr.write(`tsmigrate: error: ${e.message.replace(/^error: /, '')}; see tsmigrate --help\n`);
+      return 2;
+    }
+    if (e instanceof TsmError) {
+      process.stderr.write(`tsmigrate: error: ${e.oneLine()}\n`);
+      if (process.env['TSMIGRATE_DEBUG'] && e.cause) process.stderr.write(`${String((e.cause as Error).stack ?? e.cause)}\n`);
+      return exitCodeFor(e);
+    }
+    process.stderr.write(`tsmigrate: internal error: ${(e as Error).stack ?? String(e)}\n`);
+    return exitCodeFor(e);
+  }
+}
+
+main(process.argv).then((code) => {
+  process.exitCode = code;
+});

@@ -1,0 +1,96 @@
+import { readFileSync } from 'node:fs';
+import { parseCpus, parseCpuset, parsePidsLimit, parseSize, parseWeight, type Limits } from '../cgroup/limits.js';
+import { TsmError } from '../errors/errors.js';
+import type { RunRequest } from '../container/run.js';
+import { validateName } from '../util/name.js';
+
+/** The raw strings commander hands us for `run`. */
+export interface RawRunOptions {
+  image?: string;
+  memory?: string;
+  memoryReservation?: string;
+  cpus?: string;
+  cpuWeight?: string;
+  cpusetCpus?: string;
+  pidsLimit?: string;
+  ioWeight?: string;
+  hostname?: string;
+  env?: string[];
+  workdir?: string;
+  user?: string;
+  net?: string;
+  ip?: string;
+}
+
+const bad = (msg: string, fix: string) => new TsmError('EINVAL_ARG', msg, { fix });
+
+export function parseEnv(kv: string): string {
+  const i = kv.indexOf('=');
+  const key = i < 0 ? kv : kv.slice(0, i);
+  if (i <= 0 || !/^[A-Za-z_][A-Za-z0-9_]*$/.test(key)) {
+    throw bad(`invalid --env "${kv}"`, 'use --env KEY=VALUE with KEY made of letters, digits and _');
+  }
+  if (kv.includes('\0')) throw bad(`invalid --env "${key}": contains a NUL byte`, 'remove it');
+  return kv;
+}
+
+export function parseUser(s: string): { uid: number; gid: number } {
+  const m = /^(\d{1,10}):(\d{1,10})$/.exec(s);
+  const uid = m ? Number(m[1]) : NaN;
+  const gid = m ? Number(m[2]) : NaN;
+  if (!m || uid > 0xfffffffe || gid > 0xfffffffe) throw bad(`invalid --user "${s}"`, 'use numeric UID:GID, e.g. --user 1000:1000');
+  return { uid, gid };
+}
+
+export function parseHostname(s: string): string {
+  if (!/^[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$/.test(s) || s.length > 64) {
+    throw bad(`invalid --hostname "${s}"`, 'use letters, digits, - and . (at most 64 characters)');
+  }
+  return s;
+}
+
+export function parseWorkdir(s: string): string {
+  if (!s.startsWith('/') || s.includes('\0')) throw bad(`invalid --workdir "${s}"`, 'give an absolute path inside the container, e.g. /app');
+  return s;
+}
+
+export function onlineCpus(): string {
+  try {
+    return readFileSync('/sys/devices/system/cpu/online', 'utf8').trim();
+  } catch {
+    return '0';
+  }
+}
+
+/** Pure apart from the online-CPU list it is given: raw CLI strings -> a validated RunRequest. */
+export function parseRunRequest(name: string, command: string[], o: RawRunOptions, online = onlineCpus()): RunRequest {
+  validateName('container', name);
+  if (!o.image) throw bad('missing --image', 'name an image: tsmigrate run NAME --image IMAGE -- CMD (see tsmigrate image ls)');
+  const limits: Limits = {};
+  if (o.memory !== undefined) limits.memoryBytes = parseSize(o.memory);
+  if (o.memoryReservation !== undefined) limits.memoryReservationBytes = parseSize(o.memoryReservation);
+  if (limits.memoryBytes !== undefined && limits.memoryReservationBytes !== undefined && limits.memoryReservationBytes > limits.memoryBytes) {
+    throw bad('--memory-reservation is larger than --memory', 'make the reservation at most the limit');
+  }
+  if (o.cpus !== undefined) limits.cpus = parseCpus(o.cpus);
+  if (o.cpuWeight !== undefined) limits.cpuWeight = parseWeight(o.cpuWeight, '--cpu-weight');
+  if (o.cpusetCpus !== undefined) limits.cpusetCpus = parseCpuset(o.cpusetCpus, online);
+  if (o.pidsLimit !== undefined) limits.pidsLimit = parsePidsLimit(o.pidsLimit);
+  if (o.ioWeight !== undefined) limits.ioWeight = parseWeight(o.ioWeight, '--io-weight');
+  const net = o.net ?? 'none';
+  if (net !== 'none' && net !== 'bridge') throw bad(`invalid --net "${net}"`, 'use --net none or --net bridge');
+  if (o.ip !== undefined && net !== 'bridge') throw bad('--ip needs --net bridge', 'add --net bridge or drop --ip');
+  const req: RunRequest = {
+    name,
+    image: o.image,
+    command,
+    env: (o.env ?? []).map(parseEnv),
+    limits,
+    net,
+  };
+  if (o.hostname !== undefined) req.hostname = parseHostname(o.hostname);
+  if (o.workdir !== undefined) req.workdir = parseWorkdir(o.workdir);
+  if (o.user !== undefined) req.user = parseUser(o.user);
+  if (o.ip !== undefined) req.ip = o.ip;
+  return req;
+}

@@ -1,0 +1,37 @@
+import type { Runtime } from '../runtime/context.js';
+import { withLock } from '../state/lock.js';
+import { requireRoot } from '../util/root.js';
+import { TsmError } from '../errors/errors.js';
+import { releaseResources, stopLocked } from './stop.js';
+import { assertAllowed, loadView } from './view.js';
+
+/** rm [-f]: removes mounts, cgroups, network and state; nothing is left behind. */
+export async function removeContainer(rt: Runtime, name: string, force: boolean): Promise<void> {
+  requireRoot('remove a container');
+  await withLock(rt.store.lockDir(name), `container ${name}`, async () => {
+    if (!(await rt.store.exists(name))) {
+      // a directory without a config is the remains of a crashed `run`
+      const { existsSync } = await import('node:fs');
+      if (!existsSync(rt.paths.container(name))) {
+        throw new TsmError('ENOENT_CONTAINER', `no container named "${name}"`, { fix: 'list containers with tsmigrate ps' });
+      }
+      await rt.store.remove(name);
+      return;
+    }
+    let view = await loadView(rt, name);
+    if (!force) assertAllowed(view, 'rm');
+    if (view.status === 'running' || view.status === 'frozen') view = await stopLocked(rt, name, 0);
+    await releaseResources(rt, name, view);
+    const { state } = view;
+    if (state.shimPid) {
+      try {
+        process.kill(state.shimPid, 0);
+        // the shim exits by itself once the init is gone; never leave it
+        await new Promise((r) => setTimeout(r, 50));
+      } catch {
+        /* gone */
+      }
+    }
+    await rt.store.remove(name);
+  });
+}

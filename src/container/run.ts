@@ -1,0 +1,139 @@
+import { promises as fs } from 'node:fs';
+import path from 'node:path';
+import type { Limits } from '../cgroup/limits.js';
+import { TsmError } from '../errors/errors.js';
+import { resolveImage } from '../image/store.js';
+import { attachNetwork, planNetwork, releaseNetwork, type NetMode } from '../network/setup.js';
+import { mountRootfs, rootfsLayout, unmountRootfs } from '../rootfs/overlay.js';
+import type { Runtime } from '../runtime/context.js';
+import { startShim } from '../shim/spawn.js';
+import { withLock } from '../state/lock.js';
+import { UndoStack } from '../util/undo.js';
+import { validateName } from '../util/name.js';
+import { requireRoot } from '../util/root.js';
+import { fdPipe, procStartTime } from './proc.js';
+import type { ContainerConfig, ContainerRuntimeState } from './types.js';
+
+export interface RunRequest {
+  name: string;
+  image: string;
+  command: string[];
+  env: string[];
+  workdir?: string;
+  user?: { uid: number; gid: number };
+  hostname?: string;
+  limits: Limits;
+  net: NetMode;
+  ip?: string;
+}
+
+const DEFAULT_PATH = 'PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
+
+/** Pure: the config a run request makes. */
+export function planConfig(req: RunRequest, image: { name: string; digest: string }, now: Date): ContainerConfig {
+  const env = [...req.env];
+  if (!env.some((e) => e.startsWith('PATH='))) env.unshift(DEFAULT_PATH);
+  if (!env.some((e) => e.startsWith('HOSTNAME='))) env.push(`HOSTNAME=${req.hostname ?? req.name}`);
+  if (!env.some((e) => e.startsWith('HOME='))) env.push(`HOME=${req.user && req.user.uid !== 0 ? '/' : '/root'}`);
+  return {
+    name: req.name,
+    image,
+    command: req.command,
+    env,
+    workdir: req.workdir ?? '/',
+    ...(req.user ? { user: req.user } : {}),
+    hostname: req.hostname ?? req.name,
+    limits: req.limits,
+    net: { mode: req.net, ...(req.ip ? { ip: req.ip } : {}) },
+    createdAt: now.toISOString(),
+  };
+}
+
+/** Pure: the tsm-shim arguments for a config. */
+export function shimRunArgs(c: ContainerConfig, rootfs: string): string[] {
+  const a = ['--rootfs', rootfs, '--hostname', c.hostname, '--cwd', c.workdir];
+  if (c.user) a.push('--user', `${c.user.uid}:${c.user.gid}`);
+  for (const e of c.env) a.push('--env', e);
+  return [...a, '--', ...c.command];
+}
+
+/** Create and start a container. Any failure removes everything it created. */
+export async function runContainer(rt: Runtime, req: RunRequest): Promise<ContainerConfig> {
+  validateName('container', req.name);
+  if (req.command.length === 0) {
+    throw new TsmError('EINVAL_ARG', 'no command given', { fix: 'put the command after --, e.g. tsmigrate run web1 --image busybox -- sleep 1000' });
+  }
+  requireRoot('run a container');
+  await fs.mkdir(rt.paths.containers, { recursive: true, mode: 0o711 });
+  return withLock(rt.store.lockDir(req.name), `container ${req.name}`, async () => {
+    if (await fs.stat(rt.paths.container(req.name)).then(() => true, () => false)) {
+      throw new TsmError('EEXIST_CONTAINER', `a container named "${req.name}" already exists`, {
+        fix: `choose another name or remove it with tsmigrate rm -f ${req.name}`,
+      });
+    }
+    const image = await resolveImage(rt.paths, req.image);
+    const config = planConfig(req, { name: image.name, digest: image.digest }, new Date());
+    return createAndStart(rt, config, image.rootfs);
+  });
+}
+
+async function createAndStart(rt: Runtime, config: ContainerConfig, imageRootfs: string): Promise<ContainerConfig> {
+  const undo = new UndoStack(rt.logger);
+  const dir = rt.paths.container(config.name);
+  try {
+    await fs.mkdir(dir, { mode: 0o700 });
+    undo.push('remove state', () => fs.rm(dir, { recursive: true, force: true }));
+    await rt.store.saveConfig(config);
+    const layout = rootfsLayout(dir, imageRootfs);
+    const state: ContainerRuntimeState = { status: 'creating', cgroupParent: rt.cgroupParent, rootfs: layout };
+    await rt.store.saveState(config.name, state);
+
+    const cg = rt.cgroups(config.name);
+    await cg.create();
+    undo.push('remove cgroups', () => cg.destroy());
+    await cg.apply(config.limits);
+
+    await mountRootfs(layout);
+    undo.push('unmount rootfs', () => unmountRootfs(layout));
+
+    const net = await planNetwork(config.net.mode, config.net.ip, { root: rt.paths.root, container: config.name }, rt.network);
+    undo.push('release network', () => releaseNetwork(net, rt.network));
+
+    const shim = await startShim('run', shimRunArgs(config, layout.merged), dir);
+    undo.push('stop the container', async () => {
+      try {
+        process.kill(shim.initPid, 'SIGKILL');
+      } catch {
+        /* gone */
+      }
+      await shim.abort();
+      await cg.killAll('SIGKILL').catch(() => undefined);
+    });
+    await cg.addProcess(shim.initPid);
+    await attachNetwork(net, shim.initPid);
+    await shim.go();
+
+    const [stdout, stderr, startTime] = await Promise.all([fdPipe(shim.initPid, 1), fdPipe(shim.initPid, 2), procStartTime(shim.initPid)]);
+    Object.assign(state, {
+      status: 'running',
+      shimPid: shim.shimPid,
+      initPid: shim.initPid,
+      initStartTime: startTime,
+      startedAt: new Date().toISOString(),
+      cgroupPaths: cg.paths,
+      network: net,
+      ...(stdout && stderr ? { stdio: { stdout, stderr } } : {}),
+    } satisfies Partial<ContainerRuntimeState>);
+    await rt.store.saveState(config.name, state);
+    undo.commit();
+    rt.logger.info(`started ${config.name} (pid ${shim.initPid}${net.ip ? `, ip ${net.ip}` : ''})`);
+    return config;
+  } catch (e) {
+    await undo.unwind();
+    throw e;
+  }
+}
+
+export function containerLogPath(rt: Runtime, name: string): string {
+  return path.join(rt.paths.container(name), 'container.log');
+}

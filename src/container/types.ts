@@ -1,0 +1,47 @@
+import type { Limits } from '../cgroup/limits.js';
+import type { NetworkPlan, NetMode } from '../network/setup.js';
+
+/** What the user asked for: fixed at `run`, carried by checkpoints and moves. */
+export interface ContainerConfig {
+  readonly name: string;
+  readonly image: { readonly name: string; readonly digest: string };
+  readonly command: readonly string[];
+  readonly env: readonly string[];
+  readonly workdir: string;
+  readonly user?: { readonly uid: number; readonly gid: number };
+  readonly hostname: string;
+  readonly limits: Limits;
+  readonly net: { readonly mode: NetMode; readonly ip?: string };
+  readonly createdAt: string;
+}
+
+/** What the runtime made for it: changes with every start, restore or move. */
+export interface ContainerRuntimeState {
+  status: 'creating' | 'running' | 'stopped' | 'removing';
+  shimPid?: number;
+  initPid?: number;
+  /** /proc/PID/stat field 22, to tell our init from a recycled pid */
+  initStartTime?: string;
+  startedAt?: string;
+  cgroupParent: string;
+  cgroupPaths?: Record<string, string>;
+  network?: NetworkPlan;
+  rootfs: { upper: string; work: string; merged: string; lower: string };
+  /** pipe:[inode] of the init's stdout and stderr, for CRIU's --inherit-fd on restore */
+  stdio?: { stdout: string; stderr: string };
+}
+
+export type ContainerStatus = 'creating' | 'running' | 'frozen' | 'exited' | 'removing';
+
+export interface ExitInfo {
+  exitCode: number;
+  signal: string | null;
+  exitedAt: string;
+}
+
+export interface ContainerView {
+  config: ContainerConfig;
+  state: ContainerRuntimeState;
+  status: ContainerStatus;
+  exit?: ExitInfo;
+}

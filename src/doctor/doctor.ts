@@ -1,0 +1,119 @@
+import { existsSync, readFileSync } from 'node:fs';
+import { detectLayout } from '../cgroup/detect.js';
+import { criuCheck, locateCriu, probeCapabilities, CRIU_FIX } from '../criu/binary.js';
+import { nativeAvailable } from '../native/native.js';
+import { shimPath } from '../shim/locate.js';
+
+/** One line of `tsmigrate doctor`: what was found, and when missing, what it disables and how to fix it. */
+export interface Finding {
+  check: string;
+  ok: boolean;
+  detail: string;
+  disables?: string;
+  fix?: string;
+}
+
+function which(cmd: string): string | undefined {
+  for (const dir of (process.env['PATH'] ?? '/usr/sbin:/usr/bin:/sbin:/bin').split(':').concat(['/usr/sbin', '/sbin'])) {
+    const p = `${dir}/${cmd}`;
+    if (existsSync(p)) return p;
+  }
+  return undefined;
+}
+
+async function criuFindings(): Promise<Finding[]> {
+  let bin;
+  try {
+    bin = await locateCriu();
+  } catch (e) {
+    return [{ check: 'criu', ok: false, detail: (e as Error).message, disables: 'checkpoint, restore, move, schedules', fix: CRIU_FIX }];
+  }
+  const out: Finding[] = [{ check: 'criu', ok: true, detail: `${bin.path} (${bin.versionText})` }];
+  const chk = await criuCheck(bin);
+  out.push({
+    check: 'criu check',
+    ok: chk.ok,
+    detail: chk.ok ? 'Looks good' : chk.output.split('\n').filter((l) => /Error/.test(l)).slice(0, 2).join(' | ') || 'failed',
+    ...(chk.ok ? {} : { disables: 'checkpoint, restore, move', fix: 'see `criu check` output; run scripts/setup.sh' }),
+  });
+  const caps = await probeCapabilities(bin);
+  out.push({
+    check: 'criu feature mem_dirty_track',
+    ok: caps.memDirtyTrack,
+    detail: caps.memDirtyTrack ? 'soft-dirty tracking available' : 'no soft-dirty tracking in this kernel',
+    ...(caps.memDirtyTrack ? {} : { disables: 'memory pre-copy (moves dump all memory while frozen)', fix: 'use a kernel built with CONFIG_MEM_SOFT_DIRTY' }),
+  });
+  out.push({
+    check: 'criu feature lazy_pages (uffd, uffd-noncoop)',
+    ok: caps.lazyPages,
+    detail: caps.lazyPages ? 'userfaultfd available' : 'userfaultfd not usable',
+    ...(caps.lazyPages ? {} : { disables: 'post-copy (lazy pages) migration', fix: 'enable userfaultfd (vm.unprivileged_userfaultfd or CAP_SYS_PTRACE)' }),
+  });
+  out.push({
+    check: 'criu feature timens',
+    ok: caps.timens,
+    detail: caps.timens ? 'time namespaces: monotonic clocks survive restore' : 'no time namespaces',
+    ...(caps.timens ? {} : { disables: 'monotonic clock continuity after restore', fix: 'use Linux 5.6 or newer' }),
+  });
+  out.push({
+    check: 'criu feature tcp_half_closed',
+    ok: caps.tcpHalfClosed,
+    detail: caps.tcpHalfClosed ? 'half-closed TCP connections can be dumped' : 'half-closed TCP connections cannot be dumped',
+    ...(caps.tcpHalfClosed ? {} : { disables: 'moving containers with half-closed TCP connections' }),
+  });
+  out.push({
+    check: 'network lock backend',
+    ok: true,
+    detail: caps.networkLockNftables ? 'nftables (iptables also available)' : 'iptables',
+  });
+  const ipt = which('iptables-restore');
+  out.push({
+    check: 'iptables-restore',
+    ok: Boolean(ipt),
+    detail: ipt ?? 'missing',
+    ...(ipt ? {} : { disables: 'checkpointing network namespaces', fix: 'apt-get install iptables' }),
+  });
+  return out;
+}
+
+function cgroupFindings(): Finding[] {
+  try {
+    const l = detectLayout();
+    const v1 = [...l.v1.keys()].filter((k) => !k.startsWith('name=')).sort();
+    const parts = [`layout ${l.kind}`];
+    if (v1.length) parts.push(`v1: ${v1.join(',')}`);
+    if (l.v2Mount) parts.push(`v2 at ${l.v2Mount}: ${l.v2Controllers.join(',') || '(no controllers)'}`);
+    return [{ check: 'cgroups', ok: true, detail: parts.join('; ') }];
+  } catch (e) {
+    return [{ check: 'cgroups', ok: false, detail: (e as Error).message, disables: 'everything', fix: 'mount cgroup2 at /sys/fs/cgroup' }];
+  }
+}
+
+export async function runDoctor(): Promise<Finding[]> {
+  const f: Finding[] = [];
+  const root = process.getuid?.() === 0;
+  f.push({ check: 'root', ok: root, detail: root ? 'running as root' : 'not root', ...(root ? {} : { disables: 'everything', fix: 'run as root' }) });
+  f.push(...(await criuFindings()));
+  f.push(...cgroupFindings());
+  const fs = readFileSync('/proc/filesystems', 'utf8');
+  const ovl = /\toverlay$/m.test(fs);
+  f.push({ check: 'overlayfs', ok: ovl, detail: ovl ? 'available' : 'not in /proc/filesystems', ...(ovl ? {} : { disables: 'containers', fix: 'modprobe overlay' }) });
+  const addon = nativeAvailable();
+  f.push({ check: 'native addon', ok: addon, detail: addon ? 'loaded' : 'not built', ...(addon ? {} : { disables: 'containers', fix: 'npm run build:native' }) });
+  let shim: string | undefined;
+  try {
+    shim = shimPath();
+  } catch {
+    shim = undefined;
+  }
+  f.push({ check: 'tsm-shim', ok: Boolean(shim), detail: shim ?? 'not built', ...(shim ? {} : { disables: 'containers', fix: 'npm run build:native' }) });
+  for (const [cmd, pkg, dis] of [
+    ['ip', 'iproute2', 'container networking'],
+    ['nsenter', 'util-linux', 'container networking'],
+    ['sshd', 'openssh-server', 'local test peers (moves between hosts on one machine)'],
+  ] as const) {
+    const p = which(cmd);
+    f.push({ check: cmd, ok: Boolean(p), detail: p ?? 'missing', ...(p ? {} : { disables: dis, fix: `apt-get install ${pkg}` }) });
+  }
+  return f;
+}

@@ -1,0 +1,384 @@
+/**
+ * Typed wrappers around the tsm_native N-API addon (native/addon/tsm_native.c):
+ * the few Linux syscalls Node does not expose. This is the only module that
+ * loads the addon; everything else imports from here.
+ *
+ * All calls are synchronous (they are single fast syscalls). A failing
+ * syscall throws an Error shaped like Node's fs errors — `code` ('EPERM'),
+ * `errno` (-1), `syscall` ('mount'), `path` — see `isErrnoError`. Bad
+ * argument types throw TypeError (a path with a NUL byte included), bad
+ * numbers RangeError. The addon is loaded lazily on first use; if it is not
+ * built, calls throw TsmError('ENATIVE').
+ */
+import { existsSync, readFileSync, realpathSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { TsmError } from '../errors/errors.js';
+
+/** Linux constants (identical on every Linux architecture Node runs on). */
+export const constants = Object.freeze({
+  MS_RDONLY: 1,
+  MS_NOSUID: 2,
+  MS_NODEV: 4,
+  MS_NOEXEC: 8,
+  MS_SYNCHRONOUS: 16,
+  MS_REMOUNT: 32,
+  MS_MANDLOCK: 64,
+  MS_DIRSYNC: 128,
+  MS_NOSYMFOLLOW: 256,
+  MS_NOATIME: 1024,
+  MS_NODIRATIME: 2048,
+  MS_BIND: 4096,
+  MS_MOVE: 8192,
+  MS_REC: 16384,
+  MS_SILENT: 32768,
+  MS_UNBINDABLE: 1 << 17,
+  MS_PRIVATE: 1 << 18,
+  MS_SLAVE: 1 << 19,
+  MS_SHARED: 1 << 20,
+  MS_RELATIME: 1 << 21,
+  MS_STRICTATIME: 1 << 24,
+  MS_LAZYTIME: 1 << 25,
+  MNT_FORCE: 1,
+  MNT_DETACH: 2,
+  MNT_EXPIRE: 4,
+  UMOUNT_NOFOLLOW: 8,
+  S_IFMT: 0o170000,
+  S_IFSOCK: 0o140000,
+  S_IFLNK: 0o120000,
+  S_IFREG: 0o100000,
+  S_IFBLK: 0o060000,
+  S_IFDIR: 0o040000,
+  S_IFCHR: 0o020000,
+  S_IFIFO: 0o010000,
+  XATTR_CREATE: 1,
+  XATTR_REPLACE: 2,
+  CLONE_NEWTIME: 0x00000080,
+  CLONE_NEWNS: 0x00020000,
+  CLONE_NEWCGROUP: 0x02000000,
+  CLONE_NEWUTS: 0x04000000,
+  CLONE_NEWIPC: 0x08000000,
+  CLONE_NEWUSER: 0x10000000,
+  CLONE_NEWPID: 0x20000000,
+  CLONE_NEWNET: 0x40000000,
+  UTIME_NOW: (1 << 30) - 1,
+  UTIME_OMIT: (1 << 30) - 2,
+} as const);
+
+export type NativeConstants = typeof constants;
+
+/** What the addon throws when a syscall fails (shaped like Node's fs errors). */
+export interface ErrnoError extends Error {
+  /** errno name, e.g. 'EPERM'. */
+  code: string;
+  /** negative errno, e.g. -1. */
+  errno: number;
+  /** e.g. 'mount', 'lgetxattr', 'utimensat'. */
+  syscall: string;
+  /** the path operated on (absent for setns/unshare). */
+  path?: string;
+}
+
+/** True for errors thrown by a failed syscall (native or Node fs), optionally with a given code. */
+export function isErrnoError(e: unknown, code?: string): e is ErrnoError {
+  if (!(e instanceof Error)) return false;
+  const x = e as Partial<ErrnoError>;
+  return (
+    typeof x.code === 'string' &&
+    typeof x.errno === 'number' &&
+    typeof x.syscall === 'string' &&
+    (code === undefined || x.code === code)
+  );
+}
+
+// ---------------------------------------------------------------------------
+// loading
+
+interface Binding {
+  mount(source: string | null, target: string, fstype: string | null, flags: number, data: string | null): void;
+  umount2(target: string, flags: number): void;
+  mknod(path: string, mode: number, major: number, minor: number): void;
+  lgetxattr(path: string, name: string): Buffer | null;
+  lsetxattr(path: string, name: string, value: Buffer, flags: number): void;
+  llistxattr(path: string): string[];
+  lremovexattr(path: string, name: string): void;
+  setns(fd: number, nstype: number): void;
+  unshare(flags: number): void;
+  lutimesNs(path: string, atimeSec: number | bigint, atimeNsec: number, mtimeSec: number | bigint, mtimeNsec: number): void;
+  constants: Record<string, number>;
+}
+
+const ADDON_REL = 'native/build/Release/tsm_native.node';
+const require = createRequire(import.meta.url);
+let binding: Binding | undefined;
+
+/** Where the addon may be: relative to dist/src/native/ (normal) or src/native/. */
+function addonCandidates(): string[] {
+  const here = path.dirname(fileURLToPath(import.meta.url));
+  return [path.resolve(here, '../../..', ADDON_REL), path.resolve(here, '../..', ADDON_REL)];
+}
+
+function load(): Binding {
+  if (binding !== undefined) return binding;
+  const file = addonCandidates().find((f) => existsSync(f));
+  if (file === undefined) {
+    throw new TsmError('ENATIVE', 'the native addon is not built (native/build/Release/tsm_native.node missing)', {
+      fix: 'run scripts/setup.sh or npm run build:native',
+    });
+  }
+  let mod: Binding;
+  try {
+    mod = require(file) as Binding;
+  } catch (e) {
+    throw new TsmError('ENATIVE', `the native addon failed to load (${file}): ${(e as Error).message}`, {
+      fix: 'rebuild it: npm run build:native',
+      cause: e,
+    });
+  }
+  for (const [k, v] of Object.entries(constants)) {
+    if (mod.constants[k] !== v) {
+      throw new TsmError('ENATIVE', `the native addon disagrees on ${k} (${String(mod.constants[k])} != ${v})`, {
+        fix: 'rebuild it: npm run build:native',
+      });
+    }
+  }
+  binding = mod;
+  return mod;
+}
+
+/** True if the addon is built and loads. Never throws. */
+export function nativeAvailable(): boolean {
+  try {
+    load();
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+// ---------------------------------------------------------------------------
+// mounts
+
+/** mount(2). `flags` are MS_* constants; `data` is the fs-specific option string. */
+export function mount(
+  source: string | null,
+  target: string,
+  fstype: string | null,
+  flags: number = 0,
+  data: string | null = null,
+): void {
+  load().mount(source, target, fstype, flags, data);
+}
+
+export interface UmountOptions {
+  /** MNT_DETACH: lazy unmount, succeeds even if busy. */
+  detach?: boolean;
+  /** MNT_FORCE. */
+  force?: boolean;
+  /** UMOUNT_NOFOLLOW: don't follow a symlink at `target`. */
+  noFollow?: boolean;
+}
+
+/** umount2(2). Throws EINVAL if `target` is not a mount point. */
+export function umount(target: string, opts: UmountOptions = {}): void {
+  let flags = 0;
+  if (opts.detach) flags |= constants.MNT_DETACH;
+  if (opts.force) flags |= constants.MNT_FORCE;
+  if (opts.noFollow) flags |= constants.UMOUNT_NOFOLLOW;
+  load().umount2(target, flags);
+}
+
+export interface OverlayOptions {
+  /** Lower layers, topmost first (as in `lowerdir=top:...:bottom`). At least one. */
+  lower: readonly string[];
+  /** Upper (writable) layer; give together with `work`, or omit both for a read-only overlay. */
+  upper?: string;
+  /** Work dir: empty, on the same filesystem as `upper`. */
+  work?: string;
+  /** Mount point. */
+  target: string;
+  /** Extra raw overlay options, e.g. ['index=off', 'xino=off']. Not escaped. */
+  options?: readonly string[];
+  /** MS_* flags. */
+  flags?: number;
+}
+
+/** Legacy mount(2) copies at most one page of option data. */
+const MAX_MOUNT_DATA = 4095;
+
+/** Escape a path for overlayfs options: '\', ':' and ',' get a backslash. */
+function escapeOverlayPath(p: string): string {
+  return p.replace(/[\\:,]/g, (c) => `\\${c}`);
+}
+
+/**
+ * The overlayfs option string for `opts`:
+ * `lowerdir=a:b,upperdir=u,workdir=w[,extra...]`. Paths are made absolute
+ * and escaped. Throws TsmError('EINVAL_ARG') on bad input.
+ */
+export function overlayData(opts: Omit<OverlayOptions, 'target' | 'flags'>): string {
+  if (opts.lower.length === 0) {
+    throw new TsmError('EINVAL_ARG', 'an overlay mount needs at least one lower layer', {
+      fix: 'pass the image layers as `lower`',
+    });
+  }
+  if ((opts.upper === undefined) !== (opts.work === undefined)) {
+    throw new TsmError('EINVAL_ARG', 'an overlay mount needs both upper and work dirs, or neither', {
+      fix: 'pass both `upper` and `work` (on the same filesystem)',
+    });
+  }
+  const all = [...opts.lower, ...(opts.upper === undefined ? [] : [opts.upper]), ...(opts.work === undefined ? [] : [opts.work])];
+  for (const p of all) {
+    if (p === '' || p.includes('\0')) {
+      throw new TsmError('EINVAL_ARG', `invalid overlay layer path ${JSON.stringify(p)}`, {
+        fix: 'use non-empty paths without NUL bytes',
+      });
+    }
+  }
+  const esc = (p: string): string => escapeOverlayPath(path.resolve(p));
+  const parts = [`lowerdir=${opts.lower.map(esc).join(':')}`];
+  if (opts.upper !== undefined && opts.work !== undefined) {
+    parts.push(`upperdir=${esc(opts.upper)}`, `workdir=${esc(opts.work)}`);
+  }
+  parts.push(...(opts.options ?? []));
+  const data = parts.join(',');
+  if (Buffer.byteLength(data) > MAX_MOUNT_DATA) {
+    throw new TsmError(
+      'EINVAL_ARG',
+      `overlay mount options are ${Buffer.byteLength(data)} bytes; the kernel accepts at most ${MAX_MOUNT_DATA}`,
+      { fix: 'use fewer lower layers or shorter layer paths' },
+    );
+  }
+  return data;
+}
+
+/** Mount an overlayfs at `opts.target`. */
+export function mountOverlay(opts: OverlayOptions): void {
+  mount('overlay', opts.target, 'overlay', opts.flags ?? 0, overlayData(opts));
+}
+
+/** One line of /proc/self/mountinfo (see proc(5)). */
+export interface MountInfo {
+  mountId: number;
+  parentId: number;
+  /** "major:minor" of st_dev for files on this mount. */
+  dev: string;
+  /** Root of the mount within its filesystem. */
+  root: string;
+  mountPoint: string;
+  mountOptions: string;
+  fstype: string;
+  source: string;
+  superOptions: string;
+}
+
+/** Undo mountinfo's octal escapes (\040 space, \011 tab, \012 newline, \134 backslash). */
+function unescapeMountinfo(s: string): string {
+  return s.replace(/\\([0-7]{3})/g, (_m, o: string) => String.fromCharCode(parseInt(o, 8)));
+}
+
+/** Parse /proc/self/mountinfo (this process's mount namespace). */
+export function readMountInfo(file: string = '/proc/self/mountinfo'): MountInfo[] {
+  const out: MountInfo[] = [];
+  for (const line of readFileSync(file, 'utf8').split('\n')) {
+    if (line === '') continue;
+    const f = line.split(' ');
+    const sep = f.indexOf('-', 6);
+    if (sep < 0 || f.length < sep + 4) continue;
+    out.push({
+      mountId: Number(f[0]),
+      parentId: Number(f[1]),
+      dev: f[2] ?? '',
+      root: unescapeMountinfo(f[3] ?? ''),
+      mountPoint: unescapeMountinfo(f[4] ?? ''),
+      mountOptions: f[5] ?? '',
+      fstype: f[sep + 1] ?? '',
+      source: unescapeMountinfo(f[sep + 2] ?? ''),
+      superOptions: f[sep + 3] ?? '',
+    });
+  }
+  return out;
+}
+
+/**
+ * True if `p` (after resolving symlinks) is a mount point in this mount
+ * namespace; false if it does not exist. Uses /proc/self/mountinfo, so bind
+ * mounts within one filesystem count too.
+ */
+export function isMountpoint(p: string): boolean {
+  let real: string;
+  try {
+    real = realpathSync.native(p);
+  } catch (e) {
+    if (isErrnoError(e, 'ENOENT') || isErrnoError(e, 'ENOTDIR')) return false;
+    throw e;
+  }
+  return readMountInfo().some((m) => m.mountPoint === real);
+}
+
+// ---------------------------------------------------------------------------
+// files
+
+/** mknod(2). `mode` includes the file type (constants.S_IFCHR, S_IFBLK, S_IFIFO, ...). */
+export function mknod(path: string, mode: number, major: number = 0, minor: number = 0): void {
+  load().mknod(path, mode, major, minor);
+}
+
+/** lgetxattr(2): the value, or null if the attribute is absent. Does not follow symlinks. */
+export function getXattr(path: string, name: string): Buffer | null {
+  return load().lgetxattr(path, name);
+}
+
+/** lsetxattr(2). `flags`: 0, constants.XATTR_CREATE or constants.XATTR_REPLACE. Strings are UTF-8. */
+export function setXattr(path: string, name: string, value: Uint8Array | string, flags: number = 0): void {
+  const buf =
+    typeof value === 'string'
+      ? Buffer.from(value, 'utf8')
+      : Buffer.isBuffer(value)
+        ? value
+        : Buffer.from(value.buffer, value.byteOffset, value.byteLength);
+  load().lsetxattr(path, name, buf, flags);
+}
+
+/** llistxattr(2): attribute names (only those this process may see). */
+export function listXattrs(path: string): string[] {
+  return load().llistxattr(path);
+}
+
+/** lremovexattr(2). Throws ENODATA if absent. */
+export function removeXattr(path: string, name: string): void {
+  load().lremovexattr(path, name);
+}
+
+/**
+ * utimensat(AT_FDCWD, path, ..., AT_SYMLINK_NOFOLLOW): set atime/mtime with
+ * nanosecond precision, on a symlink itself if `path` is one. A nsec value may
+ * be constants.UTIME_NOW or constants.UTIME_OMIT.
+ */
+export function lutimesNs(
+  path: string,
+  atimeSec: number | bigint,
+  atimeNsec: number,
+  mtimeSec: number | bigint,
+  mtimeNsec: number,
+): void {
+  load().lutimesNs(path, atimeSec, atimeNsec, mtimeSec, mtimeNsec);
+}
+
+// ---------------------------------------------------------------------------
+// namespaces — caution: these act on the calling (main) thread only; libuv's
+// thread pool (async fs, dns, zlib) stays in the old namespaces. Node is
+// always multithreaded, so the kernel refuses setns() into a mount namespace
+// and unshare(CLONE_NEWUSER) with EINVAL (unshare(CLONE_NEWNS) works, for the
+// main thread only). Do namespace work in the shim; these are for probes.
+
+/** setns(2) on the calling thread. */
+export function setns(fd: number, nstype: number = 0): void {
+  load().setns(fd, nstype);
+}
+
+/** unshare(2) on the calling thread. */
+export function unshare(flags: number): void {
+  load().unshare(flags);
+}

@@ -1,0 +1,42 @@
+import { createHash } from 'node:crypto';
+import { createCgroupManager, type CgroupManager } from '../cgroup/manager.js';
+import { ContainerStore } from '../container/store.js';
+import { defaultNetworkSettings, type NetworkSettings } from '../network/setup.js';
+import { DEFAULT_ROOT, statePaths, type StatePaths } from '../state/paths.js';
+import type { Logger } from '../util/logger.js';
+import { silentLogger } from '../util/logger.js';
+
+/**
+ * The composition root: one place that picks concrete implementations
+ * (cgroup backend, network settings, state root). Everything else takes a Runtime.
+ */
+export interface Runtime {
+  readonly paths: StatePaths;
+  readonly store: ContainerStore;
+  readonly logger: Logger;
+  readonly network: NetworkSettings;
+  readonly cgroupParent: string;
+  cgroups(name: string): CgroupManager;
+}
+
+/** Each state root (a simulated host) gets its own cgroup parent, so two roots never share a cgroup. */
+export function cgroupParentFor(root: string, env: NodeJS.ProcessEnv = process.env): string {
+  const fromEnv = env['TSMIGRATE_CGROUP_PARENT'];
+  if (fromEnv) return fromEnv;
+  if (root === DEFAULT_ROOT) return 'tsmigrate';
+  return `tsmigrate-${createHash('sha256').update(root).digest('hex').slice(0, 8)}`;
+}
+
+export function createRuntime(opts: { root: string; logger?: Logger; env?: NodeJS.ProcessEnv }): Runtime {
+  const env = opts.env ?? process.env;
+  const paths = statePaths(opts.root);
+  const cgroupParent = cgroupParentFor(paths.root, env);
+  return {
+    paths,
+    store: new ContainerStore(paths),
+    logger: opts.logger ?? silentLogger,
+    network: defaultNetworkSettings(env),
+    cgroupParent,
+    cgroups: (name) => createCgroupManager({ name, parent: cgroupParent }),
+  };
+}

@@ -1,0 +1,50 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { planConfig, shimRunArgs } from '../../../src/container/run.js';
+import { shimExecArgs } from '../../../src/container/exec.js';
+import { deriveStatus, refusal } from '../../../src/container/status.js';
+import type { ContainerRuntimeState } from '../../../src/container/types.js';
+
+const img = { name: 'busybox', digest: 'sha256:' + 'a'.repeat(64) };
+
+test('planConfig fills PATH, HOSTNAME and HOME, keeps user values', () => {
+  const c = planConfig({ name: 'w', image: 'busybox', command: ['sh'], env: ['A=1'], limits: {}, net: 'none' }, img, new Date(0));
+  assert.deepEqual(c.env, ['PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin', 'A=1', 'HOSTNAME=w', 'HOME=/root']);
+  assert.equal(c.hostname, 'w');
+  assert.equal(c.workdir, '/');
+  assert.equal(c.createdAt, '1970-01-01T00:00:00.000Z');
+  const d = planConfig({ name: 'w', image: 'b', command: ['sh'], env: ['PATH=/x', 'HOME=/h'], hostname: 'h1', limits: {}, net: 'none', user: { uid: 5, gid: 6 } }, img, new Date(0));
+  assert.deepEqual(d.env, ['PATH=/x', 'HOME=/h', 'HOSTNAME=h1']);
+});
+
+test('shim argv keeps the command after -- verbatim', () => {
+  const c = planConfig({ name: 'w', image: 'b', command: ['sh', '-c', 'echo "$HOME"; --x'], env: [], limits: {}, net: 'none', user: { uid: 1, gid: 2 } }, img, new Date(0));
+  const a = shimRunArgs(c, '/r');
+  assert.deepEqual(a.slice(a.indexOf('--') + 1), ['sh', '-c', 'echo "$HOME"; --x']);
+  assert.ok(a.includes('--user') && a[a.indexOf('--user') + 1] === '1:2');
+  const e = shimExecArgs(42, { memory: '/sys/fs/cgroup/memory/t/w' }, ['A=1'], { name: 'w', command: ['id'] });
+  assert.deepEqual(e.slice(0, 5), ['exec', '--pid', '42', '--cgroup-procs', '/sys/fs/cgroup/memory/t/w/cgroup.procs']);
+});
+
+const st = (status: ContainerRuntimeState['status']): ContainerRuntimeState => ({
+  status,
+  cgroupParent: 't',
+  rootfs: { upper: '', work: '', merged: '', lower: '' },
+});
+
+test('status is derived from facts', () => {
+  assert.equal(deriveStatus(st('running'), true, false, undefined), 'running');
+  assert.equal(deriveStatus(st('running'), true, true, undefined), 'frozen');
+  assert.equal(deriveStatus(st('running'), false, false, { exitCode: 3, signal: null, exitedAt: '' }), 'exited');
+  assert.equal(deriveStatus(st('stopped'), false, false, undefined), 'exited');
+  assert.equal(deriveStatus(st('stopped'), true, false, undefined), 'exited');
+  assert.equal(deriveStatus(st('creating'), false, false, undefined), 'creating');
+});
+
+test('illegal transitions are refused', () => {
+  assert.equal(refusal('exec', 'running'), undefined);
+  assert.equal(refusal('exec', 'frozen'), 'it is frozen');
+  assert.equal(refusal('rm', 'running'), 'it is running');
+  assert.equal(refusal('rm', 'exited'), undefined);
+  assert.equal(refusal('freeze', 'exited'), 'it is exited');
+});
