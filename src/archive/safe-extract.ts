@@ -204,7 +204,7 @@ class Extractor {
           break;
         }
         default:
-          throw new TsmError('EINVAL_ARG', `unsupported archive: entry ${quote(raw)} has an unsupported type (${String(type)})`, {
+          throw new TsmError('EINVAL_ARG', `unsupported archive: entry ${quote(raw)} has an unsupported type (${type ?? 'unknown typeflag'})`, {
             fix: 'recreate the archive with GNU tar (tar -cf) or docker export',
           });
       }

@@ -80,6 +80,7 @@ export async function runContainer(rt: Runtime, req: RunRequest): Promise<Contai
 async function createAndStart(rt: Runtime, config: ContainerConfig, imageRootfs: string): Promise<ContainerConfig> {
   const undo = new UndoStack(rt.logger);
   const dir = rt.paths.container(config.name);
+  const cg = rt.cgroups(config.name); // detects the cgroup layout: fails before any side effect
   try {
     await fs.mkdir(dir, { mode: 0o700 });
     undo.push('remove state', () => fs.rm(dir, { recursive: true, force: true }));
@@ -88,7 +89,6 @@ async function createAndStart(rt: Runtime, config: ContainerConfig, imageRootfs:
     const state: ContainerRuntimeState = { status: 'creating', cgroupParent: rt.cgroupParent, rootfs: layout };
     await rt.store.saveState(config.name, state);
 
-    const cg = rt.cgroups(config.name);
     await cg.create();
     undo.push('remove cgroups', () => cg.destroy());
     await cg.apply(config.limits);

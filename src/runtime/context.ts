@@ -37,6 +37,12 @@ export function createRuntime(opts: { root: string; logger?: Logger; env?: NodeJ
     logger: opts.logger ?? silentLogger,
     network: defaultNetworkSettings(env),
     cgroupParent,
-    cgroups: (name) => createCgroupManager({ name, parent: cgroupParent }),
+    cgroups: (name) =>
+      createCgroupManager({
+        name,
+        parent: cgroupParent,
+        ...(env['TSMIGRATE_CGROUP_ROOT'] ? { root: env['TSMIGRATE_CGROUP_ROOT'] } : {}),
+        ...(env['TSMIGRATE_CGROUP_PREFER'] === 'v1' || env['TSMIGRATE_CGROUP_PREFER'] === 'v2' ? { prefer: env['TSMIGRATE_CGROUP_PREFER'] } : {}),
+      }),
   };
 }

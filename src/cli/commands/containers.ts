@@ -7,10 +7,20 @@ import { removeContainer } from '../../container/remove.js';
 import { runContainer } from '../../container/run.js';
 import { stopContainer } from '../../container/stop.js';
 import { loadView } from '../../container/view.js';
+import type { Runtime } from '../../runtime/context.js';
 import { TsmError } from '../../errors/errors.js';
 import { parseEnv, parseRunRequest, parseUser, parseWorkdir, type RawRunOptions } from '../parse.js';
 import { humanBytes, humanDuration, table } from '../output.js';
 import { print, printJson, runtimeFor } from '../context.js';
+
+async function waitForExit(rt: Runtime, name: string, ms: number) {
+  const deadline = Date.now() + ms;
+  for (;;) {
+    const e = await rt.store.exitInfo(name);
+    if (e || Date.now() > deadline) return e;
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
 
 const collect = (v: string, prev: string[] = []) => [...prev, v];
 
@@ -62,8 +72,9 @@ export function registerContainerCommands(program: Command, setExit: (code: numb
       process.on('SIGINT', onSig);
       process.on('SIGTERM', onSig);
       await streamLogs(rt, name, process.stdout, true, ac.signal);
-      const view = await loadView(rt, name);
-      setExit(view.exit?.exitCode ?? 0);
+      // the supervisor writes exit.json once it has drained the container's output
+      const exit = await waitForExit(rt, name, 5000);
+      setExit(exit?.exitCode ?? 1);
     });
 
   program

@@ -1,4 +1,4 @@
-import { test } from 'node:test';
+import { after, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
 import { promises as fs } from 'node:fs';
@@ -37,8 +37,14 @@ interface Sandbox {
   outside: string;
 }
 
+const temps: string[] = [];
+after(async () => {
+  for (const t of temps) await fs.rm(t, { recursive: true, force: true });
+});
+
 async function sandbox(): Promise<Sandbox> {
   const base = await fs.mkdtemp(path.join(tmpdir(), 'tsm-extract-'));
+  temps.push(base);
   const target = path.join(base, 'target');
   const sentinel = path.join(base, 'sentinel');
   const outside = path.join(base, 'outside.txt');
@@ -297,6 +303,21 @@ test('PAX xattrs never fail the extraction', async () => {
   await extract(buf, sb.target, { onWarning: (m) => warnings.push(m) });
   assert.equal(await fs.readFile(path.join(sb.target, 'f'), 'utf8'), 'x');
   for (const w of warnings) assert.match(w, /extended attribute/);
+  // With the native addon built, the attribute is really set.
+  const spec = '../../../src/native/native.js';
+  const native = (await import(spec).catch(() => null)) as null | {
+    nativeAvailable(): boolean;
+    getXattr(p: string, n: string): Buffer | null;
+  };
+  if (native?.nativeAvailable()) {
+    assert.equal(warnings.length, 0, warnings.join("; "));
+    assert.equal(native.getXattr(path.join(sb.target, 'f'), 'user.test')?.toString(), 'hello');
+    // bsdtar's encoding: URL-encoded name, base64 value (binary-safe).
+    const bin = Buffer.from([0, 1, 2, 255]);
+    const buf2 = await archive([{ header: { name: 'g', type: 'file', pax: { 'LIBARCHIVE.xattr.user.b%69n': bin.toString('base64') } }, data: 'y' }]);
+    await extract(buf2, sb.target, { onWarning: (m) => warnings.push(m) });
+    assert.deepEqual(native.getXattr(path.join(sb.target, 'g'), 'user.bin'), bin);
+  }
 });
 
 test('an aborted signal stops the extraction', async () => {
