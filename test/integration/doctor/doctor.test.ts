@@ -1,0 +1,38 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { cli, tempRoot } from '../../helpers/cli.js';
+
+interface Finding { check: string; ok: boolean; detail: string; disables?: string; fix?: string }
+
+test('doctor reports CRIU, its features, the cgroup layout and the native parts', async () => {
+  const r = await cli(tempRoot(), ['--json', 'doctor'], { timeoutMs: 120000 });
+  assert.equal(r.code, 0, r.stderr);
+  const f = JSON.parse(r.stdout) as Finding[];
+  const by = (c: string) => {
+    const x = f.find((y) => y.check === c);
+    assert.ok(x, `doctor checks ${c}`);
+    return x;
+  };
+  assert.match(by('criu').detail, /4\.\d+/);
+  assert.equal(by('criu check').ok, true);
+  assert.equal(by('cgroups').ok, true);
+  assert.match(by('cgroups').detail, /layout (v1|v2|hybrid)/);
+  assert.equal(by('overlayfs').ok, true);
+  assert.equal(by('native addon').ok, true);
+  assert.equal(by('tsm-shim').ok, true);
+  const dirty = by('criu feature mem_dirty_track');
+  // whatever the kernel says, a missing feature must say what it disables
+  if (!dirty.ok) assert.match(dirty.disables ?? '', /pre-copy/);
+  for (const x of f) if (!x.ok) assert.ok(x.disables && x.detail, `${x.check} says what it disables`);
+  const text = await cli(tempRoot(), ['doctor'], { timeoutMs: 120000 });
+  assert.match(text.stdout, /^ok +criu: /m);
+});
+
+test('doctor says how to fix a missing CRIU', async () => {
+  const r = await cli(tempRoot(), ['--json', 'doctor'], { env: { TSMIGRATE_CRIU: '/nonexistent/criu' }, timeoutMs: 60000 });
+  assert.equal(r.code, 1);
+  const f = JSON.parse(r.stdout) as Finding[];
+  const c = f.find((x) => x.check === 'criu');
+  assert.equal(c?.ok, false);
+  assert.match(c?.fix ?? '', /setup\.sh/);
+});
