@@ -15,7 +15,7 @@ REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 IMAGES_DIR=${TSMIGRATE_IMAGES_DIR:-/var/cache/tsmigrate/images}
 PACKAGES=(
   openssh-server openssh-client busybox-static debootstrap redis-server iproute2
-  iptables zstd tar build-essential python3 ca-certificates debian-archive-keyring
+  iptables zstd tar build-essential python3 ca-certificates debian-archive-keyring strace
 )
 T0=$(date +%s)
 SUMMARY=()

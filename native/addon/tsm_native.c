@@ -1,7 +1,7 @@
 /*
  * tsm_native: a thin, synchronous N-API binding for the handful of Linux
  * syscalls Node does not expose (mount, umount2, mknod, l*xattr, setns,
- * unshare, utimensat with AT_SYMLINK_NOFOLLOW).
+ * unshare, utimensat with AT_SYMLINK_NOFOLLOW, futimens, lseek SEEK_DATA/HOLE).
  *
  * Rules this file follows:
  *   - every argument is type-checked here; a wrong type throws a TypeError
@@ -535,6 +535,70 @@ out:
 }
 
 /* ------------------------------------------------------------------------ */
+/* futimesNs(fd, atimeSec, atimeNsec, mtimeSec, mtimeNsec)                  */
+/* ------------------------------------------------------------------------ */
+
+static napi_value js_futimes_ns(napi_env env, napi_callback_info info) {
+  napi_value argv[5];
+  int64_t fd = 0, asec = 0, msec = 0;
+  struct timespec ts[2];
+  memset(ts, 0, sizeof ts);
+  if (get_args(env, info, 5, argv) < 0) return NULL;
+  if (get_int(env, argv[0], "fd", 0, INT32_MAX, 0, &fd) < 0 ||
+      get_int(env, argv[1], "atimeSec", INT64_MIN, INT64_MAX, 1, &asec) < 0 ||
+      get_nsec(env, argv[2], "atimeNsec", &ts[0].tv_nsec) < 0 ||
+      get_int(env, argv[3], "mtimeSec", INT64_MIN, INT64_MAX, 1, &msec) < 0 ||
+      get_nsec(env, argv[4], "mtimeNsec", &ts[1].tv_nsec) < 0)
+    return NULL;
+  ts[0].tv_sec = (time_t)asec;
+  ts[1].tv_sec = (time_t)msec;
+  if (futimens((int)fd, ts) != 0) throw_errno(env, errno, "futimens", NULL);
+  return NULL;
+}
+
+/* ------------------------------------------------------------------------ */
+/* seekData(fd, offset) / seekHole(fd, offset): lseek(2) with SEEK_DATA /   */
+/* SEEK_HOLE. Returns the new offset, or null on ENXIO (no data / hole at   */
+/* or after `offset`, i.e. offset >= file size for SEEK_HOLE).              */
+/* ------------------------------------------------------------------------ */
+
+static napi_value seek_common(napi_env env, napi_callback_info info, int whence,
+                              const char *syscall_name) {
+  napi_value argv[2];
+  napi_value result = NULL;
+  int64_t fd = 0, off = 0;
+  if (get_args(env, info, 2, argv) < 0) return NULL;
+  if (get_int(env, argv[0], "fd", 0, INT32_MAX, 0, &fd) < 0 ||
+      get_int(env, argv[1], "offset", 0, MAX_SAFE_INTEGER, 0, &off) < 0)
+    return NULL;
+  off_t r = lseek((int)fd, (off_t)off, whence);
+  if (r < 0) {
+    if (errno == ENXIO) {
+      if (napi_get_null(env, &result) != napi_ok) {
+        throw_napi_failure(env, napi_generic_failure);
+        return NULL;
+      }
+      return result;
+    }
+    throw_errno(env, errno, syscall_name, NULL);
+    return NULL;
+  }
+  if (napi_create_int64(env, (int64_t)r, &result) != napi_ok) {
+    throw_napi_failure(env, napi_generic_failure);
+    return NULL;
+  }
+  return result;
+}
+
+static napi_value js_seek_data(napi_env env, napi_callback_info info) {
+  return seek_common(env, info, SEEK_DATA, "lseek");
+}
+
+static napi_value js_seek_hole(napi_env env, napi_callback_info info) {
+  return seek_common(env, info, SEEK_HOLE, "lseek");
+}
+
+/* ------------------------------------------------------------------------ */
 /* module                                                                   */
 /* ------------------------------------------------------------------------ */
 
@@ -583,6 +647,9 @@ NAPI_MODULE_INIT() {
       {"setns", js_setns},
       {"unshare", js_unshare},
       {"lutimesNs", js_lutimes_ns},
+      {"futimesNs", js_futimes_ns},
+      {"seekData", js_seek_data},
+      {"seekHole", js_seek_hole},
   };
   for (size_t i = 0; i < sizeof fns / sizeof fns[0]; i++) {
     napi_value fn;

@@ -3,7 +3,8 @@
  * hierarchy we use. On hybrid hosts the container also gets a directory in the
  * unified (cgroup2) hierarchy so its pids are tracked there and cgroup.kill works;
  * the freezer stays the v1 one (freezer.state), which is what CRIU's
- * --freeze-cgroup expects. name=systemd is left alone.
+ * --freeze-cgroup expects. Every other mounted hierarchy (devices, name=systemd,
+ * ...) gets a directory too, with no limits.
  */
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
@@ -43,9 +44,14 @@ export class V1Manager implements CgroupManager {
       this.paths[key] = dir;
       if (!this.hiers.some((h) => h.dir === dir)) this.hiers.push({ mount, dir });
     };
+    // every mounted hierarchy (devices, hugetlb, net_cls, name=systemd, ...), so that the
+    // container's tasks sit at one path everywhere and CRIU's --cgroup-root can re-root them all
     for (const c of V1_USED_CONTROLLERS) {
       const mount = layout.v1.get(c);
       if (mount !== undefined) add(c, mount);
+    }
+    for (const [c, mount] of [...layout.v1.entries()].sort(([a], [b]) => a.localeCompare(b))) {
+      if (!(c in this.paths)) add(c, mount);
     }
     if (useUnified && layout.v2Mount !== undefined) add('unified', layout.v2Mount);
   }

@@ -106,6 +106,9 @@ interface Binding {
   setns(fd: number, nstype: number): void;
   unshare(flags: number): void;
   lutimesNs(path: string, atimeSec: number | bigint, atimeNsec: number, mtimeSec: number | bigint, mtimeNsec: number): void;
+  futimesNs(fd: number, atimeSec: number | bigint, atimeNsec: number, mtimeSec: number | bigint, mtimeNsec: number): void;
+  seekData(fd: number, offset: number): number | null;
+  seekHole(fd: number, offset: number): number | null;
   constants: Record<string, number>;
 }
 
@@ -364,6 +367,49 @@ export function lutimesNs(
   mtimeNsec: number,
 ): void {
   load().lutimesNs(path, atimeSec, atimeNsec, mtimeSec, mtimeNsec);
+}
+
+/**
+ * futimens(2): like lutimesNs, on an open file descriptor (no path lookup).
+ * The addon must be recent enough (throws TsmError('ENATIVE') otherwise).
+ */
+export function futimesNs(
+  fd: number,
+  atimeSec: number | bigint,
+  atimeNsec: number,
+  mtimeSec: number | bigint,
+  mtimeNsec: number,
+): void {
+  fn('futimesNs')(fd, atimeSec, atimeNsec, mtimeSec, mtimeNsec);
+}
+
+/**
+ * lseek(fd, offset, SEEK_DATA): the offset of the first byte of data at or
+ * after `offset`, or null (ENXIO) when there is none (only a hole up to EOF,
+ * or `offset` >= the file size). Moves the file offset.
+ */
+export function seekData(fd: number, offset: number): number | null {
+  return fn('seekData')(fd, offset);
+}
+
+/**
+ * lseek(fd, offset, SEEK_HOLE): the offset of the first hole at or after
+ * `offset` (the file size counts as a hole at EOF), or null (ENXIO) when
+ * `offset` >= the file size. Moves the file offset. Filesystems without hole
+ * support report the whole file as data (the result is the file size).
+ */
+export function seekHole(fd: number, offset: number): number | null {
+  return fn('seekHole')(fd, offset);
+}
+
+/** A binding function that may be missing from an addon built before it was added. */
+function fn<K extends 'futimesNs' | 'seekData' | 'seekHole'>(name: K): Binding[K] {
+  const b = load();
+  const f = b[name] as Binding[K] | undefined;
+  if (typeof f !== 'function') {
+    throw new TsmError('ENATIVE', `the native addon is too old (no ${name})`, { fix: 'rebuild it: npm run build:native' });
+  }
+  return f;
 }
 
 // ---------------------------------------------------------------------------
