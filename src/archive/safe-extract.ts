@@ -17,6 +17,13 @@
  *    (`allowDevices`); 0:0 character devices (overlayfs whiteouts) are created
  *    only with `allowWhiteouts`.
  *
+ * tsmigrate's own PAX records (written by pack.ts) are understood:
+ * TSMIGRATE.xattr.* (binary-safe xattrs, preferred over SCHILY.xattr.* /
+ * LIBARCHIVE.xattr.* for the same name; see xattr-pax.ts), TSMIGRATE.sparse
+ * (files with holes; see sparse.ts), and `mtime` / `atime` are applied with
+ * nanosecond precision when the native addon is built. The archive entry for
+ * the root ("./") sets the target directory's own owner, mode, xattrs, times.
+ *
  * The first unsafe entry rejects the whole archive with
  * TsmError('EINVAL_ARG', 'unsafe archive: entry "X" ...'). Entries before it
  * have been written already: THE CALLER MUST REMOVE THE PARTIAL TARGET
@@ -33,6 +40,8 @@ import { pipeline } from 'node:stream/promises';
 import tar from 'tar-stream';
 import { execa } from 'execa';
 import { TsmError } from '../errors/errors.js';
+import { parseSparseMap, SPARSE_PAX_KEY, writeContent, type SparseMap } from './sparse.js';
+import { decodeXattrPax, parsePaxTime, type TimeNs } from './xattr-pax.js';
 
 export interface ExtractOptions {
   /** Create 0:0 character devices (overlayfs whiteouts). Default false. */
@@ -68,6 +77,8 @@ interface Attrs {
   uid: number;
   gid: number;
   mtime: Date;
+  /** Exact times from the PAX `mtime` (and `atime`, else = mtime) records, when present. */
+  times: { atime: TimeNs; mtime: TimeNs } | null;
   xattrs: Xattr[];
 }
 
@@ -171,10 +182,12 @@ class Extractor {
     try {
       switch (type) {
         case 'file':
-        case 'contiguous-file':
+        case 'contiguous-file': {
           if (data === null) throw new Error('internal: no data stream for a file entry');
-          await this.file(raw, parts, rel, attrs, data);
+          const sparse = sparseMapOf(h, raw);
+          await this.file(raw, parts, rel, attrs, data, sparse);
           break;
+        }
         case 'directory':
           await this.directory(raw, parts, rel, attrs);
           break;
@@ -264,28 +277,22 @@ class Extractor {
     return { abs, exists };
   }
 
-  private async file(raw: string, parts: string[], rel: string, a: Attrs, data: AsyncIterator<Buffer>): Promise<void> {
+  private async file(
+    raw: string,
+    parts: string[],
+    rel: string,
+    a: Attrs,
+    data: AsyncIterator<Buffer>,
+    sparse: SparseMap | null,
+  ): Promise<void> {
     const { abs } = await this.prepare(raw, parts, rel, false);
     const fh = await fs.open(abs, C.O_WRONLY | C.O_CREAT | C.O_EXCL | C.O_NOFOLLOW, 0o600);
     try {
-      let pos = 0;
-      for (;;) {
-        const r = await data.next();
-        if (r.done) break;
-        const chunk = r.value;
-        let off = 0;
-        while (off < chunk.length) {
-          const { bytesWritten } = await fh.write(chunk, off, chunk.length - off, pos);
-          off += bytesWritten;
-          pos += bytesWritten;
-        }
-        if (this.opts.signal?.aborted) throw this.opts.signal.reason;
-      }
-      this.bytes += pos;
+      this.bytes += await writeContent(fh, sparse, data, this.opts.signal);
       await this.chown(() => fh.chown(a.uid, a.gid));
       await fh.chmod(a.mode);
       await this.xattrs(abs, a.xattrs);
-      await fh.utimes(a.mtime, a.mtime);
+      await setTimes(a, { fd: fh.fd }, () => fh.utimes(a.mtime, a.mtime));
     } finally {
       await fh.close();
     }
@@ -307,7 +314,7 @@ class Extractor {
     await fs.symlink(target, abs);
     await this.chown(() => fs.lchown(abs, a.uid, a.gid));
     await this.xattrs(abs, a.xattrs);
-    await fs.lutimes(abs, a.mtime, a.mtime);
+    await setTimes(a, { path: abs }, () => fs.lutimes(abs, a.mtime, a.mtime));
     this.entries++;
   }
 
@@ -334,7 +341,7 @@ class Extractor {
     // chmod on the path is safe: we just created a non-symlink node here.
     await fs.chmod(abs, a.mode);
     await this.xattrs(abs, a.xattrs);
-    await fs.lutimes(abs, a.mtime, a.mtime);
+    await setTimes(a, { path: abs }, () => fs.lutimes(abs, a.mtime, a.mtime));
     this.entries++;
   }
 
@@ -374,7 +381,7 @@ class Extractor {
         await this.chown(() => fh.chown(a.uid, a.gid));
         await fh.chmod(a.mode);
         await this.xattrs(abs, a.xattrs);
-        await fh.utimes(a.mtime, a.mtime);
+        await setTimes(a, { fd: fh.fd }, () => fh.utimes(a.mtime, a.mtime));
       } finally {
         await fh.close();
       }
@@ -437,23 +444,31 @@ function attrsOf(h: Header, problem: (msg: string) => void): Attrs {
   const paxMtime = pax['mtime'];
   if (paxMtime !== undefined && /^-?\d+(\.\d+)?$/.test(paxMtime)) mtime = new Date(Number(paxMtime) * 1000);
   if (Number.isNaN(mtime.getTime())) mtime = new Date(0);
+  const exactM = paxMtime === undefined ? null : parsePaxTime(paxMtime);
+  const paxAtime = pax['atime'];
+  const exactA = paxAtime === undefined ? null : parsePaxTime(paxAtime);
   return {
     mode: (h.mode ?? 0o644) & 0o7777,
     uid: int(pax['uid']) ?? h.uid ?? 0,
     gid: int(pax['gid']) ?? h.gid ?? 0,
     mtime,
+    times: exactM === null ? null : { mtime: exactM, atime: exactA ?? exactM },
     xattrs: paxXattrs(pax, problem),
   };
 }
 
 /**
  * Extended attributes recorded in PAX headers:
+ *  - TSMIGRATE.xattr.ENCODED-NAME=BASE64 (tsmigrate, xattr-pax.ts): exact;
+ *    wins over the two below for the same name.
  *  - SCHILY.xattr.NAME=VALUE (GNU tar, star): tar-stream decodes the value as
  *    UTF-8, so a binary value (e.g. security.capability) cannot be recovered
  *    exactly; such values are reported, not written.
  *  - LIBARCHIVE.xattr.URLENCODED-NAME=BASE64 (bsdtar): exact.
  */
 function paxXattrs(pax: PaxHeaders, problem: (msg: string) => void): Xattr[] {
+  const ours = decodeXattrPax(pax, problem);
+  const have = new Set(ours.map((x) => x.name));
   const out: Xattr[] = [];
   for (const [key, value] of Object.entries(pax)) {
     if (key.startsWith('SCHILY.xattr.')) {
@@ -474,15 +489,58 @@ function paxXattrs(pax: PaxHeaders, problem: (msg: string) => void): Xattr[] {
       out.push({ name, value: Buffer.from(value, 'base64') });
     }
   }
-  return out;
+  return [...out.filter((x) => !have.has(x.name)), ...ours];
+}
+
+/** The validated TSMIGRATE.sparse map of a file entry, or null. */
+function sparseMapOf(h: Header, raw: string): SparseMap | null {
+  const v = h.pax?.[SPARSE_PAX_KEY];
+  if (v === undefined) return null;
+  try {
+    return parseSparseMap(v, h.size ?? 0);
+  } catch (e) {
+    throw new TsmError('EINVAL_ARG', `unsupported archive: entry ${quote(raw)} has an invalid sparse map: ${oneLine((e as Error).message)}`, {
+      fix: 'recreate the archive (tsmigrate pack)',
+    });
+  }
+}
+
+/**
+ * Set atime/mtime: with nanosecond precision through the native addon when
+ * the entry has exact PAX times, else (or without the addon) with `fallback`.
+ */
+async function setTimes(a: Attrs, where: { fd: number } | { path: string }, fallback: () => Promise<void>): Promise<void> {
+  const t = a.times;
+  if (t !== null) {
+    const native = await loadNative();
+    const args: TimesArgs = [t.atime.sec, t.atime.nsec, t.mtime.sec, t.mtime.nsec];
+    try {
+      if ('fd' in where && native.futimesNs) {
+        await native.futimesNs(where.fd, ...args);
+        return;
+      }
+      if ('path' in where && native.lutimesNs) {
+        await native.lutimesNs(where.path, ...args);
+        return;
+      }
+    } catch (e) {
+      // The addon is not built / too old: fall back to Node's (microsecond) utimes.
+      if ((e as { code?: unknown }).code !== 'ENATIVE') throw e;
+    }
+  }
+  await fallback();
 }
 
 // ---------------------------------------------------------------------------
 // optional native addon (src/native/native.ts), loaded lazily
 
+type TimesArgs = [atimeSec: bigint, atimeNsec: number, mtimeSec: bigint, mtimeNsec: number];
+
 interface NativeOps {
   mknod?: (path: string, mode: number, major: number, minor: number) => unknown;
   lsetxattr?: (path: string, name: string, value: Buffer, flags: number) => unknown;
+  lutimesNs?: (path: string, ...t: TimesArgs) => unknown;
+  futimesNs?: (fd: number, ...t: TimesArgs) => unknown;
 }
 
 let nativeOps: Promise<NativeOps> | undefined;
@@ -503,6 +561,8 @@ function loadNative(): Promise<NativeOps> {
       return {
         mknod: fn('mknod') as NativeOps['mknod'],
         lsetxattr: fn('lsetxattr', 'setXattr', 'lsetXattr') as NativeOps['lsetxattr'],
+        lutimesNs: fn('lutimesNs') as NativeOps['lutimesNs'],
+        futimesNs: fn('futimesNs') as NativeOps['futimesNs'],
       };
     } catch {
       return {};

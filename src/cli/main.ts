@@ -5,6 +5,7 @@ import { exitCodeFor, TsmError } from '../errors/errors.js';
 import { registerContainerCommands } from './commands/containers.js';
 import { registerImageCommands } from './commands/images.js';
 import { registerDoctorCommand } from './commands/doctor.js';
+import { registerCheckpointCommands } from './commands/checkpoints.js';
 
 function version(): string {
   const pkg = JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as { version: string };
@@ -26,6 +27,7 @@ export async function main(argv: string[]): Promise<number> {
   registerContainerCommands(program, setExit);
   registerImageCommands(program);
   registerDoctorCommand(program, setExit);
+  registerCheckpointCommands(program);
   try {
     await program.parseAsync(argv);
     return exitCode;

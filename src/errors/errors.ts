@@ -25,6 +25,10 @@ export type ErrorCode =
   | 'ECRIU_MISSING'
   | 'ECRIU_TOO_OLD'
   | 'EIO'
+  | 'EINTEGRITY'
+  | 'ENOENT_CHECKPOINT'
+  | 'EEXIST_CHECKPOINT'
+  | 'ENOSPC'
   | 'EINTERNAL';
 
 export class TsmError extends Error {

@@ -1,0 +1,96 @@
+import { promises as fs } from 'node:fs';
+import path from 'node:path';
+import { TsmError } from '../errors/errors.js';
+import type { StatePaths } from '../state/paths.js';
+import { hashFile } from '../util/hash.js';
+import { BLOB_NAMES, isCheckpointId, parseManifest, type CheckpointManifest } from './manifest.js';
+
+export interface CheckpointSummary {
+  id: string;
+  container: string;
+  createdAt: string;
+  size: number;
+  tag: string | null;
+  frozenMs: number;
+}
+
+/** The local checkpoint store: <root>/checkpoints/<id>/{manifest.json,criu.tar.zst,upper.tar.zst,dump.log}. */
+export class CheckpointStore {
+  readonly dir: string;
+  constructor(paths: StatePaths) {
+    this.dir = path.join(paths.root, 'checkpoints');
+  }
+
+  path(id: string): string {
+    if (!isCheckpointId(id)) {
+      throw new TsmError('EINVAL_ARG', `invalid checkpoint id "${id}"`, { fix: 'list checkpoints with tsmigrate checkpoints' });
+    }
+    return path.join(this.dir, id);
+  }
+
+  async manifest(id: string): Promise<CheckpointManifest> {
+    const text = await fs.readFile(path.join(this.path(id), 'manifest.json'), 'utf8').catch((e: NodeJS.ErrnoException) => {
+      if (e.code === 'ENOENT') {
+        throw new TsmError('ENOENT_CHECKPOINT', `no checkpoint "${id}"`, { fix: 'list checkpoints with tsmigrate checkpoints' });
+      }
+      throw e;
+    });
+    return parseManifest(text);
+  }
+
+  async list(container?: string): Promise<CheckpointSummary[]> {
+    const entries = await fs.readdir(this.dir, { withFileTypes: true }).catch(() => []);
+    const out: CheckpointSummary[] = [];
+    for (const e of entries) {
+      if (!e.isDirectory() || e.name.startsWith('.') || !isCheckpointId(e.name)) continue;
+      const m = await this.manifest(e.name).catch(() => undefined);
+      if (!m || (container && m.container.name !== container)) continue;
+      out.push({
+        id: m.id,
+        container: m.container.name,
+        createdAt: m.createdAt,
+        size: BLOB_NAMES.reduce((s, b) => s + m.blobs[b].size, 0),
+        tag: m.tag,
+        frozenMs: m.timings.frozenMs,
+      });
+    }
+    return out.sort((a, b) => a.createdAt.localeCompare(b.createdAt) || a.id.localeCompare(b.id));
+  }
+
+  /** Check every blob's size and sha256; returns the problems (empty: good). */
+  async verify(id: string): Promise<string[]> {
+    return verifyBlobs(this.path(id), await this.manifest(id));
+  }
+
+  async assertVerified(id: string): Promise<CheckpointManifest> {
+    const problems = await this.verify(id);
+    if (problems.length) {
+      throw new TsmError('EINTEGRITY', `checkpoint ${id} is corrupted: ${problems.join('; ')}`, {
+        fix: 'nothing was changed; restore another checkpoint (tsmigrate checkpoints)',
+      });
+    }
+    return this.manifest(id);
+  }
+
+  async remove(id: string): Promise<void> {
+    const dir = this.path(id);
+    await this.manifest(id);
+    // rename first so that a crash never leaves a half-deleted checkpoint that lists
+    const trash = path.join(this.dir, `.rm-${id}-${process.pid}`);
+    await fs.rename(dir, trash);
+    await fs.rm(trash, { recursive: true, force: true });
+  }
+}
+
+/** Check every blob of the checkpoint in `dir` against manifest `m`. */
+export async function verifyBlobs(dir: string, m: CheckpointManifest): Promise<string[]> {
+  const problems: string[] = [];
+  for (const b of BLOB_NAMES) {
+    const info = m.blobs[b];
+    const got = await hashFile(path.join(dir, info.file)).catch(() => undefined);
+    if (!got) problems.push(`${info.file} is missing`);
+    else if (got.size !== info.size) problems.push(`${info.file} has ${got.size} bytes, the manifest says ${info.size}`);
+    else if (got.sha256 !== info.sha256) problems.push(`${info.file} has sha256 ${got.sha256.slice(0, 12)}…, the manifest says ${info.sha256.slice(0, 12)}…`);
+  }
+  return problems;
+}

@@ -1,0 +1,106 @@
+/**
+ * Running CRIU: one argument array (from argv.ts), no shell, stdin closed,
+ * stdout/stderr captured. A non-zero exit becomes a CriuError explaining the
+ * failure from CRIU's log (see errors.ts), with the log's path kept.
+ */
+import { rm, readFile } from 'node:fs/promises';
+import path from 'node:path';
+import { execa } from 'execa';
+import { TsmError } from '../errors/errors.js';
+import { CRIU_FIX, type CriuBinary } from './binary.js';
+import { CriuError, explainCriuFailure, type CriuOp } from './errors.js';
+
+export interface RunCriuOptions {
+  /** The --images-dir of the run (where the log is when there is no workDir). */
+  imagesDir: string;
+  /** The --log-file of the run (relative to workDir, else imagesDir). Omitted: CRIU logs to stderr. */
+  logFile?: string;
+  /** The --work-dir of the run, if any. */
+  workDir?: string;
+  /** Aborting it stops CRIU (SIGTERM, then SIGKILL after 5 s). */
+  signal?: AbortSignal;
+  /** Stop CRIU after this long (same way). Default: no limit. */
+  timeoutMs?: number;
+  /** Added to (and overriding) this process's environment, e.g. PATH. */
+  env?: NodeJS.ProcessEnv;
+}
+
+export interface RunCriuResult {
+  durationMs: number;
+  /** Where the log is, when logFile was given. */
+  logPath: string | undefined;
+  stdout: string;
+  stderr: string;
+}
+
+const KNOWN_OPS: readonly CriuOp[] = ['dump', 'pre-dump', 'restore', 'check', 'cpuinfo', 'page-server', 'lazy-pages'];
+
+/** The operation an argument array asks for (its first element). */
+export function criuOpOf(argv: readonly string[]): CriuOp {
+  const first = argv[0];
+  if (first === undefined || !KNOWN_OPS.includes(first as CriuOp)) {
+    throw new TsmError('EINVAL_ARG', `not a CRIU command line: ${JSON.stringify(argv.slice(0, 2))}`, { fix: 'build it with dumpArgv / restoreArgv / checkArgv / cpuinfo*Argv' });
+  }
+  return first as CriuOp;
+}
+
+/** Where CRIU writes `--log-file logFile`. */
+export function criuLogPath(opts: { imagesDir: string; workDir?: string; logFile: string }): string {
+  return path.isAbsolute(opts.logFile) ? opts.logFile : path.join(opts.workDir ?? opts.imagesDir, opts.logFile);
+}
+
+/**
+ * Run `bin argv...`. Resolves when CRIU exits 0. Otherwise throws:
+ * - CriuError (code ECRIU, with reason/excerpt/logPath) when CRIU ran and failed,
+ *   was killed, timed out or was cancelled (reason 'interrupted');
+ * - TsmError ECRIU_MISSING when the binary cannot be started.
+ */
+export async function runCriu(bin: CriuBinary | string, argv: readonly string[], opts: RunCriuOptions): Promise<RunCriuResult> {
+  const op = criuOpOf(argv);
+  const file = typeof bin === 'string' ? bin : bin.path;
+  const logPath = opts.logFile !== undefined ? criuLogPath({ imagesDir: opts.imagesDir, logFile: opts.logFile, ...(opts.workDir !== undefined ? { workDir: opts.workDir } : {}) }) : undefined;
+  // a stale log from an earlier run would be read as this run's if CRIU fails before opening it
+  if (logPath !== undefined) await rm(logPath, { force: true });
+
+  const t0 = performance.now();
+  const r = await execa(file, [...argv], {
+    reject: false,
+    stdin: 'ignore',
+    stdout: 'pipe',
+    stderr: 'pipe',
+    encoding: 'utf8',
+    ...(opts.env !== undefined ? { env: opts.env } : {}),
+    ...(opts.timeoutMs !== undefined ? { timeout: opts.timeoutMs } : {}),
+    ...(opts.signal !== undefined ? { cancelSignal: opts.signal } : {}),
+    killSignal: 'SIGTERM',
+    forceKillAfterDelay: 5000,
+  });
+  const durationMs = performance.now() - t0;
+  const stdout = String(r.stdout ?? '');
+  const stderr = String(r.stderr ?? '');
+  if (r.exitCode === 0 && !r.failed) return { durationMs, logPath, stdout, stderr };
+
+  // could not start at all
+  if (r.exitCode === undefined && r.signal === undefined && !r.timedOut && !r.isCanceled) {
+    const why = (r.cause as NodeJS.ErrnoException | undefined)?.code ?? r.shortMessage ?? 'unknown error';
+    throw new TsmError('ECRIU_MISSING', `cannot run CRIU at ${file}: ${why}`, { fix: CRIU_FIX, cause: r.cause });
+  }
+
+  const log = logPath !== undefined ? await readFile(logPath, 'utf8').catch(() => undefined) : undefined;
+  const text = [log ?? '', stderr].filter((t) => t.trim() !== '').join('\n');
+  const keep = log !== undefined ? { logPath } : {};
+  const status = { ...(r.exitCode !== undefined ? { exitCode: r.exitCode } : {}), ...(r.signal !== undefined ? { signal: r.signal } : {}) };
+
+  if (r.timedOut || r.isCanceled) {
+    const x = explainCriuFailure(op, text);
+    const what = r.timedOut ? `did not finish within ${Math.round((opts.timeoutMs ?? 0) / 1000)} s and was stopped` : 'was cancelled and stopped';
+    const hint = op === 'dump' || op === 'pre-dump' ? 'the dumped tasks may be left frozen or stopped: check them (tsmigrate ps) and thaw or restart them' : 'check what it left behind (tsmigrate ps) and try again';
+    throw new CriuError(op, { reason: 'interrupted', message: what, fix: hint, excerpt: x.excerpt }, { ...keep, ...status, cause: r.cause });
+  }
+
+  const x = explainCriuFailure(op, text);
+  if (x.reason === 'unknown' && r.signal !== undefined) {
+    x.message = `CRIU was killed by ${r.signal}; ${x.message}`;
+  }
+  throw new CriuError(op, x, { ...keep, ...status });
+}
