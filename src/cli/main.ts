@@ -6,6 +6,7 @@ import { registerContainerCommands } from './commands/containers.js';
 import { registerImageCommands } from './commands/images.js';
 import { registerDoctorCommand } from './commands/doctor.js';
 import { registerCheckpointCommands } from './commands/checkpoints.js';
+import { registerHostCommands } from './commands/hosts.js';
 
 function version(): string {
   const pkg = JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as { version: string };
@@ -19,6 +20,7 @@ export async function main(argv: string[]): Promise<number> {
     .description('run, checkpoint and live-migrate Linux containers')
     .version(version(), '-V, --version')
     .option('--root <dir>', 'state root (default $TSMIGRATE_ROOT or /var/lib/tsmigrate)')
+    .option('--config <file>', 'hosts config (default $TSMIGRATE_CONFIG or /etc/tsmigrate/config.yaml)')
     .option('--json', 'machine-readable output')
     .option('-v, --verbose', 'say what is happening')
     .exitOverride()
@@ -28,6 +30,7 @@ export async function main(argv: string[]): Promise<number> {
   registerImageCommands(program);
   registerDoctorCommand(program, setExit);
   registerCheckpointCommands(program);
+  registerHostCommands(program);
   try {
     await program.parseAsync(argv);
     return exitCode;

@@ -29,6 +29,10 @@ export interface ContainerRuntimeState {
   rootfs: { upper: string; work: string; merged: string; lower: string };
   /** pipe:[inode] of the init's stdout and stderr, for CRIU's --inherit-fd on restore */
   stdio?: { stdout: string; stderr: string };
+  /** bumped by every move; a host never restores an epoch older than one it has seen */
+  epoch?: number;
+  /** set while a move brings this container in */
+  migrationId?: string;
 }
 
 export type ContainerStatus = 'creating' | 'running' | 'frozen' | 'exited' | 'removing';

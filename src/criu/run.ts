@@ -11,11 +11,14 @@ import { CRIU_FIX, type CriuBinary } from './binary.js';
 import { CriuError, explainCriuFailure, type CriuOp } from './errors.js';
 
 export interface RunCriuOptions {
-  /** The --images-dir of the run (where the log is when there is no workDir). */
-  imagesDir: string;
-  /** The --log-file of the run (relative to workDir, else imagesDir). Omitted: CRIU logs to stderr. */
+  /**
+   * The --images-dir, --log-file and --work-dir of the run: where to find the
+   * log. Each defaults to what argv says; given, it must agree with argv (a
+   * mismatch would read another run's log). Without a log file CRIU logs to
+   * stderr, which is then what gets explained.
+   */
+  imagesDir?: string;
   logFile?: string;
-  /** The --work-dir of the run, if any. */
   workDir?: string;
   /** Aborting it stops CRIU (SIGTERM, then SIGKILL after 5 s). */
   signal?: AbortSignal;
@@ -44,6 +47,27 @@ export function criuOpOf(argv: readonly string[]): CriuOp {
   return first as CriuOp;
 }
 
+/** The value of an option in an argument array ('--long V', '--long=V' or '-s V'), if present. */
+export function argvOption(argv: readonly string[], long: string, short?: string): string | undefined {
+  let found: string | undefined;
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i] ?? '';
+    if (a === `--${long}` || (short !== undefined && a === `-${short}`)) found = argv[++i];
+    else if (a.startsWith(`--${long}=`)) found = a.slice(long.length + 3);
+  }
+  return found;
+}
+
+function agree(what: string, given: string | undefined, inArgv: string | undefined, isDir = true): string | undefined {
+  const same = (a: string, b: string) => (isDir ? path.resolve(a) === path.resolve(b) : a === b);
+  if (given !== undefined && inArgv !== undefined && !same(given, inArgv)) {
+    throw new TsmError('EINVAL_ARG', `runCriu: ${what} ${JSON.stringify(given)} differs from the command line's ${JSON.stringify(inArgv)}`, {
+      fix: `pass the same ${what} to the argv builder and runCriu (or leave it out of runCriu's options)`,
+    });
+  }
+  return given ?? inArgv;
+}
+
 /** Where CRIU writes `--log-file logFile`. */
 export function criuLogPath(opts: { imagesDir: string; workDir?: string; logFile: string }): string {
   return path.isAbsolute(opts.logFile) ? opts.logFile : path.join(opts.workDir ?? opts.imagesDir, opts.logFile);
@@ -58,7 +82,17 @@ export function criuLogPath(opts: { imagesDir: string; workDir?: string; logFile
 export async function runCriu(bin: CriuBinary | string, argv: readonly string[], opts: RunCriuOptions): Promise<RunCriuResult> {
   const op = criuOpOf(argv);
   const file = typeof bin === 'string' ? bin : bin.path;
-  const logPath = opts.logFile !== undefined ? criuLogPath({ imagesDir: opts.imagesDir, logFile: opts.logFile, ...(opts.workDir !== undefined ? { workDir: opts.workDir } : {}) }) : undefined;
+  const imagesDir = agree('imagesDir', opts.imagesDir, argvOption(argv, 'images-dir', 'D'));
+  const logFile = agree('logFile', opts.logFile, argvOption(argv, 'log-file', 'o'), false);
+  const workDir = agree('workDir', opts.workDir, argvOption(argv, 'work-dir', 'W'));
+  let logPath: string | undefined;
+  if (logFile !== undefined) {
+    const base = workDir ?? imagesDir;
+    if (base === undefined && !path.isAbsolute(logFile)) {
+      throw new TsmError('EINVAL_ARG', `runCriu: cannot tell where CRIU writes ${logFile} (no images or work directory)`, { fix: 'pass --images-dir in argv' });
+    }
+    logPath = criuLogPath({ imagesDir: base ?? '/', logFile });
+  }
   // a stale log from an earlier run would be read as this run's if CRIU fails before opening it
   if (logPath !== undefined) await rm(logPath, { force: true });
 
@@ -93,7 +127,8 @@ export async function runCriu(bin: CriuBinary | string, argv: readonly string[],
 
   if (r.timedOut || r.isCanceled) {
     const x = explainCriuFailure(op, text);
-    const what = r.timedOut ? `did not finish within ${Math.round((opts.timeoutMs ?? 0) / 1000)} s and was stopped` : 'was cancelled and stopped';
+    const limit = opts.timeoutMs ?? 0;
+    const what = r.timedOut ? `did not finish within ${limit < 1000 ? `${limit} ms` : `${Math.round(limit / 1000)} s`} and was stopped` : 'was cancelled and stopped';
     const hint = op === 'dump' || op === 'pre-dump' ? 'the dumped tasks may be left frozen or stopped: check them (tsmigrate ps) and thaw or restart them' : 'check what it left behind (tsmigrate ps) and try again';
     throw new CriuError(op, { reason: 'interrupted', message: what, fix: hint, excerpt: x.excerpt }, { ...keep, ...status, cause: r.cause });
   }

@@ -28,7 +28,20 @@ export type ErrorCode =
   | 'EINTEGRITY'
   | 'ENOENT_CHECKPOINT'
   | 'EEXIST_CHECKPOINT'
+  | 'EPREFLIGHT'
+  | 'EMOVE_UNFINISHED'
   | 'ENOSPC'
+  | 'EPROTO'
+  | 'EPEER'
+  | 'ECONFIG'
+  | 'ENOENT_HOST'
+  | 'EEXIST_HOST'
+  | 'EHOST_UNREACHABLE'
+  | 'EHOST_AUTH'
+  | 'EHOST_KEY_UNKNOWN'
+  | 'EHOST_KEY_MISMATCH'
+  | 'EHOST_KEY_REVOKED'
+  | 'EHOST_EXEC'
   | 'EINTERNAL';
 
 export class TsmError extends Error {

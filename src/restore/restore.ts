@@ -4,25 +4,19 @@ import { unpackFileToTree } from '../archive/pack.js';
 import type { CheckpointManifest } from '../checkpoint/manifest.js';
 import { makeStagingDir, stagingBase } from '../checkpoint/staging.js';
 import { CheckpointStore } from '../checkpoint/store.js';
-import { fdPipe, procStartTime } from '../container/proc.js';
 import { releaseResources } from '../container/stop.js';
-import type { ContainerConfig, ContainerRuntimeState } from '../container/types.js';
+import type { ContainerConfig } from '../container/types.js';
 import { loadView } from '../container/view.js';
-import { restoreArgv } from '../criu/argv.js';
-import { locateCriu } from '../criu/binary.js';
-import { explainCriuFailure } from '../criu/errors.js';
+import { locateCriu, type CriuBinary } from '../criu/binary.js';
 import { TsmError } from '../errors/errors.js';
 import { resolveImage } from '../image/store.js';
-import { planNetwork, releaseNetwork } from '../network/setup.js';
-import { mountRootfs, rootfsLayout, unmountRootfs } from '../rootfs/overlay.js';
+import { rootfsLayout } from '../rootfs/overlay.js';
 import type { Runtime } from '../runtime/context.js';
-import { startShim } from '../shim/spawn.js';
 import { withLock } from '../state/lock.js';
-import { UndoStack } from '../util/undo.js';
 import { validateName } from '../util/name.js';
 import { requireRoot } from '../util/root.js';
-import { readdMoveIp } from './network-fixup.js';
-import { criuRestoreRequest, planRestore, type RestorePlan } from './plan.js';
+import { planRestore, type RestorePlan } from './plan.js';
+import { restoreTree } from './tree.js';
 
 export interface RestoreRequest {
   checkpoint: string;
@@ -72,80 +66,35 @@ async function restoreInto(
   m: CheckpointManifest,
   plan: RestorePlan,
   imageRootfs: string,
-  criu: { path: string },
+  criu: CriuBinary,
   store: CheckpointStore,
 ): Promise<ContainerConfig> {
-  const undo = new UndoStack(rt.logger);
   const dir = rt.paths.container(plan.name);
-  const cg = rt.cgroups(plan.name);
   const ckDir = store.path(m.id);
   let staging: string | undefined;
   try {
     await fs.mkdir(dir, { mode: 0o700 });
-    undo.push('remove state', () => fs.rm(dir, { recursive: true, force: true }));
-    await rt.store.saveConfig(plan.config);
-    const layout = rootfsLayout(dir, imageRootfs);
-    const state: ContainerRuntimeState = { status: 'creating', cgroupParent: rt.cgroupParent, rootfs: layout };
-    await rt.store.saveState(plan.name, state);
-
-    await cg.create();
-    undo.push('remove cgroups', async () => {
-      await cg.killAll('SIGKILL').catch(() => undefined);
-      await cg.destroy();
-    });
-    await cg.apply(plan.config.limits);
-
-    await fs.mkdir(path.dirname(layout.upper), { recursive: true, mode: 0o700 });
-    await unpackFileToTree(path.join(ckDir, m.blobs.upper.file), layout.upper, { allowWhiteouts: true, refuseDevices: true });
-    await mountRootfs(layout);
-    undo.push('unmount rootfs', () => unmountRootfs(layout));
-
-    const net = await planNetwork(plan.config.net.mode, plan.config.net.ip, { root: rt.paths.root, container: plan.name }, rt.network);
-    undo.push('release network', () => releaseNetwork(net, rt.network));
-
+    const upper = rootfsLayout(dir, imageRootfs).upper;
+    await fs.mkdir(path.dirname(upper), { recursive: true, mode: 0o700 });
+    await unpackFileToTree(path.join(ckDir, m.blobs.upper.file), upper, { allowWhiteouts: true, refuseDevices: true });
     staging = await makeStagingDir(stagingBase(rt.paths.root, m.blobs.criu.size * 4), `restore-${plan.name}`);
     const images = path.join(staging, 'images');
     await unpackFileToTree(path.join(ckDir, m.blobs.criu.file), images, { refuseDevices: true });
-    const pidfile = path.join(staging, 'restored.pid');
-    const argv = restoreArgv(
-      criuRestoreRequest(m, plan, { imagesDir: images, root: layout.merged, pidfile, cgroupRoot: `/${rt.cgroupParent}/${plan.name}`, network: net }),
-    );
-    await rt.store.clearExit(plan.name);
-    const shim = await startShim('restore', ['--pidfile', pidfile, '--', criu.path, ...argv], dir).catch(async (e: Error) => {
-      const log = await fs.readFile(path.join(images, 'restore.log'), 'utf8').catch(() => '');
-      const kept = path.join(rt.paths.root, `restore-failed-${plan.name}-${Date.now()}.log`);
-      await fs.writeFile(kept, log, { mode: 0o600 }).catch(() => undefined);
-      const x = explainCriuFailure('restore', log);
-      throw new TsmError('ECRIU', `restore of ${m.id} failed: ${x.message}`, { fix: `${x.fix} (CRIU log: ${kept})`, cause: e });
+    const held = await restoreTree(rt, {
+      config: plan.config,
+      dumped: m.network,
+      clone: plan.clone,
+      leaseOwner: null,
+      stdio: m.stdio,
+      criuOptions: { tcpEstablished: m.criu.options.tcpEstablished, fileLocks: m.criu.options.fileLocks },
+      imageRootfs,
+      imagesDir: images,
+      criu,
     });
-    undo.push('kill restored tasks', async () => {
-      await cg.killAll('SIGKILL').catch(() => undefined);
-    });
-    // the tree is held stopped: fix what differs for a clone, then let it run
-    if (plan.clone && net.mode === 'bridge') await readdMoveIp(shim.initPid, net);
-    for (const pid of await cg.pids()) {
-      try {
-        process.kill(pid, 'SIGCONT');
-      } catch {
-        /* exited */
-      }
-    }
-    const [stdout, stderr, startTime] = await Promise.all([fdPipe(shim.initPid, 1), fdPipe(shim.initPid, 2), procStartTime(shim.initPid)]);
-    Object.assign(state, {
-      status: 'running',
-      shimPid: shim.shimPid,
-      initPid: shim.initPid,
-      initStartTime: startTime,
-      startedAt: new Date().toISOString(),
-      cgroupPaths: cg.paths,
-      network: net,
-      ...(stdout && stderr ? { stdio: { stdout, stderr } } : {}),
-    } satisfies Partial<ContainerRuntimeState>);
-    await rt.store.saveState(plan.name, state);
-    undo.commit();
+    await held.resume();
     return plan.config;
   } catch (e) {
-    await undo.unwind();
+    await fs.rm(dir, { recursive: true, force: true });
     throw e;
   } finally {
     if (staging) await fs.rm(staging, { recursive: true, force: true });

@@ -16,6 +16,7 @@ import { dumpArgv, restoreArgv } from '../../../src/criu/argv.js';
 import { runCriu } from '../../../src/criu/run.js';
 import { criuCpuinfoCheck, criuCpuinfoDump } from '../../../src/criu/cpuinfo.js';
 import { isCriuError, type CriuError, type CriuFailureReason } from '../../../src/criu/errors.js';
+import { isTsmError } from '../../../src/errors/errors.js';
 
 const TIMEOUT_MS = 60_000;
 
@@ -24,9 +25,8 @@ function tempDir(tag: string): string {
 }
 
 /** A shell command as a new session leader (CRIU wants the tree to lead its session). */
-function startSession(script: string): ChildProcess {
-  const child = spawn('sh', ['-c', script], { detached: true, stdio: 'ignore' });
-  child.unref();
+function startSession(script: string, shell = 'sh'): ChildProcess {
+  const child = spawn(shell, ['-c', script], { detached: true, stdio: 'ignore' });
   assert.ok(child.pid !== undefined, 'spawned');
   return child;
 }
@@ -120,8 +120,13 @@ test('a dump of a process with an established TCP connection, without --tcp-esta
     const port = (server.address() as net.AddressInfo).port;
     const accepted = new Promise<void>((r) => server.once('connection', () => r()));
     // the peer (this test process) is outside the dumped tree: only the client is dumped
-    child = startSession(`exec 3<>/dev/tcp/127.0.0.1/${port}; exec sleep 120`);
-    await accepted;
+    child = startSession(`exec 3<>/dev/tcp/127.0.0.1/${port}; exec sleep 120`, 'bash');
+    const c = child;
+    await Promise.race([
+      accepted,
+      new Promise((_, reject) => c.once('exit', (code) => reject(new Error(`the bash client exited (${String(code)}) before connecting`)))),
+      new Promise((_, reject) => setTimeout(() => reject(new Error('no connection within 10 s')), 10_000).unref()),
+    ]);
     await waitExec(child.pid!, 'sleep');
     const argv = dumpArgv({ pid: child.pid!, imagesDir: dir, leaveRunning: true });
     await expectCriuError(
@@ -204,14 +209,11 @@ test('restoring the same images twice: the PID is taken', async () => {
     await waitExec(child.pid!, 'sleep');
     await runCriu(criu, dumpArgv({ pid: child.pid!, imagesDir: dir, leaveRunning: false }), { imagesDir: dir, logFile: 'dump.log', timeoutMs: TIMEOUT_MS });
     await killChild(child); // already gone (dumped without leave-running): just reap it
-    await runCriu(criu, restoreArgv({ imagesDir: dir, root: '/', pidfile: pid1, detached: true, sibling: false }), {
-      imagesDir: dir,
-      logFile: 'restore1.log',
-      timeoutMs: TIMEOUT_MS,
-    });
+    // runCriu finds the log from the command line
+    await runCriu(criu, restoreArgv({ imagesDir: dir, logFile: 'restore1.log', root: '/', pidfile: pid1, detached: true, sibling: false }), { timeoutMs: TIMEOUT_MS });
     assert.equal(pidFrom(pid1), child.pid, 'restored with its PID');
     await expectCriuError(
-      runCriu(criu, restoreArgv({ imagesDir: dir, root: '/', pidfile: pid2, detached: true, sibling: false }), {
+      runCriu(criu, restoreArgv({ imagesDir: dir, logFile: 'restore2.log', root: '/', pidfile: pid2, detached: true, sibling: false }), {
         imagesDir: dir,
         logFile: 'restore2.log',
         timeoutMs: TIMEOUT_MS,
@@ -276,6 +278,35 @@ function widenXfeatures(img: Buffer): void {
   }
   throw new Error('no xfeatures_mask in cpuinfo.img');
 }
+
+test('runCriu refuses a log file the command line does not use', async () => {
+  const criu = await locateCriu();
+  const argv = restoreArgv({ imagesDir: '/nonexistent/images', root: '/', pidfile: '/nonexistent/p.pid', detached: true, sibling: false });
+  await assert.rejects(runCriu(criu, argv, { imagesDir: '/nonexistent/images', logFile: 'other.log' }), (e: unknown) => isTsmError(e, 'EINVAL_ARG'));
+  await assert.rejects(runCriu(criu, argv, { imagesDir: '/elsewhere' }), (e: unknown) => isTsmError(e, 'EINVAL_ARG'));
+});
+
+test('runCriu: a binary that cannot run is ECRIU_MISSING; a timeout is reason interrupted', async () => {
+  await assert.rejects(runCriu('/nonexistent/criu', ['check'], {}), (e: unknown) => isTsmError(e, 'ECRIU_MISSING') && !e.message.includes('\n'));
+  const dir = tempDir('slow');
+  try {
+    // a stand-in that never finishes: CRIU's contract (argv, log file) without CRIU
+    const slow = path.join(dir, 'criu');
+    writeFileSync(slow, '#!/bin/sh\necho "(00.000001) Warn  (criu/x.c:1): started" > "$3/dump.log"\nexec sleep 30\n', { mode: 0o755 });
+    const t0 = Date.now();
+    await assert.rejects(runCriu(slow, ['dump', '--images-dir', dir, '--log-file', 'dump.log'], { timeoutMs: 300 }), (e: unknown) => {
+      assert.ok(isCriuError(e, 'interrupted'), String(e));
+      assert.match(e.message, /^criu dump failed: did not finish within 300 ms and was stopped$/);
+      return true;
+    });
+    assert.ok(Date.now() - t0 < 10_000);
+    const ac = new AbortController();
+    setTimeout(() => ac.abort(), 200);
+    await assert.rejects(runCriu(slow, ['dump', '--images-dir', dir, '--log-file', 'dump.log'], { signal: ac.signal }), (e: unknown) => isCriuError(e, 'interrupted') && /cancelled/.test(e.message));
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
 
 test('cpuinfo dump and check, and a check against a CPU with more features', async () => {
   const criu = await locateCriu();

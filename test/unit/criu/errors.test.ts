@@ -184,8 +184,8 @@ test('CriuError is a one-line ECRIU TsmError that keeps reason, excerpt and log 
   const x = explainCriuFailure('dump', fixture('device.log'));
   const e = new CriuError('dump', x, { logPath: '/ck/images/dump.log', exitCode: 1 });
   assert.ok(isTsmError(e, 'ECRIU'));
-  assert.ok(isCriuError(e, 'device'));
-  assert.ok(!isCriuError(e, 'traced'));
+  assert.ok(isCriuError(e as unknown, 'device'));
+  assert.ok(!isCriuError(e as unknown, 'traced'));
   assert.equal(e.reason, 'device');
   assert.equal(e.logPath, '/ck/images/dump.log');
   assert.equal(e.exitCode, 1);

@@ -1,0 +1,92 @@
+/**
+ * The benchmark workload: a Debian container running python3 that holds SIZE
+ * MiB of heap-like memory (64 KiB chunks, alternately English-like text and
+ * random bytes, so about half of it compresses), touches every page, writes
+ * /tmp/ready, then sleeps in a loop writing /tmp/heartbeat.
+ */
+import { promises as fs } from 'node:fs';
+import path from 'node:path';
+import { runContainer } from '../../src/container/run.js';
+import type { ContainerRuntimeState } from '../../src/container/types.js';
+import type { Runtime } from '../../src/runtime/context.js';
+import { sleep } from './timing.js';
+
+const MiB = 1 << 20;
+
+const PY = `
+import os, random, sys, time
+size = int(sys.argv[1]) << 20
+C = 64 << 10
+words = ("the of and to in is was that for on with as by at from his her they this which "
+         "container memory checkpoint restore process kernel page frozen image migrate "
+         "network socket thread value result error request response buffer cache").split()
+rng = random.Random(1)
+# a pool of distinct text chunks; each use gets a unique stamp so no two pages are equal
+pool = []
+for _ in range(256):
+    s = " ".join(rng.choice(words) for _ in range(C // 5)).encode()
+    pool.append((s * 2)[:C])
+buf = bytearray(size)
+mv = memoryview(buf)
+for i, off in enumerate(range(0, size, C)):
+    if i % 2 == 0:
+        mv[off:off + C] = pool[rng.randrange(256)]
+        for p in range(off, off + C, 4096):
+            mv[p:p + 16] = b"%016x" % (p ^ i)
+    else:
+        mv[off:off + C] = os.urandom(C)
+# warm: read every page once more
+s = 0
+for p in range(0, size, 4096):
+    s += buf[p]
+with open("/tmp/ready", "w") as f:
+    f.write("%d %d\\n" % (size, s))
+n = 0
+while True:
+    n += 1
+    with open("/tmp/heartbeat", "w") as f:
+        f.write("%d\\n" % n)
+    time.sleep(0.1)
+`;
+
+export interface Workload {
+  name: string;
+  sizeMiB: number;
+  initPid: number;
+  freezerDir: string;
+  upper: string;
+}
+
+/** Start the workload container and wait until it has filled its memory. */
+export async function startWorkload(rt: Runtime, name: string, sizeMiB: number, signal: AbortSignal): Promise<Workload> {
+  await runContainer(rt, {
+    name,
+    image: 'debian',
+    command: ['/usr/bin/python3', '-c', PY, String(sizeMiB)],
+    env: [],
+    limits: { memoryBytes: (sizeMiB + 256) * MiB },
+    net: 'none',
+  });
+  const state = JSON.parse(await fs.readFile(path.join(rt.paths.container(name), 'state.json'), 'utf8')) as ContainerRuntimeState;
+  const freezerDir = state.cgroupPaths?.['freezer'] ?? state.cgroupPaths?.['unified'];
+  if (!state.initPid || !freezerDir) throw new Error(`state.json of ${name} has no initPid or freezer cgroup`);
+  const ready = path.join(state.rootfs.upper, 'tmp/ready');
+  const deadline = Date.now() + 60_000 + sizeMiB * 200;
+  while (!(await fs.stat(ready).then(() => true, () => false))) {
+    signal.throwIfAborted();
+    if (Date.now() > deadline) throw new Error(`${name} did not report ready in time`);
+    try {
+      process.kill(state.initPid, 0);
+    } catch {
+      throw new Error(`${name} exited before it was ready (see ${rt.paths.container(name)}/container.log)`);
+    }
+    await sleep(100);
+  }
+  return { name, sizeMiB, initPid: state.initPid, freezerDir, upper: state.rootfs.upper };
+}
+
+/** The container's resident memory in the memory cgroup (v1 or v2), in MiB, for the report. */
+export async function residentMiB(rt: Runtime, name: string): Promise<number> {
+  const st = await rt.cgroups(name).stats().catch(() => ({ memoryBytes: 0 }));
+  return Math.round((st.memoryBytes ?? 0) / MiB);
+}

@@ -1,0 +1,98 @@
+import type { Readable } from 'node:stream';
+import type { ContainerConfig } from '../container/types.js';
+import type { NetworkPlan } from '../network/setup.js';
+
+/**
+ * What the source of a move asks of the destination. One TypeScript interface:
+ * served over SSH (`tsmigrate agent --stdio`) in production, called in-process
+ * in tests. Methods whose last parameter is a Readable carry bulk data.
+ */
+export const PROTOCOL_VERSION = 1;
+
+export interface HelloResult {
+  protocol: number;
+  tool: string;
+  version: string;
+  hostname: string;
+  root: string;
+  criu: { version: string; ok: boolean };
+  cgroup: { kind: string; controllers: string[] };
+  memDirtyTrack: boolean;
+}
+
+export interface PreflightRequest {
+  name: string;
+  config: ContainerConfig;
+  network: NetworkPlan | null;
+  /** the source's `criu cpuinfo dump` image, base64 */
+  cpuinfo: string | null;
+  memoryBytes: number;
+  upperBytes: number;
+  /** when the source and the peer share one machine (local test hosts), the lease owner that may hand over the IP */
+  leaseOwner: { root: string; container: string } | null;
+  epoch: number;
+}
+
+export interface PreflightResult {
+  ok: boolean;
+  problems: Array<{ check: string; message: string; fix: string }>;
+  needImage: boolean;
+  freeBytes: number;
+}
+
+export interface BeginRequest {
+  migrationId: string;
+  epoch: number;
+  name: string;
+  config: ContainerConfig;
+  network: NetworkPlan | null;
+  leaseOwner: { root: string; container: string } | null;
+  stdio: { stdout: string; stderr: string };
+  criuOptions: { tcpEstablished: boolean; fileLocks: boolean };
+}
+
+export interface PutUpperRequest {
+  migrationId: string;
+  phase: 'base' | 'delta';
+  /** paths (relative to the upper dir) removed since the base was sent */
+  deleted: string[];
+  compression: 'zstd' | 'none';
+}
+
+export interface PutImagesRequest {
+  migrationId: string;
+  compression: 'zstd' | 'none';
+}
+
+/** bytes received and their sha256, as the peer saw them */
+export interface StreamResult {
+  bytes: number;
+  sha256: string;
+}
+
+export interface PrepareResult {
+  restoreMs: number;
+  initPid: number;
+}
+
+export interface AgentApi {
+  hello(p: { protocol: number; tool: string; version: string }): Promise<HelloResult>;
+  preflight(p: PreflightRequest): Promise<PreflightResult>;
+  putImage(p: { name: string; digest: string }, data: Readable): Promise<StreamResult>;
+  begin(p: BeginRequest): Promise<{ ok: true }>;
+  putUpper(p: PutUpperRequest, data: Readable): Promise<StreamResult>;
+  putImages(p: PutImagesRequest, data: Readable): Promise<StreamResult>;
+  /** discard the stream: measures the link before choosing compression */
+  probe(p: { bytes: number }, data: Readable): Promise<StreamResult>;
+  /**
+   * verify that every stream arrived as the source sent it (sha256 of the bytes on the
+   * wire), then restore the tree, held stopped: after this the peer keeps it until commit or abort
+   */
+  prepare(p: { migrationId: string; expect: { images: string; upper: string[] } }): Promise<PrepareResult>;
+  commit(p: { migrationId: string }): Promise<{ resumeMs: number }>;
+  abort(p: { migrationId: string }): Promise<{ ok: true }>;
+  status(p: { migrationId: string }): Promise<{ phase: string }>;
+}
+
+/** The methods that take a bulk data stream as their second argument. */
+export const STREAM_METHODS = ['putImage', 'putUpper', 'putImages', 'probe'] as const;

@@ -1,0 +1,66 @@
+import { promises as fs } from 'node:fs';
+import path from 'node:path';
+import { TsmError } from '../errors/errors.js';
+import { readJsonIfExists, writeJsonAtomic } from '../state/atomic.js';
+import type { StatePaths } from '../state/paths.js';
+import type { BeginRequest } from './api.js';
+
+/** The peer's record of a migration it receives (fsynced at every phase). */
+export interface IncomingMigration {
+  id: string;
+  name: string;
+  epoch: number;
+  phase: 'begun' | 'receiving' | 'prepared' | 'committed' | 'aborted';
+  begin: BeginRequest;
+  received: { images?: string; upper: string[] };
+  staging?: string;
+  updatedAt: string;
+}
+
+export class MigrationRecords {
+  readonly dir: string;
+  constructor(private readonly paths: StatePaths) {
+    this.dir = path.join(paths.root, 'migrations', 'incoming');
+  }
+  private file(id: string): string {
+    if (!/^[a-z0-9-]{8,64}$/.test(id)) throw new TsmError('EINVAL_ARG', `invalid migration id "${id}"`, { fix: 'use the id tsmigrate printed' });
+    return path.join(this.dir, `${id}.json`);
+  }
+  async get(id: string): Promise<IncomingMigration | undefined> {
+    return readJsonIfExists<IncomingMigration>(this.file(id));
+  }
+  async must(id: string): Promise<IncomingMigration> {
+    const m = await this.get(id);
+    if (!m) throw new TsmError('EBAD_STATE', `this host knows no migration ${id}`, { fix: 'start the move again' });
+    return m;
+  }
+  async save(m: IncomingMigration): Promise<void> {
+    await fs.mkdir(this.dir, { recursive: true, mode: 0o700 });
+    m.updatedAt = new Date().toISOString();
+    await writeJsonAtomic(this.file(m.id), m, 0o600);
+  }
+  async list(): Promise<IncomingMigration[]> {
+    const names = await fs.readdir(this.dir).catch(() => [] as string[]);
+    const out: IncomingMigration[] = [];
+    for (const n of names) if (n.endsWith('.json')) {
+      const m = await readJsonIfExists<IncomingMigration>(path.join(this.dir, n)).catch(() => undefined);
+      if (m) out.push(m);
+    }
+    return out;
+  }
+  /** The highest epoch this host has seen for a container name. */
+  async seenEpoch(name: string): Promise<number> {
+    const f = path.join(this.paths.root, 'migrations', 'epochs.json');
+    const e = (await readJsonIfExists<Record<string, number>>(f)) ?? {};
+    return e[name] ?? 0;
+  }
+  async recordEpoch(name: string, epoch: number): Promise<void> {
+    const f = path.join(this.paths.root, 'migrations', 'epochs.json');
+    await fs.mkdir(path.dirname(f), { recursive: true, mode: 0o700 });
+    const e = (await readJsonIfExists<Record<string, number>>(f)) ?? {};
+    if ((e[name] ?? 0) < epoch) {
+      e[name] = epoch;
+      await writeJsonAtomic(f, e, 0o600);
+    }
+  }
+}

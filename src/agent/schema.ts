@@ -1,0 +1,180 @@
+/**
+ * The wire schema of the agent: a validator for the params and the result of
+ * every AgentApi method (agentSpec), checked by the compiler against the
+ * interface in ./api.ts and at run time on both ends of the connection.
+ */
+import type { Readable } from 'node:stream';
+import type { Limits } from '../cgroup/limits.js';
+import type { ContainerConfig } from '../container/types.js';
+import type { LeaseOwner } from '../network/ipam.js';
+import type { NetworkPlan } from '../network/setup.js';
+import { isIPv4, tryParseCidr } from '../network/cidr.js';
+import { isValidIfName } from '../network/bridge.js';
+import type { AgentApi, BeginRequest, HelloResult, PreflightRequest, PreflightResult, PutImagesRequest, PutUpperRequest, StreamResult } from './api.js';
+import { type Validator, arr, bool, lit, nullable, num, obj, oneOf, optional, refine, str } from './protocol/validate.js';
+
+export * from './protocol/validate.js';
+
+export const NAME = str({ max: 63, pattern: /^[a-z0-9][a-z0-9_.-]{0,62}$/ });
+export const MIGRATION_ID = str({ max: 64, pattern: /^[a-z0-9-]{8,64}$/ });
+export const IMAGE_DIGEST = str({ max: 71, pattern: /^sha256:[0-9a-f]{64}$/ });
+/** a sha256 of bytes sent: 64 hex digits, with or without "sha256:" */
+export const SHA256 = str({ max: 71, pattern: /^(?:sha256:)?[0-9a-f]{64}$/ });
+export const ABS_PATH = str({ max: 4096, pattern: /^\// });
+export const IPV4 = refine(str({ max: 15 }), isIPv4, 'an IPv4 address');
+export const CIDR = refine(str({ max: 18 }), (s) => tryParseCidr(s) !== undefined, 'a CIDR subnet');
+export const IFNAME = refine(str({ max: 15 }), isValidIfName, 'a network interface name');
+export const COMPRESSION = oneOf(lit('zstd'), lit('none'));
+export const MAX_DELETED = 100_000;
+const U32 = num({ int: true, min: 0, max: 0xffff_ffff });
+const BYTES = num({ int: true, min: 0 });
+const MS = num({ min: 0 });
+const TEXT = str({ max: 1024 });
+
+/** A path relative to a directory: not absolute, no '..' component, no NUL, not empty. */
+export const REL_PATH = refine(
+  str({ max: 4096, min: 1 }),
+  (p) => !p.startsWith('/') && !p.split('/').includes('..'),
+  "a relative path without '..'",
+);
+
+export const leaseOwner = obj<LeaseOwner>({ root: ABS_PATH, container: NAME });
+
+export const limits = obj<Limits>({
+  memoryBytes: optional(num({ int: true, min: 1 })),
+  memoryReservationBytes: optional(num({ int: true, min: 1 })),
+  cpus: optional(num({ min: 0.01, max: 1024 })),
+  cpuWeight: optional(num({ int: true, min: 1, max: 10000 })),
+  cpusetCpus: optional(str({ max: 256, pattern: /^[0-9][0-9,-]*$/ })),
+  pidsLimit: optional(num({ int: true, min: -1 })),
+  ioWeight: optional(num({ int: true, min: 1, max: 10000 })),
+});
+
+export const containerConfig = obj<ContainerConfig>({
+  name: NAME,
+  image: obj<ContainerConfig['image']>({ name: NAME, digest: IMAGE_DIGEST }),
+  command: arr(str({ max: 65536 }), { max: 4096 }),
+  env: arr(str({ max: 65536 }), { max: 4096 }),
+  workdir: str({ max: 4096 }),
+  user: optional(obj<NonNullable<ContainerConfig['user']>>({ uid: U32, gid: U32 })),
+  hostname: str({ max: 255 }),
+  limits,
+  net: obj<ContainerConfig['net']>({ mode: oneOf(lit('none'), lit('bridge')), ip: optional(IPV4) }),
+  createdAt: str({ max: 64 }),
+});
+
+export const networkPlan = obj<NetworkPlan>({
+  mode: oneOf(lit('none'), lit('bridge')),
+  ip: optional(IPV4),
+  prefix: optional(num({ int: true, min: 0, max: 32 })),
+  gateway: optional(IPV4),
+  hostVeth: optional(IFNAME),
+  bridge: optional(IFNAME),
+  subnet: optional(CIDR),
+  leaseDir: optional(ABS_PATH),
+  owner: leaseOwner,
+});
+
+type HelloParams = Parameters<AgentApi['hello']>[0];
+export const helloParams = obj<HelloParams>({
+  protocol: num({ int: true, min: 0, max: 0xffff }),
+  tool: str({ max: 64 }),
+  version: str({ max: 64 }),
+});
+
+/** Extra fields are dropped, not refused: a newer agent may say more about itself. */
+export const helloResult = obj<HelloResult>({
+  protocol: num({ int: true, min: 0, max: 0xffff }),
+  tool: str({ max: 64 }),
+  version: str({ max: 64 }),
+  hostname: str({ max: 255 }),
+  root: ABS_PATH,
+  criu: obj<HelloResult['criu']>({ version: str({ max: 64 }), ok: bool() }, { extra: 'strip' }),
+  cgroup: obj<HelloResult['cgroup']>({ kind: str({ max: 32 }), controllers: arr(str({ max: 64 }), { max: 64 }) }, { extra: 'strip' }),
+  memDirtyTrack: bool(),
+}, { extra: 'strip' });
+
+export const preflightRequest = obj<PreflightRequest>({
+  name: NAME,
+  config: containerConfig,
+  network: nullable(networkPlan),
+  cpuinfo: nullable(str({ max: 1 << 17, pattern: /^[A-Za-z0-9+/]*={0,2}$/ })),
+  memoryBytes: BYTES,
+  upperBytes: BYTES,
+  leaseOwner: nullable(leaseOwner),
+  epoch: BYTES,
+});
+
+export const preflightResult = obj<PreflightResult>({
+  ok: bool(),
+  problems: arr(obj<PreflightResult['problems'][number]>({ check: str({ max: 64 }), message: TEXT, fix: TEXT }), { max: 256 }),
+  needImage: bool(),
+  freeBytes: BYTES,
+});
+
+export const beginRequest = obj<BeginRequest>({
+  migrationId: MIGRATION_ID,
+  epoch: BYTES,
+  name: NAME,
+  config: containerConfig,
+  network: nullable(networkPlan),
+  leaseOwner: nullable(leaseOwner),
+  stdio: obj<BeginRequest['stdio']>({ stdout: str({ max: 256 }), stderr: str({ max: 256 }) }),
+  criuOptions: obj<BeginRequest['criuOptions']>({ tcpEstablished: bool(), fileLocks: bool() }),
+});
+
+export const putUpperRequest = obj<PutUpperRequest>({
+  migrationId: MIGRATION_ID,
+  phase: oneOf(lit('base'), lit('delta')),
+  deleted: arr(REL_PATH, { max: MAX_DELETED }),
+  compression: COMPRESSION,
+});
+
+export const putImagesRequest = obj<PutImagesRequest>({
+  migrationId: MIGRATION_ID,
+  compression: COMPRESSION,
+});
+
+type PrepareParams = Parameters<AgentApi['prepare']>[0];
+export const prepareParams = obj<PrepareParams>({
+  migrationId: MIGRATION_ID,
+  expect: obj<PrepareParams['expect']>({ images: SHA256, upper: arr(SHA256, { max: 4096 }) }),
+});
+
+const byMigration = obj<{ migrationId: string }>({ migrationId: MIGRATION_ID });
+const streamResult = obj<StreamResult>({ bytes: BYTES, sha256: SHA256 });
+const okResult = obj<{ ok: true }>({ ok: lit(true) });
+
+/** true exactly for the methods whose second parameter is the bulk Readable */
+type IsStream<F extends (...a: never[]) => unknown> = Parameters<F> extends [unknown, Readable] ? true : false;
+
+export interface MethodSpec<P, R, S extends boolean> {
+  params: Validator<P>;
+  result: Validator<R>;
+  stream: S;
+}
+
+export type AgentSpec = {
+  [K in keyof AgentApi]: MethodSpec<Parameters<AgentApi[K]>[0], Awaited<ReturnType<AgentApi[K]>>, IsStream<AgentApi[K]>>;
+};
+
+export const agentSpec: AgentSpec = {
+  hello: { params: helloParams, result: helloResult, stream: false },
+  preflight: { params: preflightRequest, result: preflightResult, stream: false },
+  putImage: { params: obj<{ name: string; digest: string }>({ name: NAME, digest: IMAGE_DIGEST }), result: streamResult, stream: true },
+  begin: { params: beginRequest, result: okResult, stream: false },
+  putUpper: { params: putUpperRequest, result: streamResult, stream: true },
+  putImages: { params: putImagesRequest, result: streamResult, stream: true },
+  probe: { params: obj<{ bytes: number }>({ bytes: BYTES }), result: streamResult, stream: true },
+  prepare: { params: prepareParams, result: obj({ restoreMs: MS, initPid: num({ int: true, min: 1, max: 0x3fff_ffff }) }), stream: false },
+  commit: { params: byMigration, result: obj({ resumeMs: MS }), stream: false },
+  abort: { params: byMigration, result: okResult, stream: false },
+  status: { params: byMigration, result: obj({ phase: str({ max: 64 }) }), stream: false },
+};
+
+export type AgentMethod = keyof AgentApi;
+
+/** The spec of `name` when it is a method of AgentApi (own keys only: never a prototype property). */
+export function methodSpec(name: string): AgentSpec[AgentMethod] | undefined {
+  return Object.hasOwn(agentSpec, name) ? agentSpec[name as AgentMethod] : undefined;
+}

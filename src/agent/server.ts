@@ -1,0 +1,235 @@
+import { randomBytes } from 'node:crypto';
+import { promises as fs } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import type { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { createWriteStream } from 'node:fs';
+import { Writable } from 'node:stream';
+import { detectLayout } from '../cgroup/detect.js';
+import { makeStagingDir, stagingBase } from '../checkpoint/staging.js';
+import { releaseResources } from '../container/stop.js';
+import { loadView } from '../container/view.js';
+import { criuCheck, locateCriu, probeCapabilities } from '../criu/binary.js';
+import { TsmError } from '../errors/errors.js';
+import { importImage, resolveImage } from '../image/store.js';
+import { rootfsLayout } from '../rootfs/overlay.js';
+import { restoreTree, type HeldContainer } from '../restore/tree.js';
+import type { Runtime } from '../runtime/context.js';
+import { Meter, receiveTar } from '../transfer/receive.js';
+import { safeRemove } from '../transfer/upper-index.js';
+import type { AgentApi, BeginRequest, HelloResult, PreflightRequest, PutImagesRequest, PutUpperRequest, StreamResult } from './api.js';
+import { PROTOCOL_VERSION } from './api.js';
+import { MigrationRecords, type IncomingMigration } from './migrations.js';
+import { peerPreflight } from './preflight.js';
+
+/**
+ * The destination side of a move: what `tsmigrate agent --stdio` serves over
+ * SSH, and what tests call in-process. Until `prepare` succeeds, losing the
+ * source (onDisconnect) aborts everything; after it, the held tree waits for
+ * the source's decision (commit or abort, possibly from `tsmigrate recover`).
+ */
+export class LocalAgent implements AgentApi {
+  private readonly records: MigrationRecords;
+  private readonly held = new Map<string, HeldContainer>();
+  constructor(private readonly rt: Runtime, private readonly version: string) {
+    this.records = new MigrationRecords(rt.paths);
+  }
+
+  async hello(p: { protocol: number; tool: string; version: string }): Promise<HelloResult> {
+    if (p.protocol !== PROTOCOL_VERSION) {
+      throw new TsmError('EPROTO', `protocol version mismatch: peer speaks ${p.protocol}, this tsmigrate speaks ${PROTOCOL_VERSION}`, {
+        fix: 'install the same tsmigrate version on both hosts',
+      });
+    }
+    const criu = await locateCriu().catch(() => undefined);
+    const layout = (() => {
+      try {
+        return detectLayout();
+      } catch {
+        return undefined;
+      }
+    })();
+    return {
+      protocol: PROTOCOL_VERSION,
+      tool: 'tsmigrate',
+      version: this.version,
+      hostname: os.hostname(),
+      root: this.rt.paths.root,
+      criu: { version: criu?.versionText ?? 'none', ok: criu ? (await criuCheck(criu)).ok : false },
+      cgroup: { kind: layout?.kind ?? 'none', controllers: layout ? [...layout.v1.keys(), ...layout.v2Controllers] : [] },
+      memDirtyTrack: criu ? (await probeCapabilities(criu)).memDirtyTrack : false,
+    };
+  }
+
+  preflight(p: PreflightRequest) {
+    return peerPreflight(this.rt, this.records, p);
+  }
+
+  async putImage(p: { name: string; digest: string }, data: Readable): Promise<StreamResult> {
+    await fs.mkdir(this.rt.paths.images, { recursive: true, mode: 0o700 });
+    const tmp = path.join(this.rt.paths.images, `.incoming-${randomBytes(4).toString('hex')}.tar`);
+    const meter = new Meter();
+    try {
+      await pipeline(data, meter, createWriteStream(tmp, { mode: 0o600 }));
+      const have = await resolveImage(this.rt.paths, p.digest).catch(() => undefined);
+      if (!have) {
+        const taken = await resolveImage(this.rt.paths, p.name).then(() => true, () => false);
+        const name = taken ? `${p.name}-${p.digest.replace(/^sha256:/, '').slice(0, 12)}` : p.name;
+        const r = await importImage(this.rt.paths, name, tmp);
+        if (r.digest !== p.digest) {
+          throw new TsmError('EINTEGRITY', `the image ${p.name} arrived with digest ${r.digest}, expected ${p.digest}`, { fix: 'retry the move' });
+        }
+      }
+      return { bytes: meter.bytes, sha256: meter.digest() };
+    } finally {
+      await fs.rm(tmp, { force: true });
+    }
+  }
+
+  async begin(p: BeginRequest): Promise<{ ok: true }> {
+    const seen = await this.records.seenEpoch(p.name);
+    if (seen > p.epoch) {
+      throw new TsmError('EBAD_STATE', `refusing epoch ${p.epoch} of "${p.name}": this host has seen epoch ${seen}`, { fix: 'the source copy is stale; run tsmigrate recover' });
+    }
+    const existing = await this.records.get(p.migrationId);
+    if (existing) throw new TsmError('EBAD_STATE', `migration ${p.migrationId} was already started here`, { fix: 'start a new move' });
+    if (await this.rt.store.exists(p.name)) {
+      throw new TsmError('EEXIST_CONTAINER', `a container named "${p.name}" already exists on the peer`, { fix: `remove it there first (tsmigrate rm -f ${p.name})` });
+    }
+    const image = await resolveImage(this.rt.paths, p.config.image.digest);
+    await this.records.recordEpoch(p.name, p.epoch);
+    const dir = this.rt.paths.container(p.name);
+    await fs.mkdir(this.rt.paths.containers, { recursive: true, mode: 0o711 });
+    await fs.mkdir(dir, { mode: 0o700 });
+    const layout = rootfsLayout(dir, image.rootfs);
+    await fs.mkdir(layout.upper, { recursive: true, mode: 0o755 });
+    await this.rt.store.saveConfig(p.config);
+    await this.rt.store.saveState(p.name, { status: 'creating', cgroupParent: this.rt.cgroupParent, rootfs: layout, migrationId: p.migrationId, epoch: p.epoch });
+    const staging = await makeStagingDir(stagingBase(this.rt.paths.root, 1 << 30), `move-${p.migrationId}`);
+    const m: IncomingMigration = { id: p.migrationId, name: p.name, epoch: p.epoch, phase: 'begun', begin: p, received: { upper: [] }, staging, updatedAt: '' };
+    await this.records.save(m);
+    return { ok: true };
+  }
+
+  private async receiving(id: string): Promise<IncomingMigration> {
+    const m = await this.records.must(id);
+    if (m.phase !== 'begun' && m.phase !== 'receiving') throw new TsmError('EBAD_STATE', `migration ${id} is ${m.phase}`, { fix: 'start a new move' });
+    return m;
+  }
+
+  async putUpper(p: PutUpperRequest, data: Readable): Promise<StreamResult> {
+    const m = await this.receiving(p.migrationId);
+    const upper = path.join(this.rt.paths.container(m.name), 'rootfs', 'upper');
+    for (const rel of p.deleted) await safeRemove(upper, rel);
+    const r = await receiveTar(data, upper, { compression: p.compression, allowWhiteouts: true, refuseDevices: true });
+    m.phase = 'receiving';
+    m.received.upper.push(r.sha256);
+    await this.records.save(m);
+    return r;
+  }
+
+  async putImages(p: PutImagesRequest, data: Readable): Promise<StreamResult> {
+    const m = await this.receiving(p.migrationId);
+    const images = path.join(m.staging!, 'images');
+    await fs.rm(images, { recursive: true, force: true });
+    const r = await receiveTar(data, images, { compression: p.compression, refuseDevices: true });
+    m.phase = 'receiving';
+    m.received.images = r.sha256;
+    await this.records.save(m);
+    return r;
+  }
+
+  async probe(_p: { bytes: number }, data: Readable): Promise<StreamResult> {
+    const meter = new Meter();
+    await pipeline(data, meter, new Writable({ write: (_c, _e, cb) => cb() }));
+    return { bytes: meter.bytes, sha256: meter.digest() };
+  }
+
+  async prepare(p: { migrationId: string; expect: { images: string; upper: string[] } }) {
+    const m = await this.receiving(p.migrationId);
+    if (m.received.images !== p.expect.images || JSON.stringify(m.received.upper) !== JSON.stringify(p.expect.upper)) {
+      throw new TsmError('EINTEGRITY', `migration ${m.id}: the data arrived corrupted (sha256 of what arrived differs from what was sent)`, {
+        fix: 'nothing was changed; retry the move, and if it happens again check the network path and memory of both hosts',
+      });
+    }
+    const t0 = performance.now();
+    const b = m.begin;
+    const image = await resolveImage(this.rt.paths, b.config.image.digest);
+    const held = await restoreTree(this.rt, {
+      config: b.config,
+      dumped: b.network,
+      clone: false,
+      leaseOwner: b.leaseOwner,
+      stdio: b.stdio,
+      criuOptions: b.criuOptions,
+      imageRootfs: image.rootfs,
+      imagesDir: path.join(m.staging!, 'images'),
+      criu: await locateCriu(),
+      extraState: { migrationId: m.id, epoch: m.epoch },
+    });
+    this.held.set(m.id, held);
+    m.phase = 'prepared';
+    await this.records.save(m);
+    return { restoreMs: performance.now() - t0, initPid: held.initPid };
+  }
+
+  async commit(p: { migrationId: string }): Promise<{ resumeMs: number }> {
+    const m = await this.records.must(p.migrationId);
+    if (m.phase === 'committed') return { resumeMs: 0 };
+    if (m.phase !== 'prepared') throw new TsmError('EBAD_STATE', `migration ${m.id} is ${m.phase}, not prepared`, { fix: 'run tsmigrate recover on the source' });
+    const t0 = performance.now();
+    const held = this.held.get(m.id);
+    if (held) await held.resume();
+    else await this.resumeFromDisk(m);
+    m.phase = 'committed';
+    await this.records.save(m);
+    this.held.delete(m.id);
+    if (m.staging) await fs.rm(m.staging, { recursive: true, force: true });
+    return { resumeMs: performance.now() - t0 };
+  }
+
+  /** A new agent (after the first one lost its connection) resumes a held tree from the records. */
+  private async resumeFromDisk(m: IncomingMigration): Promise<void> {
+    const cg = this.rt.cgroups(m.name);
+    for (const pid of await cg.pids()) {
+      try {
+        process.kill(pid, 'SIGCONT');
+      } catch {
+        /* gone */
+      }
+    }
+    const st = await this.rt.store.state(m.name);
+    st.status = 'running';
+    await this.rt.store.saveState(m.name, st);
+  }
+
+  async abort(p: { migrationId: string }): Promise<{ ok: true }> {
+    const m = await this.records.get(p.migrationId);
+    if (!m || m.phase === 'aborted') return { ok: true };
+    if (m.phase === 'committed') throw new TsmError('EBAD_STATE', `migration ${m.id} is already committed on the peer`, { fix: 'the container runs on the peer; nothing to undo' });
+    const held = this.held.get(m.id);
+    if (held) await held.rollback();
+    this.held.delete(m.id);
+    if (await this.rt.store.exists(m.name)) {
+      const view = await loadView(this.rt, m.name).catch(() => undefined);
+      if (view) await releaseResources(this.rt, m.name, view).catch(() => undefined);
+      await this.rt.store.remove(m.name);
+    }
+    if (m.staging) await fs.rm(m.staging, { recursive: true, force: true });
+    m.phase = 'aborted';
+    await this.records.save(m);
+    return { ok: true };
+  }
+
+  async status(p: { migrationId: string }): Promise<{ phase: string }> {
+    return { phase: (await this.records.get(p.migrationId))?.phase ?? 'unknown' };
+  }
+
+  /** The source went away: undo whatever is not prepared yet. */
+  async onDisconnect(): Promise<void> {
+    for (const m of await this.records.list()) {
+      if (m.phase === 'begun' || m.phase === 'receiving') await this.abort({ migrationId: m.id }).catch(() => undefined);
+    }
+  }
+}

@@ -1,0 +1,282 @@
+import { randomBytes } from 'node:crypto';
+import { promises as fs } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import type { AgentApi } from '../agent/api.js';
+import { PROTOCOL_VERSION } from '../agent/api.js';
+import { makeStagingDir, stagingBase } from '../checkpoint/staging.js';
+import { isSameProcess, waitFor } from '../container/proc.js';
+import { releaseResources } from '../container/stop.js';
+import { assertAllowed, loadView } from '../container/view.js';
+import { dumpArgv } from '../criu/argv.js';
+import { locateCriu, probeCapabilities } from '../criu/binary.js';
+import { criuCpuinfoDump } from '../criu/cpuinfo.js';
+import { runCriu } from '../criu/run.js';
+import { TsmError } from '../errors/errors.js';
+import { resolveImage } from '../image/store.js';
+import type { Runtime } from '../runtime/context.js';
+import { withLock } from '../state/lock.js';
+import { assertSameHash } from '../transfer/receive.js';
+import { measureZstd, probeLink, sendTree } from '../transfer/send.js';
+import { deltaFilter, diffIndex, indexTree } from '../transfer/upper-index.js';
+import { requireRoot } from '../util/root.js';
+import { validateName } from '../util/name.js';
+import { appendHistory } from './history.js';
+import { MoveJournal } from './journal.js';
+import { chooseCompression, migrationId, type CompressChoice, type Downtime } from './plan.js';
+
+export interface PeerConnection {
+  agent: AgentApi;
+  close(): Promise<void>;
+}
+
+export interface MoveRequest {
+  name: string;
+  host: string;
+  compress: CompressChoice;
+  signal?: AbortSignal;
+  onEvent?: (e: MoveEvent) => void;
+  /** test hook: flip a byte in the memory images on the wire */
+  faultCorruptImages?: boolean;
+}
+
+export interface MoveEvent {
+  phase: string;
+  bytes?: number;
+  totalBytes?: number;
+  message?: string;
+}
+
+export interface MoveReport {
+  id: string;
+  name: string;
+  host: string;
+  epoch: number;
+  downtime: Downtime;
+  preCopy: string;
+  compression: { used: boolean; linkMBps: number; zstdMBps: number; ratio: number };
+  bytes: { upperBase: number; upperDelta: number; images: number; imagesTar: number; image: number };
+  tcpEstablished: boolean;
+  network: { ip: string | null; keptIp: boolean };
+  totalMs: number;
+  at: string;
+}
+
+const ms = (a: number, b: number) => Math.round((b - a) * 10) / 10;
+
+/**
+ * Move a running container to another host. One linear function with an
+ * explicit point of no return (`decided` in the journal): before it any error
+ * rolls back (the peer removes what it made, the source thaws and keeps
+ * running); after it the move completes (the source copy is killed only once
+ * the peer has resumed its copy). Never two running copies, never none.
+ */
+export async function moveContainer(rt: Runtime, req: MoveRequest, connect: () => Promise<PeerConnection>): Promise<MoveReport> {
+  validateName('container', req.name);
+  requireRoot('move a container');
+  const emit = req.onEvent ?? (() => undefined);
+  return withLock(rt.store.lockDir(req.name), `container ${req.name}`, async () => {
+    const t0 = performance.now();
+    const view = await loadView(rt, req.name);
+    assertAllowed(view, 'move');
+    const { config, state } = view;
+    if (!state.initPid || !state.stdio) throw new TsmError('EBAD_STATE', `container "${req.name}" has no recorded init`, { fix: 'restart it' });
+    const criu = await locateCriu();
+    const caps = await probeCapabilities(criu);
+    const cg = rt.cgroups(req.name);
+    const epoch = (state.epoch ?? 0) + 1;
+    const id = migrationId(randomBytes(4).toString('hex'), new Date());
+    const journal = await MoveJournal.create(rt.paths, id, req.name, req.host, epoch);
+    const image = await resolveImage(rt.paths, config.image.digest);
+    let staging: string | undefined;
+    let conn: PeerConnection | undefined;
+    let frozen = false;
+    let decided = false;
+    try {
+      // ---- before anything is frozen: connect, check, send what can go while it runs ----
+      emit({ phase: 'connect' });
+      conn = await connect();
+      const peer = conn.agent;
+      const hello = await peer.hello({ protocol: PROTOCOL_VERSION, tool: 'tsmigrate', version: '1' });
+      const sameMachine = hello.hostname === os.hostname() && hello.root !== rt.paths.root;
+      const leaseOwner = sameMachine ? { root: rt.paths.root, container: req.name } : null;
+      staging = await makeStagingDir(stagingBase(rt.paths.root, (await cg.stats()).memoryBytes ?? 0), `move-${id}`);
+      await criuCpuinfoDump(criu, staging);
+      const cpuinfo = (await fs.readFile(path.join(staging, 'cpuinfo.img'))).toString('base64');
+      const stats = await cg.stats();
+      const upperBytes = await duBytes(state.rootfs.upper);
+      emit({ phase: 'preflight' });
+      const pre = await peer.preflight({
+        name: req.name, config, network: state.network ?? null, cpuinfo, memoryBytes: stats.memoryBytes ?? 0, upperBytes, leaseOwner, epoch,
+      });
+      if (!pre.ok) {
+        const p = pre.problems;
+        throw new TsmError('EPREFLIGHT', `${req.host} cannot take "${req.name}": ${p.map((x) => x.message).join('; ')}`, {
+          fix: p.map((x) => x.fix).join('; '),
+        });
+      }
+      req.signal?.throwIfAborted();
+      await journal.append('preflight-ok');
+      let imageBytes = 0;
+      if (pre.needImage) {
+        emit({ phase: 'image', message: `sending image ${image.name}` });
+        const r = await sendTree(image.rootfs, (d) => peer.putImage({ name: image.name, digest: image.digest }, d), { zstd: true, ...sig(req) });
+        imageBytes = r.bytes;
+      }
+      // compression: only where it pays on this link
+      const z = measureZstd();
+      const link = req.compress === 'auto' ? await probeLink((d) => peer.probe({ bytes: 16 << 20 }, d)) : 0;
+      const useZstd = chooseCompression(req.compress, link, z.bps, z.ratio);
+      await peer.begin({
+        migrationId: id, epoch, name: req.name, config, network: state.network ?? null, leaseOwner, stdio: state.stdio,
+        criuOptions: { tcpEstablished: true, fileLocks: false },
+      });
+      await journal.append('begun', { useZstd });
+      emit({ phase: 'upper' });
+      const index0 = await indexTree(state.rootfs.upper);
+      const base = await sendTree(state.rootfs.upper, (d) => peer.putUpper({ migrationId: id, phase: 'base', deleted: [], compression: useZstd ? 'zstd' : 'none' }, d), {
+        zstd: useZstd, ...sig(req), onBytes: (n) => emit({ phase: 'upper', bytes: n }),
+      });
+      await journal.append('upper-sent', { bytes: base.bytes });
+      const preCopy = caps.memDirtyTrack
+        ? 'not used: memory pre-copy is not implemented yet (all memory is dumped while frozen)'
+        : 'not available: this kernel has no soft-dirty page tracking (criu check --feature mem_dirty_track), so all memory is dumped while frozen';
+      emit({ phase: 'pre-copy', message: preCopy });
+      req.signal?.throwIfAborted();
+
+      // ---- the downtime: frozen from here until the peer has resumed ----
+      const tFreeze = performance.now();
+      await journal.append('frozen');
+      frozen = true;
+      emit({ phase: 'freeze' });
+      await cg.freeze();
+      const tFrozen = performance.now();
+      const images = path.join(staging, 'images');
+      await fs.mkdir(images, { mode: 0o700 });
+      await fs.rename(path.join(staging, 'cpuinfo.img'), path.join(images, 'cpuinfo.img'));
+      emit({ phase: 'dump' });
+      await runCriu(criu, dumpArgv({
+        pid: state.initPid, imagesDir: images, logFile: 'dump.log', leaveRunning: true, tcpEstablished: true,
+        freezeCgroup: cg.freezerPath(), manageCgroups: 'soft',
+        ...(state.network?.mode === 'bridge' && state.network.hostVeth ? { externals: [`veth[eth0]:${state.network.hostVeth}`] } : {}),
+      }), { imagesDir: images, logFile: 'dump.log', ...sig(req) });
+      const tDumped = performance.now();
+      await journal.append('dumped');
+      req.signal?.throwIfAborted();
+      const delta = diffIndex(index0, await indexTree(state.rootfs.upper));
+      emit({ phase: 'transfer' });
+      const img = await sendTree(images, (d) => peer.putImages({ migrationId: id, compression: useZstd ? 'zstd' : 'none' }, d), {
+        zstd: useZstd, ...sig(req), corrupt: Boolean(req.faultCorruptImages), onBytes: (n) => emit({ phase: 'transfer', bytes: n }),
+      });
+      const upd = await sendTree(state.rootfs.upper, (d) => peer.putUpper({ migrationId: id, phase: 'delta', deleted: delta.deleted, compression: useZstd ? 'zstd' : 'none' }, d), {
+        zstd: useZstd, include: deltaFilter(delta), ...sig(req),
+      });
+      const tSent = performance.now();
+      await journal.append('sent', { images: img.bytes, delta: upd.bytes });
+      assertSameHash('memory images', img.sha256, img.peer.sha256);
+      req.signal?.throwIfAborted();
+      emit({ phase: 'restore' });
+      const prep = await peer.prepare({ migrationId: id, expect: { images: img.sha256, upper: [base.sha256, upd.sha256] } });
+      const tRestored = performance.now();
+      await journal.append('prepared', { restoreMs: prep.restoreMs });
+      req.signal?.throwIfAborted();
+
+      // ---- the point of no return ----
+      await journal.append('decided');
+      decided = true;
+      emit({ phase: 'resume' });
+      await commitWithRetry(peer, id, connect);
+      const tResumed = performance.now();
+      await journal.append('committed');
+
+      // ---- the source copy goes: it was frozen all along ----
+      emit({ phase: 'cleanup' });
+      await cg.killAll('SIGKILL').catch(() => undefined);
+      await cg.thaw().catch(() => undefined);
+      await waitFor(async () => !(await isSameProcess(state.initPid, state.initStartTime)), 10000);
+      await releaseResources(rt, req.name, await loadView(rt, req.name));
+      await rt.store.remove(req.name);
+      await journal.append('done');
+      const report: MoveReport = {
+        id, name: req.name, host: req.host, epoch,
+        downtime: {
+          freezeMs: ms(tFreeze, tFrozen), dumpMs: ms(tFrozen, tDumped), transferMs: ms(tDumped, tSent),
+          restoreMs: ms(tSent, tRestored), resumeMs: ms(tRestored, tResumed), totalMs: ms(tFreeze, tResumed),
+        },
+        preCopy,
+        compression: { used: useZstd, linkMBps: Math.round(link / 1e6), zstdMBps: Math.round(z.bps / 1e6), ratio: Math.round(z.ratio * 100) / 100 },
+        bytes: { upperBase: base.bytes, upperDelta: upd.bytes, images: img.bytes, imagesTar: img.tarBytes, image: imageBytes },
+        tcpEstablished: true,
+        network: { ip: state.network?.ip ?? null, keptIp: Boolean(state.network?.ip) },
+        totalMs: ms(t0, performance.now()),
+        at: new Date().toISOString(),
+      };
+      await appendHistory(rt.paths, report);
+      return report;
+    } catch (e) {
+      if (decided) {
+        throw new TsmError('EMOVE_UNFINISHED', `move ${id} of "${req.name}" was decided but not finished: ${(e as Error).message}`, {
+          fix: 'run tsmigrate recover (the source copy stays frozen until the peer confirms)',
+          cause: e,
+        });
+      }
+      emit({ phase: 'rollback', message: (e as Error).message });
+      if (conn) await withTimeout(conn.agent.abort({ migrationId: id }), 30000).catch(() => undefined);
+      if (frozen) await cg.thaw();
+      await journal.append('aborted', { error: (e as Error).message });
+      throw e;
+    } finally {
+      if (staging) await fs.rm(staging, { recursive: true, force: true });
+      if (conn) await conn.close().catch(() => undefined);
+    }
+  });
+}
+
+function sig(req: MoveRequest): { signal?: AbortSignal } {
+  return req.signal ? { signal: req.signal } : {};
+}
+
+async function commitWithRetry(peer: AgentApi, id: string, connect: () => Promise<PeerConnection>): Promise<void> {
+  try {
+    await peer.commit({ migrationId: id });
+    return;
+  } catch (first) {
+    for (let i = 0; i < 3; i++) {
+      await new Promise((r) => setTimeout(r, 500 * (i + 1)));
+      const c = await connect().catch(() => undefined);
+      if (!c) continue;
+      try {
+        await c.agent.hello({ protocol: PROTOCOL_VERSION, tool: 'tsmigrate', version: '1' });
+        await c.agent.commit({ migrationId: id });
+        return;
+      } catch {
+        /* try again */
+      } finally {
+        await c.close().catch(() => undefined);
+      }
+    }
+    throw first;
+  }
+}
+
+async function withTimeout<T>(p: Promise<T>, msT: number): Promise<T> {
+  let t: NodeJS.Timeout | undefined;
+  try {
+    return await Promise.race([p, new Promise<T>((_r, rej) => (t = setTimeout(() => rej(new Error('timeout')), msT)))]);
+  } finally {
+    if (t) clearTimeout(t);
+  }
+}
+
+async function duBytes(dir: string): Promise<number> {
+  let total = 0;
+  const walk = async (d: string): Promise<void> => {
+    for (const e of await fs.readdir(d, { withFileTypes: true }).catch(() => [])) {
+      const p = path.join(d, e.name);
+      if (e.isDirectory()) await walk(p);
+      else total += (await fs.lstat(p).catch(() => ({ size: 0 }))).size;
+    }
+  };
+  await walk(dir);
+  return total;
+}

@@ -1,0 +1,142 @@
+import { promises as fs } from 'node:fs';
+import path from 'node:path';
+import { fdPipe, procStartTime } from '../container/proc.js';
+import type { ContainerConfig, ContainerRuntimeState } from '../container/types.js';
+import { restoreArgv } from '../criu/argv.js';
+import type { CriuBinary } from '../criu/binary.js';
+import { explainCriuFailure } from '../criu/errors.js';
+import { TsmError } from '../errors/errors.js';
+import { transferLease } from '../network/ipam.js';
+import { planNetwork, releaseNetwork, type NetworkPlan } from '../network/setup.js';
+import { mountRootfs, rootfsLayout, unmountRootfs } from '../rootfs/overlay.js';
+import type { Runtime } from '../runtime/context.js';
+import { startShim } from '../shim/spawn.js';
+import { UndoStack } from '../util/undo.js';
+import { readdMoveIp } from './network-fixup.js';
+
+export interface RestoreTreeOptions {
+  config: ContainerConfig;
+  /** the network as dumped (its IP is kept unless clone) */
+  dumped: NetworkPlan | null;
+  clone: boolean;
+  /** on one machine (local test hosts) the source's lease is handed over, and back on rollback */
+  leaseOwner: { root: string; container: string } | null;
+  stdio: { stdout: string; stderr: string };
+  criuOptions: { tcpEstablished: boolean; fileLocks: boolean };
+  imageRootfs: string;
+  /** an unpacked CRIU image directory */
+  imagesDir: string;
+  criu: CriuBinary;
+  /** extra state to record (e.g. the move's epoch) */
+  extraState?: Partial<ContainerRuntimeState>;
+}
+
+/** A restored process tree, held stopped until resume(). */
+export interface HeldContainer {
+  initPid: number;
+  shimPid: number;
+  resume(): Promise<void>;
+  /** kill the tree and remove everything restoreTree created (not the container dir itself) */
+  rollback(): Promise<void>;
+}
+
+/**
+ * Recreate a container around an existing directory (<root>/containers/NAME with
+ * rootfs/upper already filled): cgroups with the same limits, the overlay rootfs,
+ * the network, then `criu restore` as the child of a new tsm-shim, held stopped.
+ */
+export async function restoreTree(rt: Runtime, o: RestoreTreeOptions): Promise<HeldContainer> {
+  const name = o.config.name;
+  const undo = new UndoStack(rt.logger);
+  const dir = rt.paths.container(name);
+  const cg = rt.cgroups(name);
+  try {
+    await rt.store.saveConfig(o.config);
+    const layout = rootfsLayout(dir, o.imageRootfs);
+    const state: ContainerRuntimeState = { status: 'creating', cgroupParent: rt.cgroupParent, rootfs: layout, ...o.extraState };
+    await rt.store.saveState(name, state);
+
+    await cg.create();
+    undo.push('remove cgroups', async () => {
+      await cg.killAll('SIGKILL').catch(() => undefined);
+      await cg.destroy();
+    });
+    await cg.apply(o.config.limits);
+    await mountRootfs(layout);
+    undo.push('unmount rootfs', () => unmountRootfs(layout));
+
+    const owner = { root: rt.paths.root, container: name };
+    const ip = o.clone ? undefined : o.dumped?.ip;
+    if (ip && o.leaseOwner && rt.network.leaseDir) {
+      const from = o.leaseOwner;
+      await transferLease(rt.network.leaseDir, ip, from, owner).catch(() => undefined);
+      undo.push('hand the address back', () => transferLease(rt.network.leaseDir, ip, owner, from).catch(() => undefined));
+    }
+    const net = await planNetwork(o.config.net.mode, ip, owner, rt.network);
+    undo.push('release network', () => releaseNetwork(net, rt.network));
+
+    const pidfile = path.join(o.imagesDir, '..', `restored-${name}.pid`);
+    const tcp = o.criuOptions.tcpEstablished;
+    const argv = restoreArgv({
+      imagesDir: o.imagesDir,
+      logFile: 'restore.log',
+      root: layout.merged,
+      pidfile,
+      detached: true,
+      sibling: true,
+      leaveStopped: true,
+      tcpEstablished: tcp && !o.clone,
+      tcpClose: tcp && o.clone,
+      fileLocks: o.criuOptions.fileLocks,
+      manageCgroups: 'soft',
+      cgroupRoot: `/${rt.cgroupParent}/${name}`,
+      inheritFds: [
+        { fd: 3, key: o.stdio.stdout },
+        { fd: 4, key: o.stdio.stderr },
+      ],
+      externals: net.mode === 'bridge' && net.hostVeth && net.bridge ? [`veth[eth0]:${net.hostVeth}@${net.bridge}`] : [],
+    });
+    await rt.store.clearExit(name);
+    const shim = await startShim('restore', ['--pidfile', pidfile, '--', o.criu.path, ...argv], dir).catch(async (e: Error) => {
+      const log = await fs.readFile(path.join(o.imagesDir, 'restore.log'), 'utf8').catch(() => '');
+      const kept = path.join(rt.paths.root, `restore-failed-${name}-${Date.now()}.log`);
+      await fs.writeFile(kept, log, { mode: 0o600 }).catch(() => undefined);
+      const x = explainCriuFailure('restore', log);
+      throw new TsmError('ECRIU', `restore of ${name} failed: ${x.message}`, { fix: `${x.fix} (CRIU log: ${kept})`, cause: e });
+    });
+    undo.push('kill restored tasks', async () => {
+      await cg.killAll('SIGKILL').catch(() => undefined);
+    });
+    if (o.clone && net.mode === 'bridge') await readdMoveIp(shim.initPid, net);
+    const startTime = await procStartTime(shim.initPid);
+    Object.assign(state, {
+      status: 'running',
+      shimPid: shim.shimPid,
+      initPid: shim.initPid,
+      initStartTime: startTime,
+      startedAt: new Date().toISOString(),
+      cgroupPaths: cg.paths,
+      network: net,
+    } satisfies Partial<ContainerRuntimeState>);
+    return {
+      initPid: shim.initPid,
+      shimPid: shim.shimPid,
+      resume: async () => {
+        for (const pid of await cg.pids()) {
+          try {
+            process.kill(pid, 'SIGCONT');
+          } catch {
+            /* exited */
+          }
+        }
+        const [stdout, stderr] = await Promise.all([fdPipe(shim.initPid, 1), fdPipe(shim.initPid, 2)]);
+        if (stdout && stderr) state.stdio = { stdout, stderr };
+        await rt.store.saveState(name, state);
+      },
+      rollback: () => undo.unwind(),
+    };
+  } catch (e) {
+    await undo.unwind();
+    throw e;
+  }
+}
