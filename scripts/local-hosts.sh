@@ -21,6 +21,7 @@
 #   NAME/known_hosts           the same line, as a file usable as a known_hosts file
 # State roots: TSMIGRATE_HOSTS_STATE (default /var/lib/tsmigrate-hosts)/NAME;
 # sessions on the host get TSMIGRATE_ROOT set to it and bin/ first on PATH.
+# shellcheck disable=SC2015 # `test && test || die` is meant as written
 set -euo pipefail
 
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -29,21 +30,21 @@ STATE_DIR=${TSMIGRATE_HOSTS_STATE:-/var/lib/tsmigrate-hosts}
 SSHD=/usr/sbin/sshd
 
 die() { echo "local-hosts: $*" >&2; exit 1; }
-usage() { sed -n '5,13p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2; exit 2; }
+usage() { sed -n '6,13p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2; exit 2; }
 
 check_name() {
   [[ "$1" =~ ^[a-z0-9][a-z0-9_.-]{0,62}$ ]] || die "invalid host name \"$1\": use 1-63 characters [a-z0-9_.-], starting with a letter or digit"
 }
 check_addr() {
   # Loopback only: a test rig must never listen on a real interface.
-  if [[ "$1" =~ ^127\.([0-9]{1,3})\.([0-9]{1,3})\.([0-9]{1,3})$ ]] &&
-    ((BASH_REMATCH[1] <= 255 && BASH_REMATCH[2] <= 255 && BASH_REMATCH[3] <= 255)); then
+  if [[ "$1" =~ ^127\.(0|[1-9][0-9]{0,2})\.(0|[1-9][0-9]{0,2})\.(0|[1-9][0-9]{0,2})$ ]] &&
+    ((10#${BASH_REMATCH[1]} <= 255 && 10#${BASH_REMATCH[2]} <= 255 && 10#${BASH_REMATCH[3]} <= 255)); then
     return 0
   fi
   die "address \"$1\" is not a loopback address: use 127.0.0.2 ... 127.255.255.254"
 }
 check_port() {
-  [[ "$1" =~ ^[0-9]{1,5}$ ]] && (($1 >= 1 && $1 <= 65535)) || die "invalid port \"$1\": use 1-65535"
+  [[ "$1" =~ ^[1-9][0-9]{0,4}$ ]] && ((10#$1 >= 1 && 10#$1 <= 65535)) || die "invalid port \"$1\": use 1-65535"
 }
 
 pid_of() { # prints the pid of NAME's running sshd, or fails
@@ -58,6 +59,7 @@ pid_of() { # prints the pid of NAME's running sshd, or fails
 
 hostport() { if [ "$2" = 22 ]; then echo "$1"; else echo "[$1]:$2"; fi; }
 
+# shellcheck disable=SC2016 # $0 and $1 expand in the inner bash
 can_connect() { timeout 1 bash -c 'exec 3<>"/dev/tcp/$0/$1"' "$1" "$2" 2>/dev/null; }
 
 lock() {

@@ -176,7 +176,7 @@ function dumpingPid(s: Scan, beforeRaw: string): string | undefined {
 }
 
 const GENERIC_ERROR =
-  /Dumping FAILED|Restoring FAILED|Pre-dumping FAILED|FAILED\.$|failed with -1$|^exited, status=|Unable to open fd=|killed by signal|Can't wait or bad status|Unable to detach from|Can't dump ghost|^Dump files \(pid/;
+  /Dumping FAILED|Restoring FAILED|Pre-dumping FAILED|FAILED\.$|failed with -1$|^exited, status=|Unable to open fd=|killed by signal|Can't wait or bad status|Unable to detach from|^Dump files \(pid/;
 
 const RULES: Rule[] = [
   // before everything else: its Error lines also blame a kernel option (CONFIG_NETFILTER_XT_MARK)

@@ -179,7 +179,7 @@ function parseFile(text: string, file: string): ParsedFile {
   };
   const firstErr = doc.errors[0];
   if (firstErr) {
-    const where = firstErr.linePos ? `${file}:${firstErr.linePos[0].line}` : file;
+    const where = firstErr.linePos ? `${file}:${firstErr.linePos[0].line}` : firstErr.pos ? `${file}:${lc.linePos(firstErr.pos[0]).line}` : file;
     fail(where, `not valid YAML: ${firstErr.message.split('\n')[0]}`, 'fix the YAML syntax');
   }
   const dir = path.dirname(file);

@@ -69,6 +69,9 @@ type Step = 'connect' | 'handshake' | 'authentication' | 'session';
 
 type SshError = Error & { level?: string; code?: string };
 
+const STEP_NOUN: Record<Step, string> = { connect: 'TCP connect', handshake: 'SSH handshake', authentication: 'authentication', session: 'session' };
+const STEP_TEXT: Record<Step, string> = { connect: 'TCP connect to', handshake: 'SSH handshake with', authentication: 'authentication to', session: 'session with' };
+
 /** ssh2's errors -> TsmError, once, naming the host and the step. */
 export function mapSshError(err: SshError, t: SshTarget, step: Step, ctx: { timeoutMs: number; tried: string[] }): TsmError {
   if (err instanceof TsmError) return err;
@@ -88,7 +91,7 @@ export function mapSshError(err: SshError, t: SshTarget, step: Step, ctx: { time
         EADDRNOTAVAIL: 'address not available',
       };
       const what = why[err.code ?? ''] ?? msg;
-      return new TsmError('EHOST_UNREACHABLE', step === 'session' ? `lost the connection to ${at}: ${what}` : `cannot reach ${at} (${step}): ${what}`, { fix: reach, cause: err });
+      return new TsmError('EHOST_UNREACHABLE', step === 'session' ? `lost the connection to ${at}: ${what}` : `${STEP_TEXT[step]} ${at} failed: ${what}`, { fix: reach, cause: err });
     }
     case 'client-dns':
       return new TsmError('EHOST_UNREACHABLE', `cannot resolve the address of ${at}: ${msg}`, { fix: 'check the address in the host\'s url', cause: err });
@@ -96,7 +99,7 @@ export function mapSshError(err: SshError, t: SshTarget, step: Step, ctx: { time
       if (step === 'session' || /keepalive/i.test(msg)) {
         return new TsmError('EHOST_UNREACHABLE', `lost the connection to ${at}: no answer to keepalives`, { fix: 'check the network path and that the host is up', cause: err });
       }
-      return new TsmError('EHOST_UNREACHABLE', `timed out after ${ctx.timeoutMs} ms during ${step} with ${at}`, { fix: reach, cause: err });
+      return new TsmError('EHOST_UNREACHABLE', `${STEP_TEXT[step]} ${at} timed out after ${ctx.timeoutMs} ms`, { fix: reach, cause: err });
     case 'client-authentication':
       return new TsmError('EHOST_AUTH', `authentication as ${t.user}@${hp} (${t.name}) failed; tried ${ctx.tried.length ? ctx.tried.join(', ') : 'nothing'}`, {
         fix: `add the public key to ~${t.user}/.ssh/authorized_keys on ${t.name}, or configure the right identity (tsmigrate host ls)`,
@@ -105,7 +108,7 @@ export function mapSshError(err: SshError, t: SshTarget, step: Step, ctx: { time
     case 'agent':
       return new TsmError('EHOST_AUTH', `ssh-agent failed while authenticating to ${at}: ${msg}`, { fix: 'check SSH_AUTH_SOCK and that the agent holds the key (ssh-add -l)', cause: err });
     default:
-      return new TsmError('EHOST_UNREACHABLE', `SSH ${step} with ${at} failed: ${msg}`, { fix: reach, cause: err });
+      return new TsmError('EHOST_UNREACHABLE', `${STEP_TEXT[step]} ${at} failed: ${msg}`, { fix: reach, cause: err });
   }
 }
 
@@ -141,6 +144,13 @@ function hostKeyError(d: VerifyDetail, t: SshTarget, presented: Buffer, files: s
   }
 }
 
+/** 'close' fires once: with the reason when the connection was lost, undefined after close(). */
+export interface SshSession {
+  on(event: 'close', listener: (err: TsmError | undefined) => void): this;
+  once(event: 'close', listener: (err: TsmError | undefined) => void): this;
+}
+
+// eslint-disable-next-line @typescript-eslint/no-unsafe-declaration-merging
 export class SshSession extends EventEmitter {
   #closed = false;
   #closedByUs = false;
@@ -367,7 +377,7 @@ export async function connectSsh(host: SshTarget, opts: ConnectOptions): Promise
       finish(
         keyError ??
           firstError ??
-          new TsmError('EHOST_UNREACHABLE', `${where(host)} closed the connection during ${step}`, {
+          new TsmError('EHOST_UNREACHABLE', `${where(host)} closed the connection during the ${STEP_NOUN[step]}`, {
             fix: `check the host's sshd log (too many connections? MaxStartups)`,
           }),
       );

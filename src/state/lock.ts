@@ -20,14 +20,22 @@ function alive(pid: number): boolean {
   }
 }
 
+/** Locks this process holds (a second holder in the same process is busy too). */
+const heldHere = new Set<string>();
+
 export async function acquireLock(lockDir: string, what: string): Promise<Lock> {
+  if (heldHere.has(lockDir)) {
+    throw new TsmError('EBUSY', `${what} is busy: another operation in this process is changing it`, { fix: 'wait for it to finish and try again' });
+  }
   await fs.mkdir(path.dirname(lockDir), { recursive: true });
   for (let attempt = 0; attempt < 3; attempt++) {
     try {
       await fs.mkdir(lockDir);
       await fs.writeFile(path.join(lockDir, 'owner'), `${process.pid}\n`);
+      heldHere.add(lockDir);
       return {
         release: async () => {
+          heldHere.delete(lockDir);
           await fs.rm(lockDir, { recursive: true, force: true });
         },
       };

@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import { Transform, type Readable } from 'node:stream';
-import { finished } from 'node:stream/promises';
+import { pipeline } from 'node:stream/promises';
 import { DecompressStream } from 'zstd-napi';
 import { extractTar, type ExtractOptions } from '../archive/safe-extract.js';
 import { TsmError } from '../errors/errors.js';
@@ -33,16 +33,16 @@ export async function receiveTar(
   o: { compression: 'zstd' | 'none' } & ExtractOptions,
 ): Promise<{ bytes: number; sha256: string }> {
   const meter = new Meter();
-  let src: Readable = data.pipe(meter);
-  if (o.compression === 'zstd') src = src.pipe(new DecompressStream());
-  // errors of the upstream parts must reach extractTar's pipeline
-  data.on('error', (e) => src.destroy(e));
-  meter.on('error', (e) => src.destroy(e));
+  // pipeline (not pipe): it also notices a stream that was destroyed before we got it
+  const upstream = pipeline(data, meter);
+  let src: Readable = meter;
+  if (o.compression === 'zstd') src = meter.pipe(new DecompressStream());
+  upstream.catch((e: Error) => src.destroy(e));
   const { compression: _c, ...opts } = o;
   await extractTar(src, dir, opts);
   // drain anything after the tar's end-of-archive blocks so that the hash covers every byte sent
   src.resume();
-  await finished(meter, { readable: false });
+  await upstream;
   return { bytes: meter.bytes, sha256: meter.digest() };
 }
 

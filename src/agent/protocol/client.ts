@@ -194,10 +194,13 @@ export async function connectAgent(transport: Duplex, opts: ConnectOptions = {})
   let peer: HelloResult;
   try {
     peer = await c.call('hello', { protocol: PROTOCOL_VERSION, tool: opts.tool ?? 'tsmigrate', version: opts.version ?? ownVersion() });
-    if (peer.protocol !== PROTOCOL_VERSION) throw mismatch(peer.protocol, PROTOCOL_VERSION);
   } catch (e) {
     c.wire.destroy(undefined);
     throw fromPeerView(e);
+  }
+  if (peer.protocol !== PROTOCOL_VERSION) {
+    c.wire.destroy(undefined);
+    throw mismatch(peer.protocol, PROTOCOL_VERSION);
   }
   return {
     peer,

@@ -127,7 +127,7 @@ export class FrameDecoder extends Transform {
     for (;;) {
       if (!this.header) {
         if (this.buffered < HEADER_BYTES) return;
-        const h = this.take(HEADER_BYTES);
+        const h = this.takeBytes(HEADER_BYTES);
         const length = h.readUInt32BE(0);
         const kind = h.readUInt8(4);
         const stream = h.readUInt32BE(5);
@@ -142,11 +142,11 @@ export class FrameDecoder extends Transform {
       const { kind, stream, length } = this.header;
       this.header = undefined;
       this.frames++;
-      this.push({ kind, stream, payload: length === 0 ? EMPTY : this.take(length) } satisfies Frame);
+      this.push({ kind, stream, payload: length === 0 ? EMPTY : this.takeBytes(length) } satisfies Frame);
     }
   }
 
-  private take(n: number): Buffer {
+  private takeBytes(n: number): Buffer {
     this.buffered -= n;
     const first = this.chunks[0]!;
     if (first.length > n) {

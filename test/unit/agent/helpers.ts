@@ -1,0 +1,148 @@
+/** Test helpers for the agent protocol: socket pairs, a fake AgentApi, valid params, a raw frame peer. */
+import { createHash } from 'node:crypto';
+import { mkdtemp, rm } from 'node:fs/promises';
+import net from 'node:net';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import type { Readable } from 'node:stream';
+import type { AgentApi, BeginRequest, HelloResult, PreflightRequest, StreamResult } from '../../../src/agent/api.js';
+import { PROTOCOL_VERSION } from '../../../src/agent/api.js';
+import type { ContainerConfig } from '../../../src/container/types.js';
+import { type Frame, FrameDecoder, FrameKind, encodeFrame, parseJsonPayload } from '../../../src/agent/protocol/frames.js';
+
+/** Two connected unix sockets (real kernel buffers, so real back-pressure). */
+export async function socketPair(): Promise<{ a: net.Socket; b: net.Socket; cleanup: () => Promise<void> }> {
+  const dir = await mkdtemp(path.join(tmpdir(), 'tsm-agent-'));
+  const sock = path.join(dir, 's');
+  const server = net.createServer();
+  await new Promise<void>((resolve) => server.listen(sock, resolve));
+  const accepted = new Promise<net.Socket>((resolve) => server.once('connection', resolve));
+  const a = net.connect(sock);
+  await new Promise<void>((resolve, reject) => a.once('connect', resolve).once('error', reject));
+  const b = await accepted;
+  server.close();
+  return {
+    a,
+    b,
+    cleanup: async () => {
+      a.destroy();
+      b.destroy();
+      await rm(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+export const MID = 'mig-0123456789';
+export const SHA = 'a'.repeat(64);
+
+export const config: ContainerConfig = {
+  name: 'web-1',
+  image: { name: 'alpine', digest: `sha256:${'b'.repeat(64)}` },
+  command: ['/bin/sh', '-c', 'sleep 1000'],
+  env: ['PATH=/usr/bin:/bin'],
+  workdir: '/',
+  user: { uid: 0, gid: 0 },
+  hostname: 'web-1',
+  limits: { memoryBytes: 64 * 1024 * 1024, cpus: 0.5, pidsLimit: 100 },
+  net: { mode: 'bridge', ip: '10.88.0.5' },
+  createdAt: '2024-01-01T00:00:00.000Z',
+};
+
+export const network = {
+  mode: 'bridge' as const,
+  ip: '10.88.0.5',
+  prefix: 16,
+  gateway: '10.88.0.1',
+  hostVeth: 'tsm12345678',
+  bridge: 'tsm0',
+  subnet: '10.88.0.0/16',
+  leaseDir: '/run/tsmigrate/ipam/10.88.0.0_16',
+  owner: { root: '/var/lib/tsmigrate', container: 'web-1' },
+};
+
+export const preflightReq: PreflightRequest = {
+  name: 'web-1', config, network, cpuinfo: 'AAECAw==', memoryBytes: 1 << 20, upperBytes: 4096, leaseOwner: null, epoch: 3,
+};
+
+export const beginReq: BeginRequest = {
+  migrationId: MID, epoch: 3, name: 'web-1', config, network: null, leaseOwner: { root: '/var/lib/tsmigrate', container: 'web-1' },
+  stdio: { stdout: 'pipe:[1234]', stderr: 'pipe:[1235]' }, criuOptions: { tcpEstablished: true, fileLocks: false },
+};
+
+export const helloResult: HelloResult = {
+  protocol: PROTOCOL_VERSION, tool: 'tsmigrate', version: '0.1.0', hostname: 'peer', root: '/var/lib/tsmigrate',
+  criu: { version: '3.19', ok: true }, cgroup: { kind: 'v2', controllers: ['cpu', 'memory'] }, memDirtyTrack: true,
+};
+
+/** Read a stream to the end: bytes and sha256. */
+export async function digestStream(data: Readable, onChunk?: (n: number) => Promise<void>): Promise<StreamResult> {
+  const h = createHash('sha256');
+  let bytes = 0;
+  for await (const c of data as AsyncIterable<Buffer>) {
+    h.update(c);
+    bytes += c.length;
+    if (onChunk) await onChunk(c.length);
+  }
+  return { bytes, sha256: h.digest('hex') };
+}
+
+export interface FakeAgent extends AgentApi {
+  calls: Array<{ method: string; params: unknown }>;
+}
+
+/** An AgentApi that records its calls and answers valid results; stream methods digest their data. */
+export function fakeAgent(overrides: Partial<AgentApi> = {}): FakeAgent {
+  const calls: Array<{ method: string; params: unknown }> = [];
+  const rec = (method: string, params: unknown): void => void calls.push({ method, params });
+  const base: AgentApi = {
+    hello: async (p) => (rec('hello', p), helloResult),
+    preflight: async (p) => (rec('preflight', p), { ok: false, problems: [{ check: 'disk', message: 'not enough space', fix: 'free some' }], needImage: true, freeBytes: 123 }),
+    putImage: async (p, d) => (rec('putImage', p), digestStream(d)),
+    begin: async (p) => (rec('begin', p), { ok: true as const }),
+    putUpper: async (p, d) => (rec('putUpper', p), digestStream(d)),
+    putImages: async (p, d) => (rec('putImages', p), digestStream(d)),
+    probe: async (p, d) => (rec('probe', p), digestStream(d)),
+    prepare: async (p) => (rec('prepare', p), { restoreMs: 12.5, initPid: 4242 }),
+    commit: async (p) => (rec('commit', p), { resumeMs: 3 }),
+    abort: async (p) => (rec('abort', p), { ok: true as const }),
+    status: async (p) => (rec('status', p), { phase: 'prepared' }),
+  };
+  return Object.assign(base, overrides, { calls });
+}
+
+/** Speaks raw frames to a server: for sending what a real client never would. */
+export class RawPeer {
+  readonly frames: Frame[] = [];
+  private waiters: Array<() => void> = [];
+  ended = false;
+  constructor(readonly sock: net.Socket) {
+    const dec = new FrameDecoder();
+    sock.on('data', (c: Buffer) => dec.write(c));
+    dec.on('data', (f: Frame) => this.wake(() => this.frames.push(f)));
+    dec.on('error', () => {});
+    sock.on('close', () => this.wake(() => (this.ended = true)));
+    sock.on('error', () => {});
+  }
+  private wake(f: () => void): void {
+    f();
+    for (const w of this.waiters.splice(0)) w();
+  }
+  send(msg: unknown): void {
+    this.sock.write(encodeFrame(FrameKind.JSON, 0, Buffer.from(JSON.stringify(msg))));
+  }
+  hello(protocol = PROTOCOL_VERSION): void {
+    this.send({ type: 'call', id: 1, method: 'hello', params: { protocol, tool: 'test', version: '0' } });
+  }
+  /** The next JSON message from the server, or undefined when the connection closed first. */
+  async next(): Promise<Record<string, unknown> | undefined> {
+    for (;;) {
+      const f = this.frames.shift();
+      if (f) return parseJsonPayload(f.payload) as Record<string, unknown>;
+      if (this.ended) return undefined;
+      await new Promise<void>((r) => this.waiters.push(r));
+    }
+  }
+  async closed(): Promise<void> {
+    while (!this.ended) await new Promise<void>((r) => this.waiters.push(r));
+  }
+}

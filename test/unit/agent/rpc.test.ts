@@ -1,0 +1,332 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
+import { Readable } from 'node:stream';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { PROTOCOL_VERSION } from '../../../src/agent/api.js';
+import { FrameKind, encodeFrame } from '../../../src/agent/protocol/frames.js';
+import { type ConnectOptions, connectAgent, serveAgent } from '../../../src/agent/protocol/rpc.js';
+import { TsmError, isTsmError } from '../../../src/errors/errors.js';
+import { type FakeAgent, MID, RawPeer, SHA, beginReq, digestStream, fakeAgent, helloResult, preflightReq, socketPair } from './helpers.js';
+
+async function setup(impl: FakeAgent = fakeAgent(), copts: ConnectOptions = {}) {
+  const pair = await socketPair();
+  const reasons: Array<TsmError | undefined> = [];
+  const server = serveAgent(pair.b, impl, { onClose: (r) => reasons.push(r) });
+  const client = await connectAgent(pair.a, copts);
+  return { ...pair, impl, server, client, reasons };
+}
+
+async function raw(impl: FakeAgent = fakeAgent()) {
+  const pair = await socketPair();
+  const reasons: Array<TsmError | undefined> = [];
+  const server = serveAgent(pair.b, impl, { onClose: (r) => reasons.push(r) });
+  return { ...pair, impl, server, peer: new RawPeer(pair.a), reasons };
+}
+
+const sha = (b: Buffer): string => createHash('sha256').update(b).digest('hex');
+const isCode = (code: string, re?: RegExp) => (e: unknown) => e instanceof TsmError && e.code === code && (!re || re.test(e.message));
+
+test('every method round-trips; the client is an AgentApi', async () => {
+  const t = await setup();
+  try {
+    assert.deepEqual(t.client.peer, helloResult);
+    assert.deepEqual(await t.client.hello({ protocol: PROTOCOL_VERSION, tool: 'x', version: '1' }), helloResult);
+    assert.deepEqual(await t.client.preflight(preflightReq), { ok: false, problems: [{ check: 'disk', message: 'not enough space', fix: 'free some' }], needImage: true, freeBytes: 123 });
+    assert.deepEqual(await t.client.begin(beginReq), { ok: true });
+    const blob = Buffer.alloc(3 * 1024 * 1024 + 17, 7);
+    const imgP = { name: 'alpine', digest: `sha256:${SHA}` };
+    assert.deepEqual(await t.client.putImage(imgP, Readable.from([blob])), { bytes: blob.length, sha256: sha(blob) });
+    const upP = { migrationId: MID, phase: 'base' as const, deleted: ['a/b'], compression: 'none' as const };
+    assert.deepEqual(await t.client.putUpper(upP, Readable.from([Buffer.from('hello'), 'world'])), { bytes: 10, sha256: sha(Buffer.from('helloworld')) });
+    assert.deepEqual(await t.client.putImages({ migrationId: MID, compression: 'zstd' }, Readable.from([])), { bytes: 0, sha256: sha(Buffer.alloc(0)) });
+    assert.deepEqual(await t.client.probe({ bytes: 5 }, Readable.from([Buffer.from('12345')])), { bytes: 5, sha256: sha(Buffer.from('12345')) });
+    assert.deepEqual(await t.client.prepare({ migrationId: MID, expect: { images: SHA, upper: [SHA] } }), { restoreMs: 12.5, initPid: 4242 });
+    assert.deepEqual(await t.client.commit({ migrationId: MID }), { resumeMs: 3 });
+    assert.deepEqual(await t.client.status({ migrationId: MID }), { phase: 'prepared' });
+    assert.deepEqual(await t.client.abort({ migrationId: MID }), { ok: true });
+    assert.deepEqual(t.impl.calls.map((c) => c.method), ['hello', 'hello', 'preflight', 'begin', 'putImage', 'putUpper', 'putImages', 'probe', 'prepare', 'commit', 'status', 'abort']);
+    assert.deepEqual(t.impl.calls[2]!.params, preflightReq);
+    assert.deepEqual(t.impl.calls[5]!.params, upP);
+    // concurrent calls are queued and answered in order
+    const all = await Promise.all([t.client.status({ migrationId: MID }), t.client.probe({ bytes: 1 }, Readable.from(['x'])), t.client.commit({ migrationId: MID })]);
+    assert.deepEqual(all.map((r) => Object.keys(r)[0]), ['phase', 'bytes', 'resumeMs']);
+    await t.client.close();
+    await t.server.closed;
+    assert.deepEqual(t.reasons, [undefined]);
+    await assert.rejects(t.client.status({ migrationId: MID }), isCode('EPEER'));
+  } finally {
+    await t.cleanup();
+  }
+});
+
+test('protocol version mismatch: a clear error on both sides, then closed', async () => {
+  const t = await raw();
+  try {
+    t.peer.hello(PROTOCOL_VERSION + 1);
+    const m = await t.peer.next();
+    assert.deepEqual(m, {
+      type: 'error', id: 1, code: 'EPROTO',
+      message: `protocol version mismatch: peer speaks ${PROTOCOL_VERSION + 1}, this tsmigrate speaks ${PROTOCOL_VERSION}`,
+      fix: 'install the same tsmigrate version on both hosts',
+    });
+    await t.peer.closed();
+    await t.server.closed;
+    assert.equal(t.impl.calls.length, 0);
+  } finally {
+    await t.cleanup();
+  }
+  // the client words it from its side, whether the agent refuses or answers a different version
+  const u = await socketPair();
+  try {
+    const agent = new RawPeer(u.b);
+    const connecting = connectAgent(u.a);
+    const hello = await agent.next();
+    assert.equal((hello?.params as { protocol: number }).protocol, PROTOCOL_VERSION);
+    agent.send({ type: 'error', id: 1, code: 'EPROTO', message: `protocol version mismatch: peer speaks ${PROTOCOL_VERSION}, this tsmigrate speaks 7`, fix: 'install the same tsmigrate version on both hosts' });
+    await assert.rejects(connecting, isCode('EPROTO', new RegExp(`^protocol version mismatch: peer speaks 7, this tsmigrate speaks ${PROTOCOL_VERSION}$`)));
+  } finally {
+    await u.cleanup();
+  }
+  const v = await socketPair();
+  try {
+    serveAgent(v.b, fakeAgent({ hello: async () => ({ ...helloResult, protocol: 9 }) }));
+    await assert.rejects(connectAgent(v.a), isCode('EPROTO', new RegExp(`peer speaks 9, this tsmigrate speaks ${PROTOCOL_VERSION}`)));
+  } finally {
+    await v.cleanup();
+  }
+});
+
+test('the first call must be hello', async () => {
+  const t = await raw();
+  try {
+    t.peer.send({ type: 'call', id: 1, method: 'status', params: { migrationId: MID } });
+    assert.match(String((await t.peer.next())?.message), /first call must be hello, not "status"/);
+    await t.peer.closed();
+    assert.equal(t.impl.calls.length, 0);
+  } finally {
+    await t.cleanup();
+  }
+});
+
+test('an oversized frame: EPROTO to the peer, connection closed', async () => {
+  const t = await raw();
+  try {
+    t.peer.hello();
+    assert.equal((await t.peer.next())?.type, 'result');
+    const h = Buffer.alloc(9);
+    h.writeUInt32BE(64 * 1024 * 1024, 0);
+    h[4] = FrameKind.DATA;
+    h.writeUInt32BE(1, 5);
+    t.a.write(h);
+    const m = await t.peer.next();
+    assert.equal(m?.id, 0);
+    assert.equal(m?.code, 'EPROTO');
+    assert.match(String(m?.message), /DATA frame declares 67108864 bytes, more than the 1048576 allowed/);
+    await t.peer.closed();
+    await t.server.closed;
+    assert.ok(isTsmError(t.reasons[0], 'EPROTO'));
+  } finally {
+    await t.cleanup();
+  }
+});
+
+test('a corrupted length: EPROTO, connection closed', async () => {
+  for (const [byte, mask, re] of [[0, 0xff, /not tsmigrate frames/], [3, 0x01, /not valid JSON/]] as const) {
+    const t = await raw();
+    try {
+      const json = JSON.stringify({ type: 'call', id: 1, method: 'hello', params: { protocol: 1, tool: 't', version: '0' } });
+      const hello = encodeFrame(FrameKind.JSON, 0, Buffer.from(json.length % 2 ? json : ` ${json}`)); // odd: ^1 cuts the '}'
+      hello[byte]! ^= mask;
+      t.a.write(Buffer.concat([hello, encodeFrame(FrameKind.JSON, 0, Buffer.from('{}'))]));
+      const m = await t.peer.next();
+      assert.equal(m?.code, 'EPROTO');
+      assert.match(String(m?.message), re);
+      await t.peer.closed();
+      assert.ok(isTsmError(t.reasons[0], 'EPROTO'));
+      assert.equal(t.impl.calls.length, 0);
+    } finally {
+      await t.cleanup();
+    }
+  }
+});
+
+test('invalid params: EPROTO from the server, the impl is never called, the connection lives on', async () => {
+  const t = await raw();
+  try {
+    t.peer.hello();
+    await t.peer.next();
+    t.peer.send({ type: 'call', id: 2, method: 'preflight', params: { ...preflightReq, name: 'A/..' } });
+    const m = await t.peer.next();
+    assert.equal(m?.code, 'EPROTO');
+    assert.match(String(m?.message), /^bad message: preflight\.params\.name: "A\/\.\." does not match/);
+    // a stream call with bad params: its data is dropped
+    t.peer.send({ type: 'call', id: 3, method: 'putImage', params: { name: 'A/..', digest: 'x' }, stream: 1 });
+    t.a.write(encodeFrame(FrameKind.DATA, 1, Buffer.alloc(100_000)));
+    t.a.write(encodeFrame(FrameKind.END, 1));
+    assert.equal((await t.peer.next())?.code, 'EPROTO');
+    t.peer.send({ type: 'call', id: 4, method: 'status', params: { migrationId: MID } });
+    assert.deepEqual(await t.peer.next(), { type: 'result', id: 4, value: { phase: 'prepared' } });
+    assert.deepEqual(t.impl.calls.map((c) => c.method), ['hello', 'status']);
+    // not a call at all: the connection is unusable
+    t.peer.send({ type: 'result', id: 5, value: 1 });
+    assert.equal((await t.peer.next())?.id, 0);
+    await t.peer.closed();
+  } finally {
+    await t.cleanup();
+  }
+  // the client checks params too, before sending
+  const c = await setup();
+  try {
+    await assert.rejects(c.client.begin({ ...beginReq, name: 'A/..' }), isCode('EPROTO', /begin\.params\.name/));
+    const data = Readable.from([Buffer.alloc(10)]);
+    await assert.rejects(c.client.putImage({ name: 'alpine', digest: 'nope' }, data), isCode('EPROTO', /putImage\.params\.digest/));
+    assert.ok(data.destroyed);
+    assert.deepEqual(c.impl.calls.map((x) => x.method), ['hello']);
+  } finally {
+    await c.cleanup();
+  }
+});
+
+test('unknown methods are refused, not dispatched', async () => {
+  const t = await raw();
+  try {
+    t.peer.hello();
+    await t.peer.next();
+    let id = 2;
+    for (const method of ['rm', 'toString', '__proto__', 'constructor', 'hasOwnProperty']) {
+      t.peer.send({ type: 'call', id: id++, method, params: {} });
+      const m = await t.peer.next();
+      assert.equal(m?.code, 'EPROTO');
+      assert.match(String(m?.message), /^unknown method "/);
+    }
+    t.peer.send({ type: 'call', id: id++, method: 'status', params: { migrationId: MID }, stream: 1 });
+    assert.match(String((await t.peer.next())?.message), /status takes no data stream/);
+    t.peer.send({ type: 'call', id: id++, method: 'probe', params: { bytes: 1 } });
+    assert.match(String((await t.peer.next())?.message), /probe needs data stream/);
+  } finally {
+    await t.cleanup();
+  }
+});
+
+test('errors thrown by the impl reach the client: TsmError fields kept, others become EPEER', async () => {
+  const impl = fakeAgent({
+    commit: async () => {
+      throw new TsmError('ECRIU', 'criu restore failed: task 12 exited', { fix: 'read /var/log/criu.log' });
+    },
+    status: async () => {
+      throw new Error('boom\nwith a second line');
+    },
+    abort: async () => ({ ok: false }) as never,
+  });
+  const t = await setup(impl);
+  try {
+    await assert.rejects(t.client.commit({ migrationId: MID }), (e: unknown) => {
+      assert.ok(e instanceof TsmError);
+      assert.deepEqual([e.code, e.message, e.fix], ['ECRIU', 'criu restore failed: task 12 exited', 'read /var/log/criu.log']);
+      return true;
+    });
+    await assert.rejects(t.client.status({ migrationId: MID }), isCode('EPEER', /^the peer agent failed: boom with a second line$/));
+    await assert.rejects(t.client.abort({ migrationId: MID }), isCode('EINTERNAL', /agent's abort result is invalid/));
+    assert.deepEqual(await t.client.prepare({ migrationId: MID, expect: { images: SHA, upper: [] } }), { restoreMs: 12.5, initPid: 4242 });
+  } finally {
+    await t.cleanup();
+  }
+});
+
+test('transport destroyed mid-stream: the call rejects with EPEER within 1 s, the consumer sees an error', async () => {
+  for (const side of ['client', 'server'] as const) {
+    let consumerError: unknown;
+    let received = 0;
+    const impl = fakeAgent({
+      putImages: async (_p, data) => {
+        try {
+          return await digestStream(data, async (n) => void (received += n));
+        } catch (e) {
+          consumerError = e;
+          throw e;
+        }
+      },
+    });
+    const t = await setup(impl);
+    try {
+      const endless = new Readable({ read() { this.push(Buffer.alloc(64 * 1024, 1)); } });
+      const call = t.client.putImages({ migrationId: MID, compression: 'none' }, endless);
+      while (received < 4 * 1024 * 1024) await sleep(5);
+      const t0 = Date.now();
+      (side === 'client' ? t.a : t.b).destroy();
+      await assert.rejects(call, isCode('EPEER', /the connection to the peer agent was lost/));
+      assert.ok(Date.now() - t0 < 1000);
+      await t.server.closed;
+      assert.ok(consumerError instanceof Error, `${side}: the consumer saw ${String(consumerError)}`);
+      assert.ok(t.client.closed);
+      assert.ok(endless.destroyed);
+    } finally {
+      await t.cleanup();
+    }
+  }
+});
+
+test('a failing source aborts the stream: the call rejects with its error, the connection lives on', async () => {
+  let consumerError: unknown;
+  const impl = fakeAgent({
+    putUpper: async (_p, data) => {
+      try {
+        return await digestStream(data);
+      } catch (e) {
+        consumerError = e;
+        throw e;
+      }
+    },
+  });
+  const t = await setup(impl);
+  try {
+    const src = new Readable({ read() {} });
+    src.push(Buffer.alloc(100_000));
+    setTimeout(() => src.destroy(new Error('disk on fire')), 20);
+    await assert.rejects(t.client.putUpper({ migrationId: MID, phase: 'delta', deleted: [], compression: 'none' }, src), /disk on fire/);
+    assert.deepEqual(await t.client.status({ migrationId: MID }), { phase: 'prepared' });
+    assert.ok(isTsmError(consumerError, 'EIO'));
+    assert.match(consumerError.message, /the sender aborted the stream: the source's data failed: disk on fire/);
+  } finally {
+    await t.cleanup();
+  }
+});
+
+test('an answer before the stream ends: the rest is dropped, the source destroyed', async () => {
+  const impl = fakeAgent({ putImage: async () => ({ bytes: 0, sha256: SHA }) });
+  const t = await setup(impl);
+  try {
+    let sent = 0;
+    const src = new Readable({ read() { sent += 65536; this.push(sent > 64 * 1024 * 1024 ? null : Buffer.alloc(65536)); } });
+    assert.deepEqual(await t.client.putImage({ name: 'alpine', digest: `sha256:${SHA}` }, src), { bytes: 0, sha256: SHA });
+    await sleep(20);
+    assert.ok(src.destroyed);
+    assert.ok(sent < 64 * 1024 * 1024);
+    assert.deepEqual(await t.client.status({ migrationId: MID }), { phase: 'prepared' });
+  } finally {
+    await t.cleanup();
+  }
+});
+
+test('timeouts and cancellation close the connection', async () => {
+  const hang = fakeAgent({ status: () => new Promise(() => {}) });
+  const t = await setup(hang, { timeoutMs: 100 });
+  try {
+    await assert.rejects(t.client.status({ migrationId: MID }), isCode('EPEER', /did not answer status within 0.1 s/));
+    assert.ok(t.client.closed);
+  } finally {
+    await t.cleanup();
+  }
+  const ac = new AbortController();
+  const u = await setup(fakeAgent({ status: () => new Promise(() => {}) }), { signal: ac.signal });
+  try {
+    const p = u.client.status({ migrationId: MID });
+    setTimeout(() => ac.abort(), 10);
+    await assert.rejects(p, isCode('EPEER', /cancelled/));
+    while (u.reasons.length === 0) await sleep(5);
+    assert.equal(u.reasons.length, 1, 'the agent saw the connection go');
+  } finally {
+    await u.cleanup();
+  }
+});
