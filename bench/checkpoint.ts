@@ -40,6 +40,7 @@ interface SizeResult {
   pack: Summary;
   checkpointBytes: Summary;
   plainImageBytes: Summary;
+  loadavg: number[];
   frozenRatio: number;
   totalRatio: number;
   pass: boolean;
@@ -72,7 +73,7 @@ async function benchSize(rt: Runtime, shm: string, sizeMiB: number, o: { runs: n
   const resident = await residentMiB(rt, name);
   console.log(`ready (resident ${resident} MiB)`);
 
-  const col = { plain: [] as number[], plainBytes: [] as number[], frozen: [] as number[], total: [] as number[], dump: [] as number[], snapshot: [] as number[], pack: [] as number[], size: [] as number[] };
+  const col = { plain: [] as number[], plainBytes: [] as number[], frozen: [] as number[], total: [] as number[], dump: [] as number[], snapshot: [] as number[], pack: [] as number[], size: [] as number[], load: [] as number[] };
   for (let i = -o.warmup; i < o.runs; i++) {
     const label = i < 0 ? 'warmup' : `run ${i + 1}/${o.runs}`;
     await settle();
@@ -93,6 +94,7 @@ async function benchSize(rt: Runtime, shm: string, sizeMiB: number, o: { runs: n
     col.snapshot.push(t.snapshotMs);
     col.pack.push(t.packMs);
     col.size.push(m.blobs.criu.size + m.blobs.upper.size);
+    col.load.push(round1(os.loadavg()[0]!));
   }
   await removeContainer(rt, name, true);
   started.splice(started.indexOf(name), 1);
@@ -108,6 +110,8 @@ async function benchSize(rt: Runtime, shm: string, sizeMiB: number, o: { runs: n
     pack: summarize(col.pack),
     checkpointBytes: summarize(col.size),
     plainImageBytes: summarize(col.plainBytes),
+    /** 1-minute load average after each B/F pair: other work on the host adds noise */
+    loadavg: col.load,
   };
   const frozenRatio = Math.round((r.frozen.median / r.plain.median) * 100) / 100;
   const totalRatio = Math.round((r.total.median / r.plain.median) * 100) / 100;

@@ -8,6 +8,7 @@ import { createWriteStream } from 'node:fs';
 import { Writable } from 'node:stream';
 import { detectLayout } from '../cgroup/detect.js';
 import { makeStagingDir, stagingBase } from '../checkpoint/staging.js';
+import { fdPipe } from '../container/proc.js';
 import { releaseResources } from '../container/stop.js';
 import { loadView } from '../container/view.js';
 import { criuCheck, locateCriu, probeCapabilities } from '../criu/binary.js';
@@ -201,6 +202,10 @@ export class LocalAgent implements AgentApi {
     }
     const st = await this.rt.store.state(m.name);
     st.status = 'running';
+    if (st.initPid) {
+      const [stdout, stderr] = await Promise.all([fdPipe(st.initPid, 1), fdPipe(st.initPid, 2)]);
+      if (stdout && stderr) st.stdio = { stdout, stderr };
+    }
     await this.rt.store.saveState(m.name, st);
   }
 

@@ -118,6 +118,8 @@ export async function restoreTree(rt: Runtime, o: RestoreTreeOptions): Promise<H
       cgroupPaths: cg.paths,
       network: net,
     } satisfies Partial<ContainerRuntimeState>);
+    // on disk as held ('creating' with its pids), so that a later agent can resume or roll it back
+    await rt.store.saveState(name, { ...state, status: 'creating' });
     return {
       initPid: shim.initPid,
       shimPid: shim.shimPid,

@@ -76,7 +76,7 @@ export class Wire {
     this.blocked.add(stream);
     if (!this.pausedByUs && !this.isClosed) {
       this.pausedByUs = true;
-      //this.transport.pause();
+      this.transport.pause();
     }
   }
 

@@ -174,7 +174,7 @@ test('a move cut off after the decision is completed by recover; before it, roll
   await assert.rejects(moveContainer(rtA, { name: 'rec', host: 'B', compress: 'off' }, flaky), /decided but not finished/);
   assert.equal(await state(A, 'rec'), 'frozen', 'the source copy waits, frozen');
   const info = JSON.parse(await T(B, ['inspect', 'rec'])) as { status: string };
-  assert.equal(info.status, 'running', 'the peer holds its copy (stopped tasks, not yet resumed)');
+  assert.equal(info.status, 'creating', 'the peer holds its copy (restored, stopped, not yet resumed)');
   const actions = await recoverMoves(rtA, async () => ({ agent: p.agent, close: async () => undefined }));
   assert.deepEqual(actions.map((a) => [a.container, a.action]), [['rec', 'completed']]);
   await assertOneCopy('rec', B);

@@ -28,22 +28,23 @@ test('64 MiB arrive intact; a slow consumer stalls the sender instead of filling
   });
 
   const { a, b, cleanup } = await socketPair();
-  let server: ReturnType<typeof serveAgent> | undefined;
   const impl = fakeAgent({
     // reads 64 KiB, then dawdles (about 20 MiB/s): far slower than the socket
     putImages: (_p, data) => digestStream(data, async (n) => {
-      consumed += n; if (consumed % (8 * MiB) < n) console.log("dbg", produced / MiB, consumed / MiB, n, server?.bufferedBytes());
-      maxInFlight = Math.max(maxInFlight, produced - consumed);
-      maxBuffered = Math.max(maxBuffered, server?.bufferedBytes() ?? 0);
+      maxInFlight = Math.max(maxInFlight, produced - consumed); // sent but not yet consumed, this chunk included
+      consumed += n;
       await sleep(Math.ceil(n / CHUNK) * 3);
     }),
   });
-  server = serveAgent(b, impl);
+  const server = serveAgent(b, impl);
   const client = await connectAgent(a);
   global.gc?.();
   const rss0 = process.memoryUsage().rss;
   let rssPeak = rss0;
-  const sampler = setInterval(() => (rssPeak = Math.max(rssPeak, process.memoryUsage().rss)), 5);
+  const sampler = setInterval(() => {
+    rssPeak = Math.max(rssPeak, process.memoryUsage().rss);
+    maxBuffered = Math.max(maxBuffered, server.bufferedBytes());
+  }, 2);
   try {
     const r = await client.putImages({ migrationId: MID, compression: 'none' }, source);
     console.log(JSON.stringify({ inFlight: maxInFlight / MiB, buffered: maxBuffered / MiB, rss: (rssPeak - rss0) / MiB }));
