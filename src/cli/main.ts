@@ -6,6 +6,7 @@ import { registerContainerCommands } from './commands/containers.js';
 import { registerImageCommands } from './commands/images.js';
 import { registerDoctorCommand } from './commands/doctor.js';
 import { registerCheckpointCommands } from './commands/checkpoints.js';
+import { registerMoveCommands } from './commands/move.js';
 import { registerHostCommands } from './commands/hosts.js';
 
 function version(): string {
@@ -30,6 +31,7 @@ export async function main(argv: string[]): Promise<number> {
   registerImageCommands(program);
   registerDoctorCommand(program, setExit);
   registerCheckpointCommands(program);
+  registerMoveCommands(program);
   registerHostCommands(program);
   try {
     await program.parseAsync(argv);

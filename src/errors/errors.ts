@@ -30,6 +30,7 @@ export type ErrorCode =
   | 'EEXIST_CHECKPOINT'
   | 'EPREFLIGHT'
   | 'EMOVE_UNFINISHED'
+  | 'EINTERRUPTED'
   | 'ENOSPC'
   | 'EPROTO'
   | 'EPEER'

@@ -15,8 +15,10 @@ import { type ErrorMsg, type ResultMsg, type WireError, fromWireError, lostError
 import { Wire } from './wire.js';
 
 export interface ConnectOptions {
-  /** per call; default: 60 s for plain calls, none for stream calls. On expiry the call rejects and the connection is closed. */
+  /** per plain call (default 60 s); on expiry the call rejects with EPEER and the connection is closed */
   timeoutMs?: number;
+  /** per stream call, transfer included (default: none) */
+  streamTimeoutMs?: number;
   /** aborting closes the connection; pending calls reject */
   signal?: AbortSignal;
   logger?: Logger;
@@ -91,7 +93,7 @@ class Connection {
       const stream = spec.stream ? this.nextStream++ : undefined;
       this.wire.writer.json(stream === undefined ? { type: 'call', id, method, params: p } : { type: 'call', id, method, params: p, stream }, `${method} call`);
       const answer = new Promise<unknown>((resolve, reject) => {
-        const ms = this.opts.timeoutMs ?? (spec.stream ? undefined : DEFAULT_CALL_TIMEOUT_MS);
+        const ms = spec.stream ? this.opts.streamTimeoutMs : (this.opts.timeoutMs ?? DEFAULT_CALL_TIMEOUT_MS);
         const timer = ms === undefined || ms <= 0 ? undefined : setTimeout(() => this.timeout(id, ms), ms);
         this.pending.set(id, { method, resolve, reject, timer });
       });
@@ -127,18 +129,16 @@ class Connection {
       else w.frame(FrameKind.END, stream);
     } catch (e) {
       if (this.wire.closed) return;
-      if (!answered) {
-        const msg = oneLine(e instanceof Error ? e.message : String(e));
-        const why: WireError = { code: e instanceof TsmError ? e.code : 'EIO', message: `the source's data failed: ${msg}` };
-        try {
-          w.frame(FrameKind.ABORT, stream, jsonPayload(why));
-        } catch {
-          /* the connection is going away; its close rejects the call */
-        }
-        this.settle(id, undefined, e);
-      } else {
-        w.frame(FrameKind.ABORT, stream, jsonPayload({ code: 'EPEER', message: 'the agent answered before the stream ended' }));
+      const msg = oneLine(e instanceof Error ? e.message : String(e));
+      const why: WireError = answered
+        ? { code: 'EPEER', message: 'the agent answered before the stream ended' }
+        : { code: e instanceof TsmError ? e.code : 'EIO', message: `the source's data failed: ${msg}` };
+      try {
+        w.frame(FrameKind.ABORT, stream, jsonPayload(why));
+      } catch {
+        /* the connection is going away; its close rejects the call */
       }
+      if (!answered) this.settle(id, undefined, e);
     }
   }
 

@@ -63,7 +63,6 @@ export const wireError: Validator<WireError> = obj<WireError>(wireErrorShape);
 
 /** One line, bounded: messages cross the wire and end up in a terminal. */
 export function oneLine(s: string, max = MAX_TEXT): string {
-  // eslint-disable-next-line no-control-regex
   const t = s.replace(/[\x00-\x1f\x7f]+/g, ' ').trim();
   return t.length > max ? `${t.slice(0, max)}...` : t;
 }

@@ -39,6 +39,8 @@ class Inbound extends Readable {
   discard = false;
   constructor(private readonly wire: Wire, readonly id: number) {
     super({ highWaterMark: MAX_DATA_PAYLOAD });
+    // its consumer (if it has started) hears errors through its own listeners; no consumer must not crash the agent
+    this.on('error', () => {});
   }
   override _read(): void {
     this.wire.unblock(this.id);
@@ -128,7 +130,11 @@ export function serveAgent(transport: Duplex, impl: AgentApi, opts: ServeOptions
     if (running) return;
     running = true;
     try {
-      for (let q = queue.shift(); q && !wire.closed; q = queue.shift()) await serve(q);
+      for (let q = queue.shift(); q && !wire.closed; q = queue.shift()) {
+        await serve(q);
+        // a peer that does not read its answers gets no more of them
+        if (transport.writableNeedDrain) await wire.writer.drained().catch(() => {});
+      }
     } finally {
       running = false;
       settle();

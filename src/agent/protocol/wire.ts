@@ -125,6 +125,9 @@ export class Wire {
         this.transport.once('finish', () => {
           if (this.transport.readableEnded) this.transport.destroy();
         });
+        this.transport.once('end', () => {
+          if (this.transport.writableFinished) this.transport.destroy();
+        });
       }
     }
   }

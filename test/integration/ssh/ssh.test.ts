@@ -53,9 +53,15 @@ async function rejectsWith(p: Promise<unknown>, code: string): Promise<TsmError>
   assert.fail(`expected ${code}, but it succeeded`);
 }
 
-function cli(args: string[]): { code: number; stdout: string; stderr: string } {
-  const r = spawnSync(process.execPath, [CLI, ...args], { encoding: 'utf8', env: { ...process.env, SSH_AUTH_SOCK: '' }, timeout: 60000 });
+function cli(args: string[], extraEnv: NodeJS.ProcessEnv = {}): { code: number; stdout: string; stderr: string } {
+  const r = spawnSync(process.execPath, [CLI, ...args], { encoding: 'utf8', env: { ...process.env, SSH_AUTH_SOCK: '', ...extraEnv }, timeout: 60000 });
   return { code: r.status ?? -1, stdout: r.stdout, stderr: r.stderr };
+}
+/** stdout of a command that must succeed */
+function cliOk(args: string[], extraEnv: NodeJS.ProcessEnv = {}): string {
+  const r = cli(args, extraEnv);
+  assert.equal(r.code, 0, `tsmigrate ${args.join(' ')}: exit ${r.code}: ${r.stderr}`);
+  return r.stdout;
 }
 
 const opts = (files: string[], trustOnFirstUse = false) => ({ knownHostsFiles: files, trustOnFirstUse, agent: null, timeoutMs: 10000 });
@@ -231,25 +237,23 @@ test('host add / ls / ping / rm through the CLI', () => {
     name: 'b', url: `ssh://root@${ADDR}:${port}`, user: 'root', address: ADDR, port, identity,
     command: ['tsmigrate', '--root', path.join(work, 'state', NAME)], knownHosts: strictFile, trustOnFirstUse: false,
   });
-  const table = cli(['--config', config, 'host', 'ls']);
-  assert.match(table.stdout, /^NAME +URL +IDENTITY +COMMAND +KNOWN_HOSTS +TOFU\nb +ssh:\/\/root@/);
+  assert.match(cliOk(['--config', config, 'host', 'ls']), /^NAME +URL +IDENTITY +COMMAND +KNOWN_HOSTS +TOFU\nb +ssh:\/\/root@/);
   const ping = cli(['--config', config, 'host', 'ping', 'b']);
   assert.equal(ping.code, 0, ping.stderr);
   assert.match(ping.stdout, /^b ok SHA256:\S+ \d+ms\n$/);
   // the same through TSMIGRATE_CONFIG
-  const viaEnv = spawnSync(process.execPath, [CLI, 'host', 'ls', '--json'], { encoding: 'utf8', env: { ...process.env, TSMIGRATE_CONFIG: config } });
-  assert.equal((JSON.parse(viaEnv.stdout) as unknown[]).length, 1);
+  assert.equal((JSON.parse(cliOk(['host', 'ls', '--json'], { TSMIGRATE_CONFIG: config })) as unknown[]).length, 1);
   const add2 = cli(['--config', config, 'host', 'add', 'unknown-key', `ssh://root@${ADDR}:${port}`, '--identity', identity, '--known-hosts', path.join(work, 'cli', 'empty_kh')]);
   assert.equal(add2.code, 0, add2.stderr);
   const ping2 = cli(['--config', config, 'host', 'ping', 'unknown-key']);
   assert.equal(ping2.code, 1);
   assert.match(ping2.stderr, new RegExp(`^tsmigrate: error: host key for ${ADDR}:${port} \\(unknown-key\\) is not known: ssh-ed25519 SHA256:`));
-  assert.equal(cli(['--config', config, 'host', 'rm', 'b']).stdout.trim(), 'b');
-  assert.equal(cli(['--config', config, 'host', 'rm', 'unknown-key']).code, 0);
+  assert.equal(cliOk(['--config', config, 'host', 'rm', 'b']).trim(), 'b');
+  assert.equal(cliOk(['--config', config, 'host', 'rm', 'unknown-key']).trim(), 'unknown-key');
   const rm = cli(['--config', config, 'host', 'rm', 'b']);
   assert.equal(rm.code, 1);
   assert.match(rm.stderr, /no host "b"/);
-  assert.equal(JSON.parse(cli(['--config', config, 'host', 'ls', '--json']).stdout).length, 0);
+  assert.equal((JSON.parse(cliOk(['--config', config, 'host', 'ls', '--json'])) as unknown[]).length, 0);
 });
 
 // last: it gives the rig host a new key

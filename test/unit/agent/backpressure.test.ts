@@ -8,7 +8,7 @@ import { MID, digestStream, fakeAgent, socketPair } from './helpers.js';
 
 const MiB = 1024 * 1024;
 
-test('64 MiB arrive intact; a slow consumer stalls the sender instead of filling memory', async () => {
+test('64 MiB arrive intact; a slow consumer stalls the sender instead of filling memory', async (t) => {
   const TOTAL = 64 * MiB;
   const CHUNK = 64 * 1024;
   const sent = createHash('sha256');
@@ -29,7 +29,7 @@ test('64 MiB arrive intact; a slow consumer stalls the sender instead of filling
 
   const { a, b, cleanup } = await socketPair();
   const impl = fakeAgent({
-    // reads 64 KiB, then dawdles (about 20 MiB/s): far slower than the socket
+    // reads, then dawdles 3 ms per 64 KiB (about 20 MiB/s): far slower than the socket
     putImages: (_p, data) => digestStream(data, async (n) => {
       maxInFlight = Math.max(maxInFlight, produced - consumed); // sent but not yet consumed, this chunk included
       consumed += n;
@@ -38,7 +38,9 @@ test('64 MiB arrive intact; a slow consumer stalls the sender instead of filling
   });
   const server = serveAgent(b, impl);
   const client = await connectAgent(a);
-  global.gc?.();
+  // warm up at full speed, so the heap has its working size before the baseline
+  const warm = Buffer.alloc(CHUNK);
+  await client.probe({ bytes: 16 * MiB }, Readable.from((function* () { for (let i = 0; i < 256; i++) yield warm; })()));
   const rss0 = process.memoryUsage().rss;
   let rssPeak = rss0;
   const sampler = setInterval(() => {
@@ -47,7 +49,7 @@ test('64 MiB arrive intact; a slow consumer stalls the sender instead of filling
   }, 2);
   try {
     const r = await client.putImages({ migrationId: MID, compression: 'none' }, source);
-    console.log(JSON.stringify({ inFlight: maxInFlight / MiB, buffered: maxBuffered / MiB, rss: (rssPeak - rss0) / MiB }));
+    t.diagnostic(`in flight ${(maxInFlight / MiB).toFixed(2)} MiB, agent buffered ${(maxBuffered / MiB).toFixed(2)} MiB, rss +${((rssPeak - rss0) / MiB).toFixed(1)} MiB`);
     assert.equal(r.bytes, TOTAL);
     assert.equal(r.sha256, sent.digest('hex'));
     // kernel socket buffers + the writer's 16 KiB + the stream's 1 MiB + one frame: far below 64 MiB

@@ -9,6 +9,8 @@ import type { AgentApi, BeginRequest, HelloResult, PreflightRequest, StreamResul
 import { PROTOCOL_VERSION } from '../../../src/agent/api.js';
 import type { ContainerConfig } from '../../../src/container/types.js';
 import { type Frame, FrameDecoder, FrameKind, encodeFrame, parseJsonPayload } from '../../../src/agent/protocol/frames.js';
+import { type ConnectOptions, connectAgent, serveAgent } from '../../../src/agent/protocol/rpc.js';
+import { TsmError } from '../../../src/errors/errors.js';
 
 /** Two connected unix sockets (real kernel buffers, so real back-pressure). */
 export async function socketPair(): Promise<{ a: net.Socket; b: net.Socket; cleanup: () => Promise<void> }> {
@@ -146,3 +148,22 @@ export class RawPeer {
     while (!this.ended) await new Promise<void>((r) => this.waiters.push(r));
   }
 }
+
+/** A served fake agent and a connected client over a socket pair. */
+export async function setup(impl: FakeAgent = fakeAgent(), copts: ConnectOptions = {}) {
+  const pair = await socketPair();
+  const reasons: Array<TsmError | undefined> = [];
+  const server = serveAgent(pair.b, impl, { onClose: (r) => reasons.push(r) });
+  const client = await connectAgent(pair.a, copts);
+  return { ...pair, impl, server, client, reasons };
+}
+
+export async function raw(impl: FakeAgent = fakeAgent()) {
+  const pair = await socketPair();
+  const reasons: Array<TsmError | undefined> = [];
+  const server = serveAgent(pair.b, impl, { onClose: (r) => reasons.push(r) });
+  return { ...pair, impl, server, peer: new RawPeer(pair.a), reasons };
+}
+
+export const sha = (b: Buffer): string => createHash('sha256').update(b).digest('hex');
+export const isCode = (code: string, re?: RegExp) => (e: unknown) => e instanceof TsmError && e.code === code && (!re || re.test(e.message));

@@ -89,3 +89,20 @@ test('bad requests: names, ids, paths, addresses', () => {
   assert.throws(() => agentSpec.preflight.params({ ...preflightReq, cpuinfo: 'not base64!' }, 'p'), bad(/p\.cpuinfo/));
   assert.throws(() => agentSpec.abort.result({ ok: false }, 'abort.result'), bad(/abort\.result\.ok: expected true/));
 });
+
+test('the compiler checks shapes against their interfaces (compile-time)', () => {
+  interface A { readonly a: string; b?: number }
+  const ok = obj<A>({ a: str(), b: optional(num()) });
+  // @ts-expect-error an optional key needs optional()
+  obj<A>({ a: str(), b: num() });
+  // @ts-expect-error a required key must not be optional()
+  obj<A>({ a: optional(str()), b: optional(num()) });
+  // @ts-expect-error a key is missing
+  obj<A>({ a: str() });
+  // @ts-expect-error an unknown key
+  obj<A>({ a: str(), b: optional(num()), c: str() });
+  // @ts-expect-error the wrong type
+  obj<A>({ a: num(), b: optional(num()) });
+  assert.deepEqual(ok({ a: 'x' }), { a: 'x' });
+  void bool;
+});

@@ -1,0 +1,128 @@
+import { Duplex } from 'node:stream';
+import type { Command } from 'commander';
+import { serveAgent } from '../../agent/protocol/rpc.js';
+import { LocalAgent } from '../../agent/server.js';
+import { resolveConfigPath } from '../../hosts/config.js';
+import { sshPeer } from '../../move/connect.js';
+import { readHistory } from '../../move/history.js';
+import { moveContainer, type MoveEvent, type MoveReport } from '../../move/move.js';
+import { recoverMoves } from '../../move/recover.js';
+import { TsmError } from '../../errors/errors.js';
+import { humanBytes, table } from '../output.js';
+import { print, printJson, runtimeFor } from '../context.js';
+
+function renderReport(r: MoveReport): string {
+  const d = r.downtime;
+  return [
+    `moved ${r.name} to ${r.host} (migration ${r.id}, epoch ${r.epoch})`,
+    `downtime ${d.totalMs} ms = freeze ${d.freezeMs} + dump ${d.dumpMs} + transfer ${d.transferMs} + restore ${d.restoreMs} + resume ${d.resumeMs}`,
+    `sent ${humanBytes(r.bytes.images)} memory images (${humanBytes(r.bytes.imagesTar)} before compression), upper layer ${humanBytes(r.bytes.upperBase)} + delta ${humanBytes(r.bytes.upperDelta)}${r.bytes.image ? `, image ${humanBytes(r.bytes.image)}` : ''}`,
+    `compression: ${r.compression.used ? 'zstd' : 'off'} (link ${r.compression.linkMBps || '?'} MB/s, zstd ${r.compression.zstdMBps} MB/s, ratio ${r.compression.ratio})`,
+    `pre-copy: ${r.preCopy}`,
+    `network: ${r.network.ip ? `kept ${r.network.ip}; established TCP connections carried (--tcp-established)` : 'none (loopback only)'}`,
+  ].join('\n');
+}
+
+/** Live progress on a terminal: phase, bytes, rate. */
+function progress(json: boolean): (e: MoveEvent) => void {
+  if (json) return (e) => process.stdout.write(JSON.stringify({ event: 'progress', ...e, at: Date.now() }) + '\n');
+  if (!process.stderr.isTTY) return (e) => e.bytes === undefined && process.stderr.write(`${e.phase}${e.message ? `: ${e.message}` : ''}\n`);
+  let phase = '';
+  let bytes = 0;
+  let t0 = Date.now();
+  return (e) => {
+    if (e.phase !== phase) {
+      if (phase) process.stderr.write('\n');
+      phase = e.phase;
+      bytes = 0;
+      t0 = Date.now();
+    }
+    bytes += e.bytes ?? 0;
+    const rate = bytes / Math.max(0.001, (Date.now() - t0) / 1000);
+    process.stderr.write(`\r\x1b[K${phase}${bytes ? ` ${humanBytes(bytes)} at ${humanBytes(rate)}/s` : ''}${e.message ? `: ${e.message}` : ''}`);
+  };
+}
+
+export function registerMoveCommands(program: Command): void {
+  program
+    .command('move')
+    .description('live-migrate a running container to another host (see tsmigrate host add)')
+    .argument('<name>')
+    .argument('<host>')
+    .option('--compress <mode>', 'zstd on the wire: auto (from the measured link speed), on, off', 'auto')
+    .action(async (name: string, host: string, o: { compress: string }, cmd: Command) => {
+      const { rt, json } = runtimeFor(cmd);
+      if (!['auto', 'on', 'off'].includes(o.compress)) throw new TsmError('EINVAL_ARG', `invalid --compress "${o.compress}"`, { fix: 'use auto, on or off' });
+      const g = cmd.optsWithGlobals<{ config?: string }>();
+      const ac = new AbortController();
+      const onSig = () => ac.abort(new TsmError('EINTERRUPTED', 'interrupted', { fix: 'the move was rolled back; run it again when ready' }));
+      process.on('SIGINT', onSig);
+      process.on('SIGTERM', onSig);
+      try {
+        const report = await moveContainer(
+          rt,
+          { name, host, compress: o.compress as 'auto' | 'on' | 'off', signal: ac.signal, onEvent: progress(json) },
+          sshPeer(resolveConfigPath(g.config), host, { signal: ac.signal, logger: rt.logger }),
+        );
+        if (json) process.stdout.write(JSON.stringify({ event: 'done', report }) + '\n');
+        else {
+          if (process.stderr.isTTY) process.stderr.write('\n');
+          print(renderReport(report));
+        }
+      } finally {
+        process.off('SIGINT', onSig);
+        process.off('SIGTERM', onSig);
+      }
+    });
+
+  program
+    .command('recover')
+    .description('finish or undo moves cut off by a crash of either side')
+    .action(async (_o: unknown, cmd: Command) => {
+      const { rt, json } = runtimeFor(cmd);
+      const g = cmd.optsWithGlobals<{ config?: string }>();
+      const actions = await recoverMoves(rt, (host) => sshPeer(resolveConfigPath(g.config), host, { logger: rt.logger })());
+      if (json) return printJson(actions);
+      if (!actions.length) return print('nothing to recover');
+      print(table(['MIGRATION', 'CONTAINER', 'SIDE', 'ACTION', 'DETAIL'], actions.map((a) => [a.migration, a.container, a.side, a.action, a.detail])));
+    });
+
+  program
+    .command('history')
+    .description('past moves: downtime, bytes, compression')
+    .action(async (_o: unknown, cmd: Command) => {
+      const { rt, json } = runtimeFor(cmd);
+      const rows = await readHistory(rt.paths);
+      if (json) return printJson(rows);
+      print(
+        table(
+          ['WHEN', 'CONTAINER', 'HOST', 'DOWNTIME', 'FREEZE', 'DUMP', 'TRANSFER', 'RESTORE', 'RESUME', 'SENT', 'ZSTD'],
+          rows.map((r) => [r.at, r.name, r.host, `${r.downtime.totalMs}ms`, `${r.downtime.freezeMs}`, `${r.downtime.dumpMs}`, `${r.downtime.transferMs}`,
+            `${r.downtime.restoreMs}`, `${r.downtime.resumeMs}`, humanBytes(r.bytes.images + r.bytes.upperBase + r.bytes.upperDelta), r.compression.used ? 'yes' : 'no']),
+        ),
+      );
+    });
+
+  program
+    .command('agent')
+    .description('serve the migration protocol on stdin/stdout (run by a peer over SSH)')
+    .option('--stdio', 'speak on stdin/stdout')
+    .action(async (o: { stdio?: boolean }, cmd: Command) => {
+      if (!o.stdio) throw new TsmError('EINVAL_ARG', 'agent needs --stdio', { fix: 'it is started by tsmigrate move over SSH' });
+      const { rt } = runtimeFor(cmd);
+      const agent = new LocalAgent(rt, cmd.parent?.version() ?? '0');
+      const fault = process.env['TSMIGRATE_TEST_FAULT'];
+      if (fault === 'exit-in-prepare') {
+        const orig = agent.prepare.bind(agent);
+        agent.prepare = async (p) => {
+          setTimeout(() => process.kill(process.pid, 'SIGKILL'), 150);
+          return orig(p);
+        };
+      }
+      if (fault === 'fail-prepare') agent.prepare = async () => { throw new TsmError('ECRIU', 'restore failed on the peer (injected)', { fix: 'none: test fault' }); };
+      const transport = Duplex.from({ readable: process.stdin, writable: process.stdout });
+      const server = serveAgent(transport, agent, { logger: rt.logger });
+      await server.closed;
+      await agent.onDisconnect();
+    });
+}
