@@ -221,8 +221,9 @@ export async function moveContainer(rt: Runtime, req: MoveRequest, connect: () =
         });
       }
       emit({ phase: 'rollback', message: (e as Error).message });
-      if (conn) await withTimeout(conn.agent.abort({ migrationId: id }), 30000).catch(() => undefined);
+      // the source first: it must run again whatever the peer does
       if (frozen) await cg.thaw();
+      await abortPeer(conn, connect, id);
       await journal.append('aborted', { error: (e as Error).message });
       throw e;
     } finally {
@@ -257,6 +258,27 @@ async function commitWithRetry(peer: AgentApi, id: string, connect: () => Promis
     }
     throw first;
   }
+}
+
+/** Tell the peer to remove what it made; over a new connection if the old one is gone. */
+async function abortPeer(conn: PeerConnection | undefined, connect: () => Promise<PeerConnection>, id: string): Promise<boolean> {
+  if (conn) {
+    const ok = await withTimeout(conn.agent.abort({ migrationId: id }), 30000).then(() => true, () => false);
+    if (ok) return true;
+  }
+  for (let i = 0; i < 2; i++) {
+    const c = await withTimeout(connect(), 30000).catch(() => undefined);
+    if (!c) continue;
+    try {
+      await withTimeout(c.agent.abort({ migrationId: id }), 30000);
+      return true;
+    } catch {
+      /* try again */
+    } finally {
+      await c.close().catch(() => undefined);
+    }
+  }
+  return false;
 }
 
 async function withTimeout<T>(p: Promise<T>, msT: number): Promise<T> {

@@ -16,7 +16,7 @@ const KIND_NAMES: Record<number, string> = { 1: 'JSON', 2: 'DATA', 3: 'END', 4: 
 
 export const HEADER_BYTES = 9;
 export const MAX_DATA_PAYLOAD = 1024 * 1024;
-export const MAX_JSON_PAYLOAD = 256 * 1024;
+export const MAX_JSON_PAYLOAD = 8 * 1024 * 1024; // room for 100,000 deleted paths in a putUpper delta
 export const MAX_STREAM_ID = 0xffff_ffff;
 
 export interface Frame {

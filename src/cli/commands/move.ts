@@ -61,7 +61,10 @@ export function registerMoveCommands(program: Command): void {
       try {
         const report = await moveContainer(
           rt,
-          { name, host, compress: o.compress as 'auto' | 'on' | 'off', signal: ac.signal, onEvent: progress(json) },
+          {
+            name, host, compress: o.compress as 'auto' | 'on' | 'off', signal: ac.signal, onEvent: progress(json),
+            faultCorruptImages: process.env['TSMIGRATE_TEST_FAULT'] === 'corrupt-images',
+          },
           sshPeer(resolveConfigPath(g.config), host, { signal: ac.signal, logger: rt.logger }),
         );
         if (json) process.stdout.write(JSON.stringify({ event: 'done', report }) + '\n');

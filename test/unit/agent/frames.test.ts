@@ -47,7 +47,7 @@ test('decoder: oversized, unknown, misplaced and truncated frames are EPROTO', a
   const ok = encodeFrame(FrameKind.END, 1);
   const cases: Array<[Buffer, RegExp]> = [
     [Buffer.concat([ok, hdr(MAX_DATA_PAYLOAD + 1, FrameKind.DATA, 1)]), /DATA frame declares 1048577 bytes, more than the 1048576 allowed/],
-    [Buffer.concat([ok, hdr(MAX_JSON_PAYLOAD + 1, FrameKind.JSON, 0)]), /JSON frame declares 262145 bytes/],
+    [Buffer.concat([ok, hdr(MAX_JSON_PAYLOAD + 1, FrameKind.JSON, 0)]), new RegExp(`JSON frame declares ${MAX_JSON_PAYLOAD + 1} bytes`)],
     [Buffer.concat([ok, hdr(1, FrameKind.END, 1)]), /END frame declares 1 bytes/],
     [Buffer.concat([ok, hdr(0, 9, 1)]), /unknown kind 9/],
     [Buffer.concat([ok, hdr(2, FrameKind.JSON, 3)]), /JSON frame on stream 3/],
@@ -79,7 +79,7 @@ test('decoder: holds at most one partial frame', async () => {
 test('encoder refuses what the decoder would refuse', () => {
   assert.throws(() => encodeHeader(FrameKind.DATA, 1, MAX_DATA_PAYLOAD + 1), (e: unknown) => isTsmError(e, 'EPROTO'));
   assert.throws(() => encodeHeader(FrameKind.JSON, 1, 1), (e: unknown) => isTsmError(e, 'EPROTO'));
-  assert.throws(() => jsonPayload({ big: 'x'.repeat(MAX_JSON_PAYLOAD) }, 'putUpper call'), (e: unknown) => isTsmError(e, 'EPROTO') && /putUpper call is 257 KiB/.test(e.message));
+  assert.throws(() => jsonPayload({ big: 'x'.repeat(MAX_JSON_PAYLOAD) }, 'putUpper call'), (e: unknown) => isTsmError(e, 'EPROTO') && /putUpper call is \d+ KiB/.test(e.message));
 });
 
 test('writer: splits big chunks, waits for drain, fails when the transport closes', async () => {

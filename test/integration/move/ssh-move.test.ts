@@ -1,0 +1,269 @@
+/**
+ * `tsmigrate move` through the real CLI, over real SSH (an sshd on loopback
+ * started by scripts/local-hosts.sh), with real CRIU, cgroups and namespaces.
+ * After every injected failure: exactly one running copy, its state intact,
+ * nothing left behind on either host, and a retry succeeds.
+ */
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFileSync, spawn } from 'node:child_process';
+import { readdirSync, readFileSync, rmSync, existsSync } from 'node:fs';
+import net from 'node:net';
+import path from 'node:path';
+import { cli, cliOk, eventually, sleep, tempRoot, CLI } from '../../helpers/cli.js';
+import { importBusybox, debianRootfs } from '../../helpers/images.js';
+import { leftovers } from '../../helpers/leftovers.js';
+import { Rig } from '../../helpers/rig.js';
+import { assertLocalRoute } from '../../../src/network/guard.js';
+
+const A = tempRoot('tsm-srcA-');
+const CFG = path.join(A, 'config.yaml');
+const rig = new Rig();
+let B = '';
+let hostCmd: string[] = [];
+const env = { SSH_AUTH_SOCK: '' };
+const TA = (args: string[], extra: NodeJS.ProcessEnv = {}) => cliOk(A, ['--config', CFG, ...args], { env: { ...env, ...extra }, timeoutMs: 180000 });
+const TB = (args: string[]) => cliOk(B, args, { timeoutMs: 60000 });
+const counter = ['sh', '-c', 'i=0; while true; do i=$((i+1)); echo $i > /tmp/count; echo tick $i; sleep 0.1; done'];
+
+before(async () => {
+  const h = await rig.start('tsm-peer-b', '127.0.0.2');
+  B = h.root;
+  hostCmd = h.addCommand;
+  await TA(hostCmd);
+  await importBusybox(A);
+});
+after(async () => {
+  for (const n of ['sm', 'tcp', 'flt']) {
+    await cli(A, ['rm', '-f', n]);
+    if (B) await cli(B, ['rm', '-f', n]);
+  }
+  rig.stopAll('tsm-peer-b');
+  rmSync(A, { recursive: true, force: true });
+});
+
+async function count(root: string, name: string): Promise<number> {
+  return Number((await cliOk(root, ['exec', name, '--', 'cat', '/tmp/count'])).trim());
+}
+async function stateOf(root: string, name: string): Promise<string | undefined> {
+  return (JSON.parse(await cliOk(root, ['--json', 'ps'])) as Array<{ name: string; state: string }>).find((r) => r.name === name)?.state;
+}
+async function assertOneCopy(name: string, where: 'A' | 'B') {
+  const [here, there] = where === 'A' ? [A, B] : [B, A];
+  assert.equal(await stateOf(here, name), 'running', `running on ${where}`);
+  assert.equal(await stateOf(there, name), undefined, 'no copy on the other host');
+  assert.deepEqual(leftovers(there, name), [], 'nothing left on the other host');
+  const inc = path.join(B, 'migrations/incoming');
+  if (existsSync(inc)) {
+    for (const f of readdirSync(inc)) {
+      const m = JSON.parse(readFileSync(path.join(inc, f), 'utf8')) as { phase: string };
+      assert.ok(['committed', 'aborted'].includes(m.phase), `peer migration ${f} is ${m.phase}`);
+    }
+  }
+  const c = await count(here, name);
+  await eventually(async () => (await count(here, name)) > c + 2, 10000);
+}
+
+/** Run `tsmigrate --json move` and call onEvent for each progress line; resolves with the exit code and output. */
+function moveCli(name: string, onEvent?: (e: { phase: string }, child: ReturnType<typeof spawn>) => void, extra: NodeJS.ProcessEnv = {}) {
+  return new Promise<{ code: number; stdout: string; stderr: string }>((resolve) => {
+    const child = spawn(process.execPath, [CLI, '--root', A, '--config', CFG, '--json', 'move', name, 'tsm-peer-b'], {
+      env: { ...process.env, ...env, ...extra },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let stdout = '';
+    let stderr = '';
+    let buf = '';
+    child.stdout.setEncoding('utf8').on('data', (d: string) => {
+      stdout += d;
+      buf += d;
+      let i: number;
+      while ((i = buf.indexOf('\n')) >= 0) {
+        const line = buf.slice(0, i);
+        buf = buf.slice(i + 1);
+        try {
+          const e = JSON.parse(line) as { event: string; phase: string };
+          if (e.event === 'progress') onEvent?.(e, child);
+        } catch {
+          /* not json */
+        }
+      }
+    });
+    child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
+    child.on('close', (code) => resolve({ code: code ?? -1, stdout, stderr }));
+  });
+}
+
+test('move over SSH: the container runs on B with its state, the report and history have the figures', async () => {
+  await TA(['run', '-d', 'sm', '--image', 'busybox', '--memory', '64m', '--', ...counter]);
+  await eventually(async () => (await count(A, 'sm')) > 5);
+  const r = await moveCli('sm');
+  assert.equal(r.code, 0, r.stderr);
+  const done = r.stdout.trim().split('\n').map((l) => JSON.parse(l) as { event: string; report?: { downtime: { totalMs: number; freezeMs: number; dumpMs: number; transferMs: number; restoreMs: number; resumeMs: number }; bytes: { images: number } } }).find((e) => e.event === 'done');
+  const d = done!.report!.downtime;
+  assert.ok(d.totalMs >= d.freezeMs + d.dumpMs + d.transferMs + d.restoreMs + d.resumeMs - 1, 'the parts add up');
+  assert.ok(done!.report!.bytes.images > 0);
+  await assertOneCopy('sm', 'B');
+  assert.ok((await count(B, 'sm')) > 5, 'the count went on from where it was');
+  const hist = JSON.parse(await TA(['--json', 'history'])) as unknown[];
+  assert.equal(hist.length, 1);
+  await TB(['rm', '-f', 'sm']);
+});
+
+test('the SSH connection killed mid-stream: rolled back, one copy on A, a retry succeeds', async () => {
+  await TA(['run', '-d', 'flt', '--image', 'busybox', '--', ...counter]);
+  await eventually(async () => (await count(A, 'flt')) > 3);
+  const r = await moveCli('flt', (e) => {
+    if (e.phase === 'transfer') {
+      // kill the peer's sshd session (and with it the agent): the connection drops mid-stream
+      try {
+        execFileSync('pkill', ['-KILL', '-f', 'agent --stdio']);
+      } catch {
+        /* raced */
+      }
+    }
+  });
+  assert.notEqual(r.code, 0);
+  assert.match(r.stderr, /lost|closed|peer|connection/i);
+  await eventually(async () => (await stateOf(B, 'flt')) === undefined, 15000);
+  await assertOneCopy('flt', 'A');
+  const again = await moveCli('flt');
+  assert.equal(again.code, 0, again.stderr);
+  await assertOneCopy('flt', 'B');
+  await TB(['rm', '-f', 'flt']);
+});
+
+for (const fault of ['fail-prepare', 'exit-in-prepare']) {
+  test(`the peer ${fault === 'fail-prepare' ? 'failing its restore' : 'agent killed during restore'}: one copy on A, nothing left on B, a retry succeeds`, async () => {
+    await TA(['run', '-d', 'flt', '--image', 'busybox', '--', ...counter]);
+    await eventually(async () => (await count(A, 'flt')) > 3);
+    // the peer's agent runs with the fault (the host's command carries it)
+    const cfg = readFileSync(CFG, 'utf8');
+    await TA(['host', 'rm', 'tsm-peer-b']);
+    const cmdIdx = hostCmd.indexOf('--command');
+    const faulty = [...hostCmd];
+    faulty[cmdIdx + 1] = `env TSMIGRATE_TEST_FAULT=${fault} ${hostCmd[cmdIdx + 1]}`;
+    await TA(faulty);
+    try {
+      const r = await moveCli('flt');
+      assert.notEqual(r.code, 0);
+      assert.equal(r.stderr.trim().split('\n').filter((l) => l.startsWith('tsmigrate: error')).length, 1, r.stderr);
+    } finally {
+      await TA(['host', 'rm', 'tsm-peer-b']);
+      await TA(hostCmd);
+    }
+    void cfg;
+    await eventually(async () => (await stateOf(B, 'flt')) === undefined && leftovers(B, 'flt').length === 0, 20000);
+    await assertOneCopy('flt', 'A');
+    const again = await moveCli('flt');
+    assert.equal(again.code, 0, again.stderr);
+    await assertOneCopy('flt', 'B');
+    await TB(['rm', '-f', 'flt']);
+  });
+}
+
+test('a corrupted byte in the stream is caught; SIGINT in each phase rolls back', async () => {
+  await TA(['run', '-d', 'flt', '--image', 'busybox', '--', ...counter]);
+  await eventually(async () => (await count(A, 'flt')) > 3);
+  const c = await moveCli('flt', undefined, { TSMIGRATE_TEST_FAULT: 'corrupt-images' });
+  assert.notEqual(c.code, 0);
+  assert.match(c.stderr, /corrupt|invalid|tar|zstd/i);
+  await assertOneCopy('flt', 'A');
+  for (const phase of ['preflight', 'upper', 'dump', 'transfer', 'restore']) {
+    const r = await moveCli('flt', (e, child) => e.phase === phase && child.kill('SIGINT'));
+    assert.notEqual(r.code, 0, `interrupted in ${phase}`);
+    await eventually(async () => (await stateOf(B, 'flt')) === undefined, 15000);
+    await assertOneCopy('flt', 'A');
+  }
+  await TA(['rm', '-f', 'flt']);
+});
+
+test('two move commands at once: one wins, the other fails at once with busy', async () => {
+  await TA(['run', '-d', 'flt', '--image', 'busybox', '--', ...counter]);
+  await eventually(async () => (await count(A, 'flt')) > 3);
+  let second: Promise<{ code: number; stderr: string; ms: number }> | undefined;
+  const first = moveCli('flt', (e) => {
+    if (e.phase === 'upper' && !second) {
+      const t0 = Date.now();
+      second = moveCli('flt').then((r) => ({ ...r, ms: Date.now() - t0 }));
+    }
+  });
+  const r1 = await first;
+  const r2 = await second!;
+  assert.equal(r1.code, 0, r1.stderr);
+  assert.equal(r2.code, 75, r2.stderr);
+  assert.match(r2.stderr, /busy/);
+  assert.ok(r2.ms < 5000, `the loser failed at once (${r2.ms} ms)`);
+  await assertOneCopy('flt', 'B');
+  await TB(['rm', '-f', 'flt']);
+});
+
+test('a changed host key refuses the move with both fingerprints, before anything is frozen', async () => {
+  await TA(['run', '-d', 'flt', '--image', 'busybox', '--', ...counter]);
+  rig.run('rekey', 'tsm-peer-b');
+  try {
+    const r = await moveCli('flt');
+    assert.notEqual(r.code, 0);
+    assert.match(r.stderr, /host key .* changed: expected SHA256:\S+, presented SHA256:\S+/);
+    await assertOneCopy('flt', 'A');
+    const j = readdirSync(path.join(A, 'migrations/outgoing')).sort().pop()!;
+    assert.doesNotMatch(readFileSync(path.join(A, 'migrations/outgoing', j), 'utf8'), /"frozen"/);
+  } finally {
+    // trust the new key again (as an operator would after checking it)
+    await TA(['host', 'rm', 'tsm-peer-b']);
+    const line = rig.run('line', 'tsm-peer-b').trim();
+    const known = hostCmd[hostCmd.indexOf('--known-hosts') + 1]!;
+    const { writeFileSync } = await import('node:fs');
+    writeFileSync(known, `${line}\n`);
+    await TA(hostCmd);
+  }
+  await TA(['rm', '-f', 'flt']);
+});
+
+test('--net bridge: the IP is kept and a TCP client connected from the host stays connected across the move', async () => {
+  await TA(['image', 'import', 'debian', debianRootfs()]);
+  const server = [
+    'import socket, time, threading',
+    's = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1); s.bind(("0.0.0.0", 7000)); s.listen(1)',
+    'c, _ = s.accept()',
+    'n = 0',
+    'while True:',
+    '    n += 1',
+    '    c.sendall(f"{n}\\n".encode())',
+    '    time.sleep(0.05)',
+  ].join('\n');
+  await TA(['run', '-d', 'tcp', '--image', 'debian', '--net', 'bridge', '--', 'python3', '-u', '-c', server]);
+  const ip = (JSON.parse(await TA(['--json', 'ps'])) as Array<{ name: string; ip: string }>).find((r) => r.name === 'tcp')!.ip;
+  await assertLocalRoute(ip, 'tsm0');
+  const lines: number[] = [];
+  const sock = await eventually(
+    () =>
+      new Promise<net.Socket | undefined>((resolve) => {
+        const s = net.connect({ host: ip, port: 7000 }, () => resolve(s));
+        s.once('error', () => resolve(undefined));
+      }),
+    20000,
+    200,
+  );
+  let closed = false;
+  let buf = '';
+  sock.setEncoding('utf8').on('data', (d: string) => {
+    buf += d;
+    const parts = buf.split('\n');
+    buf = parts.pop()!;
+    for (const p of parts) lines.push(Number(p));
+  });
+  sock.on('close', () => (closed = true));
+  await eventually(async () => lines.length > 10);
+  const r = await moveCli('tcp');
+  assert.equal(r.code, 0, r.stderr);
+  assert.match(r.stdout, /"tcpEstablished":true/);
+  const before = lines.length;
+  await eventually(async () => lines.length > before + 10, 15000);
+  assert.equal(closed, false, 'the connection was not closed');
+  for (let i = 1; i < lines.length; i++) assert.equal(lines[i], lines[i - 1]! + 1, 'no gap and no repeat in the stream');
+  assert.equal((JSON.parse(await TB(['--json', 'ps'])) as Array<{ name: string; ip: string }>).find((x) => x.name === 'tcp')?.ip, ip);
+  sock.destroy();
+  await TB(['rm', '-f', 'tcp']);
+  await sleep(100);
+});
