@@ -71,7 +71,13 @@ const ms = (a: number, b: number) => Math.round((b - a) * 10) / 10;
  * running); after it the move completes (the source copy is killed only once
  * the peer has resumed its copy). Never two running copies, never none.
  */
-export async function moveContainer(rt: Runtime, req: MoveRequest, connect: () => Promise<PeerConnection>): Promise<MoveReport> {
+export async function moveContainer(
+  rt: Runtime,
+  req: MoveRequest,
+  connect: () => Promise<PeerConnection>,
+  /** for the rollback: a connection that does not obey req.signal (the interrupt that caused the rollback) */
+  connectForCleanup: () => Promise<PeerConnection> = connect,
+): Promise<MoveReport> {
   validateName('container', req.name);
   requireRoot('move a container');
   const emit = req.onEvent ?? (() => undefined);
@@ -159,7 +165,7 @@ export async function moveContainer(rt: Runtime, req: MoveRequest, connect: () =
         pid: state.initPid, imagesDir: images, logFile: 'dump.log', leaveRunning: true, tcpEstablished: true,
         freezeCgroup: cg.freezerPath(), manageCgroups: 'soft',
         ...(state.network?.mode === 'bridge' && state.network.hostVeth ? { externals: [`veth[eth0]:${state.network.hostVeth}`] } : {}),
-      }), { imagesDir: images, logFile: 'dump.log', ...sig(req) });
+      }), { imagesDir: images, logFile: 'dump.log' }); // never cancelled half-way: a killed CRIU can leave its parasite in the tasks
       const tDumped = performance.now();
       await journal.append('dumped');
       req.signal?.throwIfAborted();
@@ -213,7 +219,9 @@ export async function moveContainer(rt: Runtime, req: MoveRequest, connect: () =
       };
       await appendHistory(rt.paths, report);
       return report;
-    } catch (e) {
+    } catch (caught) {
+      // an interrupt shows as what it is, not as the error of the step it cut short
+      const e = req.signal?.aborted && !decided ? (req.signal.reason as Error) : (caught as Error);
       if (decided) {
         throw new TsmError('EMOVE_UNFINISHED', `move ${id} of "${req.name}" was decided but not finished: ${(e as Error).message}`, {
           fix: 'run tsmigrate recover (the source copy stays frozen until the peer confirms)',
@@ -223,7 +231,7 @@ export async function moveContainer(rt: Runtime, req: MoveRequest, connect: () =
       emit({ phase: 'rollback', message: (e as Error).message });
       // the source first: it must run again whatever the peer does
       if (frozen) await cg.thaw();
-      await abortPeer(conn, connect, id);
+      await abortPeer(req.signal?.aborted ? undefined : conn, connectForCleanup, id);
       await journal.append('aborted', { error: (e as Error).message });
       throw e;
     } finally {

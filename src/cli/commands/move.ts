@@ -66,6 +66,7 @@ export function registerMoveCommands(program: Command): void {
             faultCorruptImages: process.env['TSMIGRATE_TEST_FAULT'] === 'corrupt-images',
           },
           sshPeer(resolveConfigPath(g.config), host, { signal: ac.signal, logger: rt.logger }),
+          sshPeer(resolveConfigPath(g.config), host, { logger: rt.logger }),
         );
         if (json) process.stdout.write(JSON.stringify({ event: 'done', report }) + '\n');
         else {

@@ -30,6 +30,11 @@ before(async () => {
   const h = await rig.start('tsm-peer-b', '127.0.0.2');
   B = h.root;
   hostCmd = h.addCommand;
+  // our own copy of the peer's host key: the rig rewrites its file when it rekeys
+  const i = hostCmd.indexOf('--known-hosts') + 1;
+  const { copyFileSync } = await import('node:fs');
+  copyFileSync(hostCmd[i]!, path.join(A, 'known_hosts'));
+  hostCmd[i] = path.join(A, 'known_hosts');
   await TA(hostCmd);
   await importBusybox(A);
 });
