@@ -1,45 +1,56 @@
 #!/usr/bin/env bash
-# The main job, end to end, on this machine: start a stateful demo container,
-# freeze it, show it stopped counting, thaw it, show it kept its state.
-# Uses its own state root (/tmp/tsmigrate-demo) and removes everything after.
+# The main job, end to end, on this machine: two local hosts (host-a is this
+# machine's state root /tmp/tsmigrate-demo/host-a; host-b is an sshd on
+# 127.0.0.2 with its own state root), a stateful container on host-a, and
+# `tsmigrate move` to host-b over SSH. Shows it kept counting from where it was.
+# Everything it made is removed at the end.
 set -euo pipefail
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-ROOT=${TSMIGRATE_DEMO_ROOT:-/tmp/tsmigrate-demo}
+DEMO=${TSMIGRATE_DEMO_DIR:-/tmp/tsmigrate-demo}
 IMAGES=${TSMIGRATE_IMAGES_DIR:-/var/cache/tsmigrate/images}
-T() { node "$REPO/dist/src/cli/main.js" --root "$ROOT" "$@"; }
+export TSMIGRATE_HOSTS_DIR=$DEMO/hosts TSMIGRATE_HOSTS_STATE=$DEMO/state SSH_AUTH_SOCK=
+A=$DEMO/host-a
+CFG=$DEMO/config.yaml
+T() { node "$REPO/dist/src/cli/main.js" --root "$A" --config "$CFG" "$@"; }
+TB() { node "$REPO/dist/src/cli/main.js" --root "$DEMO/state/host-b" "$@"; }
 say() { printf '\n\033[1m# %s\033[0m\n' "$*"; }
 
 [ "$(id -u)" -eq 0 ] || { echo "demo: run as root (sudo bash $0)" >&2; exit 1; }
 [ -f "$REPO/dist/src/cli/main.js" ] || { echo "demo: not built: run scripts/setup.sh first" >&2; exit 1; }
-cleanup() { T rm -f demo >/dev/null 2>&1 || true; rm -rf "$ROOT"; }
+cleanup() {
+  T rm -f demo >/dev/null 2>&1 || true
+  TB rm -f demo >/dev/null 2>&1 || true
+  bash "$REPO/scripts/local-hosts.sh" stop host-b --purge >/dev/null 2>&1 || true
+  rm -rf "$DEMO"
+}
 trap cleanup EXIT
 cleanup
+mkdir -p "$A"
 
-say "import the busybox test image"
-T image import busybox "$IMAGES/busybox/rootfs"
+say "start a local peer host: host-b, an sshd on 127.0.0.2 with its own host key and state root"
+bash "$REPO/scripts/local-hosts.sh" start host-b 127.0.0.2 2222 >/dev/null
+cmd=$(bash "$REPO/scripts/local-hosts.sh" add-command host-b | tail -1)
+eval "set -- ${cmd#tsmigrate }"
+T "$@"
+T host ls
 
-say "start a container that counts in memory (its shell variable) and writes the count"
-T run -d demo --image busybox --memory 64m --pids-limit 64 -- \
-  sh -c 'i=0; while true; do i=$((i+1)); echo $i > /tmp/count; sleep 0.1; done'
-sleep 1
+say "on host-a: a container that keeps its count in memory (a shell variable)"
+T image import busybox "$IMAGES/busybox/rootfs" >/dev/null
+T run -d demo --image busybox --net bridge --memory 64m -- \
+  sh -c 'i=0; while true; do i=$((i+1)); echo $i > /tmp/count; echo "count $i on $(hostname)"; sleep 0.1; done'
+sleep 2
 T ps
-c1=$(T exec demo -- cat /tmp/count); echo "count: $c1"
+before=$(T exec demo -- cat /tmp/count); echo "count on host-a: $before"
 
-say "freeze it (freezer cgroup): the count stops"
-T freeze demo
-a=$(cat "$ROOT/containers/demo/rootfs/upper/tmp/count"); sleep 1; b=$(cat "$ROOT/containers/demo/rootfs/upper/tmp/count")
-echo "count while frozen: $a, one second later: $b"
-[ "$a" = "$b" ] || { echo "demo: FAILED: the count moved while frozen" >&2; exit 1; }
+say "tsmigrate move demo host-b"
+T move demo host-b
+
+say "on host-b: the same container, same IP, still counting from where it was"
+TB ps
 T ps
-
-say "thaw it: it goes on from where it was"
-T thaw demo
-sleep 1
-c2=$(T exec demo -- cat /tmp/count); echo "count: $c2"
-[ "$c2" -gt "$b" ] || { echo "demo: FAILED: the count did not resume" >&2; exit 1; }
-
-say "remove it: nothing is left behind"
-T rm -f demo
-T ps
+after=$(TB exec demo -- cat /tmp/count); echo "count on host-b: $after"
+[ "$after" -gt "$before" ] || { echo "demo: FAILED: the count did not go on" >&2; exit 1; }
+TB logs demo | tail -3
+T history
 echo
 echo "demo: OK"

@@ -131,7 +131,7 @@ export async function moveContainer(
       }
       // compression: only where it pays on this link
       const z = measureZstd();
-      const link = req.compress === 'auto' ? await probeLink((d) => peer.probe({ bytes: 16 << 20 }, d)) : 0;
+      const link = req.compress === 'auto' ? await probeLink((d) => peer.probe({ bytes: 32 << 20 }, d)) : 0;
       const useZstd = chooseCompression(req.compress, link, z.bps, z.ratio);
       await peer.begin({
         migrationId: id, epoch, name: req.name, config, network: state.network ?? null, leaseOwner, stdio: state.stdio,

@@ -52,14 +52,20 @@ function flipOneByte() {
   });
 }
 
-/** Measure the link: send `bytes` of incompressible data to the peer's probe. */
-export async function probeLink(call: (data: Readable) => Promise<StreamResult>, bytes = 16 << 20): Promise<number> {
+/**
+ * Measure the link: a small warm-up (the first MiBs of a fresh SSH channel run
+ * far below its steady rate), then `bytes` of incompressible data timed.
+ */
+export async function probeLink(call: (data: Readable) => Promise<StreamResult>, bytes = 32 << 20): Promise<number> {
   const chunk = randomBytes(1 << 20);
+  const send = (n: number) =>
+    call(Readable.from((function* () {
+      for (let i = 0; i < n; i++) yield chunk;
+    })()));
+  await send(4);
   const n = Math.ceil(bytes / chunk.length);
   const t0 = performance.now();
-  await call(Readable.from((function* () {
-    for (let i = 0; i < n; i++) yield chunk;
-  })()));
+  await send(n);
   return (n * chunk.length) / ((performance.now() - t0) / 1000);
 }
 
@@ -68,6 +74,7 @@ export function measureZstd(bytes = 8 << 20): { bps: number; ratio: number } {
   const half = bytes >> 1;
   const text = Buffer.alloc(half, 'tsmigrate heap page with some repeated structure 0123456789 ');
   const data = Buffer.concat([randomBytes(half), text]);
+  compress(data.subarray(0, 1 << 20), { compressionLevel: 1 }); // warm up
   const t0 = performance.now();
   const out = compress(data, { compressionLevel: 1 });
   const s = (performance.now() - t0) / 1000;
