@@ -31,8 +31,8 @@ export async function main(argv: string[]): Promise<number> {
   registerImageCommands(program);
   registerDoctorCommand(program, setExit);
   registerCheckpointCommands(program);
-  registerMoveCommands(program);
   registerHostCommands(program);
+  registerMoveCommands(program, setExit);
   try {
     await program.parseAsync(argv);
     return exitCode;

@@ -7,6 +7,7 @@ import { sshPeer } from '../../move/connect.js';
 import { readHistory } from '../../move/history.js';
 import { moveContainer, type MoveEvent, type MoveReport } from '../../move/move.js';
 import { recoverMoves } from '../../move/recover.js';
+import { hostCheck } from '../../move/check.js';
 import { TsmError } from '../../errors/errors.js';
 import { humanBytes, table } from '../output.js';
 import { print, printJson, runtimeFor } from '../context.js';
@@ -43,7 +44,27 @@ function progress(json: boolean): (e: MoveEvent) => void {
   };
 }
 
-export function registerMoveCommands(program: Command): void {
+export function registerMoveCommands(program: Command, setExit: (code: number) => void): void {
+  const hostCmd = program.commands.find((c) => c.name() === 'host');
+  (hostCmd ?? program)
+    .command('check')
+    .description('pre-flight a host (and a container) for a move: nothing is frozen or created')
+    .argument('<host>')
+    .argument('[name]', 'the container you mean to move')
+    .action(async (host: string, name: string | undefined, _o: unknown, cmd: Command) => {
+      const { rt, json } = runtimeFor(cmd);
+      const g = cmd.optsWithGlobals<{ config?: string }>();
+      const r = await hostCheck(rt, name, sshPeer(resolveConfigPath(g.config), host, { logger: rt.logger }));
+      const ok = r.hello.criu.ok && (r.preflight?.ok ?? true);
+      setExit(ok ? 0 : 1);
+      if (json) return printJson(r);
+      print(`${host}: ${r.hello.hostname}, tsmigrate ${r.hello.version}, CRIU ${r.hello.criu.version} (${r.hello.criu.ok ? 'criu check ok' : 'criu check FAILS'}), cgroups ${r.hello.cgroup.kind}, pre-copy ${r.hello.memDirtyTrack ? 'available' : 'unavailable (no soft-dirty tracking)'}`);
+      if (r.preflight) {
+        if (r.preflight.ok) print(`${name}: can move to ${host}${r.preflight.needImage ? ' (its image will be sent first)' : ''}`);
+        for (const p of r.preflight.problems) print(`  ${p.check}: ${p.message}; ${p.fix}`);
+      }
+    });
+
   program
     .command('move')
     .description('live-migrate a running container to another host (see tsmigrate host add)')

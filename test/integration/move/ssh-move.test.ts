@@ -272,3 +272,22 @@ test('--net bridge: the IP is kept and a TCP client connected from the host stay
   await TB(['rm', '-f', 'tcp']);
   await sleep(100);
 });
+
+test('host check: the pre-flight alone, with a clear problem when the name is taken on the peer', async () => {
+  await TA(['run', '-d', 'flt', '--image', 'busybox', '--', ...counter]);
+  const ok = JSON.parse(await TA(['--json', 'host', 'check', 'tsm-peer-b', 'flt'])) as { hello: { criu: { ok: boolean } }; preflight: { ok: boolean; needImage: boolean } };
+  assert.equal(ok.hello.criu.ok, true);
+  assert.equal(ok.preflight.ok, true);
+  await cliOk(B, ['image', 'import', 'busybox', (await import('../../helpers/images.js')).busyboxRootfs()]).catch(() => undefined);
+  await cliOk(B, ['run', '-d', 'flt', '--image', 'busybox', '--', 'sleep', '100']);
+  const bad = await cli(A, ['--config', CFG, 'host', 'check', 'tsm-peer-b', 'flt'], { env });
+  assert.equal(bad.code, 1);
+  assert.match(bad.stdout, /name: a container named "flt" already exists on the peer/);
+  // a move is refused by the same check, with zero downtime
+  const r = await moveCli('flt');
+  assert.notEqual(r.code, 0);
+  assert.match(r.stderr, /already exists on the peer/);
+  await TB(['rm', '-f', 'flt']);
+  await assertOneCopy('flt', 'A');
+  await TA(['rm', '-f', 'flt']);
+});
