@@ -86,12 +86,12 @@ export async function checkpointContainer(rt: Runtime, req: CheckpointRequest): 
       const tf = performance.now();
       await cg.freeze();
       try {
+        // the cgroup is frozen: the upper layer cannot change, so it is copied while CRIU dumps
         const td = performance.now();
-        await runCriu(criu, argv, { imagesDir: images, logFile: 'dump.log' });
-        dumpMs = performance.now() - td;
-        const ts = performance.now();
-        await execa('cp', ['-a', '--reflink=auto', state.rootfs.upper, upperCopy]);
-        snapshotMs = performance.now() - ts;
+        await Promise.all([
+          runCriu(criu, argv, { imagesDir: images, logFile: 'dump.log' }).then(() => (dumpMs = performance.now() - td)),
+          execa('cp', ['-a', '--reflink=auto', state.rootfs.upper, upperCopy]).then(() => (snapshotMs = performance.now() - td)),
+        ]);
       } finally {
         // always: with --leave-running the tasks resume; with --stop CRIU killed them and they
         // must be thawed to die; after a failed dump the container keeps running

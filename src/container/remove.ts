@@ -33,5 +33,20 @@ export async function removeContainer(rt: Runtime, name: string, force: boolean)
       }
     }
     await rt.store.remove(name);
+    if ((await rt.store.names()).length === 0) await removeCgroupParents(rt);
   });
+}
+
+/** The per-state-root cgroup parent goes with the root's last container (rmdir: only if empty). */
+async function removeCgroupParents(rt: Runtime): Promise<void> {
+  if (rt.cgroupParent === 'tsmigrate') return; // the system-wide default stays
+  const { promises: fs } = await import('node:fs');
+  const path = await import('node:path');
+  let paths: Record<string, string>;
+  try {
+    paths = rt.cgroups('x').paths;
+  } catch {
+    return;
+  }
+  for (const p of Object.values(paths)) await fs.rmdir(path.dirname(p)).catch(() => undefined);
 }

@@ -32,7 +32,13 @@ export async function sendTree(
   wire.on('error', (e) => meter.destroy(e));
   let out: Readable = wire.pipe(meter);
   if (o.corrupt) out = out.pipe(flipOneByte());
-  const peer = await call(out);
+  // a failure on our side (an interrupt, an unreadable file) may come before the
+  // consumer has attached: never let it be an unhandled 'error', and stop waiting
+  const failed = new Promise<never>((_r, reject) => {
+    for (const s of new Set([tar, meter, out])) s.on('error', reject);
+  });
+  failed.catch(() => undefined);
+  const peer = await Promise.race([call(out), failed]);
   return { bytes: meter.bytes, tarBytes: tarMeter.bytes, sha256: meter.digest(), ms: performance.now() - t0, peer };
 }
 

@@ -1,0 +1,379 @@
+/**
+ * Move benchmark: the downtime of `tsmigrate move` to a loopback peer (M)
+ * against what its parts cost without tsmigrate, in the same run:
+ *
+ *   D  plain `criu dump --leave-running` of the same container to tmpfs (image size S)
+ *   T  S bytes through ssh2 on an already open connection to the peer
+ *   R  plain `criu restore` from tmpfs (of a twin "victim" container dumped without --leave-running)
+ *   N  the naive pipeline: criu dump to disk, tar | zstd -1 | ssh | zstd -d | tar, criu restore
+ *
+ *   node dist/bench/move.js [--sizes 256,1024] [--runs 2] [--warmup 1] [--compress auto|on|off]
+ *
+ * Goals: M/(D+T+R) <= 1.15, M/N <= 0.6, and the fixed overhead inside M
+ * (freeze + resume + restore beyond R + transfer beyond the link) < 100 ms.
+ * Needs root. Results go to bench/results/move-<date>.json.
+ */
+import { execFileSync } from 'node:child_process';
+import { promises as fs, mkdtempSync, readFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+import { PROTOCOL_VERSION } from '../src/agent/api.js';
+import { LocalAgent } from '../src/agent/server.js';
+import { removeContainer } from '../src/container/remove.js';
+import { locateCriu } from '../src/criu/binary.js';
+import { importImage } from '../src/image/store.js';
+import { sshPeer } from '../src/move/connect.js';
+import { moveContainer, type MoveReport, type PeerConnection } from '../src/move/move.js';
+import type { CompressChoice, Downtime } from '../src/move/plan.js';
+import { createRuntime, type Runtime } from '../src/runtime/context.js';
+import { plainDump } from './lib/baseline.js';
+import { awaitDumpedExit, linkTime, naiveTransfer, plainKillDump, plainRestore, target } from './lib/move-plain.js';
+import { MoveRig, type RigHost } from './lib/move-rig.js';
+import { mib, ms, round1, sleep, summarize, table, type Summary } from './lib/timing.js';
+import { residentMiB, startWorkload, type Workload } from './lib/workload.js';
+
+const GOAL_PLAIN = 1.15;
+const GOAL_NAIVE = 0.6;
+const GOAL_OVERHEAD_MS = 100;
+const PEER_ADDR = '127.0.0.5';
+const DEBIAN = '/var/cache/tsmigrate/images/debian/rootfs';
+const RESULTS = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../bench/results');
+
+interface Run {
+  /** tsmigrate move to the peer */
+  m: Downtime;
+  mTotalMs: number;
+  /** bytes of memory images M put on the wire (tar, compressed if zstd was chosen) */
+  mWireBytes: number;
+  mZstd: boolean;
+  /** what M's probe measured before choosing compression */
+  mLinkMBps: number;
+  mZstdMBps: number;
+  /** the move back (untimed for the goals: in-process agent, no SSH) */
+  back: Downtime;
+  d: number;
+  s: number;
+  t: number;
+  /** T scaled to the bytes M actually sent */
+  tActual: number;
+  /** the victim's killing dump to tmpfs (for reference) */
+  dKill: number;
+  r: number;
+  nDump: number;
+  nTransfer: number;
+  nRestore: number;
+  n: number;
+  nBytes: number;
+  overhead: number;
+  load: number;
+}
+
+interface SizeResult {
+  sizeMiB: number;
+  residentMiB: number;
+  /** what M said about memory pre-copy */
+  preCopy: string;
+  runs: Run[];
+  median: Record<string, Summary>;
+  plainSum: number;
+  ratioPlain: number;
+  ratioNaive: number;
+  overheadMs: number;
+  pass: { plain: boolean; naive: boolean; overhead: boolean };
+}
+
+function options(): { sizes: number[]; runs: number; warmup: number; compress: CompressChoice } {
+  const { values } = parseArgs({
+    options: { sizes: { type: 'string', default: '256,1024' }, runs: { type: 'string', default: '2' }, warmup: { type: 'string', default: '1' }, compress: { type: 'string', default: 'auto' } },
+  });
+  const sizes = values.sizes.split(',').map(Number);
+  const runs = Number(values.runs);
+  const warmup = Number(values.warmup);
+  if (!sizes.every((s) => Number.isInteger(s) && s > 0) || !(Number.isInteger(runs) && runs > 0) || !(Number.isInteger(warmup) && warmup >= 0)) {
+    throw new Error('usage: move.js [--sizes 256,1024] [--runs 2] [--warmup 1] [--compress auto|on|off]');
+  }
+  const compress = values.compress as CompressChoice;
+  if (!['auto', 'on', 'off'].includes(compress)) throw new Error('--compress takes auto, on or off');
+  return { sizes, runs, warmup, compress };
+}
+
+/** Let writeback of the previous step finish before timing the next. */
+async function settle(): Promise<void> {
+  execFileSync('sync');
+  await sleep(500);
+}
+
+async function workloadOf(rt: Runtime, name: string, sizeMiB: number): Promise<Workload> {
+  const s = await rt.store.state(name);
+  const freezerDir = s.cgroupPaths?.['freezer'] ?? s.cgroupPaths?.['unified'];
+  if (!s.initPid || !freezerDir) throw new Error(`state.json of ${name} has no initPid or freezer cgroup`);
+  return { name, sizeMiB, initPid: s.initPid, freezerDir, upper: s.rootfs.upper };
+}
+
+/** The peer's agent for the way back: the source's runtime called in-process. */
+function inProcess(rt: Runtime): () => Promise<PeerConnection> {
+  return async () => ({ agent: new LocalAgent(rt, 'bench'), close: async () => undefined });
+}
+
+interface Ctx {
+  src: Runtime;
+  peerRt: Runtime;
+  peer: RigHost;
+  configFile: string;
+  base: string;
+  shm: string;
+  signal: AbortSignal;
+  compress: CompressChoice;
+}
+
+async function moveThereAndBack(c: Ctx, name: string): Promise<{ there: MoveReport; back: MoveReport }> {
+  const there = await moveContainer(
+    c.src,
+    { name, host: 'peer', compress: c.compress, signal: c.signal },
+    sshPeer(c.configFile, 'peer', { signal: c.signal }),
+    sshPeer(c.configFile, 'peer'),
+  );
+  await settle();
+  const back = await moveContainer(c.peerRt, { name, host: 'source', compress: c.compress, signal: c.signal }, inProcess(c.src));
+  return { there, back };
+}
+
+async function benchSize(c: Ctx, sizeMiB: number, o: { runs: number; warmup: number }, started: string[]): Promise<SizeResult> {
+  let preCopy = '';
+  const criu = await locateCriu();
+  const name = `mv-${sizeMiB}`;
+  const victim = `mv-${sizeMiB}-victim`;
+  for (const n of [name, victim]) {
+    started.push(n);
+    process.stdout.write(`${sizeMiB} MiB: starting ${n} ... `);
+    await startWorkload(c.src, n, sizeMiB, c.signal);
+    console.log(`ready (resident ${await residentMiB(c.src, n)} MiB)`);
+  }
+  const resident = await residentMiB(c.src, name);
+  // T's connection: opened once, before anything is timed
+  const link = await sshPeer(c.configFile, 'peer', { signal: c.signal })();
+  const runs: Run[] = [];
+  try {
+    await link.agent.hello({ protocol: PROTOCOL_VERSION, tool: 'tsmigrate', version: 'bench' });
+    for (let i = 0; i < o.warmup; i++) {
+      await settle();
+      const w = await moveThereAndBack(c, name);
+      console.log(`  warmup: M ${ms(w.there.downtime.totalMs)}, back ${ms(w.back.downtime.totalMs)}`);
+    }
+    for (let i = 0; i < o.runs; i++) {
+      c.signal.throwIfAborted();
+      // M: there (timed) and back
+      await settle();
+      const { there, back } = await moveThereAndBack(c, name);
+      const m = there.downtime;
+      preCopy = there.preCopy;
+      // D: plain dump of the same container, to tmpfs
+      await settle();
+      c.signal.throwIfAborted();
+      const d = await plainDump(criu, await workloadOf(c.src, name, sizeMiB), c.shm);
+      const S = d.imageBytes;
+      // T: S bytes over the open ssh2 connection
+      await settle();
+      c.signal.throwIfAborted();
+      const t = await linkTime(link.agent, S);
+      const tActual = (t.ms * there.bytes.images) / S;
+      // R: the victim dumped (killed) to tmpfs, then restored from there
+      await settle();
+      c.signal.throwIfAborted();
+      const rDir = path.join(c.shm, `r-${sizeMiB}-${i}`);
+      const tv = await target(c.src, victim);
+      const dk = await plainKillDump(criu, tv, rDir);
+      await awaitDumpedExit(c.src, victim);
+      await settle();
+      const r = await plainRestore(c.src, criu, tv, rDir);
+      await fs.rm(rDir, { recursive: true, force: true });
+      // N: the naive pipeline, step after step without pauses (as a script would run it)
+      await settle();
+      c.signal.throwIfAborted();
+      const nSrc = path.join(c.base, `naive-src-${sizeMiB}-${i}`);
+      const nDst = path.join(c.base, `naive-dst-${sizeMiB}-${i}`);
+      const tn = await target(c.src, victim);
+      const nd = await plainKillDump(criu, tn, nSrc);
+      await awaitDumpedExit(c.src, victim);
+      const nt = await naiveTransfer(nSrc, c.peer, nDst);
+      const nr = await plainRestore(c.src, criu, tn, nDst);
+      await fs.rm(nSrc, { recursive: true, force: true });
+      await fs.rm(nDst, { recursive: true, force: true });
+
+      const overhead = m.freezeMs + m.resumeMs + (m.restoreMs - r.ms) + (m.transferMs - tActual);
+      const run: Run = {
+        m, mTotalMs: there.totalMs, mWireBytes: there.bytes.images, mZstd: there.compression.used, mLinkMBps: there.compression.linkMBps, mZstdMBps: there.compression.zstdMBps, back: back.downtime,
+        d: round1(d.ms), s: S, t: round1(t.ms), tActual: round1(tActual), dKill: round1(dk.ms), r: round1(r.ms),
+        nDump: round1(nd.ms), nTransfer: round1(nt.ms), nRestore: round1(nr.ms), n: round1(nd.ms + nt.ms + nr.ms), nBytes: nd.bytes,
+        overhead: round1(overhead), load: round1(os.loadavg()[0]!),
+      };
+      runs.push(run);
+      console.log(
+        `  run ${i + 1}/${o.runs}: M ${ms(m.totalMs)} (freeze ${ms(m.freezeMs)}, dump ${ms(m.dumpMs)}, transfer ${ms(m.transferMs)}, restore ${ms(m.restoreMs)}, resume ${ms(m.resumeMs)}), ` +
+          `D ${ms(run.d)} (S ${mib(S)}), T ${ms(run.t)}, R ${ms(run.r)}, N ${ms(run.n)} (${ms(run.nDump)} + ${ms(run.nTransfer)} + ${ms(run.nRestore)}); back ${ms(back.downtime.totalMs)}; load ${run.load}`,
+      );
+    }
+  } finally {
+    await link.close().catch(() => undefined);
+  }
+  for (const n of [name, victim]) {
+    await removeContainer(c.src, n, true);
+    started.splice(started.indexOf(n), 1);
+  }
+
+  const col = (f: (r: Run) => number) => summarize(runs.map(f));
+  const median: Record<string, Summary> = {
+    M: col((r) => r.m.totalMs),
+    freeze: col((r) => r.m.freezeMs),
+    dump: col((r) => r.m.dumpMs),
+    transfer: col((r) => r.m.transferMs),
+    restore: col((r) => r.m.restoreMs),
+    resume: col((r) => r.m.resumeMs),
+    D: col((r) => r.d),
+    T: col((r) => r.t),
+    Tactual: col((r) => r.tActual),
+    R: col((r) => r.r),
+    DTR: col((r) => r.d + r.t + r.r),
+    N: col((r) => r.n),
+    nDump: col((r) => r.nDump),
+    nTransfer: col((r) => r.nTransfer),
+    nRestore: col((r) => r.nRestore),
+    overhead: col((r) => r.overhead),
+    dumpBeyondD: col((r) => r.m.dumpMs - r.d),
+    restoreBeyondR: col((r) => r.m.restoreMs - r.r),
+    transferBeyondT: col((r) => r.m.transferMs - r.tActual),
+    dKill: col((r) => r.dKill),
+    back: col((r) => r.back.totalMs),
+    S: col((r) => r.s),
+    mWireBytes: col((r) => r.mWireBytes),
+    nBytes: col((r) => r.nBytes),
+  };
+  const plainSum = median.D!.median + median.T!.median + median.R!.median;
+  const ratioPlain = ratio(median.M!.median, plainSum);
+  const ratioNaive = ratio(median.M!.median, median.N!.median);
+  const overheadMs = median.overhead!.median;
+  return {
+    sizeMiB, residentMiB: resident, preCopy, runs, median, plainSum: round1(plainSum), ratioPlain, ratioNaive, overheadMs,
+    pass: { plain: ratioPlain <= GOAL_PLAIN, naive: ratioNaive <= GOAL_NAIVE, overhead: overheadMs < GOAL_OVERHEAD_MS },
+  };
+}
+
+const ratio = (a: number, b: number): number => Math.round((a / b) * 100) / 100;
+const verdict = (ok: boolean) => (ok ? 'PASS' : 'FAIL');
+
+function report(r: SizeResult): string {
+  const m = r.median;
+  const runsOf = (s: Summary) => s.runs.map((x) => String(Math.round(x))).join(', ');
+  const row = (label: string, s: Summary): string[] => [label, ms(s.median), `${Math.round(s.min)}-${Math.round(s.max)}`, runsOf(s)];
+  const z = `${r.runs.map((x) => (x.mZstd ? 'zstd' : 'no compression')).join('/')} (probe: link ${r.runs.map((x) => x.mLinkMBps).join('/')} MB/s, zstd ${r.runs.map((x) => x.mZstdMBps).join('/')} MB/s)`;
+  const rows = [
+    row('M  tsmigrate move downtime', m.M!),
+    row('   freeze', m.freeze!),
+    row('   dump', m.dump!),
+    row('   transfer', m.transfer!),
+    row('   restore', m.restore!),
+    row('   resume', m.resume!),
+    row('D  plain criu dump --leave-running (tmpfs)', m.D!),
+    row('T  S bytes over open ssh2 connection', m.T!),
+    row('R  plain criu restore (tmpfs)', m.R!),
+    row('D+T+R', m.DTR!),
+    row('N  naive pipeline', m.N!),
+    row('   criu dump to disk', m.nDump!),
+    row('   tar | zstd -1 | ssh | zstd -d | tar', m.nTransfer!),
+    row('   criu restore from disk', m.nRestore!),
+    row('fixed overhead in M', m.overhead!),
+    row('   (M dump - D, not in the overhead)', m.dumpBeyondD!),
+    row('   M restore - R', m.restoreBeyondR!),
+    row('   M transfer - T (scaled to M bytes)', m.transferBeyondT!),
+    row('(ref) victim dump without --leave-running', m.dKill!),
+    row('(ref) move back, in-process agent', m.back!),
+  ];
+  return [
+    `${r.sizeMiB} MiB (resident ${r.residentMiB} MiB; S = ${mib(m.S!.median)} of images, M sent ${mib(m.mWireBytes!.median)} with ${z}; N dumped ${mib(m.nBytes!.median)})`,
+    table(['quantity', 'median', 'min-max', 'runs'], rows),
+    `M/(D+T+R) = ${r.ratioPlain.toFixed(2)} (goal <= ${GOAL_PLAIN}): ${verdict(r.pass.plain)}`,
+    `M/N       = ${r.ratioNaive.toFixed(2)} (goal <= ${GOAL_NAIVE}): ${verdict(r.pass.naive)}`,
+    `fixed overhead = freeze + resume + (restore - R) + (transfer - T) = ${ms(r.overheadMs)} (goal < ${GOAL_OVERHEAD_MS} ms): ${verdict(r.pass.overhead)}`,
+    `load (1 min) after each run: ${r.runs.map((x) => x.load).join(', ')}`,
+    `pre-copy: ${r.preCopy}`,
+  ].join('\n');
+}
+
+/** Mount points at or below `dir` (never rm -rf through one). */
+function mountsUnder(dir: string): string[] {
+  const text = readFileSync('/proc/self/mountinfo', 'utf8');
+  return text.split('\n').map((l) => l.split(' ')[4] ?? '').filter((p) => p === dir || p.startsWith(`${dir}/`));
+}
+
+async function main(): Promise<number> {
+  const o = options();
+  if (process.getuid?.() !== 0) throw new Error('the move benchmark needs root');
+  // CRIU, the rig's sshd (and so the peer's agent) and the containers inherit this, for M and the baselines alike
+  os.setPriority(-10);
+  const ac = new AbortController();
+  const onSignal = (sig: NodeJS.Signals) => {
+    if (ac.signal.aborted) process.exit(130);
+    console.error(`\n${sig}: stopping after the current step and cleaning up (again to quit at once)`);
+    ac.abort(new Error(`interrupted by ${sig}`));
+  };
+  process.on('SIGINT', onSignal).on('SIGTERM', onSignal);
+
+  // on disk (N's dump and its extraction go here); the peer's state root is inside too
+  const base = mkdtempSync('/var/tmp/tsm-move-bench-');
+  const shm = mkdtempSync('/dev/shm/tsm-move-bench-');
+  process.env['TSMIGRATE_STAGING'] = path.join(shm, 'staging');
+  const configFile = path.join(base, 'config.yaml');
+  const rig = new MoveRig(path.join(base, 'rig'));
+  const src = createRuntime({ root: path.join(base, 'source') });
+  let peerRt: Runtime | undefined;
+  const started: string[] = [];
+  try {
+    const criu = await locateCriu();
+    console.log(`CRIU ${criu.versionText}, kernel ${os.release()}, ${os.cpus().length} CPUs; sizes ${o.sizes.join(', ')} MiB, ${o.runs} runs (+${o.warmup} warmup moves) each, move --compress ${o.compress}`);
+    const peer = await rig.start('peer', PEER_ADDR, configFile);
+    peerRt = createRuntime({ root: peer.root });
+    console.log(`peer: sshd on ${peer.addr}:${peer.port}, state root ${peer.root}`);
+    await importImage(src.paths, 'debian', DEBIAN);
+    await importImage(peerRt.paths, 'debian', DEBIAN);
+    const c: Ctx = { src, peerRt, peer, configFile, base, shm, signal: ac.signal, compress: o.compress };
+    const results: SizeResult[] = [];
+    for (const size of o.sizes) results.push(await benchSize(c, size, o, started));
+
+    console.log(`\nmedians of ${o.runs} runs\n`);
+    for (const r of results) console.log(`${report(r)}\n`);
+    const date = new Date().toISOString().replace(/:/g, '').replace(/\.\d+Z$/, 'Z');
+    const out = path.join(RESULTS, `move-${date}.json`);
+    await fs.mkdir(RESULTS, { recursive: true });
+    const host = { kernel: os.release(), cpus: os.cpus().length, loadavg: os.loadavg().map(round1), memGiB: round1(os.totalmem() / 2 ** 30), criu: criu.versionText, node: process.version };
+    const goals = { plainRatio: GOAL_PLAIN, naiveRatio: GOAL_NAIVE, overheadMs: GOAL_OVERHEAD_MS };
+    await fs.writeFile(out, `${JSON.stringify({ date: new Date().toISOString(), goals, runs: o.runs, warmup: o.warmup, compress: o.compress, host, results }, null, 2)}\n`);
+    console.log(`results: ${path.relative(process.cwd(), out)}`);
+    return results.every((r) => r.pass.plain && r.pass.naive && r.pass.overhead) ? 0 : 1;
+  } finally {
+    // whatever is left in either root (a failed run may leave the container on the peer)
+    for (const rt of [src, peerRt]) {
+      if (!rt) continue;
+      for (const n of await rt.store.names()) await removeContainer(rt, n, true).catch((e: Error) => console.error(`cannot remove ${n} in ${rt.paths.root}: ${e.message}`));
+    }
+    for (const p of await rig.stopAll()) console.error(`cannot stop the rig host ${p}`);
+    // removeContainer leaves the per-root cgroup parents behind: remove them in every hierarchy (empty by now)
+    for (const rt of [src, peerRt]) {
+      if (!rt) continue;
+      for (const h of await fs.readdir('/sys/fs/cgroup').catch(() => [])) await fs.rmdir(path.join('/sys/fs/cgroup', h, rt.cgroupParent)).catch(() => undefined);
+    }
+    await fs.rm(shm, { recursive: true, force: true });
+    const mounted = mountsUnder(base);
+    if (mounted.length) console.error(`not removing ${base}: still mounted: ${mounted.join(', ')}`);
+    else await fs.rm(base, { recursive: true, force: true });
+  }
+}
+
+main().then(
+  (code) => process.exit(code),
+  (e: Error) => {
+    console.error(`bench failed: ${e.message}`);
+    process.exit(/^interrupted/.test(e.message) ? 130 : 2);
+  },
+);
