@@ -1,4 +1,5 @@
 import { randomBytes } from 'node:crypto';
+import { execa } from 'execa';
 import { promises as fs } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -98,6 +99,7 @@ export async function moveContainer(
     let conn: PeerConnection | undefined;
     let frozen = false;
     let decided = false;
+    let linkDown: string | undefined;
     try {
       // ---- before anything is frozen: connect, check, send what can go while it runs ----
       emit({ phase: 'connect' });
@@ -168,6 +170,13 @@ export async function moveContainer(
       }), { imagesDir: images, logFile: 'dump.log' }); // never cancelled half-way: a killed CRIU can leave its parasite in the tasks
       const tDumped = performance.now();
       await journal.append('dumped');
+      // CRIU unlocks the network when a --leave-running dump ends; the frozen source must not
+      // answer for the address the peer is about to take over: take its side of the link down
+      const hostVeth = state.network?.mode === 'bridge' ? state.network.hostVeth : undefined;
+      if (hostVeth) {
+        await execa('ip', ['link', 'set', hostVeth, 'down']);
+        linkDown = hostVeth;
+      }
       req.signal?.throwIfAborted();
       const delta = diffIndex(index0, await indexTree(state.rootfs.upper));
       emit({ phase: 'transfer' });
@@ -230,6 +239,7 @@ export async function moveContainer(
       }
       emit({ phase: 'rollback', message: (e as Error).message });
       // the source first: it must run again whatever the peer does
+      if (linkDown) await execa('ip', ['link', 'set', linkDown, 'up']).catch(() => undefined);
       if (frozen) await cg.thaw();
       await abortPeer(req.signal?.aborted ? undefined : conn, connectForCleanup, id);
       await journal.append('aborted', { error: (e as Error).message });

@@ -1,3 +1,4 @@
+import { execa } from 'execa';
 import { LocalAgent } from '../agent/server.js';
 import { MigrationRecords } from '../agent/migrations.js';
 import { PROTOCOL_VERSION } from '../agent/api.js';
@@ -52,6 +53,8 @@ async function recoverOne(rt: Runtime, j: MoveJournal, connectTo: (host: string)
         if (conn) await conn.agent.abort({ migrationId: id });
         if (await rt.store.exists(name)) {
           const v = await loadView(rt, name);
+          const veth = v.state.network?.mode === 'bridge' ? v.state.network.hostVeth : undefined;
+          if (veth) await execa('ip', ['link', 'set', veth, 'up']).catch(() => undefined);
           if (v.status === 'frozen') await rt.cgroups(name).thaw();
         }
         await j.append('aborted', { by: 'recover', peerReached: Boolean(conn) });

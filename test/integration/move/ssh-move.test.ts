@@ -231,6 +231,7 @@ test('--net bridge: the IP is kept and a TCP client connected from the host stay
     'import socket, time, threading',
     's = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1); s.bind(("0.0.0.0", 7000)); s.listen(1)',
     'c, _ = s.accept()',
+    'threading.Thread(target=lambda: [None for _ in iter(lambda: c.recv(65536), b"")], daemon=True).start()',
     'n = 0',
     'while True:',
     '    n += 1',
@@ -259,16 +260,22 @@ test('--net bridge: the IP is kept and a TCP client connected from the host stay
     for (const p of parts) lines.push(Number(p));
   });
   sock.on('close', () => (closed = true));
-  await eventually(async () => lines.length > 10);
-  const r = await moveCli('tcp');
-  assert.equal(r.code, 0, r.stderr);
-  assert.match(r.stdout, /"tcpEstablished":true/);
-  const before = lines.length;
-  await eventually(async () => lines.length > before + 10, 15000);
-  assert.equal(closed, false, 'the connection was not closed');
-  for (let i = 1; i < lines.length; i++) assert.equal(lines[i], lines[i - 1]! + 1, 'no gap and no repeat in the stream');
-  assert.equal((JSON.parse(await TB(['--json', 'ps'])) as Array<{ name: string; ip: string }>).find((x) => x.name === 'tcp')?.ip, ip);
-  sock.destroy();
+  // a client that talks too (as real ones do): its segments make the restored server side answer at once
+  const talk = setInterval(() => sock.write('ping\n'), 100);
+  try {
+    await eventually(async () => lines.length > 10);
+    const r = await moveCli('tcp');
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stdout, /"tcpEstablished":true/);
+    const before = lines.length;
+    await eventually(async () => lines.length > before + 10, 30000);
+    assert.equal(closed, false, 'the connection was not closed');
+    for (let i = 1; i < lines.length; i++) assert.equal(lines[i], lines[i - 1]! + 1, 'no gap and no repeat in the stream');
+    assert.equal((JSON.parse(await TB(['--json', 'ps'])) as Array<{ name: string; ip: string }>).find((x) => x.name === 'tcp')?.ip, ip);
+  } finally {
+    clearInterval(talk);
+    sock.destroy();
+  }
   await TB(['rm', '-f', 'tcp']);
   await sleep(100);
 });
