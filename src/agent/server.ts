@@ -186,8 +186,10 @@ export class LocalAgent implements AgentApi {
     m.phase = 'committed';
     await this.records.save(m);
     this.held.delete(m.id);
-    if (m.staging) await fs.rm(m.staging, { recursive: true, force: true });
-    return { resumeMs: performance.now() - t0 };
+    const resumeMs = performance.now() - t0;
+    // the images are no longer needed: delete them after answering, not inside the downtime
+    if (m.staging) setImmediate(() => void fs.rm(m.staging!, { recursive: true, force: true }).catch(() => undefined));
+    return { resumeMs };
   }
 
   /** A new agent (after the first one lost its connection) resumes a held tree from the records. */

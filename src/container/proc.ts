@@ -29,8 +29,16 @@ export async function waitFor(pred: () => Promise<boolean>, timeoutMs: number, s
   }
 }
 
-/** The pipe:[inode] behind /proc/PID/fd/N, if it is a pipe. */
-export async function fdPipe(pid: number, fd: number): Promise<string | undefined> {
-  const link = await fs.readlink(`/proc/${pid}/fd/${fd}`).catch(() => '');
-  return /^pipe:\[\d+\]$/.test(link) ? link : undefined;
+/**
+ * The pipe:[inode] behind /proc/PID/fd/N, if it is a pipe. Right after an exec the
+ * kernel may briefly refuse /proc/PID/fd (the exec is still finishing): retry a little.
+ */
+export async function fdPipe(pid: number, fd: number, timeoutMs = 2000): Promise<string | undefined> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const link = await fs.readlink(`/proc/${pid}/fd/${fd}`).catch(() => '');
+    if (/^pipe:\[\d+\]$/.test(link)) return link;
+    if (link || Date.now() > deadline || !(await procStartTime(pid))) return undefined;
+    await new Promise((r) => setTimeout(r, 10));
+  }
 }
