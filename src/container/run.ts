@@ -11,7 +11,7 @@ import { withLock } from '../state/lock.js';
 import { UndoStack } from '../util/undo.js';
 import { validateName } from '../util/name.js';
 import { requireRoot } from '../util/root.js';
-import { fdPipe, procStartTime } from './proc.js';
+import { runningFacts } from './running.js';
 import type { ContainerConfig, ContainerRuntimeState } from './types.js';
 
 export interface RunRequest {
@@ -113,17 +113,7 @@ async function createAndStart(rt: Runtime, config: ContainerConfig, imageRootfs:
     await attachNetwork(net, shim.initPid);
     await shim.go();
 
-    const [stdout, stderr, startTime] = await Promise.all([fdPipe(shim.initPid, 1), fdPipe(shim.initPid, 2), procStartTime(shim.initPid)]);
-    Object.assign(state, {
-      status: 'running',
-      shimPid: shim.shimPid,
-      initPid: shim.initPid,
-      initStartTime: startTime,
-      startedAt: new Date().toISOString(),
-      cgroupPaths: cg.paths,
-      network: net,
-      ...(stdout && stderr ? { stdio: { stdout, stderr } } : {}),
-    } satisfies Partial<ContainerRuntimeState>);
+    Object.assign(state, await runningFacts(shim, cg, net, true));
     await rt.store.saveState(config.name, state);
     undo.commit();
     rt.logger.info(`started ${config.name} (pid ${shim.initPid}${net.ip ? `, ip ${net.ip}` : ''})`);

@@ -1,6 +1,7 @@
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
-import { fdPipe, procStartTime } from '../container/proc.js';
+import { fdPipe } from '../container/proc.js';
+import { runningFacts } from '../container/running.js';
 import type { ContainerConfig, ContainerRuntimeState } from '../container/types.js';
 import { restoreArgv } from '../criu/argv.js';
 import type { CriuBinary } from '../criu/binary.js';
@@ -108,16 +109,7 @@ export async function restoreTree(rt: Runtime, o: RestoreTreeOptions): Promise<H
       await cg.killAll('SIGKILL').catch(() => undefined);
     });
     if (o.clone && net.mode === 'bridge') await readdMoveIp(shim.initPid, net);
-    const startTime = await procStartTime(shim.initPid);
-    Object.assign(state, {
-      status: 'running',
-      shimPid: shim.shimPid,
-      initPid: shim.initPid,
-      initStartTime: startTime,
-      startedAt: new Date().toISOString(),
-      cgroupPaths: cg.paths,
-      network: net,
-    } satisfies Partial<ContainerRuntimeState>);
+    Object.assign(state, await runningFacts(shim, cg, net, false));
     // on disk as held ('creating' with its pids), so that a later agent can resume or roll it back
     await rt.store.saveState(name, { ...state, status: 'creating' });
     return {

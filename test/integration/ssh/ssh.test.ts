@@ -14,6 +14,7 @@ import { connectSsh, type SshTarget } from '../../../src/ssh/connect.js';
 import { fingerprint, KnownHosts } from '../../../src/ssh/known-hosts.js';
 import { TsmError } from '../../../src/errors/errors.js';
 import { CLI, REPO } from '../../helpers/cli.js';
+import { freePort } from '../../helpers/rig.js';
 import { spawnSync } from 'node:child_process';
 
 const RIG = path.join(REPO, 'scripts/local-hosts.sh');
@@ -29,16 +30,6 @@ function rig(...args: string[]): string {
   return execFileSync('bash', [RIG, ...args], { env, encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
 }
 
-function freePort(host: string): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = net.createServer();
-    s.once('error', reject);
-    s.listen(0, host, () => {
-      const a = s.address();
-      s.close(() => resolve(typeof a === 'object' && a ? a.port : 0));
-    });
-  });
-}
 
 async function rejectsWith(p: Promise<unknown>, code: string): Promise<TsmError> {
   try {
