@@ -2,6 +2,8 @@ import type { Runtime } from '../runtime/context.js';
 import { withLock } from '../state/lock.js';
 import { requireRoot } from '../util/root.js';
 import { TsmError } from '../errors/errors.js';
+import { isMountpoint } from '../native/native.js';
+import { isSameProcess } from './proc.js';
 import { releaseResources, stopLocked } from './stop.js';
 import { assertAllowed, loadView } from './view.js';
 
@@ -31,6 +33,13 @@ export async function removeContainer(rt: Runtime, name: string, force: boolean)
       } catch {
         /* gone */
       }
+    }
+    // never drop the record of something still alive or mounted: it could not be found again
+    if (await isSameProcess(state.initPid, state.initStartTime)) {
+      throw new TsmError('EBAD_STATE', `container "${name}" is still running (pid ${state.initPid}) after being stopped`, { fix: 'check for tasks stuck in D state, then run rm -f again' });
+    }
+    if (isMountpoint(state.rootfs.merged)) {
+      throw new TsmError('EMOUNT', `the root filesystem of "${name}" is still mounted at ${state.rootfs.merged}`, { fix: `find what holds it (fuser -m ${state.rootfs.merged}), then run rm -f again` });
     }
     await rt.store.remove(name);
     if ((await rt.store.names()).length === 0) await removeCgroupParents(rt);
