@@ -22,7 +22,7 @@ import { locateCriu } from '../src/criu/binary.js';
 import { importImage } from '../src/image/store.js';
 import { createRuntime, type Runtime } from '../src/runtime/context.js';
 import { plainDump } from './lib/baseline.js';
-import { median, mib, ms, round1, sleep, summarize, table, type Summary } from './lib/timing.js';
+import { interruptible, median, mib, ms, round1, sleep, summarize, table, type Summary } from './lib/timing.js';
 import { residentMiB, startWorkload } from './lib/workload.js';
 
 const GOAL = 1.25;
@@ -152,13 +152,7 @@ async function main(): Promise<number> {
   if (process.getuid?.() !== 0) throw new Error('the checkpoint benchmark needs root');
   // CRIU, cp and the container inherit this: less disturbance from other work on a shared host, for B and F alike
   os.setPriority(-10);
-  const ac = new AbortController();
-  const onSignal = (sig: NodeJS.Signals) => {
-    if (ac.signal.aborted) process.exit(130);
-    console.error(`\n${sig}: stopping after the current step and cleaning up (again to quit at once)`);
-    ac.abort(new Error(`interrupted by ${sig}`));
-  };
-  process.on('SIGINT', onSignal).on('SIGTERM', onSignal);
+  const ac = interruptible();
 
   const root = mkdtempSync(path.join(os.tmpdir(), 'tsm-bench-'));
   const shm = mkdtempSync('/dev/shm/tsm-bench-');

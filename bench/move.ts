@@ -31,7 +31,7 @@ import { createRuntime, type Runtime } from '../src/runtime/context.js';
 import { plainDump } from './lib/baseline.js';
 import { awaitDumpedExit, linkTime, naiveTransfer, plainKillDump, plainRestore, target } from './lib/move-plain.js';
 import { MoveRig, type RigHost } from './lib/move-rig.js';
-import { mib, ms, round1, sleep, summarize, table, type Summary } from './lib/timing.js';
+import { interruptible, mib, ms, round1, sleep, summarize, table, type Summary } from './lib/timing.js';
 import { residentMiB, startWorkload, type Workload } from './lib/workload.js';
 
 const GOAL_PLAIN = 1.15;
@@ -312,13 +312,7 @@ async function main(): Promise<number> {
   if (process.getuid?.() !== 0) throw new Error('the move benchmark needs root');
   // CRIU, the rig's sshd (and so the peer's agent) and the containers inherit this, for M and the baselines alike
   os.setPriority(-10);
-  const ac = new AbortController();
-  const onSignal = (sig: NodeJS.Signals) => {
-    if (ac.signal.aborted) process.exit(130);
-    console.error(`\n${sig}: stopping after the current step and cleaning up (again to quit at once)`);
-    ac.abort(new Error(`interrupted by ${sig}`));
-  };
-  process.on('SIGINT', onSignal).on('SIGTERM', onSignal);
+  const ac = interruptible();
 
   // on disk (N's dump and its extraction go here); the peer's state root is inside too
   const base = mkdtempSync('/var/tmp/tsm-move-bench-');

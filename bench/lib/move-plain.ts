@@ -16,14 +16,8 @@ import type { CriuBinary } from '../../src/criu/binary.js';
 import type { Runtime } from '../../src/runtime/context.js';
 import { startShim } from '../../src/shim/spawn.js';
 import type { RigHost } from './move-rig.js';
+import { timedCriuDump } from './baseline.js';
 
-export async function dirBytes(dir: string): Promise<number> {
-  let n = 0;
-  for (const e of await fs.readdir(dir, { withFileTypes: true })) {
-    if (e.isFile()) n += (await fs.stat(path.join(dir, e.name))).size;
-  }
-  return n;
-}
 
 async function logTail(file: string): Promise<string> {
   const log = await fs.readFile(file, 'utf8').catch(() => '');
@@ -53,17 +47,7 @@ export async function target(rt: Runtime, name: string): Promise<Target> {
  */
 export async function plainKillDump(criu: CriuBinary, t: Target, dir: string): Promise<{ ms: number; bytes: number }> {
   await fs.mkdir(dir, { recursive: true, mode: 0o700 });
-  const argv = ['dump', '--freeze-cgroup', t.freezerDir, '--manage-cgroups=soft', '-t', String(t.initPid), '-D', dir, '-o', 'dump.log'];
-  const t0 = performance.now();
-  const code = await new Promise<number | null>((resolve, reject) => {
-    // its own process group: a Ctrl-C must not kill CRIU mid-dump
-    const child = spawn(criu.path, argv, { stdio: 'ignore', detached: true });
-    child.once('error', reject);
-    child.once('exit', (c) => resolve(c));
-  });
-  const elapsed = performance.now() - t0;
-  if (code !== 0) throw new Error(`plain criu dump exited ${String(code)}:\n${await logTail(path.join(dir, 'dump.log'))}`);
-  return { ms: elapsed, bytes: await dirBytes(dir) };
+  return timedCriuDump(criu, { pid: t.initPid, freezerDir: t.freezerDir, dir, leaveRunning: false });
 }
 
 /**

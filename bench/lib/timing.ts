@@ -35,3 +35,18 @@ export function table(head: string[], rows: string[][]): string {
   const line = (r: string[]) => r.map((c, i) => (i === 0 ? c.padEnd(w[i]!) : c.padStart(w[i]!))).join(' | ');
   return [line(head), w.map((n) => '-'.repeat(n)).join('-|-'), ...rows.map(line)].join('\n');
 }
+
+/**
+ * SIGINT/SIGTERM stop the bench after the current step (so it can clean up);
+ * a second signal quits at once.
+ */
+export function interruptible(): AbortController {
+  const ac = new AbortController();
+  const onSignal = (sig: NodeJS.Signals) => {
+    if (ac.signal.aborted) process.exit(130);
+    console.error(`\n${sig}: stopping after the current step and cleaning up (again to quit at once)`);
+    ac.abort(new Error(`interrupted by ${sig}`));
+  };
+  process.on('SIGINT', onSignal).on('SIGTERM', onSignal);
+  return ac;
+}

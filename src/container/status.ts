@@ -1,20 +1,14 @@
-import type { ContainerRuntimeState, ContainerStatus, ExitInfo } from './types.js';
+import type { ContainerRuntimeState, ContainerStatus } from './types.js';
 
 /**
  * The container state machine. Status is derived from facts (the recorded
- * state, whether the init is alive, the freezer, the exit record), never
+ * state, whether the init is alive, the freezer), never
  * stored alone, so a crash cannot leave it lying.
  */
-export function deriveStatus(
-  state: ContainerRuntimeState,
-  initAlive: boolean,
-  frozen: boolean,
-  exit: ExitInfo | undefined,
-): ContainerStatus {
+export function deriveStatus(state: ContainerRuntimeState, initAlive: boolean, frozen: boolean): ContainerStatus {
   if (state.status === 'creating' || state.status === 'removing') return state.status;
   if (state.status !== 'stopped' && initAlive) return frozen ? 'frozen' : 'running';
   // stopped by tsmigrate or ended by itself: either way its processes are gone
-  void exit;
   return 'exited';
 }
 

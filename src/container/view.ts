@@ -15,7 +15,7 @@ export async function loadView(rt: Runtime, name: string): Promise<ContainerView
     const fs = await rt.cgroups(name).freezerState().catch(() => 'thawed' as const);
     frozen = fs !== 'thawed';
   }
-  const status = deriveStatus(state, alive, frozen, exit);
+  const status = deriveStatus(state, alive, frozen);
   return { config, state, status, ...(exit && !alive ? { exit } : {}) };
 }
 

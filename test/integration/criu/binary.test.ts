@@ -11,8 +11,9 @@ import {
   probeFeatures,
 } from '../../../src/criu/binary.js';
 import { isTsmError } from '../../../src/errors/errors.js';
+import { isRoot, skipUnless } from '../../helpers/skip.js';
 
-const notRoot = process.getuid?.() !== 0 ? 'needs root (criu check)' : false;
+const notRoot = skipUnless(isRoot, 'needs root (criu check)');
 
 test('locateCriu finds CRIU >= 4.2', async () => {
   const bin = await locateCriu();

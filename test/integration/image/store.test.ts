@@ -13,10 +13,10 @@ import { ImageStore, resolveImage } from '../../../src/image/store.js';
 import { statePaths, type StatePaths } from '../../../src/state/paths.js';
 import type { Logger } from '../../../src/util/logger.js';
 import { validateName } from '../../../src/util/name.js';
+import { isRoot, skipUnless } from '../../helpers/skip.js';
 
 const BUSYBOX = '/bin/busybox';
-const isRoot = process.getuid?.() === 0;
-const skip = !existsSync(BUSYBOX) ? 'busybox not installed (apt-get install busybox-static)' : false;
+const skip = skipUnless(existsSync(BUSYBOX), 'busybox not installed (apt-get install busybox-static)');
 
 let work: string;
 let paths: StatePaths;
@@ -185,7 +185,7 @@ test('an unsafe tar fails the import and leaves nothing behind', { skip }, async
   assert.equal(existsSync(path.join(work, 'pwned')), false);
 });
 
-test('device nodes are left out, the same way for directories and tars', { skip: skip || (!isRoot && 'needs root (mknod)') }, async () => {
+test('device nodes are left out, the same way for directories and tars', { skip: skip || skipUnless(isRoot, 'needs root (mknod)') }, async () => {
   const src = path.join(work, 'with-dev');
   await execa('cp', ['-a', `${rootfsDir}/.`, `${src}/`]);
   await fs.mkdir(path.join(src, 'dev'));

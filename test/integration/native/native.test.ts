@@ -9,9 +9,10 @@ import os from 'node:os';
 import path from 'node:path';
 import { isTsmError } from '../../../src/errors/errors.js';
 import * as native from '../../../src/native/native.js';
+import { isRoot, skipUnless } from '../../helpers/skip.js';
 
 const { constants: C } = native;
-const needRoot = process.getuid?.() === 0 ? false : 'needs root (mount, mknod, trusted.* xattrs)';
+const needRoot = skipUnless(isRoot, 'needs root (mount, mknod, trusted.* xattrs)');
 
 /** Mount points at or below `dir`, deepest first. */
 function mountsUnder(dir: string): string[] {

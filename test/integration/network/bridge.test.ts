@@ -22,12 +22,13 @@ import {
   releaseNetwork,
   type NetworkSettings,
 } from '../../../src/network/setup.js';
+import { isRoot, skipUnless } from '../../helpers/skip.js';
 
 const BRIDGE = 'tsmt0';
 const SUBNET = '10.213.0.0/24';
 const GATEWAY = '10.213.0.1';
 
-const skip = process.getuid?.() !== 0 ? 'needs root (creates a bridge and veths)' : false;
+const skip = skipUnless(isRoot, 'needs root (creates a bridge and veths)');
 
 let base = '';
 let settings: NetworkSettings;

@@ -6,7 +6,7 @@
 import { after, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
-import { constants as C, createReadStream, promises as fs } from 'node:fs';
+import { constants as C, promises as fs } from 'node:fs';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -27,8 +27,10 @@ import {
 } from '../../../src/archive/xattr-pax.js';
 import { isTsmError } from '../../../src/errors/errors.js';
 import * as native from '../../../src/native/native.js';
+import { isRoot, skipUnless } from '../../helpers/skip.js';
+import { assertSameTree, sha256File, snapshot } from '../../helpers/tree-snapshot.js';
 
-const skip = process.getuid?.() !== 0 ? 'needs root' : !native.nativeAvailable() ? 'needs the native addon (npm run build:native)' : false;
+const skip = skipUnless(isRoot, 'needs root') || skipUnless(native.nativeAvailable(), 'needs the native addon (npm run build:native)');
 
 const temps: string[] = [];
 after(async () => {
@@ -45,91 +47,6 @@ const MiB = 1 << 20;
 
 // ---------------------------------------------------------------------------
 // tree snapshot
-
-interface Snap {
-  type: string;
-  mode: string;
-  uid: number;
-  gid: number;
-  size: number;
-  mtimeNs: string;
-  xattrs: Record<string, string>;
-  sha256?: string;
-  target?: string;
-  rdev?: string;
-  /** first path (in sorted order) sharing this inode, for hard links */
-  inode?: string;
-}
-
-function typeOf(mode: bigint): string {
-  switch (Number(mode & BigInt(C.S_IFMT))) {
-    case C.S_IFREG:
-      return 'f';
-    case C.S_IFDIR:
-      return 'd';
-    case C.S_IFLNK:
-      return 'l';
-    case C.S_IFCHR:
-      return 'c';
-    case C.S_IFBLK:
-      return 'b';
-    case C.S_IFIFO:
-      return 'p';
-    default:
-      return 's';
-  }
-}
-
-async function sha256File(p: string): Promise<string> {
-  const h = createHash('sha256');
-  for await (const c of createReadStream(p)) h.update(c as Buffer);
-  return h.digest('hex');
-}
-
-/** Everything packTree promises to keep, keyed by relative path ('.' = root). lstat first, then content. */
-async function snapshot(root: string): Promise<Map<string, Snap>> {
-  const out = new Map<string, Snap>();
-  const inodes = new Map<string, string>();
-  const visit = async (rel: string): Promise<void> => {
-    const abs = rel === '.' ? root : path.join(root, rel);
-    const st = await fs.lstat(abs, { bigint: true });
-    const xattrs: Record<string, string> = {};
-    for (const n of native.listXattrs(abs).sort()) xattrs[n] = native.getXattr(abs, n)?.toString('base64') ?? '<gone>';
-    const s: Snap = {
-      type: typeOf(st.mode),
-      mode: (st.mode & 0o7777n).toString(8),
-      uid: Number(st.uid),
-      gid: Number(st.gid),
-      size: s0(st),
-      mtimeNs: st.mtimeNs.toString(),
-      xattrs,
-    };
-    if (s.type === 'f') {
-      const key = `${st.dev}:${st.ino}`;
-      if (!inodes.has(key)) inodes.set(key, rel);
-      s.inode = inodes.get(key)!;
-    }
-    if (s.type === 'l') s.target = await fs.readlink(abs);
-    if (s.type === 'c' || s.type === 'b') s.rdev = st.rdev.toString();
-    if (s.type === 'd') s.size = 0; // directory sizes are filesystem-specific
-    out.set(rel, s);
-    if (s.type === 'd') {
-      for (const n of (await fs.readdir(abs)).sort()) await visit(rel === '.' ? n : `${rel}/${n}`);
-    }
-  };
-  await visit('.');
-  for (const [rel, s] of out) if (s.type === 'f') s.sha256 = await sha256File(path.join(root, rel));
-  return out;
-}
-
-function s0(st: { size: bigint }): number {
-  return Number(st.size);
-}
-
-function assertSameTree(a: Map<string, Snap>, b: Map<string, Snap>): void {
-  assert.deepEqual([...b.keys()], [...a.keys()], 'same paths');
-  for (const [rel, s] of a) assert.deepEqual(b.get(rel), s, `entry ${rel}`);
-}
 
 async function collect(s: Readable): Promise<Buffer> {
   const chunks: Buffer[] = [];
