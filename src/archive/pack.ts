@@ -62,6 +62,12 @@ export interface PackOptions {
   onWarning?: (msg: string) => void;
   /** Bytes per read of file content. Default 1 MiB. */
   chunkSize?: number;
+  /**
+   * The tree is in use (a running container's upper layer): a file that shrinks
+   * while it is read is padded to the size its header declared instead of failing.
+   * Only for copies whose changed files are sent again later (the move's delta).
+   */
+  live?: boolean;
 }
 
 /** Live counters of a pack (final once the stream has ended). */
@@ -211,6 +217,7 @@ class Packer {
     try {
       raw = await fs.readdir(this.abs(rel), { encoding: 'buffer' });
     } catch (e) {
+      if (this.opts.live && (e as NodeJS.ErrnoException).code === 'ENOENT') return;
       throw this.ioError(rel, e);
     }
     raw.sort(Buffer.compare);
@@ -218,7 +225,11 @@ class Packer {
       const name = utf8(b, rel === '' ? b.toString('utf8') : `${rel}/${b.toString('utf8')}`, 'file name');
       const child = rel === '' ? name : `${rel}/${name}`;
       if (this.opts.include && !this.opts.include(child)) continue;
-      const st = await this.lstat(child);
+      const st = await this.lstat(child).catch((e: TsmError) => {
+        if (this.opts.live && isGone(e)) return undefined; // removed while we walked: the delta deletes it
+        throw e;
+      });
+      if (!st) continue;
       await this.entry(child, st);
       if ((st.mode & BigInt(C.S_IFMT)) === BigInt(C.S_IFDIR)) await this.walk(child);
     }
@@ -327,10 +338,17 @@ class Packer {
         return;
       }
     }
-    const fh = await this.open(rel);
+    const fh = await this.open(rel).catch((e: TsmError) => {
+      if (this.opts.live && isGone(e)) return undefined;
+      throw e;
+    });
+    if (!fh) return; // removed while we walked (live tree): the delta deletes it
     try {
       const st = await fh.stat({ bigint: true });
-      if (st.ino !== lst.ino || st.dev !== lst.dev) throw this.ioError(rel, new Error('the file was replaced while being packed'));
+      if (st.ino !== lst.ino || st.dev !== lst.dev) {
+        if (this.opts.live) return; // replaced (live tree): the new file goes in the delta
+        throw this.ioError(rel, new Error('the file was replaced while being packed'));
+      }
       const size = Number(st.size);
       const sparse = this.sparse(fh, size);
       const segments: Segment[] = sparse === null ? (size > 0 ? [{ offset: 0, length: size }] : []) : sparse.segments;
@@ -343,7 +361,7 @@ class Packer {
         sink = this.pack.entry(h as tar.Header, (err) => (err ? reject(err) : resolve()));
       });
       done.catch(() => undefined); // reported through the pipeline / awaited below
-      const src = Readable.from(readSegments(fh, segments, { chunkSize: this.opts.chunkSize ?? 1 << 20, what: rel }), {
+      const src = Readable.from(readSegments(fh, segments, { chunkSize: this.opts.chunkSize ?? 1 << 20, what: rel, padShrunk: this.opts.live === true }), {
         objectMode: false,
       });
       try {
@@ -535,4 +553,10 @@ export async function unpackFileToTree(file: string, dir: string, opts: UnpackFi
     input.destroy();
     await feeding;
   }
+}
+
+/** An error that says the path no longer exists. */
+function isGone(e: unknown): boolean {
+  const c = e instanceof TsmError ? (e.cause as NodeJS.ErrnoException | undefined)?.code : (e as NodeJS.ErrnoException)?.code;
+  return c === 'ENOENT';
 }

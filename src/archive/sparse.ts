@@ -120,7 +120,7 @@ export function probeSparse(fd: number, size: number, ops: SeekOps): SparseMap |
 export async function* readSegments(
   fh: FileHandle,
   segments: readonly Segment[],
-  opts: { chunkSize?: number; signal?: AbortSignal; what?: string } = {},
+  opts: { chunkSize?: number; signal?: AbortSignal; what?: string; padShrunk?: boolean } = {},
 ): AsyncGenerator<Buffer> {
   const chunk = opts.chunkSize ?? 1 << 20;
   for (const seg of segments) {
@@ -134,7 +134,10 @@ export async function* readSegments(
       while (got < want) {
         const { bytesRead } = await fh.read(buf, got, want - got, pos + got);
         if (bytesRead === 0) {
-          throw new Error(`${opts.what ?? 'file'} shrank while being read (EOF at ${pos + got}, expected ${end} bytes)`);
+          if (!opts.padShrunk) throw new Error(`${opts.what ?? 'file'} shrank while being read (EOF at ${pos + got}, expected ${end} bytes)`);
+          buf.fill(0, got); // a live tree: the entry keeps its declared size, a later delta resends the file
+          got = want;
+          break;
         }
         got += bytesRead;
       }

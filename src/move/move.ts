@@ -143,7 +143,8 @@ export async function moveContainer(
       emit({ phase: 'upper' });
       const index0 = await indexTree(state.rootfs.upper);
       const base = await sendTree(state.rootfs.upper, (d) => peer.putUpper({ migrationId: id, phase: 'base', deleted: [], compression: useZstd ? 'zstd' : 'none' }, d), {
-        zstd: useZstd, ...sig(req), onBytes: (n) => emit({ phase: 'upper', bytes: n }),
+        // the container runs: files may change under the reader; every change after index0 is in the delta
+        zstd: useZstd, ...sig(req), live: true, onBytes: (n) => emit({ phase: 'upper', bytes: n }),
       });
       await journal.append('upper-sent', { bytes: base.bytes });
       const preCopy = caps.memDirtyTrack

@@ -20,10 +20,10 @@ export interface SendStats {
 export async function sendTree(
   dir: string,
   call: (data: Readable) => Promise<StreamResult>,
-  o: { zstd: boolean; include?: (rel: string) => boolean; signal?: AbortSignal; onBytes?: (n: number) => void; corrupt?: boolean },
+  o: { zstd: boolean; include?: (rel: string) => boolean; signal?: AbortSignal; onBytes?: (n: number) => void; corrupt?: boolean; live?: boolean },
 ): Promise<SendStats & { peer: StreamResult }> {
   const t0 = performance.now();
-  const tar = packTree(dir, { ...(o.include ? { include: o.include } : {}), ...(o.signal ? { signal: o.signal } : {}) });
+  const tar = packTree(dir, { ...(o.include ? { include: o.include } : {}), ...(o.signal ? { signal: o.signal } : {}), live: Boolean(o.live) });
   const tarMeter = new Meter();
   const counted = tar.pipe(tarMeter);
   const wire = o.zstd ? counted.pipe(new CompressStream({ compressionLevel: 1 })) : counted;
