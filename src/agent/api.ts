@@ -1,6 +1,7 @@
 import type { Readable } from 'node:stream';
 import type { ContainerConfig } from '../container/types.js';
 import type { NetworkPlan } from '../network/setup.js';
+import type { StoreApi } from '../store/api.js';
 
 /**
  * What the source of a move asks of the destination. One TypeScript interface:
@@ -75,7 +76,15 @@ export interface PrepareResult {
   initPid: number;
 }
 
-export interface AgentApi {
+/** Whether a container runs on a host (disaster recovery asks every host before restoring). */
+export interface ContainerStatusResult {
+  /** 'absent' when the host has no container of that name */
+  status: string;
+  /** the highest migration epoch this host has seen for the name */
+  epochSeen: number;
+}
+
+export interface AgentApi extends StoreApi {
   hello(p: { protocol: number; tool: string; version: string }): Promise<HelloResult>;
   preflight(p: PreflightRequest): Promise<PreflightResult>;
   putImage(p: { name: string; digest: string }, data: Readable): Promise<StreamResult>;
@@ -92,7 +101,8 @@ export interface AgentApi {
   commit(p: { migrationId: string }): Promise<{ resumeMs: number }>;
   abort(p: { migrationId: string }): Promise<{ ok: true }>;
   status(p: { migrationId: string }): Promise<{ phase: string }>;
+  containerStatus(p: { name: string }): Promise<ContainerStatusResult>;
 }
 
 /** The methods that take a bulk data stream as their second argument. */
-export const STREAM_METHODS = ['putImage', 'putUpper', 'putImages', 'probe'] as const;
+export const STREAM_METHODS = ['putImage', 'putUpper', 'putImages', 'probe', 'storePutChunks', 'storePutSnapshot'] as const;

@@ -11,6 +11,7 @@ import type { NetworkPlan } from '../network/setup.js';
 import { isIPv4, tryParseCidr } from '../network/cidr.js';
 import { isValidIfName } from '../network/bridge.js';
 import type { AgentApi, BeginRequest, HelloResult, PreflightRequest, PreflightResult, PutImagesRequest, PutUpperRequest, StreamResult } from './api.js';
+import { storeSpec } from '../store/schema.js';
 import { type Validator, arr, bool, lit, nullable, num, obj, oneOf, optional, refine, str } from './protocol/validate.js';
 
 export * from './protocol/validate.js';
@@ -170,6 +171,8 @@ export const agentSpec: AgentSpec = {
   commit: { params: byMigration, result: obj({ resumeMs: MS }), stream: false },
   abort: { params: byMigration, result: okResult, stream: false },
   status: { params: byMigration, result: obj({ phase: str({ max: 64 }) }), stream: false },
+  containerStatus: { params: obj<{ name: string }>({ name: NAME }), result: obj({ status: str({ max: 32 }), epochSeen: BYTES }), stream: false },
+  ...storeSpec,
 };
 
 export type AgentMethod = keyof AgentApi;

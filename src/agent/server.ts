@@ -19,7 +19,8 @@ import { restoreTree, type HeldContainer } from '../restore/tree.js';
 import type { Runtime } from '../runtime/context.js';
 import { Meter, receiveTar } from '../transfer/receive.js';
 import { safeRemove } from '../transfer/upper-index.js';
-import type { AgentApi, BeginRequest, HelloResult, PreflightRequest, PutImagesRequest, PutUpperRequest, StreamResult } from './api.js';
+import { StoreService } from '../store/service.js';
+import type { AgentApi, BeginRequest, ContainerStatusResult, HelloResult, PreflightRequest, PutImagesRequest, PutUpperRequest, StreamResult } from './api.js';
 import { PROTOCOL_VERSION } from './api.js';
 import { MigrationRecords, type IncomingMigration } from './migrations.js';
 import { peerPreflight } from './preflight.js';
@@ -233,8 +234,32 @@ export class LocalAgent implements AgentApi {
     return { phase: (await this.records.get(p.migrationId))?.phase ?? 'unknown' };
   }
 
-  /** The source went away: undo whatever is not prepared yet. */
+  async containerStatus(p: { name: string }): Promise<ContainerStatusResult> {
+    const epochSeen = await this.records.seenEpoch(p.name);
+    if (!(await this.rt.store.exists(p.name))) return { status: 'absent', epochSeen };
+    const view = await loadView(this.rt, p.name);
+    return { status: view.status, epochSeen: Math.max(epochSeen, view.state.epoch ?? 0) };
+  }
+
+  // ---- a checkpoint store kept on this host (the key never comes here) ----
+  private readonly stores = new StoreService();
+  readonly storeOpen: AgentApi['storeOpen'] = (p) => this.stores.storeOpen(p);
+  readonly storeLock: AgentApi['storeLock'] = (p) => this.stores.storeLock(p);
+  readonly storeUnlock: AgentApi['storeUnlock'] = (p) => this.stores.storeUnlock(p);
+  readonly storeHas: AgentApi['storeHas'] = (p) => this.stores.storeHas(p);
+  readonly storePutChunks: AgentApi['storePutChunks'] = (p, d) => this.stores.storePutChunks(p, d);
+  readonly storeGetChunks: AgentApi['storeGetChunks'] = (p) => this.stores.storeGetChunks(p);
+  readonly storeListSnapshots: AgentApi['storeListSnapshots'] = (p) => this.stores.storeListSnapshots(p);
+  readonly storeGetSnapshot: AgentApi['storeGetSnapshot'] = (p) => this.stores.storeGetSnapshot(p);
+  readonly storePutSnapshot: AgentApi['storePutSnapshot'] = (p, d) => this.stores.storePutSnapshot(p, d);
+  readonly storeDeleteSnapshot: AgentApi['storeDeleteSnapshot'] = (p) => this.stores.storeDeleteSnapshot(p);
+  readonly storeVerify: AgentApi['storeVerify'] = (p) => this.stores.storeVerify(p);
+  readonly storeCollect: AgentApi['storeCollect'] = (p) => this.stores.storeCollect(p);
+  readonly storeStats: AgentApi['storeStats'] = (p) => this.stores.storeStats(p);
+
+  /** The source went away: undo whatever is not prepared yet, release store locks. */
   async onDisconnect(): Promise<void> {
+    await this.stores.close();
     for (const m of await this.records.list()) {
       if (m.phase === 'begun' || m.phase === 'receiving') await this.abort({ migrationId: m.id }).catch(() => undefined);
     }

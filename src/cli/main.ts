@@ -8,6 +8,7 @@ import { registerDoctorCommand } from './commands/doctor.js';
 import { registerCheckpointCommands } from './commands/checkpoints.js';
 import { registerMoveCommands } from './commands/move.js';
 import { registerHostCommands } from './commands/hosts.js';
+import { registerStoreCommands } from './commands/stores.js';
 
 function version(): string {
   const pkg = JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as { version: string };
@@ -33,6 +34,7 @@ export async function main(argv: string[]): Promise<number> {
   registerCheckpointCommands(program);
   registerHostCommands(program);
   registerMoveCommands(program, setExit);
+  registerStoreCommands(program);
   try {
     await program.parseAsync(argv);
     return exitCode;

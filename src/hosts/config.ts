@@ -51,6 +51,16 @@ export interface HostsConfig {
   knownHosts: string;
   /** sorted by name */
   hosts: HostEntry[];
+  /** named checkpoint stores (`--store NAME`) */
+  stores: StoreEntry[];
+}
+
+export interface StoreEntry {
+  name: string;
+  /** /PATH on this host, or HOST:/PATH */
+  location: string;
+  /** absolute path of the key file, or null (not encrypted) */
+  encryptKey: string | null;
 }
 
 /** --config, else $TSMIGRATE_CONFIG, else /etc/tsmigrate/config.yaml; absolute. */
@@ -159,7 +169,8 @@ export function splitCommand(s: string): string[] {
   return words;
 }
 
-const ROOT_KEYS = ['hosts', 'knownHosts'] as const;
+const ROOT_KEYS = ['hosts', 'knownHosts', 'stores'] as const;
+const STORE_KEYS = ['location', 'encryptKey'] as const;
 const HOST_KEYS = ['url', 'identity', 'command', 'knownHosts', 'trustOnFirstUse'] as const;
 
 interface ParsedFile {
@@ -183,7 +194,7 @@ function parseFile(text: string, file: string): ParsedFile {
     fail(where, `not valid YAML: ${firstErr.message.split('\n')[0]}`, 'fix the YAML syntax');
   }
   const dir = path.dirname(file);
-  const config: HostsConfig = { file, knownHosts: DEFAULT_KNOWN_HOSTS, hosts: [] };
+  const config: HostsConfig = { file, knownHosts: DEFAULT_KNOWN_HOSTS, hosts: [], stores: [] };
   const root = doc.contents;
   if (root === null || (isScalar(root) && (root.value === null || root.value === undefined))) return { doc, config };
   if (!isMap(root)) return fail(at(root), 'the top level must be a mapping with "hosts:"', 'start the file with hosts:');
@@ -238,6 +249,29 @@ function parseFile(text: string, file: string): ParsedFile {
           entry.trustOnFirstUse = v;
         }
         config.hosts.push(entry);
+      }
+    } else if (key === 'stores') {
+      const stores = pair.value;
+      if (stores === null || (isScalar(stores) && (stores.value === null || stores.value === undefined))) continue;
+      if (!isMap(stores)) return fail(at(stores ?? pair.key), 'stores must be a mapping of NAME: {location: ...}', 'write one NAME: mapping per store under stores:, each with location: /PATH or HOST:/PATH');
+      for (const sp of stores.items) {
+        const name = wrap(sp.key, () => checkName(isScalar(sp.key) ? sp.key.value : sp.key));
+        const body = sp.value;
+        if (!isMap(body)) return fail(at(body ?? sp.key), `store "${name}" must be a mapping with location:`, 'give it location: /PATH or HOST:/PATH');
+        const js = body.toJS(doc) as Record<string, unknown>;
+        for (const f of body.items) {
+          const k = isScalar(f.key) ? f.key.value : undefined;
+          if (typeof k !== 'string' || !(STORE_KEYS as readonly string[]).includes(k)) {
+            return fail(at(f.key), `unknown key ${JSON.stringify(String(k))} in store "${name}"`, `use only ${STORE_KEYS.join(', ')}`);
+          }
+        }
+        const loc = js['location'];
+        if (typeof loc !== 'string' || !/^(?:[a-z0-9][a-z0-9_.-]{0,62}:)?\//.test(loc)) {
+          return fail(at(sp.key), `store "${name}" needs location: /PATH or HOST:/PATH`, 'write location: /srv/tsmigrate-store or location: host-c:/srv/tsmigrate-store');
+        }
+        const entry: StoreEntry = { name, location: loc, encryptKey: null };
+        if (js['encryptKey'] !== undefined) entry.encryptKey = wrap(body, () => resolvePath(checkPath(js['encryptKey'], 'encryptKey'), dir));
+        config.stores.push(entry);
       }
     } else {
       return fail(at(pair.key), `unknown key ${JSON.stringify(String(key))}`, `use only ${ROOT_KEYS.join(', ')}`);

@@ -219,6 +219,20 @@ export async function connectAgent(transport: Duplex, opts: ConnectOptions = {})
     commit: (p) => c.call('commit', p),
     abort: (p) => c.call('abort', p),
     status: (p) => c.call('status', p),
+    containerStatus: (p) => c.call('containerStatus', p),
+    storeOpen: (p) => c.call('storeOpen', p),
+    storeLock: (p) => c.call('storeLock', p),
+    storeUnlock: (p) => c.call('storeUnlock', p),
+    storeHas: (p) => c.call('storeHas', p),
+    storePutChunks: (p, data) => c.call('storePutChunks', p, data),
+    storeGetChunks: (p) => c.call('storeGetChunks', p),
+    storeListSnapshots: (p) => c.call('storeListSnapshots', p),
+    storeGetSnapshot: (p) => c.call('storeGetSnapshot', p),
+    storePutSnapshot: (p, data) => c.call('storePutSnapshot', p, data),
+    storeDeleteSnapshot: (p) => c.call('storeDeleteSnapshot', p),
+    storeVerify: (p) => c.call('storeVerify', p),
+    storeCollect: (p) => c.call('storeCollect', p),
+    storeStats: (p) => c.call('storeStats', p),
   };
 }
 

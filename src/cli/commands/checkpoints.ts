@@ -6,6 +6,10 @@ import { TsmError } from '../../errors/errors.js';
 import { restoreCheckpoint } from '../../restore/restore.js';
 import { requireRoot } from '../../util/root.js';
 import { humanBytes, table } from '../output.js';
+import { checkpointToStore } from '../../store/put-checkpoint.js';
+import { validateName } from '../../util/name.js';
+import { withStore, type StoreFlags } from './stores.js';
+import { restoreFromStoreCommand } from './dr.js';
 import { print, printJson, runtimeFor } from '../context.js';
 
 export function registerCheckpointCommands(program: Command): void {
@@ -18,12 +22,24 @@ export function registerCheckpointCommands(program: Command): void {
     .option('--tcp-established', 'checkpoint established TCP connections')
     .option('--file-locks', 'checkpoint file locks')
     .option('--tag <tag>', 'a label to find it by')
-    .action(async (name: string | undefined, o: { leaveRunning?: boolean; stop?: boolean; tcpEstablished?: boolean; fileLocks?: boolean; tag?: string }, cmd: Command) => {
+    .option('--store <store>', 'write it deduplicated into a store: local, /PATH, HOST:/PATH or a name from the config')
+    .option('--encrypt-key <file>', 'encrypt the store with this key (AES-256-GCM); see store keygen')
+    .action(async (name: string | undefined, o: { leaveRunning?: boolean; stop?: boolean; tcpEstablished?: boolean; fileLocks?: boolean; tag?: string } & StoreFlags, cmd: Command) => {
       if (!name) {
         cmd.help();
         return;
       }
       if (o.stop && o.leaveRunning) throw new TsmError('EINVAL_ARG', '--stop and --leave-running contradict each other', { fix: 'give one of them' });
+      if (o.encryptKey && !o.store) throw new TsmError('EINVAL_ARG', '--encrypt-key needs --store', { fix: 'add --store local (or another store)' });
+      if (o.store) {
+        validateName('container', name);
+        requireRoot('checkpoint a container');
+        return withStore(cmd, o, true, async (store, rt, json) => {
+          const r = await checkpointToStore(rt, store, { name, stop: Boolean(o.stop), tcpEstablished: Boolean(o.tcpEstablished), fileLocks: Boolean(o.fileLocks), ...(o.tag ? { tag: o.tag } : {}) });
+          if (json) return printJson({ id: r.meta.id, store: store.location, frozenMs: r.meta.checkpoint.timings.frozenMs, logicalBytes: r.counters.logical, addedBytes: r.addedBytes, newChunks: r.counters.newChunks, chunks: r.counters.chunks, storeMs: Math.round(r.storeMs) });
+          print(`${r.meta.id} in ${store.location} (frozen ${r.meta.checkpoint.timings.frozenMs} ms; ${humanBytes(r.counters.logical)} logical, ${humanBytes(r.addedBytes)} added: ${r.counters.newChunks} of ${r.counters.chunks} chunks new)`);
+        });
+      }
       const { rt, json } = runtimeFor(cmd);
       const r = await checkpointContainer(rt, { name, stop: Boolean(o.stop), tcpEstablished: Boolean(o.tcpEstablished), fileLocks: Boolean(o.fileLocks), ...(o.tag ? { tag: o.tag } : {}) });
       if (json) printJson(r.manifest);
@@ -88,13 +104,31 @@ export function registerCheckpointCommands(program: Command): void {
 
   program
     .command('restore')
-    .description('restore a checkpoint (verified first); --name restores a clone beside the original')
-    .argument('<checkpoint>', 'checkpoint id')
-    .option('--name <name>', 'restore under a new name (a clone: new IP, TCP connections not carried)')
-    .action(async (id: string, o: { name?: string }, cmd: Command) => {
+    .description('restore a checkpoint: an ID from this host\'s checkpoints, or NAME (--latest | --at TIME | CHECKPOINT) from a store, on this host or --on HOST')
+    .argument('<name-or-id>', 'a checkpoint id (this host\'s checkpoints), or the container NAME with --latest, --at or a store checkpoint id')
+    .argument('[checkpoint]', 'with NAME: the store checkpoint to restore')
+    .option('--name <name>', 'restore under a new name (a clone: new IP, TCP connections not carried); this host\'s checkpoints only')
+    .option('--latest', 'the newest good checkpoint of NAME in the store (corrupted ones are skipped with a warning)')
+    .option('--at <time>', 'the newest checkpoint taken at or before TIME (ISO 8601, or 2h for two hours ago)')
+    .option('--from <store>', 'the store: local (default), /PATH, HOST:/PATH or a name from the config')
+    .option('--on <host>', 'restore on this host from the config (default: here)')
+    .option('--force', 'restore even if NAME may still run on a host that cannot be asked, or runs somewhere')
+    .option('--encrypt-key <file>', 'key file of an encrypted store')
+    .action(async (first: string, second: string | undefined, o: RestoreFlags, cmd: Command) => {
+      if (o.latest || o.at || o.from || o.on || second || o.force || o.encryptKey) return restoreFromStoreCommand(first, second, o, cmd);
       const { rt, json } = runtimeFor(cmd);
-      const r = await restoreCheckpoint(rt, { checkpoint: id, ...(o.name ? { name: o.name } : {}) });
+      const r = await restoreCheckpoint(rt, { checkpoint: first, ...(o.name ? { name: o.name } : {}) });
       if (json) printJson({ name: r.config.name, checkpoint: r.manifest.id, ms: Math.round(r.ms) });
       else print(r.config.name);
     });
+}
+
+export interface RestoreFlags {
+  name?: string;
+  latest?: boolean;
+  at?: string;
+  from?: string;
+  on?: string;
+  force?: boolean;
+  encryptKey?: string;
 }

@@ -1,5 +1,6 @@
 /** Test helpers for the agent protocol: socket pairs, a fake AgentApi, valid params, a raw frame peer. */
 import { createHash } from 'node:crypto';
+import { StoreService } from '../../../src/store/service.js';
 import { mkdtemp, rm } from 'node:fs/promises';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
@@ -96,6 +97,8 @@ export interface FakeAgent extends AgentApi {
 export function fakeAgent(overrides: Partial<AgentApi> = {}): FakeAgent {
   const calls: Array<{ method: string; params: unknown }> = [];
   const rec = (method: string, params: unknown): void => void calls.push({ method, params });
+  // stores are real directories (no root needed): the store methods are served for real
+  const stores = new StoreService();
   const base: AgentApi = {
     hello: async (p) => (rec('hello', p), helloResult),
     preflight: async (p) => (rec('preflight', p), { ok: false, problems: [{ check: 'disk', message: 'not enough space', fix: 'free some' }], needImage: true, freeBytes: 123 }),
@@ -108,6 +111,20 @@ export function fakeAgent(overrides: Partial<AgentApi> = {}): FakeAgent {
     commit: async (p) => (rec('commit', p), { resumeMs: 3 }),
     abort: async (p) => (rec('abort', p), { ok: true as const }),
     status: async (p) => (rec('status', p), { phase: 'prepared' }),
+    containerStatus: async (p) => (rec('containerStatus', p), { status: 'absent', epochSeen: 0 }),
+    storeOpen: (p) => (rec('storeOpen', p), stores.storeOpen(p)),
+    storeLock: (p) => (rec('storeLock', p), stores.storeLock(p)),
+    storeUnlock: (p) => (rec('storeUnlock', p), stores.storeUnlock(p)),
+    storeHas: (p) => (rec('storeHas', p), stores.storeHas(p)),
+    storePutChunks: (p, d) => (rec('storePutChunks', p), stores.storePutChunks(p, d)),
+    storeGetChunks: (p) => (rec('storeGetChunks', p), stores.storeGetChunks(p)),
+    storeListSnapshots: (p) => (rec('storeListSnapshots', p), stores.storeListSnapshots(p)),
+    storeGetSnapshot: (p) => (rec('storeGetSnapshot', p), stores.storeGetSnapshot(p)),
+    storePutSnapshot: (p, d) => (rec('storePutSnapshot', p), stores.storePutSnapshot(p, d)),
+    storeDeleteSnapshot: (p) => (rec('storeDeleteSnapshot', p), stores.storeDeleteSnapshot(p)),
+    storeVerify: (p) => (rec('storeVerify', p), stores.storeVerify(p)),
+    storeCollect: (p) => (rec('storeCollect', p), stores.storeCollect(p)),
+    storeStats: (p) => (rec('storeStats', p), stores.storeStats(p)),
   };
   return Object.assign(base, overrides, { calls });
 }

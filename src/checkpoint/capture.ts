@@ -1,0 +1,104 @@
+import { randomBytes } from 'node:crypto';
+import { promises as fs } from 'node:fs';
+import path from 'node:path';
+import { execa } from 'execa';
+import { dumpArgv } from '../criu/argv.js';
+import type { CriuBinary } from '../criu/binary.js';
+import { criuCpuinfoDump } from '../criu/cpuinfo.js';
+import { runCriu } from '../criu/run.js';
+import type { ContainerConfig, ContainerRuntimeState } from '../container/types.js';
+import { assertAllowed, loadView } from '../container/view.js';
+import { TsmError } from '../errors/errors.js';
+import type { Runtime } from '../runtime/context.js';
+import { checkpointId } from './manifest.js';
+import { makeStagingDir, stagingBase } from './staging.js';
+
+export interface CaptureRequest {
+  name: string;
+  stop: boolean;
+  tcpEstablished: boolean;
+  fileLocks: boolean;
+}
+
+/** A checkpoint's raw parts in a private staging directory (the caller stores them, then calls cleanup). */
+export interface Captured {
+  id: string;
+  config: ContainerConfig;
+  state: ContainerRuntimeState;
+  staging: string;
+  /** CRIU's images (dump.log and cpuinfo.img included) */
+  images: string;
+  /** a copy of the upper layer taken while frozen */
+  upper: string;
+  timings: { frozenMs: number; dumpMs: number; snapshotMs: number };
+  t0: number;
+  cleanup(): Promise<void>;
+}
+
+/**
+ * Freeze the container through its freezer cgroup, dump it with CRIU (handed
+ * the frozen cgroup), copy the upper layer while still frozen, then thaw (or,
+ * with stop, let CRIU kill it). Call with the container's lock held. A dump
+ * CRIU refuses leaves the container running and thawed, and nothing behind.
+ */
+export async function captureLocked(rt: Runtime, req: CaptureRequest, criu: CriuBinary): Promise<Captured> {
+  const view = await loadView(rt, req.name);
+  assertAllowed(view, 'checkpoint');
+  if (view.status === 'frozen') {
+    throw new TsmError('EBAD_STATE', `container "${req.name}" is frozen by the user`, { fix: `thaw it first: tsmigrate thaw ${req.name}` });
+  }
+  const { config, state } = view;
+  if (!state.initPid || !state.stdio) {
+    throw new TsmError('EBAD_STATE', `container "${req.name}" has no recorded init or stdio`, { fix: 'restart it with tsmigrate run' });
+  }
+  const cg = rt.cgroups(req.name);
+  const stats = await cg.stats().catch(() => ({ memoryBytes: 0 }));
+  const t0 = performance.now();
+  const id = checkpointId(req.name, new Date(), randomBytes(3).toString('hex'));
+  const staging = await makeStagingDir(stagingBase(rt.paths.root, stats.memoryBytes ?? 0), id);
+  const cleanup = () => fs.rm(staging, { recursive: true, force: true });
+  const images = path.join(staging, 'images');
+  const upper = path.join(staging, 'upper');
+  await fs.mkdir(images, { mode: 0o700 });
+  const argv = dumpArgv({
+    pid: state.initPid,
+    imagesDir: images,
+    logFile: 'dump.log',
+    leaveRunning: !req.stop,
+    tcpEstablished: req.tcpEstablished,
+    fileLocks: req.fileLocks,
+    freezeCgroup: cg.freezerPath(),
+    manageCgroups: 'soft',
+    ...(state.network?.mode === 'bridge' && state.network.hostVeth ? { externals: [`veth[eth0]:${state.network.hostVeth}`] } : {}),
+  });
+  const timings = { frozenMs: 0, dumpMs: 0, snapshotMs: 0 };
+  try {
+    // ---- frozen window: as short as we can make it ----
+    const tf = performance.now();
+    await cg.freeze();
+    try {
+      // the cgroup is frozen: the upper layer cannot change, so it is copied while CRIU dumps
+      const td = performance.now();
+      await Promise.all([
+        runCriu(criu, argv, { imagesDir: images, logFile: 'dump.log' }).then(() => (timings.dumpMs = round(performance.now() - td))),
+        execa('cp', ['-a', '--reflink=auto', state.rootfs.upper, upper]).then(() => (timings.snapshotMs = round(performance.now() - td))),
+      ]);
+    } finally {
+      // always: with --leave-running the tasks resume; with --stop CRIU killed them and they
+      // must be thawed to die; after a failed dump the container keeps running
+      await cg.thaw();
+      timings.frozenMs = round(performance.now() - tf);
+    }
+  } catch (e) {
+    const dst = path.join(rt.paths.container(req.name), `dump-failed-${Date.now()}.log`);
+    await fs.copyFile(path.join(images, 'dump.log'), dst).catch(() => undefined);
+    await cleanup();
+    throw e;
+  }
+  await criuCpuinfoDump(criu, images).catch(() => undefined);
+  return { id, config, state, staging, images, upper, timings, t0, cleanup };
+}
+
+export function round(ms: number): number {
+  return Math.round(ms * 10) / 10;
+}

@@ -1,0 +1,162 @@
+import { randomBytes } from 'node:crypto';
+import type { Readable } from 'node:stream';
+import { PROTOCOL_VERSION } from '../agent/api.js';
+import { TsmError } from '../errors/errors.js';
+import { resolveImage } from '../image/store.js';
+import type { PeerConnection } from '../move/move.js';
+import { migrationId } from '../move/plan.js';
+import type { Runtime } from '../runtime/context.js';
+import type { ChunkStore } from '../store/chunk-store.js';
+import type { Snapshot } from '../store/snapshot.js';
+import { Meter } from '../transfer/receive.js';
+import { sendTree } from '../transfer/send.js';
+import { validateName } from '../util/name.js';
+import { candidates, type Selector } from './choose.js';
+
+export interface HostProbe {
+  name: string;
+  connect: () => Promise<PeerConnection>;
+}
+
+export interface StoreRestoreRequest {
+  name: string;
+  selector: Selector;
+  store: ChunkStore;
+  /** where to restore */
+  target: HostProbe;
+  /** every host that might run the container (the target and this host included) */
+  hosts: HostProbe[];
+  force: boolean;
+  onWarning?: (msg: string) => void;
+}
+
+export interface StoreRestoreResult {
+  id: string;
+  host: string;
+  createdAt: string;
+  skipped: Array<{ id: string; problem: string }>;
+  bytes: number;
+  ms: number;
+}
+
+/**
+ * Disaster recovery: restore a verified checkpoint from a store onto a host
+ * (this one or another), through the same agent calls a move uses: the peer
+ * recreates cgroups, network (same IP) and rootfs, restores held, then
+ * resumes. Refused while the container is known to run anywhere (never two
+ * copies) unless forced; a corrupted checkpoint is refused, or with --latest
+ * skipped for the newest good one.
+ */
+export async function restoreFromStore(rt: Runtime, req: StoreRestoreRequest): Promise<StoreRestoreResult> {
+  validateName('container', req.name);
+  const t0 = performance.now();
+  const warn = req.onWarning ?? (() => undefined);
+
+  // ---- choose: the newest good checkpoint the selector allows ----
+  const { snapshots } = await req.store.list(req.name);
+  const { ids, fallback } = candidates(snapshots, req.name, req.selector);
+  if (!ids.length) {
+    throw new TsmError('ENOENT_CHECKPOINT', `no checkpoint of "${req.name}" in ${req.store.location} matches`, {
+      fix: `list them with tsmigrate store ls ${req.name} --store ${req.store.location}`,
+    });
+  }
+  const skipped: Array<{ id: string; problem: string }> = [];
+  let snap: Snapshot | undefined;
+  for (const id of ids) {
+    const problems = await req.store.check(id);
+    if (!problems.length) {
+      snap = await req.store.load(id);
+      break;
+    }
+    const problem = problems.slice(0, 3).join('; ');
+    if (!fallback) {
+      throw new TsmError('EINTEGRITY', `checkpoint ${id} is corrupted: ${problem}`, { fix: 'nothing was changed; choose another checkpoint, or use --latest to take the newest good one' });
+    }
+    skipped.push({ id, problem });
+    warn(`checkpoint ${id} is corrupted (${problem}); trying the one before it`);
+  }
+  if (!snap) {
+    throw new TsmError('EINTEGRITY', `every checkpoint of "${req.name}" in ${req.store.location} is corrupted`, { fix: 'nothing was changed; run tsmigrate store verify to see the damage' });
+  }
+  const m = snap.meta;
+
+  // ---- never two copies: ask every host we know ----
+  let epoch = m.epoch;
+  const unreachable: string[] = [];
+  for (const h of req.hosts) {
+    let conn: PeerConnection | undefined;
+    try {
+      conn = await h.connect();
+      await conn.agent.hello({ protocol: PROTOCOL_VERSION, tool: 'tsmigrate', version: '1' });
+      const st = await conn.agent.containerStatus({ name: req.name });
+      epoch = Math.max(epoch, st.epochSeen);
+      if (st.status !== 'absent' && st.status !== 'exited' && !req.force) {
+        throw new TsmError('EEXIST_CONTAINER', `"${req.name}" is ${st.status} on ${h.name}: restoring it would make a second copy`, {
+          fix: `stop it there (tsmigrate rm -f ${req.name} on ${h.name}) or move it instead; --force restores anyway`,
+        });
+      }
+    } catch (e) {
+      if (e instanceof TsmError && e.code === 'EEXIST_CONTAINER') throw e;
+      unreachable.push(`${h.name} (${(e as Error).message.split('\n')[0]})`);
+    } finally {
+      await conn?.close().catch(() => undefined);
+    }
+  }
+  if (unreachable.length && !req.force) {
+    throw new TsmError('EHOST_UNREACHABLE', `cannot tell whether "${req.name}" still runs on ${unreachable.join(', ')}`, {
+      fix: 'if that host is down for good, pass --force; otherwise bring it back and retry',
+    });
+  }
+  if (unreachable.length) warn(`restoring although these hosts could not be asked: ${unreachable.join(', ')}`);
+
+  // ---- restore on the target, exactly as the end of a move ----
+  const id = migrationId(randomBytes(4).toString('hex'), new Date());
+  const conn = await req.target.connect();
+  let begun = false;
+  try {
+    const peer = conn.agent;
+    await peer.hello({ protocol: PROTOCOL_VERSION, tool: 'tsmigrate', version: '1' });
+    const ck = m.checkpoint;
+    const pre = await peer.preflight({
+      name: req.name, config: ck.container, network: ck.network, cpuinfo: null,
+      memoryBytes: m.streams.criu.bytes, upperBytes: m.streams.upper.bytes, leaseOwner: null, epoch: epoch + 1,
+    });
+    const problems = pre.problems;
+    if (problems.length) {
+      throw new TsmError('EPREFLIGHT', `${req.target.name} cannot take "${req.name}": ${problems.map((x) => x.message).join('; ')}`, { fix: problems.map((x) => x.fix).join('; ') });
+    }
+    if (pre.needImage) {
+      const image = await resolveImage(rt.paths, ck.image.digest).catch(() => {
+        throw new TsmError('ENOENT_IMAGE', `image ${ck.image.name} (${ck.image.digest.slice(0, 19)}) is neither on ${req.target.name} nor here`, {
+          fix: `import it on ${req.target.name}: tsmigrate image import ${ck.image.name} DIR|TAR`,
+        });
+      });
+      await sendTree(image.rootfs, (d) => peer.putImage({ name: image.name, digest: image.digest }, d), { zstd: true });
+    }
+    await peer.begin({
+      migrationId: id, epoch: epoch + 1, name: req.name, config: ck.container, network: ck.network, leaseOwner: null, stdio: ck.stdio,
+      criuOptions: { tcpEstablished: ck.criu.options.tcpEstablished, fileLocks: ck.criu.options.fileLocks },
+    });
+    begun = true;
+    const send = async (what: 'upper' | 'criu', call: (d: Readable) => Promise<{ sha256: string; bytes: number }>) => {
+      const meter = new Meter();
+      const src = req.store.readStream(snap!.ids[what], `checkpoint ${m.id}`);
+      src.on('error', (e) => meter.destroy(e));
+      const r = await call(src.pipe(meter));
+      if (r.sha256 !== m.streams[what].sha256) {
+        throw new TsmError('EINTEGRITY', `the ${what} stream of ${m.id} arrived as sha256 ${r.sha256.slice(0, 12)}…, the checkpoint says ${m.streams[what].sha256.slice(0, 12)}…`, { fix: 'nothing was changed; retry, or restore another checkpoint' });
+      }
+      return r.bytes;
+    };
+    let bytes = await send('upper', (d) => peer.putUpper({ migrationId: id, phase: 'base', deleted: [], compression: 'none' }, d));
+    bytes += await send('criu', (d) => peer.putImages({ migrationId: id, compression: 'none' }, d));
+    await peer.prepare({ migrationId: id, expect: { images: m.streams.criu.sha256, upper: [m.streams.upper.sha256] } });
+    await peer.commit({ migrationId: id });
+    return { id: m.id, host: req.target.name, createdAt: m.createdAt, skipped, bytes, ms: performance.now() - t0 };
+  } catch (e) {
+    if (begun) await conn.agent.abort({ migrationId: id }).catch(() => undefined);
+    throw e;
+  } finally {
+    await conn.close().catch(() => undefined);
+  }
+}

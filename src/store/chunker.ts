@@ -1,0 +1,67 @@
+import { createHash } from 'node:crypto';
+
+/**
+ * Content-defined chunking (FastCDC with normalised chunking, 32-bit gear hash):
+ * cut points depend on the bytes, not on offsets, so an insertion moves only
+ * the chunks around it and successive checkpoints share the chunks that did
+ * not change. Sizes: min 8 KiB, average ~32 KiB, max 128 KiB.
+ */
+export const MIN_CHUNK = 8 << 10;
+export const AVG_CHUNK = 32 << 10;
+export const MAX_CHUNK = 128 << 10;
+// more one-bits below the average (harder to cut), fewer above (easier)
+const MASK_S = 0x0003_5900 | 0xd903_0000; // 17 bits set
+const MASK_L = 0x0000_d900 | 0x0003_0000; // 13 bits set
+
+/** A fixed gear table (derived from a constant seed: chunk boundaries must be the same on every host and version). */
+const GEAR: Uint32Array = (() => {
+  const t = new Uint32Array(256);
+  for (let i = 0; i < 256; i++) t[i] = createHash('sha256').update(`tsmigrate-gear-${i}`).digest().readUInt32LE(0);
+  return t;
+})();
+
+/** Where the first chunk of `buf` ends (buf holds all remaining data when `final`). 0: need more data. */
+export function cutPoint(buf: Buffer, final: boolean): number {
+  const n = buf.length;
+  if (n <= MIN_CHUNK) return final ? n : 0;
+  const end = Math.min(n, MAX_CHUNK);
+  const normal = Math.min(end, AVG_CHUNK);
+  let h = 0;
+  let i = MIN_CHUNK;
+  for (; i < normal; i++) {
+    h = ((h << 1) + GEAR[buf[i]!]!) | 0;
+    if ((h & MASK_S) === 0) return i + 1;
+  }
+  for (; i < end; i++) {
+    h = ((h << 1) + GEAR[buf[i]!]!) | 0;
+    if ((h & MASK_L) === 0) return i + 1;
+  }
+  if (end === MAX_CHUNK) return MAX_CHUNK;
+  return final ? n : 0;
+}
+
+/** Split an async stream of buffers into content-defined chunks. */
+export async function* chunkStream(src: AsyncIterable<Buffer>): AsyncGenerator<Buffer> {
+  let pending: Buffer[] = [];
+  let size = 0;
+  for await (const b of src) {
+    pending.push(b);
+    size += b.length;
+    if (size < MAX_CHUNK) continue;
+    let buf = Buffer.concat(pending, size);
+    for (;;) {
+      if (buf.length < MAX_CHUNK) break;
+      const cut = cutPoint(buf, false);
+      yield buf.subarray(0, cut);
+      buf = buf.subarray(cut);
+    }
+    pending = [buf];
+    size = buf.length;
+  }
+  let buf = Buffer.concat(pending, size);
+  while (buf.length > 0) {
+    const cut = cutPoint(buf, true);
+    yield buf.subarray(0, cut);
+    buf = buf.subarray(cut);
+  }
+}

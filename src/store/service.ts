@@ -1,0 +1,110 @@
+import path from 'node:path';
+import type { Readable } from 'node:stream';
+import { TsmError } from '../errors/errors.js';
+import type { StoreInfo, VerifyReport } from './backend.js';
+import { MAX_REPORTED, type StoreApi } from './api.js';
+import { LocalBackend } from './local-backend.js';
+import { RecordParser } from './records.js';
+
+const FORBIDDEN = ['/proc', '/sys', '/dev', '/run/tsmigrate'];
+
+/** A store path a peer may ask for: absolute, normalised, not a system directory. */
+export function checkStorePath(p: string): string {
+  const n = path.normalize(p).replace(/\/+$/, '');
+  if (!path.isAbsolute(p) || n !== p.replace(/\/+$/, '') || n === '' || n === '/' || FORBIDDEN.some((f) => n === f || n.startsWith(`${f}/`))) {
+    throw new TsmError('EINVAL_ARG', `store path "${p}" is not allowed`, { fix: 'give an absolute, normalised directory such as /srv/tsmigrate-store (not /, /proc, /sys or /dev)' });
+  }
+  return n;
+}
+
+/** The store side of the agent: serves StoreApi from directories on this host. */
+export class StoreService implements StoreApi {
+  private readonly backends = new Map<string, LocalBackend>();
+
+  private backend(p: string): LocalBackend {
+    const dir = checkStorePath(p);
+    let b = this.backends.get(dir);
+    if (!b) {
+      b = new LocalBackend(dir);
+      this.backends.set(dir, b);
+    }
+    return b;
+  }
+
+  async storeOpen(p: { path: string; create: StoreInfo | null }) {
+    return { info: await this.backend(p.path).open(p.create) };
+  }
+  async storeLock(p: { path: string; timeoutMs: number }) {
+    await this.backend(p.path).lock({ timeoutMs: p.timeoutMs });
+    return { ok: true as const };
+  }
+  async storeUnlock(p: { path: string }) {
+    await this.backend(p.path).unlock();
+    return { ok: true as const };
+  }
+  async storeHas(p: { path: string; ids: string[] }) {
+    return { have: await this.backend(p.path).has(p.ids) };
+  }
+  async storePutChunks(p: { path: string }, data: Readable) {
+    const b = this.backend(p.path);
+    let written = 0;
+    let bytes = 0;
+    const parser = data.pipe(new RecordParser());
+    data.on('error', (e) => parser.destroy(e));
+    let batch: Array<{ id: string; obj: Buffer }> = [];
+    const flush = async () => {
+      const r = await b.putChunks(batch);
+      written += r.written;
+      bytes += r.bytes;
+      batch = [];
+    };
+    for await (const rec of parser as AsyncIterable<{ id: string; obj: Buffer }>) {
+      batch.push(rec);
+      if (batch.length >= 64) await flush();
+    }
+    await flush();
+    return { written, bytes };
+  }
+  async storeGetChunks(p: { path: string; ids: string[] }) {
+    return { objects: (await this.backend(p.path).getChunks(p.ids)).map((o) => o.toString('base64')) };
+  }
+  async storeListSnapshots(p: { path: string }) {
+    return { ids: await this.backend(p.path).listSnapshots() };
+  }
+  async storeGetSnapshot(p: { path: string; id: string }) {
+    return { meta: (await this.backend(p.path).getSnapshot(p.id)).toString('base64') };
+  }
+  async storePutSnapshot(p: { path: string; id: string }, data: Readable) {
+    const parts: Buffer[] = [];
+    let n = 0;
+    for await (const c of data as AsyncIterable<Buffer>) {
+      n += c.length;
+      if (n > 64 << 20) throw new TsmError('EPROTO', 'checkpoint metadata over 64 MiB', { fix: 'report a tsmigrate bug' });
+      parts.push(c);
+    }
+    const all = Buffer.concat(parts);
+    if (all.length < 4) throw new TsmError('EPROTO', 'truncated checkpoint metadata', { fix: 'retry' });
+    const len = all.readUInt32BE(0);
+    if (4 + len > all.length) throw new TsmError('EPROTO', 'truncated checkpoint metadata', { fix: 'retry' });
+    await this.backend(p.path).putSnapshot(p.id, all.subarray(4, 4 + len), all.subarray(4 + len));
+    return { ok: true as const };
+  }
+  async storeDeleteSnapshot(p: { path: string; id: string }) {
+    await this.backend(p.path).deleteSnapshot(p.id);
+    return { ok: true as const };
+  }
+  async storeVerify(p: { path: string; snapshot: string | null }): Promise<VerifyReport> {
+    const r = await this.backend(p.path).verify(p.snapshot);
+    return { chunks: r.chunks, bytes: r.bytes, bad: r.bad.slice(0, MAX_REPORTED), missing: r.missing.slice(0, MAX_REPORTED) };
+  }
+  async storeCollect(p: { path: string }) {
+    return this.backend(p.path).collect();
+  }
+  async storeStats(p: { path: string }) {
+    return this.backend(p.path).stats();
+  }
+  /** the connection ended: release any store lock it held */
+  async close(): Promise<void> {
+    for (const b of this.backends.values()) await b.close().catch(() => undefined);
+  }
+}
