@@ -42,6 +42,7 @@ export interface Captured {
  * CRIU refuses leaves the container running and thawed, and nothing behind.
  */
 export async function captureLocked(rt: Runtime, req: CaptureRequest, criu: CriuBinary): Promise<Captured> {
+  await thawIfCheckpointerDied(rt, req.name);
   const view = await loadView(rt, req.name);
   assertAllowed(view, 'checkpoint');
   if (view.status === 'frozen') {
@@ -75,6 +76,8 @@ export async function captureLocked(rt: Runtime, req: CaptureRequest, criu: Criu
   try {
     // ---- frozen window: as short as we can make it ----
     const tf = performance.now();
+    // a marker, so that if this process dies while the container is frozen the next one thaws it
+    await fs.writeFile(freezeMarker(rt, req.name), `${process.pid}\n`, { mode: 0o600 });
     await cg.freeze();
     try {
       // the cgroup is frozen: the upper layer cannot change, so it is copied while CRIU dumps
@@ -87,6 +90,7 @@ export async function captureLocked(rt: Runtime, req: CaptureRequest, criu: Criu
       // always: with --leave-running the tasks resume; with --stop CRIU killed them and they
       // must be thawed to die; after a failed dump the container keeps running
       await cg.thaw();
+      await fs.rm(freezeMarker(rt, req.name), { force: true });
       timings.frozenMs = round(performance.now() - tf);
     }
   } catch (e) {
@@ -97,6 +101,25 @@ export async function captureLocked(rt: Runtime, req: CaptureRequest, criu: Criu
   }
   await criuCpuinfoDump(criu, images).catch(() => undefined);
   return { id, config, state, staging, images, upper, timings, t0, cleanup };
+}
+
+function freezeMarker(rt: Runtime, name: string): string {
+  return path.join(rt.paths.container(name), 'checkpoint-freeze.pid');
+}
+
+/**
+ * A checkpoint killed while its container was frozen (SIGKILL, a crash, a power cut of
+ * the daemon only) left the marker: thaw the container. Call with the container's lock
+ * held, which proves that the process that wrote the marker is gone. Returns whether it thawed.
+ */
+export async function thawIfCheckpointerDied(rt: Runtime, name: string): Promise<boolean> {
+  const marker = freezeMarker(rt, name);
+  const owner = await fs.readFile(marker, 'utf8').catch(() => undefined);
+  if (owner === undefined) return false;
+  rt.logger.warn(`container ${name} was left frozen by an interrupted checkpoint (pid ${owner.trim()}): thawing it`);
+  await rt.cgroups(name).thaw();
+  await fs.rm(marker, { force: true });
+  return true;
 }
 
 export function round(ms: number): number {

@@ -9,6 +9,7 @@ import { registerCheckpointCommands } from './commands/checkpoints.js';
 import { registerMoveCommands } from './commands/move.js';
 import { registerHostCommands } from './commands/hosts.js';
 import { registerStoreCommands } from './commands/stores.js';
+import { registerScheduleCommands } from './commands/schedules.js';
 
 function version(): string {
   const pkg = JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as { version: string };
@@ -35,6 +36,7 @@ export async function main(argv: string[]): Promise<number> {
   registerHostCommands(program);
   registerMoveCommands(program, setExit);
   registerStoreCommands(program);
+  registerScheduleCommands(program);
   try {
     await program.parseAsync(argv);
     return exitCode;

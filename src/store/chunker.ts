@@ -10,8 +10,8 @@ export const MIN_CHUNK = 8 << 10;
 export const AVG_CHUNK = 32 << 10;
 export const MAX_CHUNK = 128 << 10;
 // more one-bits below the average (harder to cut), fewer above (easier)
-const MASK_S = 0x0003_5900 | 0xd903_0000; // 17 bits set
-const MASK_L = 0x0000_d900 | 0x0003_0000; // 13 bits set
+const MASK_S = 0xdb76db00 | 0; // 17 bits set, spread over bits 8..31 (the high bits see the whole 32-byte window)
+const MASK_L = 0xaab55500 | 0; // 13 bits set
 
 /** A fixed gear table (derived from a constant seed: chunk boundaries must be the same on every host and version). */
 const GEAR: Uint32Array = (() => {
