@@ -20,9 +20,40 @@ export function stagingBase(root: string, neededBytes: number, env: NodeJS.Proce
   return path.join(root, 'staging');
 }
 
-/** A fresh private directory (0700) under the staging base. */
+/** A fresh private directory (0700) under the staging base, marked with its owner's pid. */
 export async function makeStagingDir(base: string, label: string): Promise<string> {
   await fs.mkdir(base, { recursive: true, mode: 0o700 });
   await fs.chmod(base, 0o700);
-  return fs.mkdtemp(path.join(base, `${label}-`));
+  await sweepStaleStaging(base);
+  const dir = await fs.mkdtemp(path.join(base, `${label}-`));
+  await fs.writeFile(path.join(dir, OWNER), `${process.pid}\n`, { mode: 0o600 });
+  return dir;
+}
+
+const OWNER = '.tsmigrate-owner';
+
+/**
+ * Remove staging directories whose owner died (a checkpoint or move killed
+ * with SIGKILL): memory images on a tmpfs hold RAM until someone does.
+ */
+export async function sweepStaleStaging(base: string): Promise<string[]> {
+  const removed: string[] = [];
+  for (const name of await fs.readdir(base).catch(() => [] as string[])) {
+    const dir = path.join(base, name);
+    const owner = await fs.readFile(path.join(dir, OWNER), 'utf8').catch(() => undefined);
+    const pid = owner === undefined ? NaN : Number.parseInt(owner, 10);
+    if (!Number.isInteger(pid) || pid <= 0 || alive(pid)) continue;
+    await fs.rm(dir, { recursive: true, force: true });
+    removed.push(dir);
+  }
+  return removed;
+}
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === 'EPERM';
+  }
 }

@@ -37,7 +37,7 @@ export function registerStoreCommands(program: Command): void {
     async (name: string | undefined, o: StoreFlags, cmd: Command) =>
       withStore(cmd, o, false, async (store, _rt, json) => {
         const { snapshots, bad } = await store.list(name);
-        if (json) return printJson({ checkpoints: snapshots.map(({ checkpoint: _c, ...s }) => s), unreadable: bad });
+        if (json) return printJson({ checkpoints: snapshots.map(({ checkpoint: c, ...s }) => ({ ...s, frozenMs: c.timings.frozenMs })), unreadable: bad });
         print(table(['ID', 'CONTAINER', 'CREATED', 'SIZE', 'FROZEN', 'SCHEDULE', 'TAG'], snapshots.map((s) => [
           s.id, s.container, s.createdAt, humanBytes(s.streams.criu.bytes + s.streams.upper.bytes), `${s.checkpoint.timings.frozenMs}ms`, s.schedule ?? '-', s.tag ?? '-',
         ])));
