@@ -34,6 +34,8 @@ import { peerPreflight } from './preflight.js';
 export class LocalAgent implements AgentApi {
   private readonly records: MigrationRecords;
   private readonly held = new Map<string, HeldContainer>();
+  /** migrations this connection began: the only ones its loss may abort */
+  private readonly begunHere = new Set<string>();
   constructor(private readonly rt: Runtime, private readonly version: string) {
     this.records = new MigrationRecords(rt.paths);
   }
@@ -111,6 +113,7 @@ export class LocalAgent implements AgentApi {
     const staging = await makeStagingDir(stagingBase(this.rt.paths.root, 1 << 30), `move-${p.migrationId}`);
     const m: IncomingMigration = { id: p.migrationId, name: p.name, epoch: p.epoch, phase: 'begun', begin: p, received: { upper: [] }, staging, updatedAt: '' };
     await this.records.save(m);
+    this.begunHere.add(p.migrationId);
     return { ok: true };
   }
 
@@ -257,11 +260,11 @@ export class LocalAgent implements AgentApi {
   readonly storeCollect: AgentApi['storeCollect'] = (p) => this.stores.storeCollect(p);
   readonly storeStats: AgentApi['storeStats'] = (p) => this.stores.storeStats(p);
 
-  /** The source went away: undo whatever is not prepared yet, release store locks. */
+  /** The source went away: undo what it began here and is not prepared yet (never another connection's), release store locks. */
   async onDisconnect(): Promise<void> {
     await this.stores.close();
     for (const m of await this.records.list()) {
-      if (m.phase === 'begun' || m.phase === 'receiving') await this.abort({ migrationId: m.id }).catch(() => undefined);
+      if (this.begunHere.has(m.id) && (m.phase === 'begun' || m.phase === 'receiving')) await this.abort({ migrationId: m.id }).catch(() => undefined);
     }
   }
 }

@@ -1,6 +1,5 @@
 import { randomBytes } from 'node:crypto';
 import type { Readable } from 'node:stream';
-import { PROTOCOL_VERSION } from '../agent/api.js';
 import { TsmError } from '../errors/errors.js';
 import { resolveImage } from '../image/store.js';
 import type { PeerConnection } from '../move/move.js';
@@ -53,7 +52,11 @@ export async function restoreFromStore(rt: Runtime, req: StoreRestoreRequest): P
   const warn = req.onWarning ?? (() => undefined);
 
   // ---- choose: the newest good checkpoint the selector allows ----
-  const { snapshots } = await req.store.list(req.name);
+  const { snapshots, bad } = await req.store.list(req.name);
+  for (const b of bad) {
+    // its metadata cannot be read, so which container it holds is a guess from its id
+    if (b.id.startsWith(`${req.name}-`)) warn(`checkpoint ${b.id} cannot be read (${b.problem}); it is not considered`);
+  }
   const { ids, fallback } = candidates(snapshots, req.name, req.selector);
   if (!ids.length) {
     throw new TsmError('ENOENT_CHECKPOINT', `no checkpoint of "${req.name}" in ${req.store.location} matches`, {
@@ -86,8 +89,8 @@ export async function restoreFromStore(rt: Runtime, req: StoreRestoreRequest): P
   for (const h of req.hosts) {
     let conn: PeerConnection | undefined;
     try {
+      // (a connection over SSH has said hello already)
       conn = await h.connect();
-      await conn.agent.hello({ protocol: PROTOCOL_VERSION, tool: 'tsmigrate', version: '1' });
       const st = await conn.agent.containerStatus({ name: req.name });
       epoch = Math.max(epoch, st.epochSeen);
       if (st.status !== 'absent' && st.status !== 'exited' && !req.force) {
@@ -115,7 +118,6 @@ export async function restoreFromStore(rt: Runtime, req: StoreRestoreRequest): P
   let begun = false;
   try {
     const peer = conn.agent;
-    await peer.hello({ protocol: PROTOCOL_VERSION, tool: 'tsmigrate', version: '1' });
     const ck = m.checkpoint;
     const pre = await peer.preflight({
       name: req.name, config: ck.container, network: ck.network, cpuinfo: null,

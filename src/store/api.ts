@@ -16,7 +16,8 @@ export interface StoreApi {
   /** objects base64, in order */
   storeGetChunks(p: { path: string; ids: string[] }): Promise<{ objects: string[] }>;
   storeListSnapshots(p: { path: string }): Promise<{ ids: string[] }>;
-  storeGetSnapshot(p: { path: string; id: string }): Promise<{ meta: string }>;
+  /** the metadata object from `offset`, at most META_PAGE bytes (base64), and its total size */
+  storeGetSnapshot(p: { path: string; id: string; offset: number }): Promise<{ meta: string; total: number }>;
   storePutSnapshot(p: { path: string; id: string }, data: Readable): Promise<{ ok: true }>;
   storeDeleteSnapshot(p: { path: string; id: string }): Promise<{ ok: true }>;
   storeVerify(p: { path: string; snapshot: string | null }): Promise<VerifyReport>;
@@ -29,3 +30,4 @@ export const MAX_IDS_PER_CALL = 4096;
 export const MAX_GET_PER_CALL = 32;
 /** Reported problems are capped (the counts stay exact in `chunks`). */
 export const MAX_REPORTED = 1000;
+export const META_PAGE = 4 << 20;

@@ -68,6 +68,7 @@ export class ChunkStore {
     let batch: Array<{ id: Buffer; data: Buffer }> = [];
     let batchBytes = 0;
     const seen = new Set<string>();
+    let inFlight: Promise<void> = Promise.resolve();
     const flush = async () => {
       if (!batch.length) return;
       const fresh = batch.filter((c) => {
@@ -76,6 +77,9 @@ export class ChunkStore {
         seen.add(h);
         return true;
       });
+      // the next batch is built while this one is in flight
+      batch = [];
+      batchBytes = 0;
       const have = await this.backend.has(fresh.map((c) => c.id.toString('hex')));
       const objects = fresh.filter((_c, i) => !have[i]).map((c) => ({ id: c.id.toString('hex'), obj: encodeObject(c.data, c.id, this.key) }));
       if (objects.length) {
@@ -83,8 +87,6 @@ export class ChunkStore {
         counters.newChunks += r.written;
         counters.newBytes += r.bytes;
       }
-      batch = [];
-      batchBytes = 0;
     };
     for await (const data of chunkStream(src)) {
       hash.update(data);
@@ -93,8 +95,14 @@ export class ChunkStore {
       ids.push(id);
       batch.push({ id, data });
       batchBytes += data.length;
-      if (batchBytes >= BATCH_BYTES || batch.length >= BATCH_CHUNKS) await flush();
+      if (batchBytes >= BATCH_BYTES || batch.length >= BATCH_CHUNKS) {
+        // one batch on its way to the store while the next is chunked
+        await inFlight;
+        inFlight = flush();
+        inFlight.catch(() => undefined);
+      }
     }
+    await inFlight;
     await flush();
     counters.logical += bytes;
     counters.chunks += ids.length;
@@ -106,9 +114,14 @@ export class ChunkStore {
     const list = idsOf(ids);
     const self = this;
     return Readable.from((async function* () {
+      // one batch in flight while the previous one is checked and consumed
+      const fetch = (i: number) => (i < list.length ? self.backend.getChunks(list.slice(i, i + READ_BATCH)) : Promise.resolve([]));
+      let next = fetch(0);
       for (let i = 0; i < list.length; i += READ_BATCH) {
         const part = list.slice(i, i + READ_BATCH);
-        const objs = await self.backend.getChunks(part);
+        const objs = await next;
+        next = fetch(i + READ_BATCH);
+        next.catch(() => undefined);
         for (let j = 0; j < part.length; j++) {
           const idHex = part[j]!;
           const id = Buffer.from(idHex, 'hex');

@@ -39,7 +39,16 @@ export class RemoteBackend implements StoreBackend {
     return (await this.agent.storeListSnapshots({ path: this.dir })).ids;
   }
   async getSnapshot(id: string) {
-    return Buffer.from((await this.agent.storeGetSnapshot({ path: this.dir, id })).meta, 'base64');
+    const parts: Buffer[] = [];
+    let got = 0;
+    for (;;) {
+      const r = await this.agent.storeGetSnapshot({ path: this.dir, id, offset: got });
+      const b = Buffer.from(r.meta, 'base64');
+      parts.push(b);
+      got += b.length;
+      if (got >= r.total || b.length === 0) break;
+    }
+    return Buffer.concat(parts);
   }
   async putSnapshot(id: string, meta: Buffer, refs: Buffer) {
     const len = Buffer.alloc(4);

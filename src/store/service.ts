@@ -2,7 +2,7 @@ import path from 'node:path';
 import type { Readable } from 'node:stream';
 import { TsmError } from '../errors/errors.js';
 import type { StoreInfo, VerifyReport } from './backend.js';
-import { MAX_REPORTED, type StoreApi } from './api.js';
+import { MAX_REPORTED, META_PAGE, type StoreApi } from './api.js';
 import { LocalBackend } from './local-backend.js';
 import { RecordParser } from './records.js';
 
@@ -71,8 +71,9 @@ export class StoreService implements StoreApi {
   async storeListSnapshots(p: { path: string }) {
     return { ids: await this.backend(p.path).listSnapshots() };
   }
-  async storeGetSnapshot(p: { path: string; id: string }) {
-    return { meta: (await this.backend(p.path).getSnapshot(p.id)).toString('base64') };
+  async storeGetSnapshot(p: { path: string; id: string; offset: number }) {
+    const all = await this.backend(p.path).getSnapshot(p.id);
+    return { meta: all.subarray(p.offset, p.offset + META_PAGE).toString('base64'), total: all.length };
   }
   async storePutSnapshot(p: { path: string; id: string }, data: Readable) {
     const parts: Buffer[] = [];

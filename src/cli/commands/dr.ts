@@ -19,7 +19,7 @@ export function localHost(rt: Runtime): HostProbe {
     name: 'this host',
     connect: async () => {
       const agent = new LocalAgent(rt, 'local');
-      return { agent, close: () => agent.onDisconnect() };
+      return { agent, close: () => agent.onDisconnect() }; // aborts only what this agent object began
     },
   };
 }
