@@ -170,6 +170,7 @@ export async function moveContainer(
         ...(state.network?.mode === 'bridge' && state.network.hostVeth ? { externals: [`veth[eth0]:${state.network.hostVeth}`] } : {}),
       }), { imagesDir: images, logFile: 'dump.log' }); // never cancelled half-way: a killed CRIU can leave its parasite in the tasks
       const tDumped = performance.now();
+      if (process.env['TSM_PROFILE']) await fs.copyFile(path.join(images, 'dump.log'), `/tmp/tsm-profile-dump-${Date.now()}.log`);
       await journal.append('dumped');
       // CRIU unlocks the network when a --leave-running dump ends; the frozen source must not
       // answer for the address the peer is about to take over: take its side of the link down
@@ -179,7 +180,9 @@ export async function moveContainer(
         linkDown = hostVeth;
       }
       req.signal?.throwIfAborted();
+      const tx0 = performance.now();
       const delta = diffIndex(index0, await indexTree(state.rootfs.upper));
+      const tx1 = performance.now();
       emit({ phase: 'transfer' });
       const img = await sendTree(images, (d) => peer.putImages({ migrationId: id, compression: useZstd ? 'zstd' : 'none' }, d), {
         zstd: useZstd, ...sig(req), corrupt: Boolean(req.faultCorruptImages), onBytes: (n) => emit({ phase: 'transfer', bytes: n }),
@@ -188,6 +191,7 @@ export async function moveContainer(
         zstd: useZstd, include: deltaFilter(delta), ...sig(req),
       });
       const tSent = performance.now();
+      if (process.env['TSM_PROFILE']) process.stderr.write(`PROFILE index ${ms(tx0, tx1)} images ${img.ms} delta ${upd.ms} total ${ms(tDumped, tSent)}\n`);
       await journal.append('sent', { images: img.bytes, delta: upd.bytes });
       assertSameHash('memory images', img.sha256, img.peer.sha256);
       req.signal?.throwIfAborted();
