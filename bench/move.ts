@@ -204,7 +204,7 @@ async function benchSize(c: Ctx, sizeMiB: number, o: { runs: number; warmup: num
 
       const overhead = m.freezeMs + m.resumeMs + (m.restoreMs - r.ms) + (m.transferMs - tActual);
       const run: Run = {
-        m, mTotalMs: there.totalMs, mWireBytes: there.bytes.images, mZstd: there.compression.used, mLinkMBps: there.compression.linkMBps, mZstdMBps: there.compression.zstdMBps, back: back.downtime,
+        m, mTotalMs: there.totalMs, mWireBytes: there.bytes.images, mZstd: there.compression.used, mLinkMBps: there.compression.linkMBps, mZstdMBps: there.compression.linkZstdMBps, back: back.downtime,
         d: round1(d.ms), s: S, t: round1(t.ms), tActual: round1(tActual), dKill: round1(dk.ms), r: round1(r.ms),
         nDump: round1(nd.ms), nTransfer: round1(nt.ms), nRestore: round1(nr.ms), n: round1(nd.ms + nt.ms + nr.ms), nBytes: nd.bytes,
         overhead: round1(overhead), load: round1(os.loadavg()[0]!),

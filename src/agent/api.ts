@@ -63,6 +63,8 @@ export interface PutUpperRequest {
 export interface PutImagesRequest {
   migrationId: string;
   compression: 'zstd' | 'none';
+  /** 'tar' (default), or 'records': written while CRIU dumps (transfer/live-images.ts) */
+  format?: 'tar' | 'records';
 }
 
 /** bytes received and their sha256, as the peer saw them */
@@ -92,7 +94,7 @@ export interface AgentApi extends StoreApi {
   putUpper(p: PutUpperRequest, data: Readable): Promise<StreamResult>;
   putImages(p: PutImagesRequest, data: Readable): Promise<StreamResult>;
   /** discard the stream: measures the link before choosing compression */
-  probe(p: { bytes: number }, data: Readable): Promise<StreamResult>;
+  probe(p: { bytes: number; compression?: 'zstd' | 'none' }, data: Readable): Promise<StreamResult>;
   /**
    * verify that every stream arrived as the source sent it (sha256 of the bytes on the
    * wire), then restore the tree, held stopped: after this the peer keeps it until commit or abort

@@ -134,6 +134,7 @@ export const putUpperRequest = obj<PutUpperRequest>({
 export const putImagesRequest = obj<PutImagesRequest>({
   migrationId: MIGRATION_ID,
   compression: COMPRESSION,
+  format: optional(oneOf(lit('tar'), lit('records'))),
 });
 
 type PrepareParams = Parameters<AgentApi['prepare']>[0];
@@ -166,7 +167,7 @@ export const agentSpec: AgentSpec = {
   begin: { params: beginRequest, result: okResult, stream: false },
   putUpper: { params: putUpperRequest, result: streamResult, stream: true },
   putImages: { params: putImagesRequest, result: streamResult, stream: true },
-  probe: { params: obj<{ bytes: number }>({ bytes: BYTES }), result: streamResult, stream: true },
+  probe: { params: obj<{ bytes: number; compression?: 'zstd' | 'none' }>({ bytes: BYTES, compression: optional(COMPRESSION) }), result: streamResult, stream: true },
   prepare: { params: prepareParams, result: obj({ restoreMs: MS, initPid: num({ int: true, min: 1, max: 0x3fff_ffff }) }), stream: false },
   commit: { params: byMigration, result: obj({ resumeMs: MS }), stream: false },
   abort: { params: byMigration, result: okResult, stream: false },

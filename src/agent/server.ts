@@ -6,6 +6,7 @@ import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { createWriteStream } from 'node:fs';
 import { Writable } from 'node:stream';
+import { DecompressStream } from 'zstd-napi';
 import { detectLayout } from '../cgroup/detect.js';
 import { makeStagingDir, stagingBase } from '../checkpoint/staging.js';
 import { fdPipe } from '../container/proc.js';
@@ -17,7 +18,7 @@ import { importImage, resolveImage } from '../image/store.js';
 import { rootfsLayout } from '../rootfs/overlay.js';
 import { restoreTree, type HeldContainer } from '../restore/tree.js';
 import type { Runtime } from '../runtime/context.js';
-import { Meter, receiveTar } from '../transfer/receive.js';
+import { Meter, receiveRecords, receiveTar } from '../transfer/receive.js';
 import { safeRemove } from '../transfer/upper-index.js';
 import { StoreService } from '../store/service.js';
 import type { AgentApi, BeginRequest, ContainerStatusResult, HelloResult, PreflightRequest, PutImagesRequest, PutUpperRequest, StreamResult } from './api.js';
@@ -138,16 +139,19 @@ export class LocalAgent implements AgentApi {
     const m = await this.receiving(p.migrationId);
     const images = path.join(m.staging!, 'images');
     await fs.rm(images, { recursive: true, force: true });
-    const r = await receiveTar(data, images, { compression: p.compression, refuseDevices: true });
+    const r = p.format === 'records' ? await receiveRecords(data, images, p.compression) : await receiveTar(data, images, { compression: p.compression, refuseDevices: true });
     m.phase = 'receiving';
     m.received.images = r.sha256;
     await this.records.save(m);
     return r;
   }
 
-  async probe(_p: { bytes: number }, data: Readable): Promise<StreamResult> {
+  async probe(p: { bytes: number; compression?: 'zstd' | 'none' }, data: Readable): Promise<StreamResult> {
+    // hashed as received, decompressed as a real transfer would be, then dropped
     const meter = new Meter();
-    await pipeline(data, meter, new Writable({ write: (_c, _e, cb) => cb() }));
+    const drop = new Writable({ write: (_c, _e, cb) => cb() });
+    if (p.compression === 'zstd') await pipeline(data, meter, new DecompressStream(), drop);
+    else await pipeline(data, meter, drop);
     return { bytes: meter.bytes, sha256: meter.digest() };
   }
 

@@ -18,7 +18,8 @@ import { resolveImage } from '../image/store.js';
 import type { Runtime } from '../runtime/context.js';
 import { withLock } from '../state/lock.js';
 import { assertSameHash } from '../transfer/receive.js';
-import { measureZstd, probeLink, sendTree } from '../transfer/send.js';
+import { liveImageStream } from '../transfer/live-images.js';
+import { measureZstd, probeTransfer, sendReadable, sendTree } from '../transfer/send.js';
 import { deltaFilter, diffIndex, indexTree } from '../transfer/upper-index.js';
 import { requireRoot } from '../util/root.js';
 import { validateName } from '../util/name.js';
@@ -55,7 +56,8 @@ export interface MoveReport {
   epoch: number;
   downtime: Downtime;
   preCopy: string;
-  compression: { used: boolean; linkMBps: number; zstdMBps: number; ratio: number };
+  /** link: measured MB/s sent plain, and through zstd (bytes before compression); ratio: images on the wire / images */
+  compression: { used: boolean; linkMBps: number; linkZstdMBps: number; zstdMBps: number; ratio: number };
   bytes: { upperBase: number; upperDelta: number; images: number; imagesTar: number; image: number };
   tcpEstablished: boolean;
   network: { ip: string | null; keptIp: boolean };
@@ -132,9 +134,13 @@ export async function moveContainer(
         imageBytes = r.bytes;
       }
       // compression: only where it pays on this link
+      // measured through the connection, before the freeze (this also warms both ends up)
+      emit({ phase: 'probe' });
       const z = measureZstd();
-      const link = req.compress === 'auto' ? await probeLink((d) => peer.probe({ bytes: 32 << 20 }, d)) : 0;
-      const useZstd = chooseCompression(req.compress, link, z.bps, z.ratio);
+      const probe = (zstd: boolean) => probeTransfer((d) => peer.probe({ bytes: 64 << 20, compression: zstd ? 'zstd' : 'none' }, d), { zstd });
+      const link = req.compress === 'on' ? 0 : await probe(false);
+      const linkZstd = req.compress === 'off' ? 0 : await probe(true);
+      const useZstd = chooseCompression(req.compress, link, linkZstd);
       await peer.begin({
         migrationId: id, epoch, name: req.name, config, network: state.network ?? null, leaseOwner, stdio: state.stdio,
         criuOptions: { tcpEstablished: true, fileLocks: false },
@@ -164,34 +170,47 @@ export async function moveContainer(
       await fs.mkdir(images, { mode: 0o700 });
       await fs.rename(path.join(staging, 'cpuinfo.img'), path.join(images, 'cpuinfo.img'));
       emit({ phase: 'dump' });
-      await runCriu(criu, dumpArgv({
+      // the images go to the peer while CRIU writes them (transfer/live-images.ts)
+      const hostVeth = state.network?.mode === 'bridge' ? state.network.hostVeth : undefined;
+      const dumped = runCriu(criu, dumpArgv({
         pid: state.initPid, imagesDir: images, logFile: 'dump.log', leaveRunning: true, tcpEstablished: true,
         freezeCgroup: cg.freezerPath(), manageCgroups: 'soft',
         ...(state.network?.mode === 'bridge' && state.network.hostVeth ? { externals: [`veth[eth0]:${state.network.hostVeth}`] } : {}),
       }), { imagesDir: images, logFile: 'dump.log' }); // never cancelled half-way: a killed CRIU can leave its parasite in the tasks
-      const tDumped = performance.now();
-      if (process.env['TSM_PROFILE']) await fs.copyFile(path.join(images, 'dump.log'), `/tmp/tsm-profile-dump-${Date.now()}.log`);
-      await journal.append('dumped');
-      // CRIU unlocks the network when a --leave-running dump ends; the frozen source must not
-      // answer for the address the peer is about to take over: take its side of the link down
-      const hostVeth = state.network?.mode === 'bridge' ? state.network.hostVeth : undefined;
-      if (hostVeth) {
-        await execa('ip', ['link', 'set', hostVeth, 'down']);
-        linkDown = hostVeth;
-      }
-      req.signal?.throwIfAborted();
-      const tx0 = performance.now();
-      const delta = diffIndex(index0, await indexTree(state.rootfs.upper));
-      const tx1 = performance.now();
-      emit({ phase: 'transfer' });
-      const img = await sendTree(images, (d) => peer.putImages({ migrationId: id, compression: useZstd ? 'zstd' : 'none' }, d), {
-        zstd: useZstd, ...sig(req), corrupt: Boolean(req.faultCorruptImages), onBytes: (n) => emit({ phase: 'transfer', bytes: n }),
+      let tDumped = 0;
+      const afterDump = dumped.then(async () => {
+        tDumped = performance.now();
+        await journal.append('dumped');
+        // CRIU unlocks the network when a --leave-running dump ends; the frozen source must not
+        // answer for the address the peer is about to take over: take its side of the link down
+        if (hostVeth) {
+          await execa('ip', ['link', 'set', hostVeth, 'down']);
+          linkDown = hostVeth;
+        }
       });
+      afterDump.catch(() => undefined);
+      // frozen: the upper layer cannot change any more; index it while CRIU works
+      const deltaP = indexTree(state.rootfs.upper).then((after) => diffIndex(index0, after));
+      deltaP.catch(() => undefined);
+      let img: Awaited<ReturnType<typeof sendReadable>>;
+      try {
+        img = await sendReadable(liveImageStream(images, dumped, sig(req)), (d) => peer.putImages({ migrationId: id, compression: useZstd ? 'zstd' : 'none', format: 'records' }, d), {
+          zstd: useZstd, ...sig(req), corrupt: Boolean(req.faultCorruptImages), onBytes: (n) => emit({ phase: 'transfer', bytes: n }),
+        });
+      } catch (e) {
+        // CRIU always runs to its end; its own failure is the one to report
+        await afterDump;
+        throw e;
+      }
+      await afterDump;
+      req.signal?.throwIfAborted();
+      const delta = await deltaP;
+      emit({ phase: 'transfer' });
       const upd = await sendTree(state.rootfs.upper, (d) => peer.putUpper({ migrationId: id, phase: 'delta', deleted: delta.deleted, compression: useZstd ? 'zstd' : 'none' }, d), {
         zstd: useZstd, include: deltaFilter(delta), ...sig(req),
       });
       const tSent = performance.now();
-      if (process.env['TSM_PROFILE']) process.stderr.write(`PROFILE index ${ms(tx0, tx1)} images ${img.ms} delta ${upd.ms} total ${ms(tDumped, tSent)}\n`);
+      rt.logger.debug(`move ${id}: images ${Math.round(img.ms)} ms (dump ${ms(tFrozen, tDumped)} ms inside), upper delta ${Math.round(upd.ms)} ms`);
       await journal.append('sent', { images: img.bytes, delta: upd.bytes });
       assertSameHash('memory images', img.sha256, img.peer.sha256);
       req.signal?.throwIfAborted();
@@ -224,7 +243,7 @@ export async function moveContainer(
           restoreMs: ms(tSent, tRestored), resumeMs: ms(tRestored, tResumed), totalMs: ms(tFreeze, tResumed),
         },
         preCopy,
-        compression: { used: useZstd, linkMBps: Math.round(link / 1e6), zstdMBps: Math.round(z.bps / 1e6), ratio: Math.round(z.ratio * 100) / 100 },
+        compression: { used: useZstd, linkMBps: Math.round(link / 1e6), linkZstdMBps: Math.round(linkZstd / 1e6), zstdMBps: Math.round(z.bps / 1e6), ratio: img.tarBytes ? Math.round((img.bytes / img.tarBytes) * 100) / 100 : 1 },
         bytes: { upperBase: base.bytes, upperDelta: upd.bytes, images: img.bytes, imagesTar: img.tarBytes, image: imageBytes },
         tcpEstablished: true,
         network: { ip: state.network?.ip ?? null, keptIp: Boolean(state.network?.ip) },

@@ -3,17 +3,17 @@
 export type CompressChoice = 'auto' | 'on' | 'off';
 
 /**
- * zstd pays when the link is slower than the compressor: compressing at Z B/s a
- * stream that shrinks to ratio r and crosses a link of L B/s costs max(1/Z, r/L)
- * per byte instead of 1/L. Decide from measured rates; the user may force it.
+ * zstd pays when it moves the data faster end to end. Both rates are measured
+ * through the real connection with heap-like data (bytes before compression
+ * per second): on a slow network zstd wins by shrinking the stream; on a fast
+ * link, or where compressor and cipher share a busy CPU, it loses. It must win
+ * by 10% to be used. The user may force it.
  */
-export function chooseCompression(force: CompressChoice, linkBps: number, zstdBps: number, ratio: number): boolean {
+export function chooseCompression(force: CompressChoice, plainBps: number, zstdBps: number): boolean {
   if (force === 'on') return true;
   if (force === 'off') return false;
-  if (!(linkBps > 0) || !(zstdBps > 0)) return false;
-  const plain = 1 / linkBps;
-  const zstd = Math.max(1 / zstdBps, ratio / linkBps);
-  return zstd < plain * 0.9;
+  if (!(plainBps > 0) || !(zstdBps > 0)) return false;
+  return zstdBps > plainBps * 1.1;
 }
 
 export interface Downtime {

@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto';
-import { Transform, type Readable } from 'node:stream';
+import { Transform, Writable, type Readable } from 'node:stream';
+import { LiveImageWriter } from './live-images.js';
 import { pipeline } from 'node:stream/promises';
 import { DecompressStream } from 'zstd-napi';
 import { extractTar, type ExtractOptions } from '../archive/safe-extract.js';
@@ -43,6 +44,15 @@ export async function receiveTar(
   // drain anything after the tar's end-of-archive blocks so that the hash covers every byte sent
   src.resume();
   await upstream;
+  return { bytes: meter.bytes, sha256: meter.digest() };
+}
+
+/** Write live image records (see live-images.ts), zstd or not, into `dir`, hashing the bytes as received. */
+export async function receiveRecords(data: Readable, dir: string, compression: 'zstd' | 'none'): Promise<{ bytes: number; sha256: string }> {
+  const meter = new Meter();
+  const sink = new Writable({ write: (_c, _e, cb) => cb() });
+  if (compression === 'zstd') await pipeline(data, meter, new DecompressStream(), new LiveImageWriter(dir), sink);
+  else await pipeline(data, meter, new LiveImageWriter(dir), sink);
   return { bytes: meter.bytes, sha256: meter.digest() };
 }
 

@@ -20,22 +20,38 @@ export interface SendStats {
 export async function sendTree(
   dir: string,
   call: (data: Readable) => Promise<StreamResult>,
-  o: { zstd: boolean; include?: (rel: string) => boolean; signal?: AbortSignal; onBytes?: (n: number) => void; corrupt?: boolean; live?: boolean },
+  o: SendOptions & { include?: (rel: string) => boolean; live?: boolean },
 ): Promise<SendStats & { peer: StreamResult }> {
-  const t0 = performance.now();
   const tar = packTree(dir, { ...(o.include ? { include: o.include } : {}), ...(o.signal ? { signal: o.signal } : {}), live: Boolean(o.live) });
+  return sendReadable(tar, call, o);
+}
+
+export interface SendOptions {
+  zstd: boolean;
+  signal?: AbortSignal;
+  onBytes?: (n: number) => void;
+  /** test hook: flip one byte on the wire */
+  corrupt?: boolean;
+}
+
+/**
+ * Stream any source (a tar, the live image records) to a peer call, zstd if
+ * asked, hashing what goes on the wire; resolves when the peer has taken it all.
+ */
+export async function sendReadable(src: Readable, call: (data: Readable) => Promise<StreamResult>, o: SendOptions): Promise<SendStats & { peer: StreamResult }> {
+  const t0 = performance.now();
   const tarMeter = new Meter();
-  const counted = tar.pipe(tarMeter);
+  const counted = src.pipe(tarMeter);
   const wire = o.zstd ? counted.pipe(new CompressStream({ compressionLevel: 1 })) : counted;
   const meter = new Meter(o.onBytes);
-  tar.on('error', (e) => meter.destroy(e));
+  src.on('error', (e) => meter.destroy(e));
   wire.on('error', (e) => meter.destroy(e));
   let out: Readable = wire.pipe(meter);
   if (o.corrupt) out = out.pipe(flipOneByte());
   // a failure on our side (an interrupt, an unreadable file) may come before the
   // consumer has attached: never let it be an unhandled 'error', and stop waiting
   const failed = new Promise<never>((_r, reject) => {
-    for (const s of new Set([tar, meter, out])) s.on('error', reject);
+    for (const s of new Set([src, meter, out])) s.on('error', reject);
   });
   failed.catch(() => undefined);
   const peer = await Promise.race([call(out), failed]);
@@ -59,20 +75,37 @@ function flipOneByte() {
 }
 
 /**
- * Measure the link: a small warm-up (the first MiBs of a fresh SSH channel run
- * far below its steady rate), then `bytes` of incompressible data timed.
+ * Measure what one stream really moves per second, end to end (this process,
+ * the link, the peer), for heap-like data (half random, half text), sent plain
+ * or through zstd level 1: the rate counts the bytes before compression. A
+ * warm-up first: the first MiBs through a fresh channel and a fresh peer
+ * process run far below the steady rate (JIT, SSH window). All of this happens
+ * before the freeze, so it also warms the paths the memory images take.
  */
-export async function probeLink(call: (data: Readable) => Promise<StreamResult>, bytes = 32 << 20): Promise<number> {
-  const chunk = randomBytes(1 << 20);
-  const send = (n: number) =>
-    call(Readable.from((function* () {
-      for (let i = 0; i < n; i++) yield chunk;
-    })()));
-  await send(4);
-  const n = Math.ceil(bytes / chunk.length);
+export async function probeTransfer(call: (data: Readable) => Promise<StreamResult>, o: { zstd: boolean; bytes?: number; warmupBytes?: number }): Promise<number> {
+  const sample = heapLike(8 << 20);
+  const send = (n: number) => {
+    const src = Readable.from((function* () {
+      for (let left = n; left > 0; left -= sample.length) yield left >= sample.length ? sample : sample.subarray(0, left);
+    })());
+    return call(o.zstd ? src.pipe(new CompressStream({ compressionLevel: 1 })) : src);
+  };
+  await send(o.warmupBytes ?? 16 << 20);
+  const n = o.bytes ?? 64 << 20;
   const t0 = performance.now();
   await send(n);
-  return (n * chunk.length) / ((performance.now() - t0) / 1000);
+  return n / ((performance.now() - t0) / 1000);
+}
+
+/** Heap-like test data: 64 KiB blocks, alternately random and text. */
+export function heapLike(bytes: number): Buffer {
+  const text = Buffer.from('tsmigrate heap page with some repeated structure 0123456789 the of and to in is was '.repeat(800));
+  const out = Buffer.alloc(bytes);
+  for (let off = 0, i = 0; off < bytes; off += 65536, i++) {
+    if (i % 2) randomBytes(Math.min(65536, bytes - off)).copy(out, off);
+    else text.copy(out, off, 0, Math.min(65536, bytes - off));
+  }
+  return out;
 }
 
 /** Measure zstd level 1 on heap-like data (half random, half text): bytes/s and ratio. */

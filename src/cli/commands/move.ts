@@ -18,7 +18,7 @@ function renderReport(r: MoveReport): string {
     `moved ${r.name} to ${r.host} (migration ${r.id}, epoch ${r.epoch})`,
     `downtime ${d.totalMs} ms = freeze ${d.freezeMs} + dump ${d.dumpMs} + transfer ${d.transferMs} + restore ${d.restoreMs} + resume ${d.resumeMs}`,
     `sent ${humanBytes(r.bytes.images)} memory images (${humanBytes(r.bytes.imagesTar)} before compression), upper layer ${humanBytes(r.bytes.upperBase)} + delta ${humanBytes(r.bytes.upperDelta)}${r.bytes.image ? `, image ${humanBytes(r.bytes.image)}` : ''}`,
-    `compression: ${r.compression.used ? 'zstd' : 'off'} (link ${r.compression.linkMBps || '?'} MB/s, zstd ${r.compression.zstdMBps} MB/s, ratio ${r.compression.ratio})`,
+    `compression: ${r.compression.used ? 'zstd' : 'off'} (measured through the link: plain ${r.compression.linkMBps || '-'} MB/s, with zstd ${r.compression.linkZstdMBps || '-'} MB/s; images on the wire ${Math.round(r.compression.ratio * 100)}% of their size)`,
     `pre-copy: ${r.preCopy}`,
     `network: ${r.network.ip ? `kept ${r.network.ip}; established TCP connections carried (--tcp-established)` : 'none (loopback only)'}`,
   ].join('\n');

@@ -1,0 +1,112 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
+import { promises as fs } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { Readable, Writable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { LiveImageWriter, liveImageStream } from '../../../src/transfer/live-images.js';
+import { isTsmError } from '../../../src/errors/errors.js';
+
+const sink = () => new Writable({ write: (_c, _e, cb) => cb() });
+async function collect(r: Readable): Promise<Buffer> {
+  const parts: Buffer[] = [];
+  for await (const c of r) parts.push(c as Buffer);
+  return Buffer.concat(parts);
+}
+
+test('files written while the stream runs (pages appended in steps) arrive whole, with the others sent at the end', async () => {
+  const base = await fs.mkdtemp(path.join(os.tmpdir(), 'tsm-live-'));
+  try {
+    const src = path.join(base, 'src');
+    await fs.mkdir(src);
+    const pages = randomBytes(5 << 20);
+    let finish!: () => void;
+    const dumped = new Promise<void>((r) => (finish = r));
+    const stream = liveImageStream(src, dumped, { pollMs: 1 });
+    const wire = collect(stream);
+    // a "CRIU" appending pages in uneven steps, writing small images as it goes
+    const fh = await fs.open(path.join(src, 'pages-1.img'), 'w');
+    for (let off = 0; off < pages.length; ) {
+      const n = Math.min(pages.length - off, 300_000 + (off % 7) * 1000);
+      await fh.write(pages, off, n);
+      off += n;
+      await new Promise((r) => setTimeout(r, 2));
+    }
+    await fh.close();
+    await fs.writeFile(path.join(src, 'core-1.img'), 'core');
+    await fs.writeFile(path.join(src, 'empty.img'), '');
+    await fs.writeFile(path.join(src, 'pages-2.img'), pages.subarray(0, 5000));
+    finish();
+    const bytes = await wire;
+    const dst = path.join(base, 'dst');
+    await pipeline(Readable.from([bytes]), new LiveImageWriter(dst), sink());
+    assert.deepEqual((await fs.readdir(dst)).sort(), ['core-1.img', 'empty.img', 'pages-1.img', 'pages-2.img']);
+    assert.deepEqual(await fs.readFile(path.join(dst, 'pages-1.img')), pages);
+    assert.deepEqual(await fs.readFile(path.join(dst, 'pages-2.img')), pages.subarray(0, 5000));
+    assert.equal(await fs.readFile(path.join(dst, 'core-1.img'), 'utf8'), 'core');
+    assert.equal((await fs.stat(path.join(dst, 'pages-1.img'))).mode & 0o077, 0);
+    // cut anywhere: refused (no end record), and a flipped length or name is refused
+    for (const cut of [1, 100, bytes.length >> 1, bytes.length - 1]) {
+      const d = path.join(base, `cut-${cut}`);
+      await assert.rejects(pipeline(Readable.from([bytes.subarray(0, cut)]), new LiveImageWriter(d), sink()), (e) => isTsmError(e) && e.code === 'EPROTO');
+    }
+  } finally {
+    await fs.rm(base, { recursive: true, force: true });
+  }
+});
+
+test('crafted streams are refused: path names, gaps, unknown record, files missing from the end record', async () => {
+  const base = await fs.mkdtemp(path.join(os.tmpdir(), 'tsm-live-'));
+  const rec = (name: string, off: number, data: Buffer) => {
+    const n = Buffer.from(name);
+    const h = Buffer.alloc(14 + n.length);
+    h.write('D', 0, 'latin1');
+    h[1] = n.length;
+    n.copy(h, 2);
+    h.writeBigUInt64BE(BigInt(off), 2 + n.length);
+    h.writeUInt32BE(data.length, 10 + n.length);
+    return Buffer.concat([h, data]);
+  };
+  const end = (files: Array<[string, number]>) => {
+    const parts = [Buffer.from([0x45, 0, 0, 0, files.length])];
+    for (const [name, size] of files) {
+      const n = Buffer.from(name);
+      const e = Buffer.alloc(9 + n.length);
+      e[0] = n.length;
+      n.copy(e, 1);
+      e.writeBigUInt64BE(BigInt(size), 1 + n.length);
+      parts.push(e);
+    }
+    return Buffer.concat(parts);
+  };
+  try {
+    const cases: Array<[string, Buffer, RegExp]> = [
+      ['traversal', Buffer.concat([rec('../x', 0, Buffer.from('a')), end([['../x', 1]])]), /file name/],
+      ['slash', Buffer.concat([rec('a/b', 0, Buffer.from('a')), end([['a/b', 1]])]), /file name/],
+      ['gap', Buffer.concat([rec('a.img', 5, Buffer.from('a')), end([['a.img', 6]])]), /data at 5, the file ends at 0/],
+      ['overlap', Buffer.concat([rec('a.img', 0, Buffer.from('ab')), rec('a.img', 1, Buffer.from('c')), end([['a.img', 3]])]), /data at 1/],
+      ['size', Buffer.concat([rec('a.img', 0, Buffer.from('ab')), end([['a.img', 3]])]), /2 bytes arrived, 3 were sent/],
+      ['unlisted', Buffer.concat([rec('a.img', 0, Buffer.from('ab')), end([])]), /not in the end record/],
+      ['type', Buffer.from('Zjunk'), /record type/],
+      ['trailing', Buffer.concat([rec('a.img', 0, Buffer.from('ab')), end([['a.img', 2]]), Buffer.from('D')]), /after the end record/],
+    ];
+    for (const [what, bytes, re] of cases) {
+      await assert.rejects(pipeline(Readable.from([bytes]), new LiveImageWriter(path.join(base, what)), sink()), (e) => isTsmError(e) && re.test(e.message), what);
+    }
+    assert.deepEqual(await fs.readdir(base).then((l) => l.filter((n) => n.includes('..'))), []);
+  } finally {
+    await fs.rm(base, { recursive: true, force: true });
+  }
+});
+
+test('a failed dump fails the stream', async () => {
+  const base = await fs.mkdtemp(path.join(os.tmpdir(), 'tsm-live-'));
+  try {
+    const dumped = Promise.reject(new Error('criu dump failed'));
+    await assert.rejects(collect(liveImageStream(base, dumped)), /criu dump failed/);
+  } finally {
+    await fs.rm(base, { recursive: true, force: true });
+  }
+});
