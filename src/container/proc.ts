@@ -38,7 +38,8 @@ export async function fdPipe(pid: number, fd: number, timeoutMs = 2000): Promise
   for (;;) {
     const link = await fs.readlink(`/proc/${pid}/fd/${fd}`).catch(() => '');
     if (/^pipe:\[\d+\]$/.test(link)) return link;
-    if (link || Date.now() > deadline || !(await procStartTime(pid))) return undefined;
+    // not a pipe yet: the init may still be between the clone and the dup2 of its stdio
+    if (Date.now() > deadline || !(await procStartTime(pid))) return undefined;
     await new Promise((r) => setTimeout(r, 10));
   }
 }

@@ -89,7 +89,9 @@ export async function moveContainer(
     const view = await loadView(rt, req.name);
     assertAllowed(view, 'move');
     const { config, state } = view;
-    if (!state.initPid || !state.stdio) throw new TsmError('EBAD_STATE', `container "${req.name}" has no recorded init`, { fix: 'restart it' });
+    if (!state.initPid || !state.stdio) {
+      throw new TsmError('EBAD_STATE', `container "${req.name}" has no recorded ${state.initPid ? 'stdout/stderr pipes (CRIU hands them over on restore)' : 'init'}`, { fix: 'restart it with tsmigrate run' });
+    }
     const criu = await locateCriu();
     const caps = await probeCapabilities(criu);
     const cg = rt.cgroups(req.name);

@@ -34,11 +34,12 @@ function meta(id: string, container: string, createdAt: string, criu: { bytes: n
 }
 
 /** Both backends: a directory here, and the same served by an agent over a socket (the RPC path). */
-async function backends(dir: string): Promise<Array<{ name: string; backend: StoreBackend; close: () => Promise<void> }>> {
+async function backends(dir: string): Promise<Array<{ name: string; backend: StoreBackend; make: (sub: string) => StoreBackend; close: () => Promise<void> }>> {
   const t = await setup();
+  const remote = (sub: string) => new RemoteBackend(t.client, path.join(dir, sub), 'peer', async () => undefined);
   return [
-    { name: 'local', backend: new LocalBackend(path.join(dir, 'local')), close: async () => undefined },
-    { name: 'remote', backend: new RemoteBackend(t.client, path.join(dir, 'remote'), 'peer', async () => undefined), close: async () => { await t.client.close(); await t.cleanup(); } },
+    { name: 'local', backend: new LocalBackend(path.join(dir, 'local')), make: (sub) => new LocalBackend(path.join(dir, sub)), close: async () => undefined },
+    { name: 'remote', backend: remote('remote'), make: remote, close: async () => { await t.client.close(); await t.cleanup(); } },
   ];
 }
 
@@ -48,8 +49,7 @@ test('write, commit, list, read back; a second write of similar data adds little
     for (const b of await backends(dir)) {
       for (const key of [null, deriveKey(randomBytes(32))]) {
         const sub = key ? `${b.name}-enc` : b.name;
-        const backend = b.name === 'local' ? new LocalBackend(path.join(dir, sub)) : b.backend;
-        if (b.name === 'remote' && key) continue; // one remote store is enough; it was made unencrypted
+        const backend = key ? b.make(sub) : b.backend;
         const store = await ChunkStore.open(backend, { create: true, key });
         const memory = Buffer.concat([randomBytes(6 << 20), Buffer.alloc(2 << 20, 'heap ')]);
         const c1 = counters();
