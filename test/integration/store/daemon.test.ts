@@ -12,6 +12,8 @@ import { existsSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import path from 'node:path';
 import { CLI, cli, cliOk, eventually, sleep, tempRoot } from '../../helpers/cli.js';
 import { importBusybox } from '../../helpers/images.js';
+import { acquireLock } from '../../../src/state/lock.js';
+import { createRuntime } from '../../../src/runtime/context.js';
 
 const root = tempRoot();
 const T = (args: string[]) => cliOk(root, args, { timeoutMs: 120000 });
@@ -109,4 +111,18 @@ test('schedule every 2s --keep-last 3 under the daemon, killed mid-checkpoint an
   const staging = '/dev/shm/tsmigrate';
   const mine = existsSync(staging) ? readdirSync(staging).filter((n) => n.startsWith('sched-')) : [];
   assert.deepEqual(mine, []);
+
+  // never beside another operation on the container: while something holds its lock, the daemon waits and retries
+  const lock = await acquireLock(createRuntime({ root }).store.lockDir('sched'), 'container sched');
+  const before = runs().length;
+  d = daemon();
+  try {
+    await eventually(async () => /schedule sched: busy, trying again shortly/.test(logs), 60000, 100);
+    assert.equal(runs().length, before, 'no checkpoint while the container was busy');
+  } finally {
+    await lock.release();
+  }
+  await eventually(async () => runs().length > before, 60000, 100);
+  d.kill('SIGTERM');
+  assert.equal(await exited(d), 0, logs);
 });
