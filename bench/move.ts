@@ -14,7 +14,7 @@
  * Needs root. Results go to bench/results/move-<date>.json.
  */
 import { execFileSync } from 'node:child_process';
-import { promises as fs, mkdtempSync, readFileSync } from 'node:fs';
+import { promises as fs, mkdtempSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -30,6 +30,7 @@ import type { CompressChoice, Downtime } from '../src/move/plan.js';
 import { createRuntime, type Runtime } from '../src/runtime/context.js';
 import { plainDump } from './lib/baseline.js';
 import { awaitDumpedExit, linkTime, naiveTransfer, plainKillDump, plainRestore, target } from './lib/move-plain.js';
+import { mountsUnder } from './lib/mounts.js';
 import { MoveRig, type RigHost } from './lib/move-rig.js';
 import { interruptible, mib, ms, round1, sleep, summarize, table, type Summary } from './lib/timing.js';
 import { residentMiB, startWorkload, type Workload } from './lib/workload.js';
@@ -299,12 +300,6 @@ function report(r: SizeResult): string {
     `load (1 min) after each run: ${r.runs.map((x) => x.load).join(', ')}`,
     `pre-copy: ${r.preCopy}`,
   ].join('\n');
-}
-
-/** Mount points at or below `dir` (never rm -rf through one). */
-function mountsUnder(dir: string): string[] {
-  const text = readFileSync('/proc/self/mountinfo', 'utf8');
-  return text.split('\n').map((l) => l.split(' ')[4] ?? '').filter((p) => p === dir || p.startsWith(`${dir}/`));
 }
 
 async function main(): Promise<number> {

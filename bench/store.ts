@@ -14,7 +14,7 @@
  * Needs root. Results go to bench/results/store-<date>.json.
  */
 import { execFileSync } from 'node:child_process';
-import { promises as fs, mkdtempSync, readFileSync } from 'node:fs';
+import { promises as fs, mkdtempSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -31,6 +31,7 @@ import { openStore } from '../src/store/open.js';
 import { checkpointToStore, type StoreCheckpointResult } from '../src/store/put-checkpoint.js';
 import { plainDump } from './lib/baseline.js';
 import { awaitDumpedExit, plainKillDump, plainRestore, target } from './lib/move-plain.js';
+import { mountsUnder } from './lib/mounts.js';
 import { MoveRig } from './lib/move-rig.js';
 import { interruptible, median, mib, ms, round1, sleep, summarize, table, type Summary } from './lib/timing.js';
 import { mutate, residentMiB, startWorkload, type Workload } from './lib/workload.js';
@@ -413,12 +414,6 @@ function report(x: Results, runs: number): string {
     ` store; the heap is more random by then than at the local full checkpoint, after the rewrites, so it compresses less)`,
   ];
   return [...freeze, '', ...bytes, '', ...restore].join('\n');
-}
-
-/** Mount points at or below `dir` (never rm -rf through one). */
-function mountsUnder(dir: string): string[] {
-  const text = readFileSync('/proc/self/mountinfo', 'utf8');
-  return text.split('\n').map((l) => l.split(' ')[4] ?? '').filter((p) => p === dir || p.startsWith(`${dir}/`));
 }
 
 async function main(): Promise<number> {

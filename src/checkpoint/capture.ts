@@ -1,16 +1,21 @@
 import { randomBytes } from 'node:crypto';
 import { promises as fs } from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { execa } from 'execa';
 import { dumpArgv } from '../criu/argv.js';
-import type { CriuBinary } from '../criu/binary.js';
+import { locateCriu, type CriuBinary } from '../criu/binary.js';
 import { criuCpuinfoDump } from '../criu/cpuinfo.js';
 import { runCriu } from '../criu/run.js';
 import type { ContainerConfig, ContainerRuntimeState } from '../container/types.js';
+import { stopLocked } from '../container/stop.js';
 import { assertAllowed, loadView } from '../container/view.js';
 import { TsmError } from '../errors/errors.js';
 import type { Runtime } from '../runtime/context.js';
-import { checkpointId } from './manifest.js';
+import { withLock } from '../state/lock.js';
+import { validateName } from '../util/name.js';
+import { requireRoot } from '../util/root.js';
+import { checkpointId, validateTag, type CheckpointManifest } from './manifest.js';
 import { makeStagingDir, stagingBase } from './staging.js';
 
 export interface CaptureRequest {
@@ -33,6 +38,50 @@ export interface Captured {
   timings: { frozenMs: number; dumpMs: number; snapshotMs: number };
   t0: number;
   cleanup(): Promise<void>;
+}
+
+/**
+ * The prologue and epilogue every checkpoint verb shares: validate, take the
+ * container's lock, capture (frozen only for the dump), hand the parts to
+ * `store`, stop the container if asked, and always remove the staging.
+ */
+export async function withCapture<T>(rt: Runtime, req: CaptureRequest & { tag?: string | undefined }, store: (cap: Captured, criu: CriuBinary) => Promise<T>): Promise<T> {
+  validateName('container', req.name);
+  validateTag(req.tag);
+  requireRoot('checkpoint a container');
+  const criu = await locateCriu();
+  return withLock(rt.store.lockDir(req.name), `container ${req.name}`, async () => {
+    const cap = await captureLocked(rt, req, criu);
+    try {
+      const r = await store(cap, criu);
+      if (req.stop) await stopLocked(rt, req.name, 0);
+      return r;
+    } finally {
+      await cap.cleanup();
+    }
+  });
+}
+
+/** The manifest fields every checkpoint records, whatever store it goes to. */
+export function checkpointInfo(
+  cap: Captured,
+  criu: CriuBinary,
+  req: { tcpEstablished: boolean; fileLocks: boolean; stop: boolean },
+  o: { packMs: number; tag: string | null },
+): Omit<CheckpointManifest, 'format' | 'blobs'> {
+  const { state, config } = cap;
+  return {
+    id: cap.id,
+    tag: o.tag,
+    createdAt: new Date().toISOString(),
+    container: config,
+    image: config.image,
+    network: state.network ?? null,
+    stdio: state.stdio!,
+    criu: { version: criu.versionText, options: { tcpEstablished: req.tcpEstablished, fileLocks: req.fileLocks, leaveRunning: !req.stop } },
+    host: { kernel: os.release(), arch: os.arch(), hostname: os.hostname() },
+    timings: { ...cap.timings, packMs: round(o.packMs), totalMs: round(performance.now() - cap.t0) },
+  };
 }
 
 /**

@@ -35,6 +35,13 @@ export interface CheckpointManifest {
 const ID = /^[a-z0-9][a-z0-9_.-]{0,127}$/;
 const HEX64 = /^[0-9a-f]{64}$/;
 
+/** A checkpoint's --tag: 1-64 characters [A-Za-z0-9_.:-]; throws one clear error otherwise. */
+export function validateTag(tag: string | undefined): void {
+  if (tag !== undefined && !/^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$/.test(tag)) {
+    throw new TsmError('EINVAL_ARG', `invalid --tag "${tag}"`, { fix: 'use 1-64 characters [A-Za-z0-9_.:-]' });
+  }
+}
+
 export function isCheckpointId(s: string): boolean {
   return ID.test(s);
 }

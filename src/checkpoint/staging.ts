@@ -1,5 +1,6 @@
 import { promises as fs, statfsSync } from 'node:fs';
 import path from 'node:path';
+import { alive } from '../state/lock.js';
 
 /**
  * Where CRIU writes images while the container is frozen: a tmpfs when it has
@@ -49,11 +50,3 @@ export async function sweepStaleStaging(base: string): Promise<string[]> {
   return removed;
 }
 
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (e) {
-    return (e as NodeJS.ErrnoException).code === 'EPERM';
-  }
-}

@@ -1,13 +1,6 @@
 import { packTree } from '../archive/pack.js';
-import { captureLocked, type CaptureRequest } from '../checkpoint/capture.js';
-import { checkpointInfo } from '../checkpoint/checkpoint.js';
-import { stopLocked } from '../container/stop.js';
-import { locateCriu } from '../criu/binary.js';
-import { TsmError } from '../errors/errors.js';
+import { checkpointInfo, withCapture, type CaptureRequest } from '../checkpoint/capture.js';
 import type { Runtime } from '../runtime/context.js';
-import { withLock } from '../state/lock.js';
-import { requireRoot } from '../util/root.js';
-import { validateName } from '../util/name.js';
 import type { ChunkStore, WriteCounters } from './chunk-store.js';
 import { SNAPSHOT_FORMAT, type SnapshotMeta } from './snapshot.js';
 
@@ -34,43 +27,31 @@ export const STORE_LOCK_WAIT_MS = 10 * 60_000;
  * committed, after every chunk it needs is durable in the store.
  */
 export async function checkpointToStore(rt: Runtime, store: ChunkStore, req: StoreCheckpointRequest): Promise<StoreCheckpointResult> {
-  validateName('container', req.name);
-  if (req.tag !== undefined && !/^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$/.test(req.tag)) {
-    throw new TsmError('EINVAL_ARG', `invalid --tag "${req.tag}"`, { fix: 'use 1-64 characters [A-Za-z0-9_.:-]' });
-  }
-  requireRoot('checkpoint a container');
-  const criu = await locateCriu();
-  return withLock(rt.store.lockDir(req.name), `container ${req.name}`, async () => {
-    const cap = await captureLocked(rt, req, criu);
+  return withCapture(rt, req, async (cap, criu) => {
+    const ts = performance.now();
+    const counters: WriteCounters = { logical: 0, chunks: 0, newChunks: 0, newBytes: 0 };
+    await store.backend.lock({ timeoutMs: STORE_LOCK_WAIT_MS });
+    let meta: SnapshotMeta;
+    let metaBytes: number;
     try {
-      const ts = performance.now();
-      const counters: WriteCounters = { logical: 0, chunks: 0, newChunks: 0, newBytes: 0 };
-      await store.backend.lock({ timeoutMs: STORE_LOCK_WAIT_MS });
-      let meta: SnapshotMeta;
-      let metaBytes: number;
-      try {
-        const criuStream = await store.writeStream(packTree(cap.images), counters);
-        const upperStream = await store.writeStream(packTree(cap.upper), counters);
-        const storeMs = performance.now() - ts;
-        meta = {
-          format: SNAPSHOT_FORMAT,
-          id: cap.id,
-          container: req.name,
-          createdAt: new Date().toISOString(),
-          tag: req.tag ?? null,
-          schedule: req.schedule ?? null,
-          epoch: cap.state.epoch ?? 0,
-          checkpoint: checkpointInfo(cap, criu, req, { packMs: storeMs, tag: req.tag ?? null }),
-          streams: { criu: criuStream.ref, upper: upperStream.ref },
-        };
-        metaBytes = await store.commit({ meta, ids: { criu: criuStream.ids, upper: upperStream.ids } });
-      } finally {
-        await store.backend.unlock();
-      }
-      if (req.stop) await stopLocked(rt, req.name, 0);
-      return { meta, counters, addedBytes: counters.newBytes + metaBytes, storeMs: performance.now() - ts };
+      const criuStream = await store.writeStream(packTree(cap.images), counters);
+      const upperStream = await store.writeStream(packTree(cap.upper), counters);
+      const storeMs = performance.now() - ts;
+      meta = {
+        format: SNAPSHOT_FORMAT,
+        id: cap.id,
+        container: req.name,
+        createdAt: new Date().toISOString(),
+        tag: req.tag ?? null,
+        schedule: req.schedule ?? null,
+        epoch: cap.state.epoch ?? 0,
+        checkpoint: checkpointInfo(cap, criu, req, { packMs: storeMs, tag: req.tag ?? null }),
+        streams: { criu: criuStream.ref, upper: upperStream.ref },
+      };
+      metaBytes = await store.commit({ meta, ids: { criu: criuStream.ids, upper: upperStream.ids } });
     } finally {
-      await cap.cleanup();
+      await store.backend.unlock();
     }
+    return { meta, counters, addedBytes: counters.newBytes + metaBytes, storeMs: performance.now() - ts };
   });
 }
