@@ -76,6 +76,9 @@ export interface StreamResult {
 export interface PrepareResult {
   restoreMs: number;
   initPid: number;
+  /** parts of restoreMs: cgroups, rootfs and network set up; criu restore; records after it */
+  setupMs: number;
+  criuMs: number;
 }
 
 /** Whether a container runs on a host (disaster recovery asks every host before restoring). */

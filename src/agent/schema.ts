@@ -168,7 +168,7 @@ export const agentSpec: AgentSpec = {
   putUpper: { params: putUpperRequest, result: streamResult, stream: true },
   putImages: { params: putImagesRequest, result: streamResult, stream: true },
   probe: { params: obj<{ bytes: number; compression?: 'zstd' | 'none' }>({ bytes: BYTES, compression: optional(COMPRESSION) }), result: streamResult, stream: true },
-  prepare: { params: prepareParams, result: obj({ restoreMs: MS, initPid: num({ int: true, min: 1, max: 0x3fff_ffff }) }), stream: false },
+  prepare: { params: prepareParams, result: obj({ restoreMs: MS, initPid: num({ int: true, min: 1, max: 0x3fff_ffff }), setupMs: MS, criuMs: MS }), stream: false },
   commit: { params: byMigration, result: obj({ resumeMs: MS }), stream: false },
   abort: { params: byMigration, result: okResult, stream: false },
   status: { params: byMigration, result: obj({ phase: str({ max: 64 }) }), stream: false },

@@ -180,7 +180,7 @@ export class LocalAgent implements AgentApi {
     this.held.set(m.id, held);
     m.phase = 'prepared';
     await this.records.save(m);
-    return { restoreMs: performance.now() - t0, initPid: held.initPid };
+    return { restoreMs: performance.now() - t0, initPid: held.initPid, setupMs: held.timings.setupMs, criuMs: held.timings.criuMs };
   }
 
   async commit(p: { migrationId: string }): Promise<{ resumeMs: number }> {

@@ -55,6 +55,8 @@ export interface MoveReport {
   host: string;
   epoch: number;
   downtime: Downtime;
+  /** the peer's restore (downtime.restoreMs) split: cgroups, rootfs and network set up, then criu restore */
+  restoreParts: { setupMs: number; criuMs: number };
   preCopy: string;
   /** link: measured MB/s sent plain, and through zstd (bytes before compression); ratio: images on the wire / images */
   compression: { used: boolean; linkMBps: number; linkZstdMBps: number; zstdMBps: number; ratio: number };
@@ -244,6 +246,7 @@ export async function moveContainer(
           freezeMs: ms(tFreeze, tFrozen), dumpMs: ms(tFrozen, tDumped), transferMs: ms(tDumped, tSent),
           restoreMs: ms(tSent, tRestored), resumeMs: ms(tRestored, tResumed), totalMs: ms(tFreeze, tResumed),
         },
+        restoreParts: { setupMs: prep.setupMs, criuMs: prep.criuMs },
         preCopy,
         compression: { used: useZstd, linkMBps: Math.round(link / 1e6), linkZstdMBps: Math.round(linkZstd / 1e6), zstdMBps: Math.round(z.bps / 1e6), ratio: img.tarBytes ? Math.round((img.bytes / img.tarBytes) * 100) / 100 : 1 },
         bytes: { upperBase: base.bytes, upperDelta: upd.bytes, images: img.bytes, imagesTar: img.tarBytes, image: imageBytes },

@@ -36,6 +36,8 @@ export interface RestoreTreeOptions {
 export interface HeldContainer {
   initPid: number;
   shimPid: number;
+  /** where the restore's time went: set-up (cgroups, rootfs, network), CRIU, records after it */
+  timings: { setupMs: number; criuMs: number; afterMs: number };
   resume(): Promise<void>;
   /** kill the tree and remove everything restoreTree created (not the container dir itself) */
   rollback(): Promise<void>;
@@ -51,6 +53,7 @@ export async function restoreTree(rt: Runtime, o: RestoreTreeOptions): Promise<H
   const undo = new UndoStack(rt.logger);
   const dir = rt.paths.container(name);
   const cg = rt.cgroups(name);
+  const t0 = performance.now();
   try {
     await rt.store.saveConfig(o.config);
     const layout = rootfsLayout(dir, o.imageRootfs);
@@ -98,6 +101,7 @@ export async function restoreTree(rt: Runtime, o: RestoreTreeOptions): Promise<H
       externals: net.mode === 'bridge' && net.hostVeth && net.bridge ? [`veth[eth0]:${net.hostVeth}@${net.bridge}`] : [],
     });
     await rt.store.clearExit(name);
+    const tCriu = performance.now();
     const shim = await startShim('restore', ['--pidfile', pidfile, '--', o.criu.path, ...argv], dir).catch(async (e: Error) => {
       const log = await fs.readFile(path.join(o.imagesDir, 'restore.log'), 'utf8').catch(() => '');
       const kept = path.join(rt.paths.root, `restore-failed-${name}-${Date.now()}.log`);
@@ -105,6 +109,7 @@ export async function restoreTree(rt: Runtime, o: RestoreTreeOptions): Promise<H
       const x = explainCriuFailure('restore', log);
       throw new TsmError('ECRIU', `restore of ${name} failed: ${x.message}`, { fix: `${x.fix} (CRIU log: ${kept})`, cause: e });
     });
+    const tRestored = performance.now();
     undo.push('kill restored tasks', async () => {
       await cg.killAll('SIGKILL').catch(() => undefined);
     });
@@ -112,9 +117,11 @@ export async function restoreTree(rt: Runtime, o: RestoreTreeOptions): Promise<H
     Object.assign(state, await runningFacts(shim, cg, net, false));
     // on disk as held ('creating' with its pids), so that a later agent can resume or roll it back
     await rt.store.saveState(name, { ...state, status: 'creating' });
+    const round = (x: number) => Math.round(x * 10) / 10;
     return {
       initPid: shim.initPid,
       shimPid: shim.shimPid,
+      timings: { setupMs: round(tCriu - t0), criuMs: round(tRestored - tCriu), afterMs: round(performance.now() - tRestored) },
       resume: async () => {
         for (const pid of await cg.pids()) {
           try {

@@ -11,10 +11,10 @@
  * plain names, only appends (each record must start where the file ends), and
  * checks at the end that it holds exactly the files and sizes listed.
  */
-import { promises as fs } from 'node:fs';
+import fsSync, { promises as fs } from 'node:fs';
 import type { FileHandle } from 'node:fs/promises';
 import path from 'node:path';
-import { Readable, Transform, type TransformCallback } from 'node:stream';
+import { Readable, Writable } from 'node:stream';
 import { TsmError } from '../errors/errors.js';
 
 const NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/;
@@ -106,99 +106,148 @@ export function liveImageStream(dir: string, dumped: Promise<unknown>, o: { poll
   return Readable.from(records(), { objectMode: false });
 }
 
-/** Write a record stream into `dir` (created; must not exist). Throws on anything but a well-formed, complete stream. */
-export class LiveImageWriter extends Transform {
-  /** contiguous bytes being parsed, and what arrived after them (joined only when a record needs it: no quadratic copying) */
-  private buf: Buffer = Buffer.alloc(0);
-  private more: Buffer[] = [];
-  private moreLen = 0;
-  private readonly files = new Map<string, { fh: FileHandle; size: number }>();
+/**
+ * Write a record stream into `dir` (created; must not exist). Throws on anything
+ * but a well-formed, complete stream. Record bodies go to their files piece by
+ * piece as they arrive (no joining, no copies); only headers and the end record
+ * are gathered. Writes are synchronous: the staging is tmpfs or page cache, and
+ * a write there costs less than a trip through the thread pool.
+ */
+export class LiveImageWriter extends Writable {
+  /** bytes of a header or end record being gathered */
+  private head: Buffer[] = [];
+  private headLen = 0;
+  /** the record body being written: its file and the bytes still to come */
+  private body: { f: { fd: number; size: number }; left: number } | undefined;
+  private readonly files = new Map<string, { fd: number; size: number }>();
   private ended = false;
+  private dirMade = false;
   constructor(private readonly dir: string) {
     super();
   }
-  override _transform(chunk: Buffer, _e: BufferEncoding, cb: TransformCallback): void {
-    this.more.push(chunk);
-    this.moreLen += chunk.length;
-    this.consume().then(() => cb(), (e: Error) => cb(e));
+  override _write(chunk: Buffer, _e: BufferEncoding, cb: (e?: Error | null) => void): void {
+    try {
+      this.consume(chunk);
+      cb();
+    } catch (e) {
+      cb(e as Error);
+    }
   }
-  override _flush(cb: TransformCallback): void {
-    if (!this.ended || this.buf.length || this.moreLen) return cb(proto(this.ended ? 'bytes after the end record' : 'the stream ended before its end record'));
+  override _final(cb: (e?: Error | null) => void): void {
+    if (!this.ended || this.headLen) return cb(proto(this.ended ? 'bytes after the end record' : 'the stream ended before its end record'));
     cb();
   }
-  /** at least n contiguous bytes in buf, if they have arrived */
-  private have(n: number): boolean {
-    if (this.buf.length >= n) return true;
-    if (this.buf.length + this.moreLen < n) return false;
-    this.buf = Buffer.concat([this.buf, ...this.more]);
-    this.more = [];
-    this.moreLen = 0;
-    return true;
-  }
   override _destroy(err: Error | null, cb: (e?: Error | null) => void): void {
-    void Promise.all([...this.files.values()].map((f) => f.fh.close().catch(() => undefined))).then(() => cb(err));
+    this.closeAll();
+    cb(err);
   }
 
-  private async consume(): Promise<void> {
-    for (;;) {
-      if (this.ended) {
-        if (this.buf.length || this.moreLen) throw proto('bytes after the end record');
-        return;
-      }
-      if (!this.have(2)) return;
-      const kind = String.fromCharCode(this.buf[0]!);
-      if (kind === 'D') {
-        const n = this.buf[1]!;
-        if (!this.have(2 + n + 12)) return;
-        const name = this.buf.subarray(2, 2 + n).toString('latin1');
-        if (!NAME.test(name)) throw proto(`file name ${JSON.stringify(name)}`);
-        const off = this.buf.readBigUInt64BE(2 + n);
-        const len = this.buf.readUInt32BE(10 + n);
-        if (len > MAX_RECORD) throw proto(`a record of ${len} bytes`);
-        if (!this.have(14 + n + len)) return;
-        let f = this.files.get(name);
-        if (!f) {
-          if (this.files.size >= MAX_FILES) throw proto('too many files');
-          if (this.files.size === 0) await fs.mkdir(this.dir, { mode: 0o700 });
-          f = { fh: await fs.open(path.join(this.dir, name), 'wx', 0o600), size: 0 };
-          this.files.set(name, f);
-        }
-        if (off !== BigInt(f.size)) throw proto(`${name}: data at ${off}, the file ends at ${f.size}`);
-        await f.fh.write(this.buf, 14 + n, len, f.size);
-        f.size += len;
-        this.buf = this.buf.subarray(14 + n + len);
-      } else if (kind === 'E') {
-        if (!this.have(5)) return;
-        const count = this.buf.readUInt32BE(1);
-        if (count > MAX_FILES) throw proto(`${count} files`);
-        let at = 5;
-        const listed = new Map<string, bigint>();
-        for (let i = 0; i < count; i++) {
-          if (!this.have(at + 1)) return;
-          const n = this.buf[at]!;
-          if (!this.have(at + 1 + n + 8)) return;
-          const name = this.buf.subarray(at + 1, at + 1 + n).toString('latin1');
-          if (!NAME.test(name)) throw proto(`file name ${JSON.stringify(name)}`);
-          listed.set(name, this.buf.readBigUInt64BE(at + 1 + n));
-          at += 1 + n + 8;
-        }
-        if (this.files.size === 0) await fs.mkdir(this.dir, { mode: 0o700 });
-        for (const [name, size] of listed) {
-          let f = this.files.get(name);
-          if (!f && size === 0n) {
-            f = { fh: await fs.open(path.join(this.dir, name), 'wx', 0o600), size: 0 };
-            this.files.set(name, f);
-          }
-          if (!f || BigInt(f.size) !== size) throw proto(`${name}: ${f?.size ?? 'no'} bytes arrived, ${size} were sent`);
-        }
-        for (const name of this.files.keys()) if (!listed.has(name)) throw proto(`${name} is not in the end record`);
-        for (const f of this.files.values()) await f.fh.close();
-        this.files.clear();
-        this.buf = this.buf.subarray(at);
-        this.ended = true;
-      } else {
-        throw proto(`record type 0x${this.buf[0]!.toString(16)}`);
+  private closeAll(): void {
+    for (const f of this.files.values()) {
+      try {
+        fsSync.closeSync(f.fd);
+      } catch {
+        /* closed */
       }
     }
+    this.files.clear();
+  }
+
+  private open(name: string): { fd: number; size: number } {
+    if (this.files.size >= MAX_FILES) throw proto('too many files');
+    if (!this.dirMade) {
+      fsSync.mkdirSync(this.dir, { mode: 0o700 });
+      this.dirMade = true;
+    }
+    const f = { fd: fsSync.openSync(path.join(this.dir, name), 'wx', 0o600), size: 0 };
+    this.files.set(name, f);
+    return f;
+  }
+
+  /** the gathered head, joined, if at least n bytes have arrived */
+  private peek(n: number): Buffer | undefined {
+    if (this.headLen < n) return undefined;
+    if (this.head.length > 1) this.head = [Buffer.concat(this.head)];
+    return this.head[0]!;
+  }
+
+  private consume(chunk: Buffer): void {
+    let at = 0;
+    while (at < chunk.length) {
+      if (this.ended) throw proto('bytes after the end record');
+      if (this.body) {
+        const n = Math.min(this.body.left, chunk.length - at);
+        const f = this.body.f;
+        for (let done = 0; done < n; ) done += fsSync.writeSync(f.fd, chunk, at + done, n - done, f.size + done);
+        f.size += n;
+        this.body.left -= n;
+        at += n;
+        if (this.body.left === 0) this.body = undefined;
+        continue;
+      }
+      // gather a header (or the end record) byte by byte until it is complete
+      this.head.push(chunk.subarray(at));
+      this.headLen += chunk.length - at;
+      const used = this.parseHead();
+      if (used === undefined) return; // all of it is in head, waiting for more
+      // the head held `used` bytes of records: what follows in this chunk is consumed next
+      const consumedFromChunk = used - (this.headLen - (chunk.length - at));
+      this.head = [];
+      this.headLen = 0;
+      at += consumedFromChunk;
+    }
+  }
+
+  /** Parse one header or the end record from head; the bytes it used, or undefined if incomplete. */
+  private parseHead(): number | undefined {
+    const b = this.peek(2);
+    if (!b) return undefined;
+    const kind = String.fromCharCode(b[0]!);
+    if (kind === 'D') {
+      const n = b[1]!;
+      const h = this.peek(2 + n + 12);
+      if (!h) return undefined;
+      const name = h.subarray(2, 2 + n).toString('latin1');
+      if (!NAME.test(name)) throw proto(`file name ${JSON.stringify(name)}`);
+      const off = h.readBigUInt64BE(2 + n);
+      const len = h.readUInt32BE(10 + n);
+      if (len > MAX_RECORD) throw proto(`a record of ${len} bytes`);
+      const f = this.files.get(name) ?? this.open(name);
+      if (off !== BigInt(f.size)) throw proto(`${name}: data at ${off}, the file ends at ${f.size}`);
+      if (len > 0) this.body = { f, left: len };
+      return 14 + n;
+    }
+    if (kind === 'E') {
+      const h5 = this.peek(5);
+      if (!h5) return undefined;
+      const count = h5.readUInt32BE(1);
+      if (count > MAX_FILES) throw proto(`${count} files`);
+      let at = 5;
+      const listed = new Map<string, bigint>();
+      for (let i = 0; i < count; i++) {
+        const h = this.peek(at + 1);
+        if (!h) return undefined;
+        const n = h[at]!;
+        const e = this.peek(at + 1 + n + 8);
+        if (!e) return undefined;
+        const name = e.subarray(at + 1, at + 1 + n).toString('latin1');
+        if (!NAME.test(name)) throw proto(`file name ${JSON.stringify(name)}`);
+        listed.set(name, e.readBigUInt64BE(at + 1 + n));
+        at += 1 + n + 8;
+      }
+      for (const [name, size] of listed) {
+        const f = this.files.get(name) ?? (size === 0n ? this.open(name) : undefined);
+        if (!f || BigInt(f.size) !== size) throw proto(`${name}: ${f?.size ?? 'no'} bytes arrived, ${size} were sent`);
+      }
+      for (const name of this.files.keys()) if (!listed.has(name)) throw proto(`${name} is not in the end record`);
+      if (!this.dirMade) {
+        fsSync.mkdirSync(this.dir, { mode: 0o700 });
+        this.dirMade = true;
+      }
+      this.closeAll();
+      this.ended = true;
+      return at;
+    }
+    throw proto(`record type 0x${b[0]!.toString(16)}`);
   }
 }

@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { Transform, Writable, type Readable } from 'node:stream';
+import { Transform, type Readable } from 'node:stream';
 import { LiveImageWriter } from './live-images.js';
 import { pipeline } from 'node:stream/promises';
 import { DecompressStream } from 'zstd-napi';
@@ -50,9 +50,8 @@ export async function receiveTar(
 /** Write live image records (see live-images.ts), zstd or not, into `dir`, hashing the bytes as received. */
 export async function receiveRecords(data: Readable, dir: string, compression: 'zstd' | 'none'): Promise<{ bytes: number; sha256: string }> {
   const meter = new Meter();
-  const sink = new Writable({ write: (_c, _e, cb) => cb() });
-  if (compression === 'zstd') await pipeline(data, meter, new DecompressStream(), new LiveImageWriter(dir), sink);
-  else await pipeline(data, meter, new LiveImageWriter(dir), sink);
+  if (compression === 'zstd') await pipeline(data, meter, new DecompressStream(), new LiveImageWriter(dir));
+  else await pipeline(data, meter, new LiveImageWriter(dir));
   return { bytes: meter.bytes, sha256: meter.digest() };
 }
 

@@ -84,13 +84,17 @@ export function parseJsonPayload(payload: Buffer): unknown {
 }
 
 /**
- * Bytes in, Frame objects out. Handles any chunking; holds at most one
- * partial frame plus the chunk being parsed (`bufferedBytes`).
+ * Bytes in, Frame objects out. Handles any chunking. A DATA frame's payload is
+ * passed on in pieces as its bytes arrive (slices of the input, never copied:
+ * bulk data makes no garbage here); its header is checked before any piece.
+ * JSON and ABORT payloads are passed on whole. Holds at most one partial
+ * non-DATA frame plus the chunk being parsed (`bufferedBytes`).
  */
 export class FrameDecoder extends Transform {
   private chunks: Buffer[] = [];
   private buffered = 0;
-  private header: { length: number; kind: FrameKind; stream: number } | undefined;
+  /** the frame being read; for DATA, `left` payload bytes still to come */
+  private header: { length: number; kind: FrameKind; stream: number; left: number } | undefined;
   private frames = 0;
 
   constructor() {
@@ -102,7 +106,7 @@ export class FrameDecoder extends Transform {
     return this.buffered;
   }
 
-  /** frames emitted so far */
+  /** complete frames read so far */
   get frameCount(): number {
     return this.frames;
   }
@@ -136,10 +140,23 @@ export class FrameDecoder extends Transform {
           if (this.frames === 0) throw protocolError(`the peer sent bytes that are not tsmigrate frames (${problem}; first bytes ${printable(h)})`, FIRST_FIX);
           throw protocolError(problem);
         }
-        this.header = { length, kind: kind as FrameKind, stream };
+        this.header = { length, kind: kind as FrameKind, stream, left: length };
       }
-      if (this.buffered < this.header.length) return;
       const { kind, stream, length } = this.header;
+      if (kind === FrameKind.DATA && length > 0) {
+        // pass on what has arrived, slice by slice
+        while (this.header.left > 0 && this.buffered > 0) {
+          const first = this.chunks[0]!;
+          const n = Math.min(first.length, this.header.left);
+          this.header.left -= n;
+          this.push({ kind, stream, payload: this.takeBytes(n) } satisfies Frame);
+        }
+        if (this.header.left > 0) return;
+        this.header = undefined;
+        this.frames++;
+        continue;
+      }
+      if (this.buffered < length) return;
       this.header = undefined;
       this.frames++;
       this.push({ kind, stream, payload: length === 0 ? EMPTY : this.takeBytes(length) } satisfies Frame);

@@ -4,12 +4,11 @@ import { randomBytes } from 'node:crypto';
 import { promises as fs } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { Readable, Writable } from 'node:stream';
+import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { LiveImageWriter, liveImageStream } from '../../../src/transfer/live-images.js';
 import { isTsmError } from '../../../src/errors/errors.js';
 
-const sink = () => new Writable({ write: (_c, _e, cb) => cb() });
 async function collect(r: Readable): Promise<Buffer> {
   const parts: Buffer[] = [];
   for await (const c of r) parts.push(c as Buffer);
@@ -41,16 +40,41 @@ test('files written while the stream runs (pages appended in steps) arrive whole
     finish();
     const bytes = await wire;
     const dst = path.join(base, 'dst');
-    await pipeline(Readable.from([bytes]), new LiveImageWriter(dst), sink());
+    await pipeline(Readable.from([bytes]), new LiveImageWriter(dst));
     assert.deepEqual((await fs.readdir(dst)).sort(), ['core-1.img', 'empty.img', 'pages-1.img', 'pages-2.img']);
     assert.deepEqual(await fs.readFile(path.join(dst, 'pages-1.img')), pages);
     assert.deepEqual(await fs.readFile(path.join(dst, 'pages-2.img')), pages.subarray(0, 5000));
     assert.equal(await fs.readFile(path.join(dst, 'core-1.img'), 'utf8'), 'core');
     assert.equal((await fs.stat(path.join(dst, 'pages-1.img'))).mode & 0o077, 0);
+    // the same stream in any chunking (pieces of 1, 7, 13 bytes..., as a transport may deliver them)
+    for (const size of [1, 7, 13, 4096, 65_537]) {
+      const d = path.join(base, `chunked-${size}`);
+      const pieces = function* () {
+        for (let i = 0; i < bytes.length; i += size) yield bytes.subarray(i, i + size);
+      };
+      if (size < 100) {
+        // byte-sized pieces of 5 MiB take long: only the head of the stream and its end, spliced
+        const small = await fs.mkdtemp(path.join(base, 'small-'));
+        const one = liveImageStream(small, Promise.resolve());
+        await fs.writeFile(path.join(small, 'core-1.img'), 'core');
+        await fs.writeFile(path.join(small, 'pages-1.img'), pages.subarray(0, 3000));
+        const b = await collect(one);
+        const parts = function* () {
+          for (let i = 0; i < b.length; i += size) yield b.subarray(i, i + size);
+        };
+        await pipeline(Readable.from(parts()), new LiveImageWriter(d));
+        assert.deepEqual(await fs.readFile(path.join(d, 'pages-1.img')), pages.subarray(0, 3000), `chunks of ${size}`);
+        assert.equal(await fs.readFile(path.join(d, 'core-1.img'), 'utf8'), 'core');
+        continue;
+      }
+      await pipeline(Readable.from(pieces()), new LiveImageWriter(d));
+      assert.deepEqual(await fs.readFile(path.join(d, 'pages-1.img')), pages, `chunks of ${size}`);
+      assert.deepEqual(await fs.readFile(path.join(d, 'pages-2.img')), pages.subarray(0, 5000));
+    }
     // cut anywhere: refused (no end record), and a flipped length or name is refused
     for (const cut of [1, 100, bytes.length >> 1, bytes.length - 1]) {
       const d = path.join(base, `cut-${cut}`);
-      await assert.rejects(pipeline(Readable.from([bytes.subarray(0, cut)]), new LiveImageWriter(d), sink()), (e) => isTsmError(e) && e.code === 'EPROTO');
+      await assert.rejects(pipeline(Readable.from([bytes.subarray(0, cut)]), new LiveImageWriter(d)), (e) => isTsmError(e) && e.code === 'EPROTO');
     }
   } finally {
     await fs.rm(base, { recursive: true, force: true });
@@ -93,7 +117,7 @@ test('crafted streams are refused: path names, gaps, unknown record, files missi
       ['trailing', Buffer.concat([rec('a.img', 0, Buffer.from('ab')), end([['a.img', 2]]), Buffer.from('D')]), /after the end record/],
     ];
     for (const [what, bytes, re] of cases) {
-      await assert.rejects(pipeline(Readable.from([bytes]), new LiveImageWriter(path.join(base, what)), sink()), (e) => isTsmError(e) && re.test(e.message), what);
+      await assert.rejects(pipeline(Readable.from([bytes]), new LiveImageWriter(path.join(base, what))), (e) => isTsmError(e) && re.test(e.message), what);
     }
     assert.deepEqual(await fs.readdir(base).then((l) => l.filter((n) => n.includes('..'))), []);
   } finally {
