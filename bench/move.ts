@@ -23,6 +23,7 @@ import { PROTOCOL_VERSION } from '../src/agent/api.js';
 import { LocalAgent } from '../src/agent/server.js';
 import { removeContainer } from '../src/container/remove.js';
 import { locateCriu } from '../src/criu/binary.js';
+import { tuneMallocForStreaming } from '../src/native/native.js';
 import { importImage } from '../src/image/store.js';
 import { sshPeer } from '../src/move/connect.js';
 import { moveContainer, type MoveReport, type PeerConnection } from '../src/move/move.js';
@@ -307,6 +308,8 @@ async function main(): Promise<number> {
   if (process.getuid?.() !== 0) throw new Error('the move benchmark needs root');
   // CRIU, the rig's sshd (and so the peer's agent) and the containers inherit this, for M and the baselines alike
   os.setPriority(-10);
+  // as the CLI does (src/cli/main.ts), for M and for T alike: both stream through this process
+  tuneMallocForStreaming();
   const ac = interruptible();
 
   // on disk (N's dump and its extraction go here); the peer's state root is inside too

@@ -10,6 +10,7 @@ import { registerMoveCommands } from './commands/move.js';
 import { registerHostCommands } from './commands/hosts.js';
 import { registerStoreCommands } from './commands/stores.js';
 import { registerScheduleCommands } from './commands/schedules.js';
+import { tuneMallocForStreaming } from '../native/native.js';
 
 function version(): string {
   const pkg = JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as { version: string };
@@ -19,6 +20,8 @@ function version(): string {
 /** The only place that prints errors and decides exit codes. */
 export async function main(argv: string[]): Promise<number> {
   let exitCode = 0;
+  // moves, checkpoints and the agent stream bulk data through short-lived Buffers (see native.ts)
+  tuneMallocForStreaming();
   const program = new Command('tsmigrate')
     .description('run, checkpoint and live-migrate Linux containers')
     .version(version(), '-V, --version')

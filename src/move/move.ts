@@ -19,7 +19,7 @@ import type { Runtime } from '../runtime/context.js';
 import { withLock } from '../state/lock.js';
 import { assertSameHash } from '../transfer/receive.js';
 import { liveImageStream } from '../transfer/live-images.js';
-import { measureZstd, probeTransfer, sendReadable, sendTree } from '../transfer/send.js';
+import { measureZstd, probeLink, sendReadable, sendTree } from '../transfer/send.js';
 import { deltaFilter, diffIndex, indexTree } from '../transfer/upper-index.js';
 import { requireRoot } from '../util/root.js';
 import { validateName } from '../util/name.js';
@@ -141,9 +141,11 @@ export async function moveContainer(
       // measured through the connection, before the freeze (this also warms both ends up)
       emit({ phase: 'probe' });
       const z = measureZstd();
-      const probe = (zstd: boolean) => probeTransfer((d) => peer.probe({ bytes: 64 << 20, compression: zstd ? 'zstd' : 'none' }, d), { zstd });
-      const link = req.compress === 'on' ? 0 : await probe(false);
-      const linkZstd = req.compress === 'off' ? 0 : await probe(true);
+      // (forced on or off: the warm-up alone, which keeps cold-start costs out of the downtime)
+      const auto = req.compress === 'auto';
+      const measured = await probeLink((d, compression, bytes) => peer.probe({ bytes, compression }, d), { plain: auto, zstd: auto });
+      const link = measured.plainBps;
+      const linkZstd = measured.zstdBps;
       const useZstd = chooseCompression(req.compress, link, linkZstd);
       await peer.begin({
         migrationId: id, epoch, name: req.name, config, network: state.network ?? null, leaseOwner, stdio: state.stdio,

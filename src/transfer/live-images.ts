@@ -25,15 +25,19 @@ const MAX_FILES = 100_000;
 
 const proto = (what: string) => new TsmError('EPROTO', `bad image stream: ${what}`, { fix: 'install the same tsmigrate version on both hosts and retry' });
 
-function header(kind: 'D' | 'E', name: string, a: bigint, b: number): Buffer {
+/** A 'D' record (header and data in one Buffer): `read` fills the data part, at most READ bytes. */
+async function record(name: string, off: number, read: (buf: Buffer, at: number, max: number) => Promise<number>): Promise<Buffer | undefined> {
   const n = Buffer.from(name);
-  const h = Buffer.alloc(1 + 1 + n.length + 8 + 4);
-  h.write(kind, 0, 'latin1');
-  h[1] = n.length;
-  n.copy(h, 2);
-  h.writeBigUInt64BE(a, 2 + n.length);
-  h.writeUInt32BE(b, 10 + n.length);
-  return h;
+  const hlen = 14 + n.length;
+  const buf = Buffer.allocUnsafe(hlen + READ);
+  const got = await read(buf, hlen, READ);
+  if (got === 0) return undefined;
+  buf.write('D', 0, 'latin1');
+  buf[1] = n.length;
+  n.copy(buf, 2);
+  buf.writeBigUInt64BE(BigInt(off), 2 + n.length);
+  buf.writeUInt32BE(got, 10 + n.length);
+  return buf.subarray(0, hlen + got);
 }
 
 /**
@@ -54,14 +58,15 @@ export function liveImageStream(dir: string, dumped: Promise<unknown>, o: { poll
           fh = await fs.open(path.join(dir, name), 'r');
           handles.set(name, fh);
         }
+        const file = fh;
         for (;;) {
           const off = sent.get(name) ?? 0;
-          const buf = Buffer.allocUnsafe(READ);
-          const { bytesRead } = await fh.read(buf, 0, READ, off);
-          if (bytesRead === 0) return;
+          // header and data in one Buffer: two would be joined (copied) further down the stream
+          const rec = await record(name, off, async (buf, at, max) => (await file.read(buf, at, max, off)).bytesRead);
+          if (!rec) return;
+          const bytesRead = rec.length - (14 + Buffer.byteLength(name));
           sent.set(name, off + bytesRead);
-          yield header('D', name, BigInt(off), bytesRead);
-          yield buf.subarray(0, bytesRead);
+          yield rec;
           if (!all && bytesRead < READ) return;
         }
       };

@@ -12,6 +12,7 @@ import { type AgentApi, type HelloResult, PROTOCOL_VERSION } from '../api.js';
 import { type AgentMethod, agentSpec } from '../schema.js';
 import { FrameKind, jsonPayload, protocolError } from './frames.js';
 import { type ErrorMsg, type ResultMsg, type WireError, fromWireError, lostError, oneLine, replyMsg } from './messages.js';
+import { chunksOf } from '../../util/chunks.js';
 import { Wire } from './wire.js';
 
 export interface ConnectOptions {
@@ -120,9 +121,9 @@ class Connection {
     }
     const w = this.wire.writer;
     try {
-      for await (const chunk of data as AsyncIterable<Buffer | string>) {
+      for await (const chunk of chunksOf(data)) {
         if (answered || this.wire.closed) break;
-        await w.data(stream, typeof chunk === 'string' ? Buffer.from(chunk) : chunk);
+        await w.data(stream, chunk);
       }
       if (this.wire.closed) return;
       if (answered) w.frame(FrameKind.ABORT, stream, jsonPayload({ code: 'EPEER', message: 'the agent answered before the stream ended' }));
