@@ -156,7 +156,7 @@ export async function moveContainer(
       const index0 = await indexTree(state.rootfs.upper);
       const base = await sendTree(state.rootfs.upper, (d) => peer.putUpper({ migrationId: id, phase: 'base', deleted: [], compression: useZstd ? 'zstd' : 'none' }, d), {
         // the container runs: files may change under the reader; every change after index0 is in the delta
-        zstd: useZstd, ...sig(req), live: true, onBytes: (n) => emit({ phase: 'upper', bytes: n }),
+        zstd: useZstd, ...sig(req), live: true, onBytes: (n) => emit({ phase: 'upper', bytes: n, totalBytes: Math.round(upperBytes * (useZstd ? z.ratio : 1)) }),
       });
       await journal.append('upper-sent', { bytes: base.bytes });
       const preCopy = caps.memDirtyTrack
@@ -173,6 +173,8 @@ export async function moveContainer(
       await cg.freeze();
       const tFrozen = performance.now();
       const images = path.join(staging, 'images');
+      // for the progress line: the images are about the container's memory, less with zstd
+      const imagesEstimate = Math.round((stats.memoryBytes ?? 0) * (useZstd ? z.ratio : 1));
       await fs.mkdir(images, { mode: 0o700 });
       await fs.rename(path.join(staging, 'cpuinfo.img'), path.join(images, 'cpuinfo.img'));
       emit({ phase: 'dump' });
@@ -201,7 +203,7 @@ export async function moveContainer(
       let img: Awaited<ReturnType<typeof sendReadable>>;
       try {
         img = await sendReadable(liveImageStream(images, dumped, sig(req)), (d) => peer.putImages({ migrationId: id, compression: useZstd ? 'zstd' : 'none', format: 'records' }, d), {
-          zstd: useZstd, ...sig(req), corrupt: Boolean(req.faultCorruptImages), onBytes: (n) => emit({ phase: 'transfer', bytes: n }),
+          zstd: useZstd, ...sig(req), corrupt: Boolean(req.faultCorruptImages), onBytes: (n) => emit({ phase: 'transfer', bytes: n, totalBytes: imagesEstimate }),
         });
       } catch (e) {
         // CRIU always runs to its end; its own failure is the one to report

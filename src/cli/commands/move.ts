@@ -24,7 +24,16 @@ function renderReport(r: MoveReport): string {
   ].join('\n');
 }
 
-/** Live progress on a terminal: phase, bytes, rate. */
+/** The progress line's tail: bytes, rate and, when the total is known, how long is left. */
+export function progressText(bytes: number, seconds: number, totalBytes?: number): string {
+  if (!bytes) return '';
+  const rate = bytes / Math.max(0.001, seconds);
+  let s = ` ${humanBytes(bytes)}${totalBytes ? ` of ~${humanBytes(totalBytes)}` : ''} at ${humanBytes(rate)}/s`;
+  if (totalBytes && totalBytes > bytes && seconds >= 0.5) s += `, ~${Math.ceil((totalBytes - bytes) / rate)} s left`;
+  return s;
+}
+
+/** Live progress on a terminal: phase, bytes, rate, time left. */
 function progress(json: boolean): (e: MoveEvent) => void {
   if (json) return (e) => process.stdout.write(JSON.stringify({ event: 'progress', ...e, at: Date.now() }) + '\n');
   if (!process.stderr.isTTY) return (e) => e.bytes === undefined && process.stderr.write(`${e.phase}${e.message ? `: ${e.message}` : ''}\n`);
@@ -39,8 +48,7 @@ function progress(json: boolean): (e: MoveEvent) => void {
       t0 = Date.now();
     }
     bytes += e.bytes ?? 0;
-    const rate = bytes / Math.max(0.001, (Date.now() - t0) / 1000);
-    process.stderr.write(`\r\x1b[K${phase}${bytes ? ` ${humanBytes(bytes)} at ${humanBytes(rate)}/s` : ''}${e.message ? `: ${e.message}` : ''}`);
+    process.stderr.write(`\r\x1b[K${phase}${progressText(bytes, (Date.now() - t0) / 1000, e.totalBytes)}${e.message ? `: ${e.message}` : ''}`);
   };
 }
 
