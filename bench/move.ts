@@ -46,6 +46,11 @@ const RESULTS = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../.
 interface Run {
   /** tsmigrate move to the peer */
   m: Downtime;
+  /** the peer's part of M's restore: set-up (cgroups, rootfs, network) and the CRIU restore itself */
+  mSetupMs: number;
+  mCriuMs: number;
+  /** memory M faulted in before the freeze (outside the downtime) */
+  mWarm: MoveReport['warmMemory'];
   mTotalMs: number;
   /** bytes of memory images M put on the wire (tar, compressed if zstd was chosen) */
   mWireBytes: number;
@@ -206,14 +211,14 @@ async function benchSize(c: Ctx, sizeMiB: number, o: { runs: number; warmup: num
 
       const overhead = m.freezeMs + m.resumeMs + (m.restoreMs - r.ms) + (m.transferMs - tActual);
       const run: Run = {
-        m, mTotalMs: there.totalMs, mWireBytes: there.bytes.images, mZstd: there.compression.used, mLinkMBps: there.compression.linkMBps, mZstdMBps: there.compression.linkZstdMBps, back: back.downtime,
+        m, mSetupMs: there.restoreParts.setupMs, mCriuMs: there.restoreParts.criuMs, mWarm: there.warmMemory, mTotalMs: there.totalMs, mWireBytes: there.bytes.images, mZstd: there.compression.used, mLinkMBps: there.compression.linkMBps, mZstdMBps: there.compression.linkZstdMBps, back: back.downtime,
         d: round1(d.ms), s: S, t: round1(t.ms), tActual: round1(tActual), dKill: round1(dk.ms), r: round1(r.ms),
         nDump: round1(nd.ms), nTransfer: round1(nt.ms), nRestore: round1(nr.ms), n: round1(nd.ms + nt.ms + nr.ms), nBytes: nd.bytes,
         overhead: round1(overhead), load: round1(os.loadavg()[0]!),
       };
       runs.push(run);
       console.log(
-        `  run ${i + 1}/${o.runs}: M ${ms(m.totalMs)} (freeze ${ms(m.freezeMs)}, dump ${ms(m.dumpMs)}, transfer ${ms(m.transferMs)}, restore ${ms(m.restoreMs)}, resume ${ms(m.resumeMs)}), ` +
+        `  run ${i + 1}/${o.runs}: M ${ms(m.totalMs)} (freeze ${ms(m.freezeMs)}, dump ${ms(m.dumpMs)}, transfer ${ms(m.transferMs)}, restore ${ms(m.restoreMs)} (set-up ${ms(run.mSetupMs)}, criu ${ms(run.mCriuMs)}), resume ${ms(m.resumeMs)}; warmed ${mib(run.mWarm.sourceBytes)} + ${mib(run.mWarm.peerBytes)} in ${ms(run.mWarm.ms)} before), ` +
           `D ${ms(run.d)} (S ${mib(S)}), T ${ms(run.t)}, R ${ms(run.r)}, N ${ms(run.n)} (${ms(run.nDump)} + ${ms(run.nTransfer)} + ${ms(run.nRestore)}); back ${ms(back.downtime.totalMs)}; load ${run.load}`,
       );
     }
@@ -232,6 +237,8 @@ async function benchSize(c: Ctx, sizeMiB: number, o: { runs: number; warmup: num
     dump: col((r) => r.m.dumpMs),
     transfer: col((r) => r.m.transferMs),
     restore: col((r) => r.m.restoreMs),
+    restoreSetup: col((r) => r.mSetupMs),
+    restoreCriu: col((r) => r.mCriuMs),
     resume: col((r) => r.m.resumeMs),
     D: col((r) => r.d),
     T: col((r) => r.t),
@@ -276,6 +283,8 @@ function report(r: SizeResult): string {
     row('   dump', m.dump!),
     row('   transfer', m.transfer!),
     row('   restore', m.restore!),
+    row('     set-up on the peer', m.restoreSetup!),
+    row('     criu restore on the peer', m.restoreCriu!),
     row('   resume', m.resume!),
     row('D  plain criu dump --leave-running (tmpfs)', m.D!),
     row('T  S bytes over open ssh2 connection', m.T!),

@@ -1,7 +1,8 @@
 /*
  * tsm_native: a thin, synchronous N-API binding for the handful of Linux
  * syscalls Node does not expose (mount, umount2, mknod, l*xattr, setns,
- * unshare, utimensat with AT_SYMLINK_NOFOLLOW, futimens, lseek SEEK_DATA/HOLE).
+ * unshare, utimensat with AT_SYMLINK_NOFOLLOW, futimens, lseek SEEK_DATA/HOLE,
+ * mallopt, and pre-faulted memory given back piece by piece: mmap/munmap).
  *
  * Rules this file follows:
  *   - every argument is type-checked here; a wrong type throws a TypeError
@@ -32,6 +33,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <malloc.h>
+#include <sys/mman.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
@@ -586,6 +588,92 @@ static napi_value js_malloc_tune(napi_env env, napi_callback_info info) {
 }
 
 /* ------------------------------------------------------------------------ */
+/* memPrefault(bytes) -> handle; memRelease(handle, bytes) -> bytes left.   */
+/* Anonymous memory faulted in now (MAP_POPULATE) and handed back to the    */
+/* kernel later, from the tail, a piece at a time. A guest that reports its */
+/* free memory to the hypervisor (virtio free page reporting, after about   */
+/* two seconds) pays several times the normal cost when it touches that     */
+/* memory again; pages freed a moment before a restore or a tmpfs write     */
+/* are still backed. The handle is an External: what is left is unmapped    */
+/* when it is collected, so nothing leaks.                                  */
+/* ------------------------------------------------------------------------ */
+
+struct prefault {
+  char *base;
+  size_t len;
+};
+
+static void prefault_finalize(napi_env env, void *data, void *hint) {
+  struct prefault *r = data;
+  (void)env;
+  (void)hint;
+  if (r->len) munmap(r->base, r->len);
+  free(r);
+}
+
+static napi_value js_mem_prefault(napi_env env, napi_callback_info info) {
+  napi_value argv[1];
+  napi_value result = NULL;
+  int64_t bytes = 0;
+  if (get_args(env, info, 1, argv) < 0) return NULL;
+  if (get_int(env, argv[0], "bytes", 1, (int64_t)1 << 40, 0, &bytes) < 0) return NULL;
+  long page = sysconf(_SC_PAGESIZE);
+  size_t len = ((size_t)bytes + (size_t)page - 1) & ~((size_t)page - 1);
+  struct prefault *r = malloc(sizeof *r);
+  if (r == NULL) {
+    throw_errno(env, ENOMEM, "malloc", NULL);
+    return NULL;
+  }
+  void *base = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE, -1, 0);
+  if (base == MAP_FAILED) {
+    int err = errno;
+    free(r);
+    throw_errno(env, err, "mmap", NULL);
+    return NULL;
+  }
+  r->base = base;
+  r->len = len;
+  napi_status s = napi_create_external(env, r, prefault_finalize, NULL, &result);
+  if (s != napi_ok) {
+    munmap(base, len);
+    free(r);
+    throw_napi_failure(env, s);
+    return NULL;
+  }
+  return result;
+}
+
+static napi_value js_mem_release(napi_env env, napi_callback_info info) {
+  napi_value argv[2];
+  napi_value result = NULL;
+  int64_t bytes = 0;
+  struct prefault *r = NULL;
+  napi_valuetype t;
+  if (get_args(env, info, 2, argv) < 0) return NULL;
+  if (napi_typeof(env, argv[0], &t) != napi_ok || t != napi_external ||
+      napi_get_value_external(env, argv[0], (void **)&r) != napi_ok || r == NULL) {
+    napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", "The \"handle\" argument must be a handle from memPrefault");
+    return NULL;
+  }
+  if (get_int(env, argv[1], "bytes", 0, MAX_SAFE_INTEGER, 0, &bytes) < 0) return NULL;
+  long page = sysconf(_SC_PAGESIZE);
+  size_t cut = ((size_t)bytes + (size_t)page - 1) & ~((size_t)page - 1);
+  if (cut > r->len) cut = r->len;
+  if (cut > 0) {
+    if (munmap(r->base + (r->len - cut), cut) != 0) {
+      throw_errno(env, errno, "munmap", NULL);
+      return NULL;
+    }
+    r->len -= cut;
+  }
+  if (napi_create_double(env, (double)r->len, &result) != napi_ok) {
+    throw_napi_failure(env, napi_generic_failure);
+    return NULL;
+  }
+  return result;
+}
+
+/* ------------------------------------------------------------------------ */
 /* seekData(fd, offset) / seekHole(fd, offset): lseek(2) with SEEK_DATA /   */
 /* SEEK_HOLE. Returns the new offset, or null on ENXIO (no data / hole at   */
 /* or after `offset`, i.e. offset >= file size for SEEK_HOLE).              */
@@ -680,6 +768,8 @@ NAPI_MODULE_INIT() {
       {"seekData", js_seek_data},
       {"seekHole", js_seek_hole},
       {"mallocTune", js_malloc_tune},
+      {"memPrefault", js_mem_prefault},
+      {"memRelease", js_mem_release},
   };
   for (size_t i = 0; i < sizeof fns / sizeof fns[0]; i++) {
     napi_value fn;

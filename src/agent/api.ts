@@ -8,7 +8,7 @@ import type { StoreApi } from '../store/api.js';
  * served over SSH (`tsmigrate agent --stdio`) in production, called in-process
  * in tests. Methods whose last parameter is a Readable carry bulk data.
  */
-export const PROTOCOL_VERSION = 1;
+export const PROTOCOL_VERSION = 2;
 
 export interface HelloResult {
   protocol: number;
@@ -95,6 +95,11 @@ export interface AgentApi extends StoreApi {
   putImage(p: { name: string; digest: string }, data: Readable): Promise<StreamResult>;
   begin(p: BeginRequest): Promise<{ ok: true }>;
   putUpper(p: PutUpperRequest, data: Readable): Promise<StreamResult>;
+  /**
+   * before the freeze: fault in up to `bytes` of memory, handed back to the kernel as the
+   * images arrive and when the restore starts (util/warm-memory.ts); what it holds
+   */
+  warm(p: { migrationId: string; bytes: number }): Promise<{ bytes: number; ms: number }>;
   putImages(p: PutImagesRequest, data: Readable): Promise<StreamResult>;
   /** discard the stream: measures the link before choosing compression */
   probe(p: { bytes: number; compression?: 'zstd' | 'none' }, data: Readable): Promise<StreamResult>;

@@ -21,6 +21,7 @@ import type { Runtime } from '../runtime/context.js';
 import { Meter, receiveRecords, receiveTar } from '../transfer/receive.js';
 import { safeRemove } from '../transfer/upper-index.js';
 import { StoreService } from '../store/service.js';
+import { WarmMemory } from '../util/warm-memory.js';
 import type { AgentApi, BeginRequest, ContainerStatusResult, HelloResult, PreflightRequest, PutImagesRequest, PutUpperRequest, StreamResult } from './api.js';
 import { PROTOCOL_VERSION } from './api.js';
 import { MigrationRecords, type IncomingMigration } from './migrations.js';
@@ -37,6 +38,8 @@ export class LocalAgent implements AgentApi {
   private readonly held = new Map<string, HeldContainer>();
   /** migrations this connection began: the only ones its loss may abort */
   private readonly begunHere = new Set<string>();
+  /** memory faulted in before the freeze, per migration (util/warm-memory.ts) */
+  private readonly warmth = new Map<string, WarmMemory>();
   constructor(private readonly rt: Runtime, private readonly version: string) {
     this.records = new MigrationRecords(rt.paths);
   }
@@ -135,11 +138,30 @@ export class LocalAgent implements AgentApi {
     return r;
   }
 
+  async warm(p: { migrationId: string; bytes: number }): Promise<{ bytes: number; ms: number }> {
+    await this.receiving(p.migrationId);
+    const t0 = performance.now();
+    this.coolDown(p.migrationId);
+    const w = await WarmMemory.reserve(p.bytes);
+    this.warmth.set(p.migrationId, w);
+    return { bytes: w.bytes, ms: Math.round(performance.now() - t0) };
+  }
+
+  /** give back what warm() holds for a migration */
+  private coolDown(id: string): void {
+    this.warmth.get(id)?.releaseAll();
+    this.warmth.delete(id);
+  }
+
   async putImages(p: PutImagesRequest, data: Readable): Promise<StreamResult> {
     const m = await this.receiving(p.migrationId);
     const images = path.join(m.staging!, 'images');
     await fs.rm(images, { recursive: true, force: true });
-    const r = p.format === 'records' ? await receiveRecords(data, images, p.compression) : await receiveTar(data, images, { compression: p.compression, refuseDevices: true });
+    // the images take the warm memory as they arrive; the restore takes the rest
+    const beforeWrite = this.warmth.get(p.migrationId)?.beforeUse;
+    const r = p.format === 'records'
+      ? await receiveRecords(data, images, p.compression, beforeWrite)
+      : await receiveTar(data, images, { compression: p.compression, refuseDevices: true });
     m.phase = 'receiving';
     m.received.images = r.sha256;
     await this.records.save(m);
@@ -163,6 +185,7 @@ export class LocalAgent implements AgentApi {
       });
     }
     const t0 = performance.now();
+    this.coolDown(m.id);
     const b = m.begin;
     const image = await resolveImage(this.rt.paths, b.config.image.digest);
     const held = await restoreTree(this.rt, {
@@ -188,6 +211,7 @@ export class LocalAgent implements AgentApi {
     if (m.phase === 'committed') return { resumeMs: 0 };
     if (m.phase !== 'prepared') throw new TsmError('EBAD_STATE', `migration ${m.id} is ${m.phase}, not prepared`, { fix: 'run tsmigrate recover on the source' });
     const t0 = performance.now();
+    this.coolDown(m.id);
     const held = this.held.get(m.id);
     if (held) await held.resume();
     else await this.resumeFromDisk(m);
@@ -223,6 +247,7 @@ export class LocalAgent implements AgentApi {
     const m = await this.records.get(p.migrationId);
     if (!m || m.phase === 'aborted') return { ok: true };
     if (m.phase === 'committed') throw new TsmError('EBAD_STATE', `migration ${m.id} is already committed on the peer`, { fix: 'the container runs on the peer; nothing to undo' });
+    this.coolDown(m.id);
     const held = this.held.get(m.id);
     if (held) await held.rollback();
     this.held.delete(m.id);
@@ -266,6 +291,7 @@ export class LocalAgent implements AgentApi {
 
   /** The source went away: undo what it began here and is not prepared yet (never another connection's), release store locks. */
   async onDisconnect(): Promise<void> {
+    for (const id of [...this.warmth.keys()]) this.coolDown(id);
     await this.stores.close();
     for (const m of await this.records.list()) {
       if (this.begunHere.has(m.id) && (m.phase === 'begun' || m.phase === 'receiving')) await this.abort({ migrationId: m.id }).catch(() => undefined);

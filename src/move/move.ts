@@ -23,6 +23,7 @@ import { measureZstd, probeLink, sendReadable, sendTree } from '../transfer/send
 import { deltaFilter, diffIndex, indexTree } from '../transfer/upper-index.js';
 import { requireRoot } from '../util/root.js';
 import { validateName } from '../util/name.js';
+import { WarmMemory } from '../util/warm-memory.js';
 import { appendHistory } from './history.js';
 import { MoveJournal } from './journal.js';
 import { chooseCompression, migrationId, type CompressChoice, type Downtime } from './plan.js';
@@ -38,6 +39,8 @@ export interface MoveRequest {
   compress: CompressChoice;
   signal?: AbortSignal;
   onEvent?: (e: MoveEvent) => void;
+  /** fault in the memory the downtime will need before the freeze (default true; util/warm-memory.ts) */
+  warmMemory?: boolean;
   /** test hook: flip a byte in the memory images on the wire */
   faultCorruptImages?: boolean;
 }
@@ -58,6 +61,8 @@ export interface MoveReport {
   /** the peer's restore (downtime.restoreMs) split: cgroups, rootfs and network set up, then criu restore */
   restoreParts: { setupMs: number; criuMs: number };
   preCopy: string;
+  /** memory faulted in before the freeze, handed back to the kernel as the downtime needed it, and how long that took */
+  warmMemory: { sourceBytes: number; peerBytes: number; ms: number };
   /** link: measured MB/s sent plain, and through zstd (bytes before compression); ratio: images on the wire / images */
   compression: { used: boolean; linkMBps: number; linkZstdMBps: number; zstdMBps: number; ratio: number };
   bytes: { upperBase: number; upperDelta: number; images: number; imagesTar: number; image: number };
@@ -106,6 +111,7 @@ export async function moveContainer(
     let frozen = false;
     let decided = false;
     let linkDown: string | undefined;
+    let warmP: Promise<WarmMemory> | undefined;
     try {
       // ---- before anything is frozen: connect, check, send what can go while it runs ----
       emit({ phase: 'connect' });
@@ -164,6 +170,17 @@ export async function moveContainer(
         : 'not available: this kernel has no soft-dirty page tracking (criu check --feature mem_dirty_track), so all memory is dumped while frozen';
       emit({ phase: 'pre-copy', message: preCopy });
       req.signal?.throwIfAborted();
+      // the memory the downtime needs, faulted in now: the peer's for the images and the restore, ours for the dump
+      const tWarm = performance.now();
+      const memBytes = req.warmMemory === false ? 0 : (stats.memoryBytes ?? 0);
+      if (memBytes) emit({ phase: 'warm', totalBytes: memBytes * 3 });
+      warmP = WarmMemory.reserve(memBytes, sig(req));
+      const peerWarm = memBytes ? await peer.warm({ migrationId: id, bytes: 2 * memBytes }) : { bytes: 0 };
+      const ownWarm = await warmP;
+      const warmed = { sourceBytes: ownWarm.bytes, peerBytes: peerWarm.bytes, ms: ms(tWarm, performance.now()) };
+      req.signal?.throwIfAborted();
+      // handed back a moment before the dump writes its images (still backed, see WarmMemory)
+      ownWarm.releaseAll();
 
       // ---- the downtime: frozen from here until the peer has resumed ----
       const tFreeze = performance.now();
@@ -252,6 +269,7 @@ export async function moveContainer(
         },
         restoreParts: { setupMs: prep.setupMs, criuMs: prep.criuMs },
         preCopy,
+        warmMemory: warmed,
         compression: { used: useZstd, linkMBps: Math.round(link / 1e6), linkZstdMBps: Math.round(linkZstd / 1e6), zstdMBps: Math.round(z.bps / 1e6), ratio: img.tarBytes ? Math.round((img.bytes / img.tarBytes) * 100) / 100 : 1 },
         bytes: { upperBase: base.bytes, upperDelta: upd.bytes, images: img.bytes, imagesTar: img.tarBytes, image: imageBytes },
         tcpEstablished: true,
@@ -278,6 +296,7 @@ export async function moveContainer(
       await journal.append('aborted', { error: (e as Error).message });
       throw e;
     } finally {
+      if (warmP) (await warmP.catch(() => undefined))?.releaseAll();
       if (staging) await fs.rm(staging, { recursive: true, force: true });
       if (conn) await conn.close().catch(() => undefined);
     }

@@ -110,6 +110,8 @@ interface Binding {
   seekData(fd: number, offset: number): number | null;
   seekHole(fd: number, offset: number): number | null;
   mallocTune(trimThreshold: number, mmapThreshold: number, topPad: number): boolean;
+  memPrefault(bytes: number): PrefaultHandle;
+  memRelease(handle: PrefaultHandle, bytes: number): number;
   constants: Record<string, number>;
 }
 
@@ -168,6 +170,28 @@ export function tuneMallocForStreaming(): boolean {
   } catch {
     return false;
   }
+}
+
+/** Anonymous memory faulted in by memPrefault; unmapped when collected. */
+export type PrefaultHandle = { readonly __prefault: unique symbol };
+
+/**
+ * `bytes` of anonymous memory, faulted in now (MAP_POPULATE), or undefined
+ * when the addon is missing or the kernel refuses (ENOMEM): pre-faulting is
+ * an optimisation, never a reason to fail.
+ */
+export function prefaultMemory(bytes: number): PrefaultHandle | undefined {
+  try {
+    const b = load();
+    return typeof b.memPrefault === 'function' ? b.memPrefault(bytes) : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** Give the last `bytes` of a prefaulted region back to the kernel; what is left of it. */
+export function releaseMemory(handle: PrefaultHandle, bytes: number): number {
+  return load().memRelease(handle, bytes);
 }
 
 /** True if the addon is built and loads. Never throws. */

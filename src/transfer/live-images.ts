@@ -25,12 +25,19 @@ const MAX_FILES = 100_000;
 
 const proto = (what: string) => new TsmError('EPROTO', `bad image stream: ${what}`, { fix: 'install the same tsmigrate version on both hosts and retry' });
 
-/** A 'D' record (header and data in one Buffer): `read` fills the data part, at most READ bytes. */
-async function record(name: string, off: number, read: (buf: Buffer, at: number, max: number) => Promise<number>): Promise<Buffer | undefined> {
+/**
+ * A 'D' record (header and data in one Buffer) of up to `max` bytes of data
+ * (at most READ), which `read` fills. Sized to what the file holds: a Buffer
+ * allocated for nothing still counts against V8's external memory, and every
+ * 64 MiB of that starts a full garbage collection.
+ */
+async function record(name: string, off: number, max: number, read: (buf: Buffer, at: number, max: number) => Promise<number>): Promise<Buffer | undefined> {
+  const want = Math.min(max, READ);
+  if (want <= 0) return undefined;
   const n = Buffer.from(name);
   const hlen = 14 + n.length;
-  const buf = Buffer.allocUnsafe(hlen + READ);
-  const got = await read(buf, hlen, READ);
+  const buf = Buffer.allocUnsafe(hlen + want);
+  const got = await read(buf, hlen, want);
   if (got === 0) return undefined;
   buf.write('D', 0, 'latin1');
   buf[1] = n.length;
@@ -59,15 +66,16 @@ export function liveImageStream(dir: string, dumped: Promise<unknown>, o: { poll
           handles.set(name, fh);
         }
         const file = fh;
+        // what the file holds now (CRIU only appends); read to its end, not beyond
+        const size = (await file.stat()).size;
         for (;;) {
           const off = sent.get(name) ?? 0;
           // header and data in one Buffer: two would be joined (copied) further down the stream
-          const rec = await record(name, off, async (buf, at, max) => (await file.read(buf, at, max, off)).bytesRead);
+          const rec = await record(name, off, size - off, async (buf, at, max) => (await file.read(buf, at, max, off)).bytesRead);
           if (!rec) return;
           const bytesRead = rec.length - (14 + Buffer.byteLength(name));
           sent.set(name, off + bytesRead);
           yield rec;
-          if (!all && bytesRead < READ) return;
         }
       };
       while (!done) {
@@ -127,7 +135,8 @@ export class LiveImageWriter extends Writable {
   private readonly files = new Map<string, { fd: number; size: number }>();
   private ended = false;
   private dirMade = false;
-  constructor(private readonly dir: string) {
+  /** beforeWrite(n): told of every n bytes of record bodies about to be written */
+  constructor(private readonly dir: string, private readonly beforeWrite?: (n: number) => void) {
     super();
   }
   override _write(chunk: Buffer, _e: BufferEncoding, cb: (e?: Error | null) => void): void {
@@ -183,6 +192,7 @@ export class LiveImageWriter extends Writable {
       if (this.body) {
         const n = Math.min(this.body.left, chunk.length - at);
         const f = this.body.f;
+        this.beforeWrite?.(n);
         for (let done = 0; done < n; ) done += fsSync.writeSync(f.fd, chunk, at + done, n - done, f.size + done);
         f.size += n;
         this.body.left -= n;

@@ -47,11 +47,14 @@ export async function receiveTar(
   return { bytes: meter.bytes, sha256: meter.digest() };
 }
 
-/** Write live image records (see live-images.ts), zstd or not, into `dir`, hashing the bytes as received. */
-export async function receiveRecords(data: Readable, dir: string, compression: 'zstd' | 'none'): Promise<{ bytes: number; sha256: string }> {
+/**
+ * Write live image records (see live-images.ts), zstd or not, into `dir`, hashing the bytes as received;
+ * `beforeWrite(n)` is told of every n bytes about to be written.
+ */
+export async function receiveRecords(data: Readable, dir: string, compression: 'zstd' | 'none', beforeWrite?: (n: number) => void): Promise<{ bytes: number; sha256: string }> {
   const meter = new Meter();
-  if (compression === 'zstd') await pipeline(data, meter, new DecompressStream(), new LiveImageWriter(dir));
-  else await pipeline(data, meter, new LiveImageWriter(dir));
+  if (compression === 'zstd') await pipeline(data, meter, new DecompressStream(), new LiveImageWriter(dir, beforeWrite));
+  else await pipeline(data, meter, new LiveImageWriter(dir, beforeWrite));
   return { bytes: meter.bytes, sha256: meter.digest() };
 }
 

@@ -217,6 +217,7 @@ export async function connectAgent(transport: Duplex, opts: ConnectOptions = {})
     putImages: (p, data) => c.call('putImages', p, data),
     probe: (p, data) => c.call('probe', p, data),
     prepare: (p) => c.call('prepare', p),
+    warm: (p) => c.call('warm', p),
     commit: (p) => c.call('commit', p),
     abort: (p) => c.call('abort', p),
     status: (p) => c.call('status', p),

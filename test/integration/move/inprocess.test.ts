@@ -72,8 +72,10 @@ test('move A -> B -> A: the counter goes on from where it was, the IP stays, not
   assert.equal(ipB, ipBefore, 'the container kept its IP');
   // and back
   await eventually(async () => (await count(B, 'mv')) > c1 + 3);
-  const r2 = await moveContainer(rtOf(B), { name: 'mv', host: 'A', compress: 'on' }, peerOf(A).connect);
+  const r2 = await moveContainer(rtOf(B), { name: 'mv', host: 'A', compress: 'on', warmMemory: false }, peerOf(A).connect);
   assert.equal(r2.compression.used, true);
+  assert.deepEqual([r2.warmMemory.sourceBytes, r2.warmMemory.peerBytes], [0, 0], 'warmMemory: false faults nothing in');
+  assert.ok(r1.warmMemory.sourceBytes > 0, 'by default the memory is faulted in before the freeze');
   assert.equal(r2.epoch, 2, 'every move bumps the epoch');
   await assertOneCopy('mv', A);
   const c2 = await count(A, 'mv');

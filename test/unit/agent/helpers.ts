@@ -106,6 +106,7 @@ export function fakeAgent(overrides: Partial<AgentApi> = {}): FakeAgent {
     begin: async (p) => (rec('begin', p), { ok: true as const }),
     putUpper: async (p, d) => (rec('putUpper', p), digestStream(d)),
     putImages: async (p, d) => (rec('putImages', p), digestStream(d)),
+    warm: async (p) => (rec('warm', p), { bytes: p.bytes, ms: 1 }),
     probe: async (p, d) => (rec('probe', p), digestStream(d)),
     prepare: async (p) => (rec('prepare', p), { restoreMs: 12.5, initPid: 4242, setupMs: 2.5, criuMs: 9 }),
     commit: async (p) => (rec('commit', p), { resumeMs: 3 }),
