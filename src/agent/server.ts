@@ -143,7 +143,10 @@ export class LocalAgent implements AgentApi {
     const t0 = performance.now();
     this.coolDown(p.migrationId);
     const w = await WarmMemory.reserve(p.bytes);
-    this.warmth.set(p.migrationId, w);
+    // aborted while the memory was faulted in: give it back at once
+    const now = await this.records.get(p.migrationId);
+    if (now?.phase !== 'begun' && now?.phase !== 'receiving') w.releaseAll();
+    else this.warmth.set(p.migrationId, w);
     return { bytes: w.bytes, ms: Math.round(performance.now() - t0) };
   }
 
