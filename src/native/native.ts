@@ -112,6 +112,7 @@ interface Binding {
   mallocTune(trimThreshold: number, mmapThreshold: number, topPad: number): boolean;
   memPrefault(bytes: number): PrefaultHandle;
   memRelease(handle: PrefaultHandle, bytes: number): number;
+  setPipeSize(fd: number, bytes: number): number;
   constants: Record<string, number>;
 }
 
@@ -192,6 +193,19 @@ export function prefaultMemory(bytes: number): PrefaultHandle | undefined {
 /** Give the last `bytes` of a prefaulted region back to the kernel; what is left of it. */
 export function releaseMemory(handle: PrefaultHandle, bytes: number): number {
   return load().memRelease(handle, bytes);
+}
+
+/**
+ * Make the pipe on `fd` hold `bytes` (F_SETPIPE_SZ); its new capacity, or
+ * undefined when `fd` is not a pipe, the addon is missing or the kernel refuses.
+ */
+export function widenPipe(fd: number, bytes: number): number | undefined {
+  try {
+    const b = load();
+    return typeof b.setPipeSize === 'function' ? b.setPipeSize(fd, bytes) : undefined;
+  } catch {
+    return undefined;
+  }
 }
 
 /** True if the addon is built and loads. Never throws. */

@@ -9,6 +9,7 @@ import { moveContainer, type MoveEvent, type MoveReport } from '../../move/move.
 import { recoverMoves } from '../../move/recover.js';
 import { hostCheck } from '../../move/check.js';
 import { TsmError } from '../../errors/errors.js';
+import { widenPipe } from '../../native/native.js';
 import { humanBytes, table } from '../output.js';
 import { print, printJson, runtimeFor } from '../context.js';
 
@@ -155,6 +156,8 @@ export function registerMoveCommands(program: Command, setExit: (code: number) =
         };
       }
       if (fault === 'fail-prepare') agent.prepare = async () => { throw new TsmError('ECRIU', 'restore failed on the peer (injected)', { fix: 'none: test fault' }); };
+      // sshd's pipes: 1 MiB instead of 64 KiB, so that a bulk stream wakes sshd and us 16 times less often
+      for (const fd of [0, 1]) widenPipe(fd, 1 << 20);
       const transport = Duplex.from({ readable: process.stdin, writable: process.stdout });
       const server = serveAgent(transport, agent, { logger: rt.logger });
       await server.closed;

@@ -4,6 +4,7 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -368,5 +369,28 @@ test('lutimesNs sets nanosecond times on the symlink itself', { skip: needRoot }
     fs.symlinkSync('nowhere', dangling);
     native.lutimesNs(dangling, 1, 1, 2, 2);
     assert.equal(fs.lstatSync(dangling, { bigint: true }).mtimeNs, 2_000_000_002n);
+  });
+});
+
+test('widenPipe: a pipe grows to 1 MiB; anything else is left alone (undefined)', async () => {
+  await withScratch((dir) => {
+    const fifo = path.join(dir, 'p');
+    execFileSync('mkfifo', [fifo]);
+    const fd = fs.openSync(fifo, 'r+'); // read-write: open does not wait for the other end
+    try {
+      assert.equal(native.widenPipe(fd, 1 << 20), 1 << 20);
+      // the kernel rounds up to a power of two pages
+      assert.equal(native.widenPipe(fd, 100_000), 128 << 10);
+    } finally {
+      fs.closeSync(fd);
+    }
+    const file = path.join(dir, 'f');
+    fs.writeFileSync(file, 'x');
+    const ffd = fs.openSync(file, 'r');
+    try {
+      assert.equal(native.widenPipe(ffd, 1 << 20), undefined);
+    } finally {
+      fs.closeSync(ffd);
+    }
   });
 });
