@@ -674,6 +674,17 @@ static napi_value js_mem_release(napi_env env, napi_callback_info info) {
   return result;
 }
 
+/* (fd, integer) arguments, as setPipeSize and seekData/seekHole take them. */
+static int get_fd_and_int(napi_env env, napi_callback_info info, const char *name,
+                          int64_t min, int64_t max, int64_t *fd, int64_t *v) {
+  napi_value argv[2];
+  if (get_args(env, info, 2, argv) < 0) return -1;
+  if (get_int(env, argv[0], "fd", 0, INT32_MAX, 0, fd) < 0 ||
+      get_int(env, argv[1], name, min, max, 0, v) < 0)
+    return -1;
+  return 0;
+}
+
 /* ------------------------------------------------------------------------ */
 /* setPipeSize(fd, bytes) -> the pipe's new capacity: fcntl F_SETPIPE_SZ.   */
 /* The peer agent's stdin and stdout are pipes from sshd; at the default    */
@@ -682,13 +693,9 @@ static napi_value js_mem_release(napi_env env, napi_callback_info info) {
 /* ------------------------------------------------------------------------ */
 
 static napi_value js_set_pipe_size(napi_env env, napi_callback_info info) {
-  napi_value argv[2];
   napi_value result = NULL;
   int64_t fd = 0, bytes = 0;
-  if (get_args(env, info, 2, argv) < 0) return NULL;
-  if (get_int(env, argv[0], "fd", 0, INT32_MAX, 0, &fd) < 0 ||
-      get_int(env, argv[1], "bytes", 4096, INT32_MAX, 0, &bytes) < 0)
-    return NULL;
+  if (get_fd_and_int(env, info, "bytes", 4096, INT32_MAX, &fd, &bytes) < 0) return NULL;
   int got = fcntl((int)fd, F_SETPIPE_SZ, (int)bytes);
   if (got < 0) {
     throw_errno(env, errno, "fcntl", NULL);
@@ -709,13 +716,9 @@ static napi_value js_set_pipe_size(napi_env env, napi_callback_info info) {
 
 static napi_value seek_common(napi_env env, napi_callback_info info, int whence,
                               const char *syscall_name) {
-  napi_value argv[2];
   napi_value result = NULL;
   int64_t fd = 0, off = 0;
-  if (get_args(env, info, 2, argv) < 0) return NULL;
-  if (get_int(env, argv[0], "fd", 0, INT32_MAX, 0, &fd) < 0 ||
-      get_int(env, argv[1], "offset", 0, MAX_SAFE_INTEGER, 0, &off) < 0)
-    return NULL;
+  if (get_fd_and_int(env, info, "offset", 0, MAX_SAFE_INTEGER, &fd, &off) < 0) return NULL;
   off_t r = lseek((int)fd, (off_t)off, whence);
   if (r < 0) {
     if (errno == ENXIO) {
