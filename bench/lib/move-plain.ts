@@ -89,8 +89,9 @@ export async function plainRestore(rt: Runtime, criu: CriuBinary, t: Target, dir
 
 /**
  * The link alone: `bytes` of incompressible data through an already open
- * ssh2 connection to the peer's agent (which discards it), after a warm-up of
- * `warmupBytes`. Only the `bytes` are timed.
+ * ssh2 connection to the peer's agent (which checks it with CRC-32, as a
+ * move does, and discards it), after a warm-up of `warmupBytes`. Only the
+ * `bytes` are timed.
  */
 export async function linkTime(agent: AgentApi, bytes: number, warmupBytes = 8 << 20): Promise<{ ms: number; bytes: number }> {
   const chunk = randomBytes(1 << 20);
@@ -98,9 +99,9 @@ export async function linkTime(agent: AgentApi, bytes: number, warmupBytes = 8 <
     Readable.from((function* () {
       for (let left = n; left > 0; left -= chunk.length) yield left >= chunk.length ? chunk : chunk.subarray(0, left);
     })());
-  await agent.probe({ bytes: warmupBytes }, stream(warmupBytes));
+  await agent.probe({ bytes: warmupBytes, checksum: 'crc32' }, stream(warmupBytes));
   const t0 = performance.now();
-  const r = await agent.probe({ bytes }, stream(bytes));
+  const r = await agent.probe({ bytes, checksum: 'crc32' }, stream(bytes));
   const elapsed = performance.now() - t0;
   if (r.bytes !== bytes) throw new Error(`the peer received ${r.bytes} of ${bytes} bytes`);
   return { ms: elapsed, bytes };

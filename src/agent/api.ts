@@ -58,6 +58,8 @@ export interface PutUpperRequest {
   /** paths (relative to the upper dir) removed since the base was sent */
   deleted: string[];
   compression: 'zstd' | 'none';
+  /** default sha256 */
+  checksum?: Checksum;
 }
 
 export interface PutImagesRequest {
@@ -65,12 +67,22 @@ export interface PutImagesRequest {
   compression: 'zstd' | 'none';
   /** 'tar' (default), or 'records': written while CRIU dumps (transfer/live-images.ts) */
   format?: 'tar' | 'records';
+  /** default sha256 */
+  checksum?: Checksum;
 }
 
-/** bytes received and their sha256, as the peer saw them */
+/**
+ * How a stream is checked end to end: sha256, or CRC-32 where SSH's own
+ * authenticated encryption already guards the wire and the check only has to
+ * catch our own framing, pipes and files going wrong (as zfs send's fletcher4
+ * and btrfs send's crc32c do); CRC-32 costs a third of sha256's CPU.
+ */
+export type Checksum = 'sha256' | 'crc32';
+
+/** bytes received and their digest ("sha256:<hex>" or "crc32:<hex>"), as the peer saw them */
 export interface StreamResult {
   bytes: number;
-  sha256: string;
+  digest: string;
 }
 
 export interface PrepareResult {
@@ -102,9 +114,9 @@ export interface AgentApi extends StoreApi {
   warm(p: { migrationId: string; bytes: number }): Promise<{ bytes: number; ms: number }>;
   putImages(p: PutImagesRequest, data: Readable): Promise<StreamResult>;
   /** discard the stream: measures the link before choosing compression */
-  probe(p: { bytes: number; compression?: 'zstd' | 'none' }, data: Readable): Promise<StreamResult>;
+  probe(p: { bytes: number; compression?: 'zstd' | 'none'; checksum?: Checksum }, data: Readable): Promise<StreamResult>;
   /**
-   * verify that every stream arrived as the source sent it (sha256 of the bytes on the
+   * verify that every stream arrived as the source sent it (the digests of the bytes on the
    * wire), then restore the tree, held stopped: after this the peer keeps it until commit or abort
    */
   prepare(p: { migrationId: string; expect: { images: string; upper: string[] } }): Promise<PrepareResult>;

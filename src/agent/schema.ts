@@ -10,7 +10,7 @@ import type { LeaseOwner } from '../network/ipam.js';
 import type { NetworkPlan } from '../network/setup.js';
 import { isIPv4, tryParseCidr } from '../network/cidr.js';
 import { isValidIfName } from '../network/bridge.js';
-import type { AgentApi, BeginRequest, HelloResult, PreflightRequest, PreflightResult, PutImagesRequest, PutUpperRequest, StreamResult } from './api.js';
+import type { AgentApi, Checksum, BeginRequest, HelloResult, PreflightRequest, PreflightResult, PutImagesRequest, PutUpperRequest, StreamResult } from './api.js';
 import { storeSpec } from '../store/schema.js';
 import { type Validator, arr, bool, lit, nullable, num, obj, oneOf, optional, refine, str } from './protocol/validate.js';
 
@@ -21,6 +21,9 @@ export const MIGRATION_ID = str({ max: 64, pattern: /^[a-z0-9-]{8,64}$/ });
 export const IMAGE_DIGEST = str({ max: 71, pattern: /^sha256:[0-9a-f]{64}$/ });
 /** a sha256 of bytes sent: 64 hex digits, with or without "sha256:" */
 export const SHA256 = str({ max: 71, pattern: /^(?:sha256:)?[0-9a-f]{64}$/ });
+/** a stream's digest: "sha256:<64 hex>" or "crc32:<8 hex>" */
+export const STREAM_DIGEST = str({ max: 71, pattern: /^(?:sha256:[0-9a-f]{64}|crc32:[0-9a-f]{8})$/ });
+const CHECKSUM = oneOf(lit('sha256'), lit('crc32'));
 export const ABS_PATH = str({ max: 4096, pattern: /^\// });
 export const IPV4 = refine(str({ max: 15 }), isIPv4, 'an IPv4 address');
 export const CIDR = refine(str({ max: 18 }), (s) => tryParseCidr(s) !== undefined, 'a CIDR subnet');
@@ -129,22 +132,24 @@ export const putUpperRequest = obj<PutUpperRequest>({
   phase: oneOf(lit('base'), lit('delta')),
   deleted: arr(REL_PATH, { max: MAX_DELETED }),
   compression: COMPRESSION,
+  checksum: optional(CHECKSUM),
 });
 
 export const putImagesRequest = obj<PutImagesRequest>({
   migrationId: MIGRATION_ID,
   compression: COMPRESSION,
   format: optional(oneOf(lit('tar'), lit('records'))),
+  checksum: optional(CHECKSUM),
 });
 
 type PrepareParams = Parameters<AgentApi['prepare']>[0];
 export const prepareParams = obj<PrepareParams>({
   migrationId: MIGRATION_ID,
-  expect: obj<PrepareParams['expect']>({ images: SHA256, upper: arr(SHA256, { max: 4096 }) }),
+  expect: obj<PrepareParams['expect']>({ images: STREAM_DIGEST, upper: arr(STREAM_DIGEST, { max: 4096 }) }),
 });
 
 const byMigration = obj<{ migrationId: string }>({ migrationId: MIGRATION_ID });
-const streamResult = obj<StreamResult>({ bytes: BYTES, sha256: SHA256 });
+const streamResult = obj<StreamResult>({ bytes: BYTES, digest: STREAM_DIGEST });
 const okResult = obj<{ ok: true }>({ ok: lit(true) });
 
 /** true exactly for the methods whose second parameter is the bulk Readable */
@@ -168,7 +173,7 @@ export const agentSpec: AgentSpec = {
   putUpper: { params: putUpperRequest, result: streamResult, stream: true },
   warm: { params: obj<{ migrationId: string; bytes: number }>({ migrationId: MIGRATION_ID, bytes: BYTES }), result: obj({ bytes: BYTES, ms: MS }), stream: false },
   putImages: { params: putImagesRequest, result: streamResult, stream: true },
-  probe: { params: obj<{ bytes: number; compression?: 'zstd' | 'none' }>({ bytes: BYTES, compression: optional(COMPRESSION) }), result: streamResult, stream: true },
+  probe: { params: obj<{ bytes: number; compression?: 'zstd' | 'none'; checksum?: Checksum }>({ bytes: BYTES, compression: optional(COMPRESSION), checksum: optional(CHECKSUM) }), result: streamResult, stream: true },
   prepare: { params: prepareParams, result: obj({ restoreMs: MS, initPid: num({ int: true, min: 1, max: 0x3fff_ffff }), setupMs: MS, criuMs: MS }), stream: false },
   commit: { params: byMigration, result: obj({ resumeMs: MS }), stream: false },
   abort: { params: byMigration, result: okResult, stream: false },

@@ -22,7 +22,7 @@ import { Meter, receiveRecords, receiveTar } from '../transfer/receive.js';
 import { safeRemove } from '../transfer/upper-index.js';
 import { StoreService } from '../store/service.js';
 import { WarmMemory } from '../util/warm-memory.js';
-import type { AgentApi, BeginRequest, ContainerStatusResult, HelloResult, PreflightRequest, PutImagesRequest, PutUpperRequest, StreamResult } from './api.js';
+import type { AgentApi, Checksum, BeginRequest, ContainerStatusResult, HelloResult, PreflightRequest, PutImagesRequest, PutUpperRequest, StreamResult } from './api.js';
 import { PROTOCOL_VERSION } from './api.js';
 import { MigrationRecords, type IncomingMigration } from './migrations.js';
 import { peerPreflight } from './preflight.js';
@@ -89,7 +89,7 @@ export class LocalAgent implements AgentApi {
           throw new TsmError('EINTEGRITY', `the image ${p.name} arrived with digest ${r.digest}, expected ${p.digest}`, { fix: 'retry the move' });
         }
       }
-      return { bytes: meter.bytes, sha256: meter.digest() };
+      return { bytes: meter.bytes, digest: meter.digest() };
     } finally {
       await fs.rm(tmp, { force: true });
     }
@@ -131,9 +131,9 @@ export class LocalAgent implements AgentApi {
     const m = await this.receiving(p.migrationId);
     const upper = path.join(this.rt.paths.container(m.name), 'rootfs', 'upper');
     for (const rel of p.deleted) await safeRemove(upper, rel);
-    const r = await receiveTar(data, upper, { compression: p.compression, allowWhiteouts: true, refuseDevices: true });
+    const r = await receiveTar(data, upper, { compression: p.compression, checksum: p.checksum ?? 'sha256', allowWhiteouts: true, refuseDevices: true });
     m.phase = 'receiving';
-    m.received.upper.push(r.sha256);
+    m.received.upper.push(r.digest);
     await this.records.save(m);
     return r;
   }
@@ -162,28 +162,29 @@ export class LocalAgent implements AgentApi {
     await fs.rm(images, { recursive: true, force: true });
     // the images take the warm memory as they arrive; the restore takes the rest
     const beforeWrite = this.warmth.get(p.migrationId)?.beforeUse;
+    const checksum = p.checksum ?? 'sha256';
     const r = p.format === 'records'
-      ? await receiveRecords(data, images, p.compression, beforeWrite)
-      : await receiveTar(data, images, { compression: p.compression, refuseDevices: true });
+      ? await receiveRecords(data, images, { compression: p.compression, checksum, ...(beforeWrite ? { beforeWrite } : {}) })
+      : await receiveTar(data, images, { compression: p.compression, checksum, refuseDevices: true });
     m.phase = 'receiving';
-    m.received.images = r.sha256;
+    m.received.images = r.digest;
     await this.records.save(m);
     return r;
   }
 
-  async probe(p: { bytes: number; compression?: 'zstd' | 'none' }, data: Readable): Promise<StreamResult> {
-    // hashed as received, decompressed as a real transfer would be, then dropped
-    const meter = new Meter();
+  async probe(p: { bytes: number; compression?: 'zstd' | 'none'; checksum?: Checksum }, data: Readable): Promise<StreamResult> {
+    // checksummed as received, decompressed as a real transfer would be, then dropped
+    const meter = new Meter(undefined, p.checksum ?? 'sha256');
     const drop = new Writable({ write: (_c, _e, cb) => cb() });
     if (p.compression === 'zstd') await pipeline(data, meter, new DecompressStream(), drop);
     else await pipeline(data, meter, drop);
-    return { bytes: meter.bytes, sha256: meter.digest() };
+    return { bytes: meter.bytes, digest: meter.digest() };
   }
 
   async prepare(p: { migrationId: string; expect: { images: string; upper: string[] } }) {
     const m = await this.receiving(p.migrationId);
     if (m.received.images !== p.expect.images || JSON.stringify(m.received.upper) !== JSON.stringify(p.expect.upper)) {
-      throw new TsmError('EINTEGRITY', `migration ${m.id}: the data arrived corrupted (sha256 of what arrived differs from what was sent)`, {
+      throw new TsmError('EINTEGRITY', `migration ${m.id}: the data arrived corrupted (the digest of what arrived differs from what was sent)`, {
         fix: 'nothing was changed; retry the move, and if it happens again check the network path and memory of both hosts',
       });
     }

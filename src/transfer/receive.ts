@@ -1,67 +1,78 @@
 import { createHash } from 'node:crypto';
 import { Transform, type Readable } from 'node:stream';
+import zlib from 'node:zlib';
+import type { Checksum } from '../agent/api.js';
 import { LiveImageWriter } from './live-images.js';
 import { pipeline } from 'node:stream/promises';
 import { DecompressStream } from 'zstd-napi';
 import { extractTar, type ExtractOptions } from '../archive/safe-extract.js';
 import { TsmError } from '../errors/errors.js';
 
-/** Counts and hashes the bytes as they pass. */
+/** Counts and checksums the bytes as they pass (api.ts Checksum: sha256 by default, or CRC-32). */
 export class Meter extends Transform {
   bytes = 0;
-  private readonly h = createHash('sha256');
-  constructor(private readonly onBytes?: (n: number) => void) {
+  private readonly h;
+  private crc = 0;
+  constructor(private readonly onBytes?: (n: number) => void, private readonly checksum: Checksum = 'sha256') {
     super();
+    this.h = checksum === 'sha256' ? createHash('sha256') : undefined;
   }
   override _transform(chunk: Buffer, _enc: BufferEncoding, cb: (e?: Error | null, d?: Buffer) => void): void {
     this.bytes += chunk.length;
-    this.h.update(chunk);
+    if (this.h) this.h.update(chunk);
+    else this.crc = zlib.crc32(chunk, this.crc);
     this.onBytes?.(chunk.length);
     cb(null, chunk);
   }
+  /** "sha256:<64 hex>" or "crc32:<8 hex>" */
   digest(): string {
-    return this.h.digest('hex');
+    return this.h ? `sha256:${this.h.digest('hex')}` : `crc32:${this.crc.toString(16).padStart(8, '0')}`;
   }
 }
 
 /**
- * Unpack a tar stream (zstd or not) arriving from a peer into `dir`, hashing the
- * bytes as received (the source compares the hash with what it sent).
+ * Unpack a tar stream (zstd or not) arriving from a peer into `dir`, checksumming the
+ * bytes as received (the source compares the digest with what it sent).
  */
 export async function receiveTar(
   data: Readable,
   dir: string,
-  o: { compression: 'zstd' | 'none' } & ExtractOptions,
-): Promise<{ bytes: number; sha256: string }> {
-  const meter = new Meter();
+  o: { compression: 'zstd' | 'none'; checksum?: Checksum } & ExtractOptions,
+): Promise<{ bytes: number; digest: string }> {
+  const meter = new Meter(undefined, o.checksum);
   // pipeline (not pipe): it also notices a stream that was destroyed before we got it
   const upstream = pipeline(data, meter);
   let src: Readable = meter;
   if (o.compression === 'zstd') src = meter.pipe(new DecompressStream());
   upstream.catch((e: Error) => src.destroy(e));
-  const { compression: _c, ...opts } = o;
+  const { compression: _c, checksum: _s, ...opts } = o;
   await extractTar(src, dir, opts);
   // drain anything after the tar's end-of-archive blocks so that the hash covers every byte sent
   src.resume();
   await upstream;
-  return { bytes: meter.bytes, sha256: meter.digest() };
+  return { bytes: meter.bytes, digest: meter.digest() };
 }
 
 /**
- * Write live image records (see live-images.ts), zstd or not, into `dir`, hashing the bytes as received;
+ * Write live image records (see live-images.ts), zstd or not, into `dir`, checksumming the bytes as received;
  * `beforeWrite(n)` is told of every n bytes about to be written.
  */
-export async function receiveRecords(data: Readable, dir: string, compression: 'zstd' | 'none', beforeWrite?: (n: number) => void): Promise<{ bytes: number; sha256: string }> {
-  const meter = new Meter();
+export async function receiveRecords(
+  data: Readable,
+  dir: string,
+  o: { compression: 'zstd' | 'none'; checksum?: Checksum; beforeWrite?: (n: number) => void },
+): Promise<{ bytes: number; digest: string }> {
+  const { compression, beforeWrite } = o;
+  const meter = new Meter(undefined, o.checksum);
   if (compression === 'zstd') await pipeline(data, meter, new DecompressStream(), new LiveImageWriter(dir, beforeWrite));
   else await pipeline(data, meter, new LiveImageWriter(dir, beforeWrite));
-  return { bytes: meter.bytes, sha256: meter.digest() };
+  return { bytes: meter.bytes, digest: meter.digest() };
 }
 
 /** Throws when a stream did not arrive as it was sent. */
 export function assertSameHash(what: string, sent: string, received: string): void {
   if (sent !== received) {
-    throw new TsmError('EINTEGRITY', `the ${what} arrived corrupted: sha256 ${received.slice(0, 12)}… on the peer, ${sent.slice(0, 12)}… sent`, {
+    throw new TsmError('EINTEGRITY', `the ${what} arrived corrupted: ${received.slice(0, 18)}… on the peer, ${sent.slice(0, 18)}… sent`, {
       fix: 'nothing was changed; retry the move, and if it happens again check the network path and memory of both hosts',
     });
   }

@@ -2,13 +2,14 @@ import { randomBytes } from 'node:crypto';
 import { Readable, Transform } from 'node:stream';
 import { CompressStream, compress } from 'zstd-napi';
 import { packTree } from '../archive/pack.js';
-import type { StreamResult } from '../agent/api.js';
+import type { Checksum, StreamResult } from '../agent/api.js';
 import { Meter } from './receive.js';
 
 export interface SendStats {
   bytes: number;
   tarBytes: number;
-  sha256: string;
+  /** of the bytes on the wire: "sha256:<hex>" or "crc32:<hex>" */
+  digest: string;
   ms: number;
 }
 
@@ -28,6 +29,8 @@ export async function sendTree(
 
 export interface SendOptions {
   zstd: boolean;
+  /** default sha256; the peer must be asked for the same */
+  checksum?: Checksum;
   signal?: AbortSignal;
   onBytes?: (n: number) => void;
   /** test hook: flip one byte on the wire */
@@ -44,7 +47,7 @@ export async function sendReadable(src: Readable, call: (data: Readable) => Prom
   const tarMeter = new Counter();
   const counted = src.pipe(tarMeter);
   const wire = o.zstd ? counted.pipe(new CompressStream({ compressionLevel: 1 })) : counted;
-  const meter = new Meter(o.onBytes);
+  const meter = new Meter(o.onBytes, o.checksum);
   src.on('error', (e) => meter.destroy(e));
   wire.on('error', (e) => meter.destroy(e));
   let out: Readable = wire.pipe(meter);
@@ -56,7 +59,7 @@ export async function sendReadable(src: Readable, call: (data: Readable) => Prom
   });
   failed.catch(() => undefined);
   const peer = await Promise.race([call(out), failed]);
-  return { bytes: meter.bytes, tarBytes: tarMeter.bytes, sha256: meter.digest(), ms: performance.now() - t0, peer };
+  return { bytes: meter.bytes, tarBytes: tarMeter.bytes, digest: meter.digest(), ms: performance.now() - t0, peer };
 }
 
 /** Counts the bytes as they pass. */

@@ -51,7 +51,7 @@ test('64 MiB arrive intact; a slow consumer stalls the sender instead of filling
     const r = await client.putImages({ migrationId: MID, compression: 'none' }, source);
     t.diagnostic(`in flight ${(maxInFlight / MiB).toFixed(2)} MiB, agent buffered ${(maxBuffered / MiB).toFixed(2)} MiB, rss +${((rssPeak - rss0) / MiB).toFixed(1)} MiB`);
     assert.equal(r.bytes, TOTAL);
-    assert.equal(r.sha256, sent.digest('hex'));
+    assert.equal(r.digest, `sha256:${sent.digest('hex')}`);
     // kernel socket buffers + the writer's 16 KiB + the stream's 1 MiB + one frame: far below 64 MiB
     assert.ok(maxInFlight < 12 * MiB, `in flight at most ${(maxInFlight / MiB).toFixed(1)} MiB`);
     assert.ok(maxBuffered < 3 * MiB, `the agent held at most ${(maxBuffered / MiB).toFixed(1)} MiB`);

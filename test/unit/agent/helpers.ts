@@ -77,7 +77,7 @@ export const helloResult: HelloResult = {
   criu: { version: '3.19', ok: true }, cgroup: { kind: 'v2', controllers: ['cpu', 'memory'] }, memDirtyTrack: true,
 };
 
-/** Read a stream to the end: bytes and sha256. */
+/** Read a stream to the end: bytes and sha256 (as a stream digest, "sha256:<hex>"). */
 export async function digestStream(data: Readable, onChunk?: (n: number) => Promise<void>): Promise<StreamResult> {
   const h = createHash('sha256');
   let bytes = 0;
@@ -86,7 +86,7 @@ export async function digestStream(data: Readable, onChunk?: (n: number) => Prom
     bytes += c.length;
     if (onChunk) await onChunk(c.length);
   }
-  return { bytes, sha256: h.digest('hex') };
+  return { bytes, digest: `sha256:${h.digest('hex')}` };
 }
 
 export interface FakeAgent extends AgentApi {

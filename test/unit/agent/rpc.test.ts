@@ -16,12 +16,12 @@ test('every method round-trips; the client is an AgentApi', async () => {
     assert.deepEqual(await t.client.begin(beginReq), { ok: true });
     const blob = Buffer.alloc(3 * 1024 * 1024 + 17, 7);
     const imgP = { name: 'alpine', digest: `sha256:${SHA}` };
-    assert.deepEqual(await t.client.putImage(imgP, Readable.from([blob])), { bytes: blob.length, sha256: sha(blob) });
+    assert.deepEqual(await t.client.putImage(imgP, Readable.from([blob])), { bytes: blob.length, digest: `sha256:${sha(blob)}` });
     const upP = { migrationId: MID, phase: 'base' as const, deleted: ['a/b'], compression: 'none' as const };
-    assert.deepEqual(await t.client.putUpper(upP, Readable.from([Buffer.from('hello'), 'world'])), { bytes: 10, sha256: sha(Buffer.from('helloworld')) });
-    assert.deepEqual(await t.client.putImages({ migrationId: MID, compression: 'zstd' }, Readable.from([])), { bytes: 0, sha256: sha(Buffer.alloc(0)) });
-    assert.deepEqual(await t.client.probe({ bytes: 5 }, Readable.from([Buffer.from('12345')])), { bytes: 5, sha256: sha(Buffer.from('12345')) });
-    assert.deepEqual(await t.client.prepare({ migrationId: MID, expect: { images: SHA, upper: [SHA] } }), { restoreMs: 12.5, initPid: 4242, setupMs: 2.5, criuMs: 9 });
+    assert.deepEqual(await t.client.putUpper(upP, Readable.from([Buffer.from('hello'), 'world'])), { bytes: 10, digest: `sha256:${sha(Buffer.from('helloworld'))}` });
+    assert.deepEqual(await t.client.putImages({ migrationId: MID, compression: 'zstd' }, Readable.from([])), { bytes: 0, digest: `sha256:${sha(Buffer.alloc(0))}` });
+    assert.deepEqual(await t.client.probe({ bytes: 5 }, Readable.from([Buffer.from('12345')])), { bytes: 5, digest: `sha256:${sha(Buffer.from('12345'))}` });
+    assert.deepEqual(await t.client.prepare({ migrationId: MID, expect: { images: `sha256:${SHA}`, upper: [`crc32:${SHA.slice(0, 8)}`] } }), { restoreMs: 12.5, initPid: 4242, setupMs: 2.5, criuMs: 9 });
     assert.deepEqual(await t.client.commit({ migrationId: MID }), { resumeMs: 3 });
     assert.deepEqual(await t.client.status({ migrationId: MID }), { phase: 'prepared' });
     assert.deepEqual(await t.client.abort({ migrationId: MID }), { ok: true });
@@ -208,7 +208,7 @@ test('errors thrown by the impl reach the client: TsmError fields kept, others b
     });
     await assert.rejects(t.client.status({ migrationId: MID }), isCode('EPEER', /^the peer agent failed: boom with a second line$/));
     await assert.rejects(t.client.abort({ migrationId: MID }), isCode('EINTERNAL', /agent's abort result is invalid/));
-    assert.deepEqual(await t.client.prepare({ migrationId: MID, expect: { images: SHA, upper: [] } }), { restoreMs: 12.5, initPid: 4242, setupMs: 2.5, criuMs: 9 });
+    assert.deepEqual(await t.client.prepare({ migrationId: MID, expect: { images: `crc32:${SHA.slice(0, 8)}`, upper: [] } }), { restoreMs: 12.5, initPid: 4242, setupMs: 2.5, criuMs: 9 });
   } finally {
     await t.cleanup();
   }

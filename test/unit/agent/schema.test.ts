@@ -60,7 +60,7 @@ test('valid requests pass unchanged', () => {
   assert.deepEqual(containerConfig(config), config);
   assert.deepEqual(networkPlan(network), network);
   assert.deepEqual(networkPlan({ mode: 'none', owner: network.owner }), { mode: 'none', owner: network.owner });
-  assert.deepEqual(agentSpec.prepare.params({ migrationId: MID, expect: { images: SHA, upper: [SHA, `sha256:${SHA}`] } }).expect.upper.length, 2);
+  assert.deepEqual(agentSpec.prepare.params({ migrationId: MID, expect: { images: `sha256:${SHA}`, upper: [`sha256:${SHA}`, `crc32:${SHA.slice(0, 8)}`] } }).expect.upper.length, 2);
   assert.deepEqual(helloResultV({ ...helloResult, extra: 'newer peer' }), helloResult);
 });
 
@@ -73,6 +73,11 @@ test('bad requests: names, ids, paths, addresses', () => {
   assert.throws(() => agentSpec.putUpper.params({ ...up, deleted: ['/etc/passwd'] }, P), bad(/deleted\[0\]/));
   assert.throws(() => agentSpec.putUpper.params({ ...up, deleted: ['a\0b'] }, P), bad(/NUL/));
   assert.throws(() => agentSpec.putUpper.params({ ...up, deleted: [''] }, P), bad(/deleted\[0\]/));
+  assert.throws(() => agentSpec.putUpper.params({ ...up, checksum: 'md5' }, P), bad(/checksum/));
+  assert.deepEqual(agentSpec.putUpper.params({ ...up, checksum: 'crc32' }, P), { ...up, checksum: 'crc32' });
+  // stream digests name their algorithm: a bare hex string, or a CRC of the wrong length, is refused
+  assert.throws(() => agentSpec.prepare.params({ migrationId: MID, expect: { images: SHA, upper: [] } }, 'prepare.params'), bad(/expect\.images/));
+  assert.throws(() => agentSpec.prepare.params({ migrationId: MID, expect: { images: 'crc32:abc', upper: [] } }, 'prepare.params'), bad(/expect\.images/));
   assert.throws(() => agentSpec.putUpper.params({ ...up, deleted: new Array(MAX_DELETED + 1).fill('a') }, P), bad(/more than the maximum 100000/));
   assert.throws(() => agentSpec.putUpper.params({ ...up, phase: 'full' }, P), bad(/phase: expected one of "base", "delta"/));
   assert.throws(() => agentSpec.putUpper.params({ ...up, migrationId: 'short' }, P), bad(/migrationId/));

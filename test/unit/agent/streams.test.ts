@@ -66,12 +66,12 @@ test('a failing source aborts the stream: the call rejects with its error, the c
 });
 
 test('an answer before the stream ends: the rest is dropped, the source destroyed', async () => {
-  const impl = fakeAgent({ putImage: async () => ({ bytes: 0, sha256: SHA }) });
+  const impl = fakeAgent({ putImage: async () => ({ bytes: 0, digest: `sha256:${SHA}` }) });
   const t = await setup(impl);
   try {
     let sent = 0;
     const src = new Readable({ read() { sent += 65536; this.push(sent > 64 * 1024 * 1024 ? null : Buffer.alloc(65536)); } });
-    assert.deepEqual(await t.client.putImage({ name: 'alpine', digest: `sha256:${SHA}` }, src), { bytes: 0, sha256: SHA });
+    assert.deepEqual(await t.client.putImage({ name: 'alpine', digest: `sha256:${SHA}` }, src), { bytes: 0, digest: `sha256:${SHA}` });
     await sleep(20);
     assert.ok(src.destroyed);
     assert.ok(sent < 64 * 1024 * 1024);
