@@ -1,5 +1,6 @@
-import { existsSync, readFileSync } from 'node:fs';
-import { detectLayout } from '../cgroup/detect.js';
+import { existsSync, mkdirSync, readFileSync, rmdirSync } from 'node:fs';
+import path from 'node:path';
+import { detectLayout, type Layout } from '../cgroup/detect.js';
 import { criuCheck, locateCriu, probeCapabilities, CRIU_FIX } from '../criu/binary.js';
 import { nativeAvailable } from '../native/native.js';
 import { shimPath } from '../shim/locate.js';
@@ -83,10 +84,42 @@ function cgroupFindings(): Finding[] {
     const parts = [`layout ${l.kind}`];
     if (v1.length) parts.push(`v1: ${v1.join(',')}`);
     if (l.v2Mount) parts.push(`v2 at ${l.v2Mount}: ${l.v2Controllers.join(',') || '(no controllers)'}`);
-    return [{ check: 'cgroups', ok: true, detail: parts.join('; ') }];
+    return [{ check: 'cgroups', ok: true, detail: parts.join('; ') }, ioWeightFinding(l)];
   } catch (e) {
     return [{ check: 'cgroups', ok: false, detail: (e as Error).message, disables: 'everything', fix: 'mount cgroup2 at /sys/fs/cgroup' }];
   }
+}
+
+/**
+ * Whether `--io-weight` can work: v1 needs blkio.weight (CFQ) or blkio.bfq.weight
+ * (BFQ) in a child cgroup (neither file exists in the root), so a probe cgroup is
+ * made and removed at once; v2 needs the io controller.
+ */
+function ioWeightFinding(l: Layout): Finding {
+  const check = 'cgroup I/O weight';
+  const disables = 'run --io-weight (refused on this host with ECGROUP_MISSING)';
+  const blkio = l.v1.get('blkio');
+  if (!blkio) {
+    const io = l.v2Controllers.includes('io');
+    return io ? { check, ok: true, detail: 'v2 io controller' } : { check, ok: false, detail: 'no blkio (v1) or io (v2) controller', disables, fix: 'enable the io cgroup controller' };
+  }
+  const probe = path.join(blkio, `tsmigrate-doctor-${process.pid}`);
+  let found: string | undefined;
+  try {
+    mkdirSync(probe);
+    found = ['blkio.weight', 'blkio.bfq.weight'].find((f) => existsSync(path.join(probe, f)));
+  } catch (e) {
+    return { check, ok: false, detail: `cannot probe ${blkio}: ${(e as Error).message}`, disables, fix: 'run as root' };
+  } finally {
+    try {
+      rmdirSync(probe);
+    } catch {
+      /* never made */
+    }
+  }
+  return found
+    ? { check, ok: true, detail: `v1 ${found}` }
+    : { check, ok: false, detail: 'v1 blkio has neither blkio.weight (CFQ) nor blkio.bfq.weight (BFQ)', disables, fix: 'use a kernel with CONFIG_BFQ_GROUP_IOSCHED' };
 }
 
 export async function runDoctor(): Promise<Finding[]> {
