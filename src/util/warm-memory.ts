@@ -4,6 +4,8 @@ import { prefaultMemory, releaseMemory, type PrefaultHandle } from '../native/na
 
 const CHUNK = 64 << 20;
 const STEP = 8 << 20;
+/** chunk sizes are multiples of this (a page on every Linux architecture), so that the counts stay exact */
+const ALIGN = 64 << 10;
 
 /**
  * Memory faulted in before a container is frozen and handed back to the kernel
@@ -18,8 +20,9 @@ const STEP = 8 << 20;
  * host without reporting this moves page zeroing out of the downtime and costs
  * nothing inside it.
  *
- * Bounded: never more than what leaves `keepFree` available; best effort (an
- * empty reserve without the native addon or when the kernel refuses).
+ * Bounded: never takes memory that would leave less than `keepFree` available,
+ * checked before every 64 MiB; best effort (an empty reserve without the native
+ * addon or when the kernel refuses).
  */
 export class WarmMemory {
   private readonly chunks: { h: PrefaultHandle; bytes: number }[] = [];
@@ -29,12 +32,16 @@ export class WarmMemory {
   private constructor() {}
 
   /** Fault in up to `bytes`, a chunk at a time, yielding to the event loop in between. */
-  static async reserve(bytes: number, o: { keepFree?: number; signal?: AbortSignal } = {}): Promise<WarmMemory> {
+  static async reserve(bytes: number, o: { keepFree?: number; signal?: AbortSignal; freeMemory?: () => number } = {}): Promise<WarmMemory> {
+    const freeMemory = o.freeMemory ?? os.freemem;
     const w = new WarmMemory();
     const keepFree = o.keepFree ?? Math.max(512 << 20, os.totalmem() / 10);
-    let want = Math.max(0, Math.min(bytes, os.freemem() - keepFree));
+    let want = Math.max(0, bytes);
     while (want > 0 && !o.signal?.aborted) {
-      const n = Math.min(CHUNK, want);
+      // free memory read again for every chunk: another reservation (the peer's, when both
+      // ends share a machine) may be taking it at the same time
+      const n = Math.floor(Math.min(CHUNK, want, freeMemory() - keepFree) / ALIGN) * ALIGN;
+      if (n <= 0) break;
       const h = prefaultMemory(n);
       if (!h) break;
       w.chunks.push({ h, bytes: n });

@@ -36,6 +36,21 @@ test('WarmMemory: beforeUse gives back ahead of the writes, 8 MiB at a time', as
   assert.equal(w.bytes, 0);
 });
 
+test('WarmMemory: free memory is checked before every chunk (two reservations at once cannot overshoot)', async () => {
+  // a host with 1 GiB + 100 MiB available and keepFree 1 GiB, where someone else takes 30 MiB
+  // after our first chunk: the reservation stops at what is left (64 + 6 MiB), not at the 400 asked for
+  // (what the kernel would report: 1124, then less our 64 and their 30, then less our 6 more)
+  const seen = [1124, 1030, 1024];
+  let calls = 0;
+  const w = await WarmMemory.reserve(400 * MiB, { keepFree: 1024 * MiB, freeMemory: () => (seen[calls++] ?? 1024) * MiB });
+  assert.equal(w.bytes, 70 * MiB);
+  assert.equal(calls, 3, 'checked before every chunk');
+  assert.equal(w.bytes % (64 << 10), 0, 'whole pages');
+  assert.ok(rssAnon() > 60 * MiB, 'and it is resident');
+  w.releaseAll();
+  assert.equal(w.bytes, 0);
+});
+
 test('WarmMemory: bounded by what must stay free, and stops when aborted', async () => {
   const none = await WarmMemory.reserve(64 * MiB, { keepFree: Number.MAX_SAFE_INTEGER });
   assert.equal(none.bytes, 0, 'nothing when it would leave less than keepFree');
