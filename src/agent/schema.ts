@@ -19,8 +19,6 @@ export * from './protocol/validate.js';
 export const NAME = str({ max: 63, pattern: /^[a-z0-9][a-z0-9_.-]{0,62}$/ });
 export const MIGRATION_ID = str({ max: 64, pattern: /^[a-z0-9-]{8,64}$/ });
 export const IMAGE_DIGEST = str({ max: 71, pattern: /^sha256:[0-9a-f]{64}$/ });
-/** a sha256 of bytes sent: 64 hex digits, with or without "sha256:" */
-export const SHA256 = str({ max: 71, pattern: /^(?:sha256:)?[0-9a-f]{64}$/ });
 /** a stream's digest: "sha256:<64 hex>" or "crc32:<8 hex>" */
 export const STREAM_DIGEST = str({ max: 71, pattern: /^(?:sha256:[0-9a-f]{64}|crc32:[0-9a-f]{8})$/ });
 const CHECKSUM = oneOf(lit('sha256'), lit('crc32'));

@@ -146,14 +146,14 @@ export async function restoreFromStore(rt: Runtime, req: StoreRestoreRequest): P
       const src = req.store.readStream(snap!.ids[what], `checkpoint ${m.id}`);
       src.on('error', (e) => meter.destroy(e));
       const r = await call(src.pipe(meter));
-      if (r.digest !== asDigest(m.streams[what].sha256)) {
+      if (r.digest !== `sha256:${m.streams[what].sha256}`) {
         throw new TsmError('EINTEGRITY', `the ${what} stream of ${m.id} arrived as ${r.digest.slice(0, 19)}…, the checkpoint says sha256:${m.streams[what].sha256.slice(0, 12)}…`, { fix: 'nothing was changed; retry, or restore another checkpoint' });
       }
       return r.bytes;
     };
     let bytes = await send('upper', (d) => peer.putUpper({ migrationId: id, phase: 'base', deleted: [], compression: 'none' }, d));
     bytes += await send('criu', (d) => peer.putImages({ migrationId: id, compression: 'none' }, d));
-    await peer.prepare({ migrationId: id, expect: { images: asDigest(m.streams.criu.sha256), upper: [asDigest(m.streams.upper.sha256)] } });
+    await peer.prepare({ migrationId: id, expect: { images: `sha256:${m.streams.criu.sha256}`, upper: [`sha256:${m.streams.upper.sha256}`] } });
     await peer.commit({ migrationId: id });
     return { id: m.id, host: req.target.name, createdAt: m.createdAt, skipped, bytes, ms: performance.now() - t0 };
   } catch (e) {
@@ -162,9 +162,4 @@ export async function restoreFromStore(rt: Runtime, req: StoreRestoreRequest): P
   } finally {
     await conn.close().catch(() => undefined);
   }
-}
-
-/** A manifest's sha256 (hex, or already "sha256:hex") as a stream digest. */
-function asDigest(sha256: string): string {
-  return `sha256:${sha256.replace(/^sha256:/, '')}`;
 }
