@@ -40,6 +40,12 @@ export interface DumpRequest {
   preDump?: boolean;
   /** Largest deleted-but-open file CRIU copies into the images, in bytes. */
   ghostLimit?: number;
+  /**
+   * --stream: hand every image to the image streamer listening on
+   * imagesDir/streamer-capture.sock (transfer/stream-capture.ts) instead of
+   * writing files. Not with preDump or prevImagesDir (CRIU cannot stream those).
+   */
+  stream?: boolean;
 }
 
 export interface RestoreRequest {
@@ -201,6 +207,10 @@ export function dumpArgv(r: DumpRequest): string[] {
       throw bad(`ghostLimit must be a positive number of bytes, got ${String(r.ghostLimit)}`, 'pass e.g. 10485760 (10 MiB)');
     }
     out.push('--ghost-limit', String(r.ghostLimit));
+  }
+  if (r.stream === true) {
+    if (preDump || r.prevImagesDir !== undefined) throw bad('stream cannot be combined with preDump or prevImagesDir (CRIU streams only full dumps)', 'drop stream, or dump in full');
+    out.push('--stream');
   }
   return out;
 }

@@ -4,6 +4,7 @@ import { detectLayout, type Layout } from '../cgroup/detect.js';
 import { criuCheck, locateCriu, probeCapabilities, CRIU_FIX } from '../criu/binary.js';
 import { nativeAvailable } from '../native/native.js';
 import { shimPath } from '../shim/locate.js';
+import { streamerPath } from '../transfer/stream-capture.js';
 
 /** One line of `tsmigrate doctor`: what was found, and when missing, what it disables and how to fix it. */
 export interface Finding {
@@ -140,6 +141,11 @@ export async function runDoctor(): Promise<Finding[]> {
     shim = undefined;
   }
   f.push({ check: 'tsm-shim', ok: Boolean(shim), detail: shim ?? 'not built', ...(shim ? {} : { disables: 'containers', fix: 'npm run build:native' }) });
+  const streamer = streamerPath();
+  f.push({
+    check: 'tsm-streamer', ok: Boolean(streamer), detail: streamer ?? 'not built',
+    ...(streamer ? {} : { disables: "CRIU's image streamer in moves (their images go through tmpfs instead: a longer downtime)", fix: 'npm run build:native' }),
+  });
   for (const [cmd, pkg, dis] of [
     ['ip', 'iproute2', 'container networking'],
     ['nsenter', 'util-linux', 'container networking'],

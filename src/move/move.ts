@@ -19,6 +19,7 @@ import type { Runtime } from '../runtime/context.js';
 import { withLock } from '../state/lock.js';
 import { assertSameHash } from '../transfer/receive.js';
 import { liveImageStream } from '../transfer/live-images.js';
+import { cannotStream, listenForImages, type ImageCapture } from '../transfer/stream-capture.js';
 import { measureZstd, probeLink, sendReadable, sendTree } from '../transfer/send.js';
 import { deltaFilter, diffIndex, indexTree } from '../transfer/upper-index.js';
 import { requireRoot } from '../util/root.js';
@@ -41,6 +42,13 @@ export interface MoveRequest {
   onEvent?: (e: MoveEvent) => void;
   /** fault in the memory the downtime will need before the freeze (default true; util/warm-memory.ts) */
   warmMemory?: boolean;
+  /**
+   * take the images from CRIU through its image-streamer socket (criu dump
+   * --stream; transfer/stream-capture.ts) rather than following the files it
+   * writes to tmpfs (default true; the files are the fallback when the
+   * streamer cannot run)
+   */
+  criuStream?: boolean;
   /** test hook: flip a byte in the memory images on the wire */
   faultCorruptImages?: boolean;
 }
@@ -63,6 +71,8 @@ export interface MoveReport {
   preCopy: string;
   /** memory faulted in before the freeze, handed back to the kernel as the downtime needed it, and how long that took */
   warmMemory: { sourceBytes: number; peerBytes: number; ms: number };
+  /** how the images left CRIU: 'stream' (its image streamer, no tmpfs copy) or 'files' (tmpfs, followed as written), and why not 'stream' */
+  images: { via: 'stream' | 'files'; note?: string };
   /** link: measured MB/s sent plain, and through zstd (bytes before compression); ratio: images on the wire / images */
   compression: { used: boolean; linkMBps: number; linkZstdMBps: number; zstdMBps: number; ratio: number };
   bytes: { upperBase: number; upperDelta: number; images: number; imagesTar: number; image: number };
@@ -121,6 +131,7 @@ export async function moveContainer(
     let decided = false;
     let linkDown: string | undefined;
     let warmP: Promise<WarmMemory> | undefined;
+    let capture: ImageCapture | undefined;
     try {
       // ---- before anything is frozen: connect, check, send what can go while it runs ----
       emit({ phase: 'connect' });
@@ -188,6 +199,17 @@ export async function moveContainer(
       const ownWarm = await warmP;
       const warmed = { sourceBytes: ownWarm.bytes, peerBytes: peerWarm.bytes, ms: ms(tWarm, performance.now()) };
       req.signal?.throwIfAborted();
+      const images = path.join(staging, 'images');
+      await fs.mkdir(images, { mode: 0o700 });
+      await fs.rename(path.join(staging, 'cpuinfo.img'), path.join(images, 'cpuinfo.img'));
+      // CRIU's image streamer listening before the freeze; files in tmpfs where it cannot run
+      let imagesVia: MoveReport['images'] = { via: 'files', note: 'turned off (--no-criu-stream)' };
+      if (req.criuStream !== false) {
+        const why = cannotStream(images);
+        capture = why ? undefined : await listenForImages(images).catch((e: Error) => ((imagesVia = { via: 'files', note: e.message }), undefined));
+        if (why) imagesVia = { via: 'files', note: why };
+        else if (capture) imagesVia = { via: 'stream' };
+      }
       // handed back a moment before the dump writes its images (still backed, see WarmMemory)
       ownWarm.releaseAll();
 
@@ -198,16 +220,13 @@ export async function moveContainer(
       emit({ phase: 'freeze' });
       await cg.freeze();
       const tFrozen = performance.now();
-      const images = path.join(staging, 'images');
       // for the progress line: the images are about the container's memory, less with zstd
       const imagesEstimate = Math.round((stats.memoryBytes ?? 0) * (useZstd ? z.ratio : 1));
-      await fs.mkdir(images, { mode: 0o700 });
-      await fs.rename(path.join(staging, 'cpuinfo.img'), path.join(images, 'cpuinfo.img'));
       emit({ phase: 'dump' });
-      // the images go to the peer while CRIU writes them (transfer/live-images.ts)
+      // the images go to the peer while CRIU writes them (transfer/stream-capture.ts, or transfer/live-images.ts)
       const hostVeth = state.network?.mode === 'bridge' ? state.network.hostVeth : undefined;
       const dumped = runCriu(criu, dumpArgv({
-        pid: state.initPid, imagesDir: images, logFile: 'dump.log', leaveRunning: true, tcpEstablished: true,
+        pid: state.initPid, imagesDir: images, logFile: 'dump.log', leaveRunning: true, tcpEstablished: true, stream: Boolean(capture),
         freezeCgroup: cg.freezerPath(), manageCgroups: 'soft',
         ...(state.network?.mode === 'bridge' && state.network.hostVeth ? { externals: [`veth[eth0]:${state.network.hostVeth}`] } : {}),
       }), { imagesDir: images, logFile: 'dump.log' }); // never cancelled half-way: a killed CRIU can leave its parasite in the tasks
@@ -227,14 +246,18 @@ export async function moveContainer(
       const deltaP = indexTree(state.rootfs.upper).then((after) => diffIndex(index0, after));
       deltaP.catch(() => undefined);
       let img: Awaited<ReturnType<typeof sendReadable>>;
+      const records = capture ? capture.records(dumped) : liveImageStream(images, dumped, sig(req));
       try {
-        img = await sendReadable(liveImageStream(images, dumped, sig(req)), (d) => peer.putImages({ migrationId: id, compression: useZstd ? 'zstd' : 'none', format: 'records', checksum: CHECKSUM }, d), {
+        img = await sendReadable(records, (d) => peer.putImages({ migrationId: id, compression: useZstd ? 'zstd' : 'none', format: 'records', checksum: CHECKSUM }, d), {
           zstd: useZstd, checksum: CHECKSUM, ...sig(req), corrupt: Boolean(req.faultCorruptImages), onBytes: (n) => emit({ phase: 'transfer', bytes: n, totalBytes: imagesEstimate }),
         });
       } catch (e) {
-        // CRIU always runs to its end; its own failure is the one to report
-        await afterDump;
-        throw e;
+        // CRIU always runs to its end. Following files, its own failure is the one to report;
+        // streaming, a failed send stops the streamer (CRIU then fails on a broken pipe), and
+        // a failure of CRIU's own already is the stream's error
+        records.destroy();
+        const criuFailed = await afterDump.then(() => undefined, (x: unknown) => x);
+        throw capture ? e : (criuFailed ?? e);
       }
       await afterDump;
       req.signal?.throwIfAborted();
@@ -279,6 +302,7 @@ export async function moveContainer(
         restoreParts: { setupMs: prep.setupMs, criuMs: prep.criuMs },
         preCopy,
         warmMemory: warmed,
+        images: imagesVia,
         compression: { used: useZstd, linkMBps: Math.round(link / 1e6), linkZstdMBps: Math.round(linkZstd / 1e6), zstdMBps: Math.round(z.bps / 1e6), ratio: img.tarBytes ? Math.round((img.bytes / img.tarBytes) * 100) / 100 : 1 },
         bytes: { upperBase: base.bytes, upperDelta: upd.bytes, images: img.bytes, imagesTar: img.tarBytes, image: imageBytes },
         tcpEstablished: true,
@@ -306,6 +330,7 @@ export async function moveContainer(
       throw e;
     } finally {
       if (warmP) (await warmP.catch(() => undefined))?.releaseAll();
+      capture?.kill();
       if (staging) await fs.rm(staging, { recursive: true, force: true });
       if (conn) await conn.close().catch(() => undefined);
     }

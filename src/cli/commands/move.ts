@@ -21,6 +21,7 @@ function renderReport(r: MoveReport): string {
     `sent ${humanBytes(r.bytes.images)} memory images (${humanBytes(r.bytes.imagesTar)} before compression), upper layer ${humanBytes(r.bytes.upperBase)} + delta ${humanBytes(r.bytes.upperDelta)}${r.bytes.image ? `, image ${humanBytes(r.bytes.image)}` : ''}`,
     `compression: ${r.compression.used ? 'zstd' : 'off'} (measured through the link: plain ${r.compression.linkMBps || '-'} MB/s, with zstd ${r.compression.linkZstdMBps || '-'} MB/s; images on the wire ${Math.round(r.compression.ratio * 100)}% of their size)`,
     `pre-copy: ${r.preCopy}`,
+    r.images ? `images: ${r.images.via === 'stream' ? "streamed from CRIU's image streamer (no copy in tmpfs here)" : `written to tmpfs and sent as CRIU wrote them${r.images.note ? ` (${r.images.note})` : ''}`}` : '',
     r.warmMemory ? `memory faulted in before the freeze: ${humanBytes(r.warmMemory.sourceBytes)} here, ${humanBytes(r.warmMemory.peerBytes)} on ${r.host} (${r.warmMemory.ms} ms, outside the downtime)` : '',
     `network: ${r.network.ip ? `kept ${r.network.ip}; established TCP connections carried (--tcp-established)` : 'none (loopback only)'}`,
   ].filter(Boolean).join('\n');
@@ -82,7 +83,8 @@ export function registerMoveCommands(program: Command, setExit: (code: number) =
     .argument('<host>')
     .option('--compress <mode>', 'zstd on the wire: auto (from the measured link speed), on, off', 'auto')
     .option('--no-warm-memory', 'do not fault in, before the freeze, the memory the dump and the restore will need')
-    .action(async (name: string, host: string, o: { compress: string; warmMemory: boolean }, cmd: Command) => {
+    .option('--no-criu-stream', "write the images to tmpfs and send them as CRIU writes them, instead of taking them from CRIU's image streamer")
+    .action(async (name: string, host: string, o: { compress: string; warmMemory: boolean; criuStream: boolean }, cmd: Command) => {
       const { rt, json } = runtimeFor(cmd);
       if (!['auto', 'on', 'off'].includes(o.compress)) throw new TsmError('EINVAL_ARG', `invalid --compress "${o.compress}"`, { fix: 'use auto, on or off' });
       const g = cmd.optsWithGlobals<{ config?: string }>();
@@ -94,7 +96,7 @@ export function registerMoveCommands(program: Command, setExit: (code: number) =
         const report = await moveContainer(
           rt,
           {
-            name, host, compress: o.compress as 'auto' | 'on' | 'off', warmMemory: o.warmMemory, signal: ac.signal, onEvent: progress(json),
+            name, host, compress: o.compress as 'auto' | 'on' | 'off', warmMemory: o.warmMemory, criuStream: o.criuStream, signal: ac.signal, onEvent: progress(json),
             faultCorruptImages: process.env['TSMIGRATE_TEST_FAULT'] === 'corrupt-images',
           },
           sshPeer(resolveConfigPath(g.config), host, { signal: ac.signal, logger: rt.logger }),

@@ -63,6 +63,11 @@ test('dumpArgv builds the expected command lines', () => {
       { pid: 9, imagesDir: '/ck/3', prevImagesDir: '/ck/2', leaveRunning: false, trackMem: true, manageCgroups: 'ignore' },
       ['dump', '--tree', '9', '--images-dir', '/ck/3', '--log-file', 'dump.log', '-v4', '--manage-cgroups=ignore', '--track-mem', '--prev-images-dir', '../2'],
     ],
+    [
+      'streamed to the image streamer',
+      { pid: 9, imagesDir: D, leaveRunning: true, tcpEstablished: true, stream: true },
+      ['dump', '--tree', '9', '--images-dir', D, '--log-file', 'dump.log', '-v4', '--leave-running', '--tcp-established', '--stream'],
+    ],
   ];
   for (const [name, req, want] of table) assert.deepEqual(dumpArgv(req), want, name);
 });
@@ -93,6 +98,8 @@ test('dumpArgv rejects bad input with EINVAL_ARG', () => {
     ['prev images dir without trackMem', { prevImagesDir: '/ck/1' }],
     ['relative prev images dir', { prevImagesDir: '../1', trackMem: true }],
     ['prev images dir = images dir', { prevImagesDir: D, trackMem: true }],
+    ['stream with a pre-dump', { stream: true, preDump: true }],
+    ['stream on top of a previous dump', { stream: true, prevImagesDir: '/ck/1', trackMem: true }],
     ['ghost limit 0', { ghostLimit: 0 }],
     ['ghost limit fractional', { ghostLimit: 1.5 }],
   ];
