@@ -60,9 +60,9 @@ interface Run {
   mZstdMBps: number;
   /** the move back (untimed for the goals: in-process agent, no SSH) */
   back: Downtime;
-  /** the same move with the images written to tmpfs and followed (--no-criu-stream): what CRIU's image streamer gains */
-  mFiles: Downtime;
-  mFilesCriuMs: number;
+  /** the same move with the images taken from CRIU's image streamer (--criu-stream), against M's files in tmpfs */
+  mStream: Downtime;
+  mStreamCriuMs: number;
   d: number;
   s: number;
   t: number;
@@ -138,7 +138,7 @@ interface Ctx {
   compress: CompressChoice;
 }
 
-async function moveThereAndBack(c: Ctx, name: string, criuStream = true): Promise<{ there: MoveReport; back: MoveReport }> {
+async function moveThereAndBack(c: Ctx, name: string, criuStream = false): Promise<{ there: MoveReport; back: MoveReport }> {
   const there = await moveContainer(
     c.src,
     { name, host: 'peer', compress: c.compress, signal: c.signal, criuStream },
@@ -179,11 +179,11 @@ async function benchSize(c: Ctx, sizeMiB: number, o: { runs: number; warmup: num
       const { there, back } = await moveThereAndBack(c, name);
       const m = there.downtime;
       preCopy = there.preCopy;
-      if (there.images.via !== 'stream') throw new Error(`M did not stream its images: ${there.images.note ?? '?'}`);
-      // M with files: the same move, images through tmpfs
+      // M': the same move, images from CRIU's image streamer
       await settle();
       c.signal.throwIfAborted();
-      const files = await moveThereAndBack(c, name, false);
+      const streamed = await moveThereAndBack(c, name, true);
+      if (streamed.there.images.via !== 'stream') throw new Error(`M' did not stream its images: ${streamed.there.images.note ?? '?'}`);
       // D: plain dump of the same container, to tmpfs
       await settle();
       c.signal.throwIfAborted();
@@ -220,7 +220,7 @@ async function benchSize(c: Ctx, sizeMiB: number, o: { runs: number; warmup: num
       const overhead = m.freezeMs + m.resumeMs + (m.restoreMs - r.ms) + (m.transferMs - tActual);
       const run: Run = {
         m, mSetupMs: there.restoreParts.setupMs, mCriuMs: there.restoreParts.criuMs, mWarm: there.warmMemory, mTotalMs: there.totalMs, mWireBytes: there.bytes.images, mZstd: there.compression.used, mLinkMBps: there.compression.linkMBps, mZstdMBps: there.compression.linkZstdMBps, back: back.downtime,
-        mFiles: files.there.downtime, mFilesCriuMs: files.there.restoreParts.criuMs,
+        mStream: streamed.there.downtime, mStreamCriuMs: streamed.there.restoreParts.criuMs,
         d: round1(d.ms), s: S, t: round1(t.ms), tActual: round1(tActual), dKill: round1(dk.ms), r: round1(r.ms),
         nDump: round1(nd.ms), nTransfer: round1(nt.ms), nRestore: round1(nr.ms), n: round1(nd.ms + nt.ms + nr.ms), nBytes: nd.bytes,
         overhead: round1(overhead), load: round1(os.loadavg()[0]!),
@@ -228,7 +228,7 @@ async function benchSize(c: Ctx, sizeMiB: number, o: { runs: number; warmup: num
       runs.push(run);
       console.log(
         `  run ${i + 1}/${o.runs}: M ${ms(m.totalMs)} (freeze ${ms(m.freezeMs)}, dump ${ms(m.dumpMs)}, transfer ${ms(m.transferMs)}, restore ${ms(m.restoreMs)} (set-up ${ms(run.mSetupMs)}, criu ${ms(run.mCriuMs)}), resume ${ms(m.resumeMs)}; warmed ${mib(run.mWarm.sourceBytes)} + ${mib(run.mWarm.peerBytes)} in ${ms(run.mWarm.ms)} before), ` +
-          `M with files ${ms(run.mFiles.totalMs)} (dump ${ms(run.mFiles.dumpMs)}, transfer ${ms(run.mFiles.transferMs)}, restore ${ms(run.mFiles.restoreMs)}), D ${ms(run.d)} (S ${mib(S)}), T ${ms(run.t)}, R ${ms(run.r)}, N ${ms(run.n)} (${ms(run.nDump)} + ${ms(run.nTransfer)} + ${ms(run.nRestore)}); back ${ms(back.downtime.totalMs)}; load ${run.load}`,
+          `M' streamed ${ms(run.mStream.totalMs)} (dump ${ms(run.mStream.dumpMs)}, transfer ${ms(run.mStream.transferMs)}, restore ${ms(run.mStream.restoreMs)}), D ${ms(run.d)} (S ${mib(S)}), T ${ms(run.t)}, R ${ms(run.r)}, N ${ms(run.n)} (${ms(run.nDump)} + ${ms(run.nTransfer)} + ${ms(run.nRestore)}); back ${ms(back.downtime.totalMs)}; load ${run.load}`,
       );
     }
   } finally {
@@ -249,8 +249,8 @@ async function benchSize(c: Ctx, sizeMiB: number, o: { runs: number; warmup: num
     restoreSetup: col((r) => r.mSetupMs),
     restoreCriu: col((r) => r.mCriuMs),
     resume: col((r) => r.m.resumeMs),
-    mFiles: col((r) => r.mFiles.totalMs),
-    mFilesDumpTransfer: col((r) => r.mFiles.dumpMs + r.mFiles.transferMs),
+    mStream: col((r) => r.mStream.totalMs),
+    mStreamDumpTransfer: col((r) => r.mStream.dumpMs + r.mStream.transferMs),
     mDumpTransfer: col((r) => r.m.dumpMs + r.m.transferMs),
     D: col((r) => r.d),
     T: col((r) => r.t),
@@ -299,8 +299,8 @@ function report(r: SizeResult): string {
     row('     criu restore on the peer', m.restoreCriu!),
     row('   resume', m.resume!),
     row('   dump + transfer', m.mDumpTransfer!),
-    row("M' same move, images via tmpfs (--no-criu-stream)", m.mFiles!),
-    row("   dump + transfer", m.mFilesDumpTransfer!),
+    row("M' same move, CRIU's image streamer (--criu-stream)", m.mStream!),
+    row("   dump + transfer", m.mStreamDumpTransfer!),
     row('D  plain criu dump --leave-running (tmpfs)', m.D!),
     row('T  S bytes over open ssh2 connection', m.T!),
     row('R  plain criu restore (tmpfs)', m.R!),
@@ -321,7 +321,7 @@ function report(r: SizeResult): string {
     table(['quantity', 'median', 'min-max', 'runs'], rows),
     `M/(D+T+R) = ${r.ratioPlain.toFixed(2)} (goal <= ${GOAL_PLAIN}): ${verdict(r.pass.plain)}`,
     `M/N       = ${r.ratioNaive.toFixed(2)} (goal <= ${GOAL_NAIVE}): ${verdict(r.pass.naive)}`,
-    `M/M'      = ${ratio(m.M!.median, m.mFiles!.median).toFixed(2)} (CRIU's image streamer against images through tmpfs; dump + transfer ${ratio(m.mDumpTransfer!.median, m.mFilesDumpTransfer!.median).toFixed(2)})`,
+    `M'/M      = ${ratio(m.mStream!.median, m.M!.median).toFixed(2)} (CRIU's image streamer against images through tmpfs; dump + transfer ${ratio(m.mStreamDumpTransfer!.median, m.mDumpTransfer!.median).toFixed(2)})`,
     `fixed overhead = freeze + resume + (restore - R) + (transfer - T) = ${ms(r.overheadMs)} (goal < ${GOAL_OVERHEAD_MS} ms): ${verdict(r.pass.overhead)}`,
     `load (1 min) after each run: ${r.runs.map((x) => x.load).join(', ')}`,
     `pre-copy: ${r.preCopy}`,

@@ -709,6 +709,32 @@ static napi_value js_set_pipe_size(napi_env env, napi_callback_info info) {
 }
 
 /* ------------------------------------------------------------------------ */
+/* allocate(fd, offset, bytes) -> undefined: fallocate(2) mode 0.          */
+/* The peer preallocates the tmpfs file its largest memory image will go   */
+/* into before the freeze: writing into allocated tmpfs pages costs half  */
+/* of allocating them as the write goes (measured: 1 GiB 200 vs 460 ms).  */
+/* ------------------------------------------------------------------------ */
+
+static napi_value js_allocate(napi_env env, napi_callback_info info) {
+  napi_value argv[3];
+  int64_t fd = 0, off = 0, bytes = 0;
+  if (get_args(env, info, 3, argv) < 0) return NULL;
+  if (get_int(env, argv[0], "fd", 0, INT32_MAX, 0, &fd) < 0 ||
+      get_int(env, argv[1], "offset", 0, MAX_SAFE_INTEGER, 0, &off) < 0 ||
+      get_int(env, argv[2], "bytes", 1, MAX_SAFE_INTEGER, 0, &bytes) < 0)
+    return NULL;
+  int r;
+  do
+    r = fallocate((int)fd, 0, (off_t)off, (off_t)bytes);
+  while (r < 0 && errno == EINTR);
+  if (r < 0) {
+    throw_errno(env, errno, "fallocate", NULL);
+    return NULL;
+  }
+  return NULL;
+}
+
+/* ------------------------------------------------------------------------ */
 /* seekData(fd, offset) / seekHole(fd, offset): lseek(2) with SEEK_DATA /   */
 /* SEEK_HOLE. Returns the new offset, or null on ENXIO (no data / hole at   */
 /* or after `offset`, i.e. offset >= file size for SEEK_HOLE).              */
@@ -802,6 +828,7 @@ NAPI_MODULE_INIT() {
       {"memPrefault", js_mem_prefault},
       {"memRelease", js_mem_release},
       {"setPipeSize", js_set_pipe_size},
+      {"allocate", js_allocate},
   };
   for (size_t i = 0; i < sizeof fns / sizeof fns[0]; i++) {
     napi_value fn;

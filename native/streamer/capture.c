@@ -339,6 +339,12 @@ int main(int argc, char **argv)
     int fl = fcntl(out, F_GETFL);
     if (fl >= 0 && (fl & O_NONBLOCK))
         fcntl(out, F_SETFL, fl & ~O_NONBLOCK);
+    /* room for several records on the way to tsmigrate (a socket or a pipe; best effort), so that
+       CRIU, this loop and the reader do not run in lock-step, a 64 KiB step at a time */
+    int sndbuf = 4 << 20;
+    if (setsockopt(out, SOL_SOCKET, SO_SNDBUFFORCE, &sndbuf, sizeof(sndbuf)) < 0)
+        setsockopt(out, SOL_SOCKET, SO_SNDBUF, &sndbuf, sizeof(sndbuf));
+    fcntl(out, F_SETPIPE_SZ, PIPE_SIZE);
     int lsock = listen_on(argv[2]);
     write_all(STDERR_FILENO, "ready\n", 6);
 

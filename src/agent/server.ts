@@ -4,7 +4,7 @@ import os from 'node:os';
 import path from 'node:path';
 import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { createWriteStream } from 'node:fs';
+import { createWriteStream, rmSync } from 'node:fs';
 import { Writable } from 'node:stream';
 import { DecompressStream } from 'zstd-napi';
 import { detectLayout } from '../cgroup/detect.js';
@@ -21,7 +21,7 @@ import type { Runtime } from '../runtime/context.js';
 import { Meter, receiveRecords, receiveTar } from '../transfer/receive.js';
 import { safeRemove } from '../transfer/upper-index.js';
 import { StoreService } from '../store/service.js';
-import { WarmMemory } from '../util/warm-memory.js';
+import { WarmMemory, preallocateFile } from '../util/warm-memory.js';
 import type { AgentApi, Checksum, BeginRequest, ContainerStatusResult, HelloResult, PreflightRequest, PutImagesRequest, PutUpperRequest, StreamResult } from './api.js';
 import { PROTOCOL_VERSION } from './api.js';
 import { MigrationRecords, type IncomingMigration } from './migrations.js';
@@ -39,7 +39,7 @@ export class LocalAgent implements AgentApi {
   /** migrations this connection began: the only ones its loss may abort */
   private readonly begunHere = new Set<string>();
   /** memory faulted in before the freeze, per migration (util/warm-memory.ts) */
-  private readonly warmth = new Map<string, WarmMemory>();
+  private readonly warmth = new Map<string, { memory: WarmMemory; pool: string | undefined }>();
   constructor(private readonly rt: Runtime, private readonly version: string) {
     this.records = new MigrationRecords(rt.paths);
   }
@@ -139,20 +139,28 @@ export class LocalAgent implements AgentApi {
   }
 
   async warm(p: { migrationId: string; bytes: number }): Promise<{ bytes: number; ms: number }> {
-    await this.receiving(p.migrationId);
+    const m = await this.receiving(p.migrationId);
     const t0 = performance.now();
     this.coolDown(p.migrationId);
-    const w = await WarmMemory.reserve(p.bytes);
+    // half for the images: a preallocated tmpfs file that the largest pages image takes
+    // over (LiveImageWriter's pool); the rest, or all where that fails, memory for the restore
+    const poolFile = path.join(m.staging!, 'images-pool');
+    const pooled = await preallocateFile(poolFile, Math.floor(p.bytes / 2)).catch(() => 0);
+    const w = await WarmMemory.reserve(p.bytes - pooled);
+    const warm = { memory: w, pool: pooled ? poolFile : undefined };
     // aborted while the memory was faulted in: give it back at once
     const now = await this.records.get(p.migrationId);
-    if (now?.phase !== 'begun' && now?.phase !== 'receiving') w.releaseAll();
-    else this.warmth.set(p.migrationId, w);
-    return { bytes: w.bytes, ms: Math.round(performance.now() - t0) };
+    this.warmth.set(p.migrationId, warm);
+    if (now?.phase !== 'begun' && now?.phase !== 'receiving') this.coolDown(p.migrationId);
+    return { bytes: w.bytes + pooled, ms: Math.round(performance.now() - t0) };
   }
 
   /** give back what warm() holds for a migration */
   private coolDown(id: string): void {
-    this.warmth.get(id)?.releaseAll();
+    const w = this.warmth.get(id);
+    w?.memory.releaseAll();
+    // taken over by an image (renamed) or not: no file of that name is left
+    if (w?.pool) rmSync(w.pool, { force: true });
     this.warmth.delete(id);
   }
 
@@ -160,11 +168,11 @@ export class LocalAgent implements AgentApi {
     const m = await this.receiving(p.migrationId);
     const images = path.join(m.staging!, 'images');
     await fs.rm(images, { recursive: true, force: true });
-    // the images take the warm memory as they arrive; the restore takes the rest
-    const beforeWrite = this.warmth.get(p.migrationId)?.beforeUse;
+    // the images take the pool file and the warm memory as they arrive; the restore takes the rest
+    const warm = this.warmth.get(p.migrationId);
     const checksum = p.checksum ?? 'sha256';
     const r = p.format === 'records'
-      ? await receiveRecords(data, images, { compression: p.compression, checksum, ...(beforeWrite ? { beforeWrite } : {}) })
+      ? await receiveRecords(data, images, { compression: p.compression, checksum, ...(warm ? { beforeWrite: warm.memory.beforeUse, ...(warm.pool ? { pool: warm.pool } : {}) } : {}) })
       : await receiveTar(data, images, { compression: p.compression, checksum, refuseDevices: true });
     m.phase = 'receiving';
     m.received.images = r.digest;

@@ -113,6 +113,7 @@ interface Binding {
   memPrefault(bytes: number): PrefaultHandle;
   memRelease(handle: PrefaultHandle, bytes: number): number;
   setPipeSize(fd: number, bytes: number): number;
+  allocate(fd: number, offset: number, bytes: number): void;
   constants: Record<string, number>;
 }
 
@@ -205,6 +206,22 @@ export function widenPipe(fd: number, bytes: number): number | undefined {
     return typeof b.setPipeSize === 'function' ? b.setPipeSize(fd, bytes) : undefined;
   } catch {
     return undefined;
+  }
+}
+
+/**
+ * Allocate `bytes` of the file on `fd` from `offset` (fallocate(2), mode 0): true
+ * when done; false when the addon is missing or the kernel refuses (no
+ * space, a filesystem without fallocate). An optimisation, never a failure.
+ */
+export function allocateFile(fd: number, offset: number, bytes: number): boolean {
+  try {
+    const b = load();
+    if (typeof b.allocate !== 'function') return false;
+    b.allocate(fd, offset, bytes);
+    return true;
+  } catch {
+    return false;
   }
 }
 

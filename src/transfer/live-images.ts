@@ -19,6 +19,8 @@ import { TsmError } from '../errors/errors.js';
 
 const NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/;
 const LIVE = /^pages-\d+\.img$/;
+/** a pages image this large takes the preallocated pool file (its first bytes copied over) */
+const POOL_AT = 16 << 20;
 const READ = 1 << 20;
 const MAX_RECORD = 4 << 20;
 const MAX_FILES = 100_000;
@@ -126,18 +128,36 @@ export function liveImageStream(dir: string, dumped: Promise<unknown>, o: { poll
  * are gathered. Writes are synchronous: the staging is tmpfs or page cache, and
  * a write there costs less than a trip through the thread pool.
  */
+export interface LiveImageWriterOptions {
+  /** told of every n bytes of record bodies about to be written */
+  beforeWrite?: (n: number) => void;
+  /**
+   * A preallocated file on the same filesystem as dir (fallocate: its pages
+   * exist before the freeze). The first pages image to grow past 16 MiB takes
+   * it over (renamed into place, its first bytes copied in): writing into
+   * allocated tmpfs pages costs half of allocating them as the write goes.
+   * Truncated to the image's size at the end.
+   */
+  pool?: string;
+}
+
+type ImageFile = { fd: number; size: number; name: string; pooled?: boolean };
+
 export class LiveImageWriter extends Writable {
   /** bytes of a header or end record being gathered */
   private head: Buffer[] = [];
   private headLen = 0;
   /** the record body being written: its file and the bytes still to come */
-  private body: { f: { fd: number; size: number }; left: number } | undefined;
-  private readonly files = new Map<string, { fd: number; size: number }>();
+  private body: { f: ImageFile; left: number } | undefined;
+  private readonly files = new Map<string, ImageFile>();
   private ended = false;
   private dirMade = false;
-  /** beforeWrite(n): told of every n bytes of record bodies about to be written */
-  constructor(private readonly dir: string, private readonly beforeWrite?: (n: number) => void) {
+  private readonly beforeWrite: ((n: number) => void) | undefined;
+  private pool: string | undefined;
+  constructor(private readonly dir: string, o: LiveImageWriterOptions = {}) {
     super();
+    this.beforeWrite = o.beforeWrite;
+    this.pool = o.pool;
   }
   override _write(chunk: Buffer, _e: BufferEncoding, cb: (e?: Error | null) => void): void {
     try {
@@ -167,15 +187,43 @@ export class LiveImageWriter extends Writable {
     this.files.clear();
   }
 
-  private open(name: string): { fd: number; size: number } {
+  private open(name: string): ImageFile {
     if (this.files.size >= MAX_FILES) throw proto('too many files');
     if (!this.dirMade) {
       fsSync.mkdirSync(this.dir, { mode: 0o700 });
       this.dirMade = true;
     }
-    const f = { fd: fsSync.openSync(path.join(this.dir, name), 'wx', 0o600), size: 0 };
+    const f = { fd: fsSync.openSync(path.join(this.dir, name), 'wx+', 0o600), size: 0, name };
     this.files.set(name, f);
     return f;
+  }
+
+  /** The pool file takes over `f`: what f holds is copied in, then the pool is renamed over it. */
+  private adoptPool(f: ImageFile): void {
+    const pool = this.pool!;
+    this.pool = undefined; // once, whatever happens
+    let pfd: number;
+    try {
+      pfd = fsSync.openSync(pool, 'r+');
+    } catch {
+      return; // gone (given back): f stays as it is
+    }
+    try {
+      const buf = Buffer.allocUnsafe(Math.min(f.size, 1 << 20));
+      for (let off = 0; off < f.size; ) {
+        const n = fsSync.readSync(f.fd, buf, 0, Math.min(buf.length, f.size - off), off);
+        if (n <= 0) throw new Error(`short read of ${f.name}`);
+        for (let done = 0; done < n; ) done += fsSync.writeSync(pfd, buf, done, n - done, off + done);
+        off += n;
+      }
+      fsSync.renameSync(pool, path.join(this.dir, f.name));
+    } catch (e) {
+      fsSync.closeSync(pfd);
+      throw e;
+    }
+    fsSync.closeSync(f.fd);
+    f.fd = pfd;
+    f.pooled = true;
   }
 
   /** the gathered head, joined, if at least n bytes have arrived */
@@ -192,9 +240,10 @@ export class LiveImageWriter extends Writable {
       if (this.body) {
         const n = Math.min(this.body.left, chunk.length - at);
         const f = this.body.f;
-        this.beforeWrite?.(n);
+        if (!f.pooled) this.beforeWrite?.(n);
         for (let done = 0; done < n; ) done += fsSync.writeSync(f.fd, chunk, at + done, n - done, f.size + done);
         f.size += n;
+        if (this.pool && !f.pooled && f.size >= POOL_AT && LIVE.test(f.name)) this.adoptPool(f);
         this.body.left -= n;
         at += n;
         if (this.body.left === 0) this.body = undefined;
@@ -255,6 +304,8 @@ export class LiveImageWriter extends Writable {
         if (!f || BigInt(f.size) !== size) throw proto(`${name}: ${f?.size ?? 'no'} bytes arrived, ${size} were sent`);
       }
       for (const name of this.files.keys()) if (!listed.has(name)) throw proto(`${name} is not in the end record`);
+      // the pool's allocation beyond what was written goes back
+      for (const f of this.files.values()) if (f.pooled) fsSync.ftruncateSync(f.fd, f.size);
       if (!this.dirMade) {
         fsSync.mkdirSync(this.dir, { mode: 0o700 });
         this.dirMade = true;

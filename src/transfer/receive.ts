@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import { Transform, type Readable } from 'node:stream';
 import zlib from 'node:zlib';
 import type { Checksum } from '../agent/api.js';
-import { LiveImageWriter } from './live-images.js';
+import { LiveImageWriter, type LiveImageWriterOptions } from './live-images.js';
 import { pipeline } from 'node:stream/promises';
 import { DecompressStream } from 'zstd-napi';
 import { extractTar, type ExtractOptions } from '../archive/safe-extract.js';
@@ -55,17 +55,17 @@ export async function receiveTar(
 
 /**
  * Write live image records (see live-images.ts), zstd or not, into `dir`, checksumming the bytes as received;
- * `beforeWrite(n)` is told of every n bytes about to be written.
+ * with the writer's options (warm memory given back ahead of writes, a preallocated pool file).
  */
 export async function receiveRecords(
   data: Readable,
   dir: string,
-  o: { compression: 'zstd' | 'none'; checksum?: Checksum; beforeWrite?: (n: number) => void },
+  o: { compression: 'zstd' | 'none'; checksum?: Checksum } & LiveImageWriterOptions,
 ): Promise<{ bytes: number; digest: string }> {
-  const { compression, beforeWrite } = o;
-  const meter = new Meter(undefined, o.checksum);
-  if (compression === 'zstd') await pipeline(data, meter, new DecompressStream(), new LiveImageWriter(dir, beforeWrite));
-  else await pipeline(data, meter, new LiveImageWriter(dir, beforeWrite));
+  const { compression, checksum, ...writer } = o;
+  const meter = new Meter(undefined, checksum);
+  if (compression === 'zstd') await pipeline(data, meter, new DecompressStream(), new LiveImageWriter(dir, writer));
+  else await pipeline(data, meter, new LiveImageWriter(dir, writer));
   return { bytes: meter.bytes, digest: meter.digest() };
 }
 

@@ -1,6 +1,7 @@
+import { closeSync, openSync, unlinkSync } from 'node:fs';
 import os from 'node:os';
 import { setImmediate as tick } from 'node:timers/promises';
-import { prefaultMemory, releaseMemory, type PrefaultHandle } from '../native/native.js';
+import { allocateFile, prefaultMemory, releaseMemory, type PrefaultHandle } from '../native/native.js';
 
 const CHUNK = 64 << 20;
 const STEP = 8 << 20;
@@ -24,6 +25,45 @@ const ALIGN = 64 << 10;
  * checked before every 64 MiB; best effort (an empty reserve without the native
  * addon or when the kernel refuses).
  */
+export interface WarmOptions {
+  keepFree?: number;
+  signal?: AbortSignal;
+  freeMemory?: () => number;
+}
+
+/** The size of the next chunk to take of `want` (0: stop), within the bounds above. */
+function budget(o: WarmOptions): (want: number) => number {
+  const freeMemory = o.freeMemory ?? os.freemem;
+  const keepFree = o.keepFree ?? Math.max(512 << 20, os.totalmem() / 10);
+  // free memory read again for every chunk: another reservation (the peer's, when both
+  // ends share a machine) may be taking it at the same time
+  return (want) => Math.max(0, Math.floor(Math.min(CHUNK, want, freeMemory() - keepFree) / ALIGN) * ALIGN);
+}
+
+/**
+ * Create `file` (0600, must not exist) with up to `bytes` allocated
+ * (fallocate, within the same bounds as WarmMemory.reserve): on tmpfs, memory
+ * faulted in that a write can then fill without allocating (LiveImageWriter's
+ * pool). The bytes allocated; 0, and no file, when nothing could be.
+ */
+export async function preallocateFile(file: string, bytes: number, o: WarmOptions = {}): Promise<number> {
+  const next = budget(o);
+  const fd = openSync(file, 'wx', 0o600);
+  let done = 0;
+  try {
+    while (done < bytes && !o.signal?.aborted) {
+      const n = next(bytes - done);
+      if (n <= 0 || !allocateFile(fd, done, n)) break;
+      done += n;
+      await tick();
+    }
+  } finally {
+    closeSync(fd);
+    if (done === 0) unlinkSync(file);
+  }
+  return done;
+}
+
 export class WarmMemory {
   private readonly chunks: { h: PrefaultHandle; bytes: number }[] = [];
   private held = 0;
@@ -32,15 +72,12 @@ export class WarmMemory {
   private constructor() {}
 
   /** Fault in up to `bytes`, a chunk at a time, yielding to the event loop in between. */
-  static async reserve(bytes: number, o: { keepFree?: number; signal?: AbortSignal; freeMemory?: () => number } = {}): Promise<WarmMemory> {
-    const freeMemory = o.freeMemory ?? os.freemem;
+  static async reserve(bytes: number, o: WarmOptions = {}): Promise<WarmMemory> {
+    const next = budget(o);
     const w = new WarmMemory();
-    const keepFree = o.keepFree ?? Math.max(512 << 20, os.totalmem() / 10);
     let want = Math.max(0, bytes);
     while (want > 0 && !o.signal?.aborted) {
-      // free memory read again for every chunk: another reservation (the peer's, when both
-      // ends share a machine) may be taking it at the same time
-      const n = Math.floor(Math.min(CHUNK, want, freeMemory() - keepFree) / ALIGN) * ALIGN;
+      const n = next(want);
       if (n <= 0) break;
       const h = prefaultMemory(n);
       if (!h) break;

@@ -83,8 +83,8 @@ export function registerMoveCommands(program: Command, setExit: (code: number) =
     .argument('<host>')
     .option('--compress <mode>', 'zstd on the wire: auto (from the measured link speed), on, off', 'auto')
     .option('--no-warm-memory', 'do not fault in, before the freeze, the memory the dump and the restore will need')
-    .option('--no-criu-stream', "write the images to tmpfs and send them as CRIU writes them, instead of taking them from CRIU's image streamer")
-    .action(async (name: string, host: string, o: { compress: string; warmMemory: boolean; criuStream: boolean }, cmd: Command) => {
+    .option('--criu-stream', "take the images from CRIU's image streamer (criu dump --stream) instead of following the files it writes to tmpfs")
+    .action(async (name: string, host: string, o: { compress: string; warmMemory: boolean; criuStream?: boolean }, cmd: Command) => {
       const { rt, json } = runtimeFor(cmd);
       if (!['auto', 'on', 'off'].includes(o.compress)) throw new TsmError('EINVAL_ARG', `invalid --compress "${o.compress}"`, { fix: 'use auto, on or off' });
       const g = cmd.optsWithGlobals<{ config?: string }>();
@@ -96,7 +96,7 @@ export function registerMoveCommands(program: Command, setExit: (code: number) =
         const report = await moveContainer(
           rt,
           {
-            name, host, compress: o.compress as 'auto' | 'on' | 'off', warmMemory: o.warmMemory, criuStream: o.criuStream, signal: ac.signal, onEvent: progress(json),
+            name, host, compress: o.compress as 'auto' | 'on' | 'off', warmMemory: o.warmMemory, criuStream: o.criuStream === true, signal: ac.signal, onEvent: progress(json),
             faultCorruptImages: process.env['TSMIGRATE_TEST_FAULT'] === 'corrupt-images',
           },
           sshPeer(resolveConfigPath(g.config), host, { signal: ac.signal, logger: rt.logger }),

@@ -8,6 +8,7 @@ import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { LiveImageWriter, liveImageStream } from '../../../src/transfer/live-images.js';
 import { isTsmError } from '../../../src/errors/errors.js';
+import { preallocateFile } from '../../../src/util/warm-memory.js';
 
 async function collect(r: Readable): Promise<Buffer> {
   const parts: Buffer[] = [];
@@ -130,6 +131,44 @@ test('a failed dump fails the stream', async () => {
   try {
     const dumped = Promise.reject(new Error('criu dump failed'));
     await assert.rejects(collect(liveImageStream(base, dumped)), /criu dump failed/);
+  } finally {
+    await fs.rm(base, { recursive: true, force: true });
+  }
+});
+
+test('a preallocated pool file is taken over by the first pages image past 16 MiB, and cut to its size', async () => {
+  const base = await fs.mkdtemp(path.join('/dev/shm', 'tsm-pool-'));
+  try {
+    const src = path.join(base, 'src');
+    await fs.mkdir(src);
+    const big = randomBytes(20 << 20);
+    const small = randomBytes(3 << 20);
+    await fs.writeFile(path.join(src, 'pages-1.img'), small); // not big enough: keeps its own file
+    await fs.writeFile(path.join(src, 'pages-2.img'), big);
+    await fs.writeFile(path.join(src, 'core-1.img'), 'core');
+    const bytes = await collect(liveImageStream(src, Promise.resolve()));
+    const pool = path.join(base, 'images-pool');
+    assert.equal(await preallocateFile(pool, 32 << 20), 32 << 20);
+    const poolIno = (await fs.stat(pool)).ino;
+    const dst = path.join(base, 'dst');
+    // in pieces of 1 MiB, as records arrive
+    const pieces = function* () {
+      for (let i = 0; i < bytes.length; i += 1 << 20) yield bytes.subarray(i, i + (1 << 20));
+    };
+    await pipeline(Readable.from(pieces()), new LiveImageWriter(dst, { pool }));
+    await assert.rejects(fs.stat(pool), { code: 'ENOENT' }, 'the pool was taken');
+    const st = await fs.stat(path.join(dst, 'pages-2.img'));
+    assert.equal(st.ino, poolIno, 'pages-2.img is the pool file');
+    assert.equal(st.size, big.length, 'cut to what was written');
+    assert.ok(st.blocks * 512 < (24 << 20), `the rest of the allocation went back (${st.blocks * 512} bytes allocated)`);
+    assert.ok((await fs.readFile(path.join(dst, 'pages-2.img'))).equals(big));
+    assert.ok((await fs.readFile(path.join(dst, 'pages-1.img'))).equals(small));
+    assert.equal(await fs.readFile(path.join(dst, 'core-1.img'), 'utf8'), 'core');
+    assert.equal(st.mode & 0o077, 0);
+    // no pool to take (given back meanwhile): the images arrive all the same
+    const dst2 = path.join(base, 'dst2');
+    await pipeline(Readable.from(pieces()), new LiveImageWriter(dst2, { pool: path.join(base, 'gone') }));
+    assert.ok((await fs.readFile(path.join(dst2, 'pages-2.img'))).equals(big));
   } finally {
     await fs.rm(base, { recursive: true, force: true });
   }

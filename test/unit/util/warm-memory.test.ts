@@ -1,6 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
+import path from 'node:path';
 import { WarmMemory } from '../../../src/util/warm-memory.js';
 
 const MiB = 1 << 20;
@@ -64,4 +65,26 @@ test('WarmMemory: bounded by what must stay free, and stops when aborted', async
   assert.equal(some.bytes, 130 * MiB);
   some.releaseAll();
   assert.equal(some.bytes, 0);
+});
+
+test('preallocateFile: the file is allocated up front, within the same bound; nothing (and no file) when nothing is free', async () => {
+  const { promises: fs } = await import('node:fs');
+  const { preallocateFile } = await import('../../../src/util/warm-memory.js');
+  const dir = await fs.mkdtemp('/dev/shm/tsm-prealloc-');
+  try {
+    const f = path.join(dir, 'pool');
+    assert.equal(await preallocateFile(f, 100 * MiB), 100 * MiB);
+    const st = await fs.stat(f);
+    assert.ok(st.blocks * 512 >= 100 * MiB, `allocated: ${st.blocks * 512}`);
+    assert.equal(st.mode & 0o077, 0);
+    // another 100 MiB with 70 MiB above what must stay free, read again before every chunk: 64 + 6 MiB
+    let calls = 0;
+    const g = path.join(dir, 'pool2');
+    assert.equal(await preallocateFile(g, 100 * MiB, { keepFree: 0, freeMemory: () => [70 * MiB, 6 * MiB][calls++] ?? 0 }), 70 * MiB);
+    const h = path.join(dir, 'pool3');
+    assert.equal(await preallocateFile(h, 100 * MiB, { keepFree: 0, freeMemory: () => 0 }), 0);
+    await assert.rejects(fs.stat(h), { code: 'ENOENT' });
+  } finally {
+    await fs.rm(dir, { recursive: true, force: true });
+  }
 });
