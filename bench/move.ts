@@ -60,7 +60,7 @@ interface Run {
   mZstdMBps: number;
   /** the move back (untimed for the goals: in-process agent, no SSH) */
   back: Downtime;
-  /** the same move with the images taken from CRIU's image streamer (--criu-stream), against M's files in tmpfs */
+  /** the same move with the other image path (streamer or files in tmpfs) than M's automatic choice */
   mStream: Downtime;
   mStreamCriuMs: number;
   d: number;
@@ -85,6 +85,8 @@ interface SizeResult {
   residentMiB: number;
   /** what M said about memory pre-copy */
   preCopy: string;
+  /** the image paths of M and M' (streamer or files) */
+  paths: string;
   runs: Run[];
   median: Record<string, Summary>;
   plainSum: number;
@@ -138,10 +140,10 @@ interface Ctx {
   compress: CompressChoice;
 }
 
-async function moveThereAndBack(c: Ctx, name: string, criuStream = false): Promise<{ there: MoveReport; back: MoveReport }> {
+async function moveThereAndBack(c: Ctx, name: string, criuStream?: boolean): Promise<{ there: MoveReport; back: MoveReport }> {
   const there = await moveContainer(
     c.src,
-    { name, host: 'peer', compress: c.compress, signal: c.signal, criuStream },
+    { name, host: 'peer', compress: c.compress, signal: c.signal, ...(criuStream === undefined ? {} : { criuStream }) },
     sshPeer(c.configFile, 'peer', { signal: c.signal }),
     sshPeer(c.configFile, 'peer'),
   );
@@ -152,6 +154,7 @@ async function moveThereAndBack(c: Ctx, name: string, criuStream = false): Promi
 
 async function benchSize(c: Ctx, sizeMiB: number, o: { runs: number; warmup: number }, started: string[]): Promise<SizeResult> {
   let preCopy = '';
+  let mPaths = '';
   const criu = await locateCriu();
   const name = `mv-${sizeMiB}`;
   const victim = `mv-${sizeMiB}-victim`;
@@ -179,11 +182,13 @@ async function benchSize(c: Ctx, sizeMiB: number, o: { runs: number; warmup: num
       const { there, back } = await moveThereAndBack(c, name);
       const m = there.downtime;
       preCopy = there.preCopy;
-      // M': the same move, images from CRIU's image streamer
+      // M': the same move with the other image path
       await settle();
       c.signal.throwIfAborted();
-      const streamed = await moveThereAndBack(c, name, true);
-      if (streamed.there.images.via !== 'stream') throw new Error(`M' did not stream its images: ${streamed.there.images.note ?? '?'}`);
+      const mVia = there.images.via;
+      const streamed = await moveThereAndBack(c, name, mVia !== 'stream');
+      if (streamed.there.images.via === mVia) throw new Error(`M' took the same image path as M (${mVia}): ${streamed.there.images.note ?? '?'}`);
+      mPaths = `M ${mVia}, M' ${streamed.there.images.via}`;
       // D: plain dump of the same container, to tmpfs
       await settle();
       c.signal.throwIfAborted();
@@ -228,7 +233,7 @@ async function benchSize(c: Ctx, sizeMiB: number, o: { runs: number; warmup: num
       runs.push(run);
       console.log(
         `  run ${i + 1}/${o.runs}: M ${ms(m.totalMs)} (freeze ${ms(m.freezeMs)}, dump ${ms(m.dumpMs)}, transfer ${ms(m.transferMs)}, restore ${ms(m.restoreMs)} (set-up ${ms(run.mSetupMs)}, criu ${ms(run.mCriuMs)}), resume ${ms(m.resumeMs)}; warmed ${mib(run.mWarm.sourceBytes)} + ${mib(run.mWarm.peerBytes)} in ${ms(run.mWarm.ms)} before), ` +
-          `M' streamed ${ms(run.mStream.totalMs)} (dump ${ms(run.mStream.dumpMs)}, transfer ${ms(run.mStream.transferMs)}, restore ${ms(run.mStream.restoreMs)}), D ${ms(run.d)} (S ${mib(S)}), T ${ms(run.t)}, R ${ms(run.r)}, N ${ms(run.n)} (${ms(run.nDump)} + ${ms(run.nTransfer)} + ${ms(run.nRestore)}); back ${ms(back.downtime.totalMs)}; load ${run.load}`,
+          `M' (${streamed.there.images.via}) ${ms(run.mStream.totalMs)} (dump ${ms(run.mStream.dumpMs)}, transfer ${ms(run.mStream.transferMs)}, restore ${ms(run.mStream.restoreMs)}), D ${ms(run.d)} (S ${mib(S)}), T ${ms(run.t)}, R ${ms(run.r)}, N ${ms(run.n)} (${ms(run.nDump)} + ${ms(run.nTransfer)} + ${ms(run.nRestore)}); back ${ms(back.downtime.totalMs)}; load ${run.load}`,
       );
     }
   } finally {
@@ -276,7 +281,7 @@ async function benchSize(c: Ctx, sizeMiB: number, o: { runs: number; warmup: num
   const ratioNaive = ratio(median.M!.median, median.N!.median);
   const overheadMs = median.overhead!.median;
   return {
-    sizeMiB, residentMiB: resident, preCopy, runs, median, plainSum: round1(plainSum), ratioPlain, ratioNaive, overheadMs,
+    sizeMiB, residentMiB: resident, preCopy, paths: mPaths, runs, median, plainSum: round1(plainSum), ratioPlain, ratioNaive, overheadMs,
     pass: { plain: ratioPlain <= GOAL_PLAIN, naive: ratioNaive <= GOAL_NAIVE, overhead: overheadMs < GOAL_OVERHEAD_MS },
   };
 }
@@ -299,7 +304,7 @@ function report(r: SizeResult): string {
     row('     criu restore on the peer', m.restoreCriu!),
     row('   resume', m.resume!),
     row('   dump + transfer', m.mDumpTransfer!),
-    row("M' same move, CRIU's image streamer (--criu-stream)", m.mStream!),
+    row(`M' same move, other image path (${r.paths})`, m.mStream!),
     row("   dump + transfer", m.mStreamDumpTransfer!),
     row('D  plain criu dump --leave-running (tmpfs)', m.D!),
     row('T  S bytes over open ssh2 connection', m.T!),
@@ -321,7 +326,7 @@ function report(r: SizeResult): string {
     table(['quantity', 'median', 'min-max', 'runs'], rows),
     `M/(D+T+R) = ${r.ratioPlain.toFixed(2)} (goal <= ${GOAL_PLAIN}): ${verdict(r.pass.plain)}`,
     `M/N       = ${r.ratioNaive.toFixed(2)} (goal <= ${GOAL_NAIVE}): ${verdict(r.pass.naive)}`,
-    `M'/M      = ${ratio(m.mStream!.median, m.M!.median).toFixed(2)} (CRIU's image streamer against images through tmpfs; dump + transfer ${ratio(m.mStreamDumpTransfer!.median, m.mDumpTransfer!.median).toFixed(2)})`,
+    `M'/M      = ${ratio(m.mStream!.median, m.M!.median).toFixed(2)} (${r.paths}; dump + transfer ${ratio(m.mStreamDumpTransfer!.median, m.mDumpTransfer!.median).toFixed(2)})`,
     `fixed overhead = freeze + resume + (restore - R) + (transfer - T) = ${ms(r.overheadMs)} (goal < ${GOAL_OVERHEAD_MS} ms): ${verdict(r.pass.overhead)}`,
     `load (1 min) after each run: ${r.runs.map((x) => x.load).join(', ')}`,
     `pre-copy: ${r.preCopy}`,

@@ -144,7 +144,7 @@ export async function runDoctor(): Promise<Finding[]> {
   const streamer = streamerPath();
   f.push({
     check: 'tsm-streamer', ok: Boolean(streamer), detail: streamer ?? 'not built',
-    ...(streamer ? {} : { disables: "move --criu-stream (CRIU's image streamer; moves without it write the images to tmpfs, the default)", fix: 'npm run build:native' }),
+    ...(streamer ? {} : { disables: "CRIU's image streamer in moves (used by default for containers up to 512 MiB; without it their images go through tmpfs)", fix: 'npm run build:native' }),
   });
   for (const [cmd, pkg, dis] of [
     ['ip', 'iproute2', 'container networking'],

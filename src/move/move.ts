@@ -27,7 +27,7 @@ import { validateName } from '../util/name.js';
 import { WarmMemory } from '../util/warm-memory.js';
 import { appendHistory } from './history.js';
 import { MoveJournal } from './journal.js';
-import { chooseCompression, migrationId, type CompressChoice, type Downtime } from './plan.js';
+import { chooseCompression, chooseImagePath, migrationId, type CompressChoice, type Downtime } from './plan.js';
 
 export interface PeerConnection {
   agent: AgentApi;
@@ -43,12 +43,10 @@ export interface MoveRequest {
   /** fault in the memory the downtime will need before the freeze (default true; util/warm-memory.ts) */
   warmMemory?: boolean;
   /**
-   * take the images from CRIU through its image-streamer socket (criu dump
-   * --stream; transfer/stream-capture.ts) rather than following the files it
-   * writes to tmpfs. Default false: measured on 2-core hosts, following the
-   * files is as fast or faster (the streamer ties CRIU to the transfer's pace,
-   * a pipe's worth at a time); files are also the fallback where the streamer
-   * cannot run.
+   * true: take the images from CRIU through its image-streamer socket (criu
+   * dump --stream; transfer/stream-capture.ts); false: follow the files it
+   * writes to tmpfs; undefined: by the container's memory (plan.ts
+   * chooseImagePath). Files are also the fallback where the streamer cannot run.
    */
   criuStream?: boolean;
   /** test hook: flip a byte in the memory images on the wire */
@@ -73,7 +71,7 @@ export interface MoveReport {
   preCopy: string;
   /** memory faulted in before the freeze, handed back to the kernel as the downtime needed it, and how long that took */
   warmMemory: { sourceBytes: number; peerBytes: number; ms: number };
-  /** how the images left CRIU: 'files' (tmpfs, followed as written; the default) or 'stream' (its image streamer, no tmpfs copy), and why not 'stream' when it was asked for */
+  /** how the images left CRIU: 'stream' (its image streamer, no tmpfs copy) or 'files' (tmpfs, followed as written), and why */
   images: { via: 'stream' | 'files'; note?: string };
   /** link: measured MB/s sent plain, and through zstd (bytes before compression); ratio: images on the wire / images */
   compression: { used: boolean; linkMBps: number; linkZstdMBps: number; zstdMBps: number; ratio: number };
@@ -205,12 +203,13 @@ export async function moveContainer(
       await fs.mkdir(images, { mode: 0o700 });
       await fs.rename(path.join(staging, 'cpuinfo.img'), path.join(images, 'cpuinfo.img'));
       // CRIU's image streamer listening before the freeze; files in tmpfs where it cannot run
-      let imagesVia: MoveReport['images'] = { via: 'files' };
-      if (req.criuStream === true) {
+      const path0 = chooseImagePath(req.criuStream, stats.memoryBytes ?? 0);
+      let imagesVia: MoveReport['images'] = { via: 'files', note: path0.why };
+      if (path0.stream) {
         const why = cannotStream(images);
         capture = why ? undefined : await listenForImages(images).catch((e: Error) => ((imagesVia = { via: 'files', note: e.message }), undefined));
         if (why) imagesVia = { via: 'files', note: why };
-        else if (capture) imagesVia = { via: 'stream' };
+        else if (capture) imagesVia = { via: 'stream', note: path0.why };
       }
       // handed back a moment before the dump writes its images (still backed, see WarmMemory)
       ownWarm.releaseAll();

@@ -56,7 +56,7 @@ type Streamer = ChildProcessByStdio<Writable, Readable, Readable>;
 /** Start tsm-streamer on `dir`; resolves once its socket listens (CRIU may start). */
 export async function listenForImages(dir: string, o: { env?: NodeJS.ProcessEnv } = {}): Promise<ImageCapture> {
   const why = cannotStream(dir, o.env);
-  if (why) throw new TsmError('ENATIVE', `cannot stream CRIU's images: ${why}`, { fix: 'run scripts/setup.sh (it builds native/), or move without --criu-stream' });
+  if (why) throw new TsmError('ENATIVE', `cannot stream CRIU's images: ${why}`, { fix: 'run scripts/setup.sh (it builds native/), or move with --criu-stream off' });
   const bin = streamerPath(o.env)!;
   const child: Streamer = spawn(bin, ['capture', dir], { stdio: ['pipe', 'pipe', 'pipe'] });
   let stderr = '';
@@ -89,7 +89,7 @@ export async function listenForImages(dir: string, o: { env?: NodeJS.ProcessEnv 
   if (outcome !== 'ready') {
     child.kill('SIGKILL');
     const what = outcome instanceof Error ? outcome.message : outcome === 'timeout' ? `did not start within ${READY_TIMEOUT_MS / 1000} s` : failure();
-    throw new TsmError('ENATIVE', `cannot stream CRIU's images: ${what}`, { fix: 'run tsmigrate doctor; move without --criu-stream to write the images to tmpfs instead' });
+    throw new TsmError('ENATIVE', `cannot stream CRIU's images: ${what}`, { fix: 'run tsmigrate doctor; move with --criu-stream off to write the images to tmpfs instead' });
   }
   let used = false;
   return {

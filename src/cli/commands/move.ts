@@ -21,7 +21,7 @@ function renderReport(r: MoveReport): string {
     `sent ${humanBytes(r.bytes.images)} memory images (${humanBytes(r.bytes.imagesTar)} before compression), upper layer ${humanBytes(r.bytes.upperBase)} + delta ${humanBytes(r.bytes.upperDelta)}${r.bytes.image ? `, image ${humanBytes(r.bytes.image)}` : ''}`,
     `compression: ${r.compression.used ? 'zstd' : 'off'} (measured through the link: plain ${r.compression.linkMBps || '-'} MB/s, with zstd ${r.compression.linkZstdMBps || '-'} MB/s; images on the wire ${Math.round(r.compression.ratio * 100)}% of their size)`,
     `pre-copy: ${r.preCopy}`,
-    r.images ? `images: ${r.images.via === 'stream' ? "streamed from CRIU's image streamer (no copy in tmpfs here)" : `written to tmpfs and sent as CRIU wrote them${r.images.note ? ` (${r.images.note})` : ''}`}` : '',
+    r.images ? `images: ${r.images.via === 'stream' ? "streamed from CRIU's image streamer (no copy in tmpfs here)" : 'written to tmpfs and sent as CRIU wrote them'}${r.images.note ? ` (${r.images.note})` : ''}` : '',
     r.warmMemory ? `memory faulted in before the freeze: ${humanBytes(r.warmMemory.sourceBytes)} here, ${humanBytes(r.warmMemory.peerBytes)} on ${r.host} (${r.warmMemory.ms} ms, outside the downtime)` : '',
     `network: ${r.network.ip ? `kept ${r.network.ip}; established TCP connections carried (--tcp-established)` : 'none (loopback only)'}`,
   ].filter(Boolean).join('\n');
@@ -83,10 +83,11 @@ export function registerMoveCommands(program: Command, setExit: (code: number) =
     .argument('<host>')
     .option('--compress <mode>', 'zstd on the wire: auto (from the measured link speed), on, off', 'auto')
     .option('--no-warm-memory', 'do not fault in, before the freeze, the memory the dump and the restore will need')
-    .option('--criu-stream', "take the images from CRIU's image streamer (criu dump --stream) instead of following the files it writes to tmpfs")
-    .action(async (name: string, host: string, o: { compress: string; warmMemory: boolean; criuStream?: boolean }, cmd: Command) => {
+    .option('--criu-stream <mode>', "images from CRIU's image streamer (criu dump --stream) or from the files it writes to tmpfs: auto (by memory size), on, off", 'auto')
+    .action(async (name: string, host: string, o: { compress: string; warmMemory: boolean; criuStream: string }, cmd: Command) => {
       const { rt, json } = runtimeFor(cmd);
       if (!['auto', 'on', 'off'].includes(o.compress)) throw new TsmError('EINVAL_ARG', `invalid --compress "${o.compress}"`, { fix: 'use auto, on or off' });
+      if (!['auto', 'on', 'off'].includes(o.criuStream)) throw new TsmError('EINVAL_ARG', `invalid --criu-stream "${o.criuStream}"`, { fix: 'use auto, on or off' });
       const g = cmd.optsWithGlobals<{ config?: string }>();
       const ac = new AbortController();
       const onSig = () => ac.abort(new TsmError('EINTERRUPTED', 'interrupted', { fix: 'the move was rolled back; run it again when ready' }));
@@ -96,7 +97,7 @@ export function registerMoveCommands(program: Command, setExit: (code: number) =
         const report = await moveContainer(
           rt,
           {
-            name, host, compress: o.compress as 'auto' | 'on' | 'off', warmMemory: o.warmMemory, criuStream: o.criuStream === true, signal: ac.signal, onEvent: progress(json),
+            name, host, compress: o.compress as 'auto' | 'on' | 'off', warmMemory: o.warmMemory, ...(o.criuStream === 'auto' ? {} : { criuStream: o.criuStream === 'on' }), signal: ac.signal, onEvent: progress(json),
             faultCorruptImages: process.env['TSMIGRATE_TEST_FAULT'] === 'corrupt-images',
           },
           sshPeer(resolveConfigPath(g.config), host, { signal: ac.signal, logger: rt.logger }),

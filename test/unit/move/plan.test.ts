@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { chooseCompression, migrationId } from '../../../src/move/plan.js';
+import { chooseCompression, chooseImagePath, migrationId } from '../../../src/move/plan.js';
 import { heapLike } from '../../../src/transfer/send.js';
 import { compress } from 'zstd-napi';
 
@@ -26,4 +26,21 @@ test('heap-like probe data compresses like a heap: about half, never to nothing'
 
 test('migration ids are sortable by time and carry the random part', () => {
   assert.equal(migrationId('abcd1234', new Date('2026-11-29T05:06:07.890Z')), 'm-20261129050607-abcd1234');
+});
+
+test('chooseImagePath: streamed up to 512 MiB, files above, or as forced', () => {
+  const MiB = 2 ** 20;
+  const table: Array<[boolean | undefined, number, boolean, RegExp]> = [
+    [undefined, 64 * MiB, true, /^auto: 64 MiB/],
+    [undefined, 512 * MiB, true, /streamed up to 512 MiB/],
+    [undefined, 512 * MiB + 1, false, /files above 512 MiB/],
+    [undefined, 0, true, /^auto: 0 MiB/],
+    [true, 4096 * MiB, true, /on/],
+    [false, 1 * MiB, false, /off/],
+  ];
+  for (const [force, bytes, stream, why] of table) {
+    const r = chooseImagePath(force, bytes);
+    assert.equal(r.stream, stream, `${force} ${bytes}`);
+    assert.match(r.why, why);
+  }
 });
