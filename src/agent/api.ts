@@ -8,7 +8,7 @@ import type { StoreApi } from '../store/api.js';
  * served over SSH (`tsmigrate agent --stdio`) in production, called in-process
  * in tests. Methods whose last parameter is a Readable carry bulk data.
  */
-export const PROTOCOL_VERSION = 2;
+export const PROTOCOL_VERSION = 3;
 
 export interface HelloResult {
   protocol: number;
@@ -109,9 +109,10 @@ export interface AgentApi extends StoreApi {
   putUpper(p: PutUpperRequest, data: Readable): Promise<StreamResult>;
   /**
    * before the freeze: fault in up to `bytes` of memory, handed back to the kernel as the
-   * images arrive and when the restore starts (util/warm-memory.ts); what it holds
+   * images arrive and when the restore starts (util/warm-memory.ts); what it holds, and how
+   * much of it is a tmpfs file preallocated for the largest pages image (LiveImageWriter's pool)
    */
-  warm(p: { migrationId: string; bytes: number }): Promise<{ bytes: number; ms: number }>;
+  warm(p: { migrationId: string; bytes: number }): Promise<{ bytes: number; ms: number; poolBytes: number }>;
   putImages(p: PutImagesRequest, data: Readable): Promise<StreamResult>;
   /** discard the stream: measures the link before choosing compression */
   probe(p: { bytes: number; compression?: 'zstd' | 'none'; checksum?: Checksum }, data: Readable): Promise<StreamResult>;

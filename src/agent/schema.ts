@@ -169,7 +169,7 @@ export const agentSpec: AgentSpec = {
   putImage: { params: obj<{ name: string; digest: string }>({ name: NAME, digest: IMAGE_DIGEST }), result: streamResult, stream: true },
   begin: { params: beginRequest, result: okResult, stream: false },
   putUpper: { params: putUpperRequest, result: streamResult, stream: true },
-  warm: { params: obj<{ migrationId: string; bytes: number }>({ migrationId: MIGRATION_ID, bytes: BYTES }), result: obj({ bytes: BYTES, ms: MS }), stream: false },
+  warm: { params: obj<{ migrationId: string; bytes: number }>({ migrationId: MIGRATION_ID, bytes: BYTES }), result: obj({ bytes: BYTES, ms: MS, poolBytes: BYTES }), stream: false },
   putImages: { params: putImagesRequest, result: streamResult, stream: true },
   probe: { params: obj<{ bytes: number; compression?: 'zstd' | 'none'; checksum?: Checksum }>({ bytes: BYTES, compression: optional(COMPRESSION), checksum: optional(CHECKSUM) }), result: streamResult, stream: true },
   prepare: { params: prepareParams, result: obj({ restoreMs: MS, initPid: num({ int: true, min: 1, max: 0x3fff_ffff }), setupMs: MS, criuMs: MS }), stream: false },

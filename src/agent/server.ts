@@ -4,7 +4,7 @@ import os from 'node:os';
 import path from 'node:path';
 import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { createWriteStream, rmSync } from 'node:fs';
+import { createWriteStream, rmSync, statfsSync } from 'node:fs';
 import { Writable } from 'node:stream';
 import { DecompressStream } from 'zstd-napi';
 import { detectLayout } from '../cgroup/detect.js';
@@ -21,7 +21,9 @@ import type { Runtime } from '../runtime/context.js';
 import { Meter, receiveRecords, receiveTar } from '../transfer/receive.js';
 import { safeRemove } from '../transfer/upper-index.js';
 import { StoreService } from '../store/service.js';
-import { WarmMemory, preallocateFile } from '../util/warm-memory.js';
+import { WarmMemory, poolSize, preallocateFile } from '../util/warm-memory.js';
+
+const TMPFS_MAGIC = 0x01021994;
 import type { AgentApi, Checksum, BeginRequest, ContainerStatusResult, HelloResult, PreflightRequest, PutImagesRequest, PutUpperRequest, StreamResult } from './api.js';
 import { PROTOCOL_VERSION } from './api.js';
 import { MigrationRecords, type IncomingMigration } from './migrations.js';
@@ -138,21 +140,23 @@ export class LocalAgent implements AgentApi {
     return r;
   }
 
-  async warm(p: { migrationId: string; bytes: number }): Promise<{ bytes: number; ms: number }> {
+  async warm(p: { migrationId: string; bytes: number }): Promise<{ bytes: number; ms: number; poolBytes: number }> {
     const m = await this.receiving(p.migrationId);
     const t0 = performance.now();
     this.coolDown(p.migrationId);
     // half for the images: a preallocated tmpfs file that the largest pages image takes
     // over (LiveImageWriter's pool); the rest, or all where that fails, memory for the restore
     const poolFile = path.join(m.staging!, 'images-pool');
-    const pooled = await preallocateFile(poolFile, Math.floor(p.bytes / 2)).catch(() => 0);
+    const st = statfsSync(m.staging!);
+    const want = poolSize(Math.floor(p.bytes / 2), { tmpfs: Number(st.type) === TMPFS_MAGIC, freeBytes: Number(st.bavail) * Number(st.bsize) });
+    const pooled = want ? await preallocateFile(poolFile, want).catch(() => 0) : 0;
     const w = await WarmMemory.reserve(p.bytes - pooled);
     const warm = { memory: w, pool: pooled ? poolFile : undefined };
     // aborted while the memory was faulted in: give it back at once
     const now = await this.records.get(p.migrationId);
     this.warmth.set(p.migrationId, warm);
     if (now?.phase !== 'begun' && now?.phase !== 'receiving') this.coolDown(p.migrationId);
-    return { bytes: w.bytes + pooled, ms: Math.round(performance.now() - t0) };
+    return { bytes: w.bytes + pooled, ms: Math.round(performance.now() - t0), poolBytes: pooled };
   }
 
   /** give back what warm() holds for a migration */

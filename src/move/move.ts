@@ -70,7 +70,8 @@ export interface MoveReport {
   restoreParts: { setupMs: number; criuMs: number };
   preCopy: string;
   /** memory faulted in before the freeze, handed back to the kernel as the downtime needed it, and how long that took */
-  warmMemory: { sourceBytes: number; peerBytes: number; ms: number };
+  /** peerPoolBytes: of peerBytes, a tmpfs file preallocated for the largest pages image */
+  warmMemory: { sourceBytes: number; peerBytes: number; peerPoolBytes: number; ms: number };
   /** how the images left CRIU: 'stream' (its image streamer, no tmpfs copy) or 'files' (tmpfs, followed as written), and why */
   images: { via: 'stream' | 'files'; note?: string };
   /** link: measured MB/s sent plain, and through zstd (bytes before compression); ratio: images on the wire / images */
@@ -195,9 +196,9 @@ export async function moveContainer(
       const memBytes = req.warmMemory === false ? 0 : (stats.memoryBytes ?? 0);
       if (memBytes) emit({ phase: 'warm', totalBytes: memBytes * 3 });
       warmP = WarmMemory.reserve(memBytes, sig(req));
-      const peerWarm = memBytes ? await peer.warm({ migrationId: id, bytes: 2 * memBytes }) : { bytes: 0 };
+      const peerWarm = memBytes ? await peer.warm({ migrationId: id, bytes: 2 * memBytes }) : { bytes: 0, poolBytes: 0 };
       const ownWarm = await warmP;
-      const warmed = { sourceBytes: ownWarm.bytes, peerBytes: peerWarm.bytes, ms: ms(tWarm, performance.now()) };
+      const warmed = { sourceBytes: ownWarm.bytes, peerBytes: peerWarm.bytes, peerPoolBytes: peerWarm.poolBytes, ms: ms(tWarm, performance.now()) };
       req.signal?.throwIfAborted();
       const images = path.join(staging, 'images');
       await fs.mkdir(images, { mode: 0o700 });

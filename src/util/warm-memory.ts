@@ -41,6 +41,17 @@ function budget(o: WarmOptions): (want: number) => number {
 }
 
 /**
+ * How much of `want` to preallocate as an image pool on a filesystem: only on
+ * tmpfs (on a disk the write allocates page cache all the same), and only
+ * where at least as much again stays free for the other images (the pool's
+ * excess goes back only at the end of the transfer). 0: no pool.
+ */
+export function poolSize(want: number, fsys: { tmpfs: boolean; freeBytes: number }): number {
+  if (!fsys.tmpfs || want <= 0) return 0;
+  return fsys.freeBytes >= 2 * want ? Math.floor(want / ALIGN) * ALIGN : 0;
+}
+
+/**
  * Create `file` (0600, must not exist) with up to `bytes` allocated
  * (fallocate, within the same bounds as WarmMemory.reserve): on tmpfs, memory
  * faulted in that a write can then fill without allocating (LiveImageWriter's

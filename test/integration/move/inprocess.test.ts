@@ -7,7 +7,7 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { mkdirSync, readFileSync, readdirSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, readdirSync, rmSync } from 'node:fs';
 import path from 'node:path';
 import type { AgentApi } from '../../../src/agent/api.js';
 import { moveContainer, type MoveEvent, type PeerConnection } from '../../../src/move/move.js';
@@ -29,7 +29,7 @@ before(async () => {
   await importBusybox(A);
 });
 after(async () => {
-  for (const r of [A, B]) for (const n of ['mv', 'busy', 'flt', 'rec']) await cli(r, ['rm', '-f', n], { env });
+  for (const r of [A, B]) for (const n of ['mv', 'busy', 'flt', 'rec', 'big']) await cli(r, ['rm', '-f', n], { env });
   try {
     execFileSync('ip', ['link', 'del', 'tsmt4']);
   } catch {
@@ -85,6 +85,28 @@ test('move A -> B -> A: the counter goes on from where it was, the IP stays, not
   const c2 = await count(A, 'mv');
   assert.ok(c2 > c1, `monotonic: ${c2} > ${c1}`);
   assert.match(await T(A, ['logs', 'mv']), new RegExp(`tick ${c2 + 1}\\n`));
+});
+
+test('a container with 40 MB of heap: its largest image lands in the tmpfs file the peer allocated before the freeze, and both image paths carry it whole', async () => {
+  const heap = ['sh', '-c', 'x=$(head -c 40000000 /dev/zero | tr "\\0" a); i=0; while true; do i=$((i+1)); echo "${#x} $i" > /tmp/count; sleep 0.1; done'];
+  await T(A, ['run', '-d', 'big', '--image', 'busybox', '--memory', '256m', '--', ...heap]);
+  const len = async (root: string) => (await T(root, ['exec', 'big', '--', 'cat', '/tmp/count'])).trim().split(' ');
+  await eventually(async () => (await len(A))[0] === '40000000');
+  const r1 = await moveContainer(rtA, { name: 'big', host: 'B', compress: 'off' }, peerOf(B).connect);
+  assert.ok(r1.warmMemory.peerPoolBytes >= 32 << 20, `the peer preallocated ${r1.warmMemory.peerPoolBytes} bytes for the images`);
+  assert.equal(r1.images.via, 'stream');
+  await assertOneCopy('big', B);
+  const [l1, n1] = await len(B);
+  assert.equal(l1, '40000000', 'the heap arrived whole');
+  await eventually(async () => Number((await len(B))[1]) > Number(n1) + 2);
+  const r2 = await moveContainer(rtOf(B), { name: 'big', host: 'A', compress: 'off', criuStream: false }, peerOf(A).connect);
+  assert.equal(r2.images.via, 'files');
+  assert.ok(r2.warmMemory.peerPoolBytes >= 32 << 20);
+  await assertOneCopy('big', A);
+  assert.equal((await len(A))[0], '40000000');
+  const staged = existsSync('/dev/shm/tsmigrate') ? readdirSync('/dev/shm/tsmigrate') : [];
+  assert.deepEqual(staged.filter((n) => n.includes(r1.id) || n.includes(r2.id)), [], 'no staging (and no pool) left behind');
+  await T(A, ['rm', '-f', 'big']);
 });
 
 /** A peer whose method `m` fails (as if the peer broke there). */

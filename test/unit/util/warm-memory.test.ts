@@ -88,3 +88,13 @@ test('preallocateFile: the file is allocated up front, within the same bound; no
     await fs.rm(dir, { recursive: true, force: true });
   }
 });
+
+test('poolSize: only on tmpfs, and only with as much again left free for the other images', async () => {
+  const { poolSize } = await import('../../../src/util/warm-memory.js');
+  assert.equal(poolSize(100 * MiB, { tmpfs: true, freeBytes: 1024 * MiB }), 100 * MiB);
+  assert.equal(poolSize(100 * MiB, { tmpfs: true, freeBytes: 200 * MiB }), 100 * MiB);
+  assert.equal(poolSize(100 * MiB, { tmpfs: true, freeBytes: 199 * MiB }), 0, 'a small tmpfs: no pool');
+  assert.equal(poolSize(100 * MiB, { tmpfs: false, freeBytes: 10_000 * MiB }), 0, 'a disk: no pool');
+  assert.equal(poolSize(0, { tmpfs: true, freeBytes: 10_000 * MiB }), 0);
+  assert.equal(poolSize(100 * MiB + 5, { tmpfs: true, freeBytes: 10_000 * MiB }), 100 * MiB, 'whole 64 KiB units');
+});
