@@ -32,8 +32,8 @@ export function chooseImagePath(force: boolean | undefined, memoryBytes: number)
   if (force !== undefined) return { stream: force, why: force ? 'asked for (--criu-stream on)' : 'asked for (--criu-stream off)' };
   const mib = Math.round(memoryBytes / 2 ** 20);
   return memoryBytes <= STREAM_MAX_BYTES
-    ? { stream: true, why: `auto: ${mib} MiB of memory (streamed up to ${STREAM_MAX_BYTES >> 20} MiB)` }
-    : { stream: false, why: `auto: ${mib} MiB of memory (files above ${STREAM_MAX_BYTES >> 20} MiB)` };
+    ? { stream: true, why: `auto: ${mib} MiB of memory; streamed up to ${STREAM_MAX_BYTES >> 20} MiB` }
+    : { stream: false, why: `auto: ${mib} MiB of memory; files above ${STREAM_MAX_BYTES >> 20} MiB` };
 }
 
 export interface Downtime {

@@ -21,7 +21,7 @@ function renderReport(r: MoveReport): string {
     `sent ${humanBytes(r.bytes.images)} memory images (${humanBytes(r.bytes.imagesTar)} before compression), upper layer ${humanBytes(r.bytes.upperBase)} + delta ${humanBytes(r.bytes.upperDelta)}${r.bytes.image ? `, image ${humanBytes(r.bytes.image)}` : ''}`,
     `compression: ${r.compression.used ? 'zstd' : 'off'} (measured through the link: plain ${r.compression.linkMBps || '-'} MB/s, with zstd ${r.compression.linkZstdMBps || '-'} MB/s; images on the wire ${Math.round(r.compression.ratio * 100)}% of their size)`,
     `pre-copy: ${r.preCopy}`,
-    r.images ? `images: ${r.images.via === 'stream' ? "streamed from CRIU's image streamer (no copy in tmpfs here)" : 'written to tmpfs and sent as CRIU wrote them'}${r.images.note ? ` (${r.images.note})` : ''}` : '',
+    r.images ? `images: ${r.images.via === 'stream' ? "streamed from CRIU's image streamer, no copy in tmpfs here" : 'written to tmpfs and sent as CRIU wrote them'}${r.images.note ? ` (${r.images.note})` : ''}` : '',
     r.warmMemory ? `memory faulted in before the freeze: ${humanBytes(r.warmMemory.sourceBytes)} here, ${humanBytes(r.warmMemory.peerBytes)} on ${r.host}${r.warmMemory.peerPoolBytes ? `, ${humanBytes(r.warmMemory.peerPoolBytes)} of it a tmpfs file for the largest image` : ''} (${r.warmMemory.ms} ms, outside the downtime)` : '',
     `network: ${r.network.ip ? `kept ${r.network.ip}; established TCP connections carried (--tcp-established)` : 'none (loopback only)'}`,
   ].filter(Boolean).join('\n');
