@@ -4,11 +4,11 @@ import os from 'node:os';
 import path from 'node:path';
 import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { createWriteStream, rmSync, statfsSync } from 'node:fs';
+import { createWriteStream, rmSync } from 'node:fs';
 import { Writable } from 'node:stream';
 import { DecompressStream } from 'zstd-napi';
 import { detectLayout } from '../cgroup/detect.js';
-import { makeStagingDir, stagingBase } from '../checkpoint/staging.js';
+import { filesystemOf, makeStagingDir, stagingBase } from '../checkpoint/staging.js';
 import { fdPipe } from '../container/proc.js';
 import { releaseResources } from '../container/stop.js';
 import { loadView } from '../container/view.js';
@@ -22,8 +22,6 @@ import { Meter, receiveRecords, receiveTar } from '../transfer/receive.js';
 import { safeRemove } from '../transfer/upper-index.js';
 import { StoreService } from '../store/service.js';
 import { WarmMemory, poolSize, preallocateFile } from '../util/warm-memory.js';
-
-const TMPFS_MAGIC = 0x01021994;
 import type { AgentApi, Checksum, BeginRequest, ContainerStatusResult, HelloResult, PreflightRequest, PutImagesRequest, PutUpperRequest, StreamResult } from './api.js';
 import { PROTOCOL_VERSION } from './api.js';
 import { MigrationRecords, type IncomingMigration } from './migrations.js';
@@ -147,8 +145,7 @@ export class LocalAgent implements AgentApi {
     // half for the images: a preallocated tmpfs file that the largest pages image takes
     // over (LiveImageWriter's pool); the rest, or all where that fails, memory for the restore
     const poolFile = path.join(m.staging!, 'images-pool');
-    const st = statfsSync(m.staging!);
-    const want = poolSize(Math.floor(p.bytes / 2), { tmpfs: Number(st.type) === TMPFS_MAGIC, freeBytes: Number(st.bavail) * Number(st.bsize) });
+    const want = poolSize(Math.floor(p.bytes / 2), filesystemOf(m.staging!));
     const pooled = want ? await preallocateFile(poolFile, want).catch(() => 0) : 0;
     const w = await WarmMemory.reserve(p.bytes - pooled);
     const warm = { memory: w, pool: pooled ? poolFile : undefined };

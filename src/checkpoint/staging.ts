@@ -2,6 +2,14 @@ import { promises as fs, statfsSync } from 'node:fs';
 import path from 'node:path';
 import { alive } from '../state/lock.js';
 
+const TMPFS_MAGIC = 0x01021994;
+
+/** Whether `dir` is on tmpfs, and the bytes free there (statfs). Throws when `dir` does not exist. */
+export function filesystemOf(dir: string): { tmpfs: boolean; freeBytes: number } {
+  const st = statfsSync(dir);
+  return { tmpfs: Number(st.type) === TMPFS_MAGIC, freeBytes: Number(st.bavail) * Number(st.bsize) };
+}
+
 /**
  * Where CRIU writes images while the container is frozen: a tmpfs when it has
  * room (the freeze window is then bounded by memory bandwidth, not the disk),
@@ -11,10 +19,8 @@ export function stagingBase(root: string, neededBytes: number, env: NodeJS.Proce
   const fromEnv = env['TSMIGRATE_STAGING'];
   if (fromEnv) return fromEnv;
   try {
-    const st = statfsSync('/dev/shm');
-    const free = Number(st.bavail) * Number(st.bsize);
-    const TMPFS_MAGIC = 0x01021994;
-    if (Number(st.type) === TMPFS_MAGIC && free > neededBytes * 2 + (256 << 20)) return '/dev/shm/tsmigrate';
+    const shm = filesystemOf('/dev/shm');
+    if (shm.tmpfs && shm.freeBytes > neededBytes * 2 + (256 << 20)) return '/dev/shm/tsmigrate';
   } catch {
     /* no /dev/shm */
   }

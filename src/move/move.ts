@@ -19,7 +19,7 @@ import type { Runtime } from '../runtime/context.js';
 import { withLock } from '../state/lock.js';
 import { assertSameHash } from '../transfer/receive.js';
 import { liveImageStream } from '../transfer/live-images.js';
-import { cannotStream, listenForImages, type ImageCapture } from '../transfer/stream-capture.js';
+import { listenForImages, type ImageCapture } from '../transfer/stream-capture.js';
 import { measureZstd, probeLink, sendReadable, sendTree } from '../transfer/send.js';
 import { deltaFilter, diffIndex, indexTree } from '../transfer/upper-index.js';
 import { requireRoot } from '../util/root.js';
@@ -207,10 +207,12 @@ export async function moveContainer(
       const path0 = chooseImagePath(req.criuStream, stats.memoryBytes ?? 0);
       let imagesVia: MoveReport['images'] = { via: 'files', note: path0.why };
       if (path0.stream) {
-        const why = cannotStream(images);
-        capture = why ? undefined : await listenForImages(images).catch((e: Error) => ((imagesVia = { via: 'files', note: e.message }), undefined));
-        if (why) imagesVia = { via: 'files', note: why };
-        else if (capture) imagesVia = { via: 'stream', note: path0.why };
+        try {
+          capture = await listenForImages(images);
+          imagesVia = { via: 'stream', note: path0.why };
+        } catch (e) {
+          imagesVia = { via: 'files', note: (e as Error).message };
+        }
       }
       // handed back a moment before the dump writes its images (still backed, see WarmMemory)
       ownWarm.releaseAll();

@@ -121,13 +121,6 @@ export function liveImageStream(dir: string, dumped: Promise<unknown>, o: { poll
   return Readable.from(records(), { objectMode: false });
 }
 
-/**
- * Write a record stream into `dir` (created; must not exist). Throws on anything
- * but a well-formed, complete stream. Record bodies go to their files piece by
- * piece as they arrive (no joining, no copies); only headers and the end record
- * are gathered. Writes are synchronous: the staging is tmpfs or page cache, and
- * a write there costs less than a trip through the thread pool.
- */
 export interface LiveImageWriterOptions {
   /** told of every n bytes of record bodies about to be written */
   beforeWrite?: (n: number) => void;
@@ -143,6 +136,13 @@ export interface LiveImageWriterOptions {
 
 type ImageFile = { fd: number; size: number; name: string; pooled?: boolean };
 
+/**
+ * Write a record stream into `dir` (created; must not exist). Throws on anything
+ * but a well-formed, complete stream. Record bodies go to their files piece by
+ * piece as they arrive (no joining, no copies); only headers and the end record
+ * are gathered. Writes are synchronous: the staging is tmpfs or page cache, and
+ * a write there costs less than a trip through the thread pool.
+ */
 export class LiveImageWriter extends Writable {
   /** bytes of a header or end record being gathered */
   private head: Buffer[] = [];

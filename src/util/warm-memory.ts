@@ -8,23 +8,6 @@ const STEP = 8 << 20;
 /** chunk sizes are multiples of this (a page on every Linux architecture), so that the counts stay exact */
 const ALIGN = 64 << 10;
 
-/**
- * Memory faulted in before a container is frozen and handed back to the kernel
- * just before the downtime needs it (the images written to tmpfs, the restored
- * container's pages).
- *
- * Why: a virtual machine that reports free memory to its hypervisor (virtio
- * free page reporting, about two seconds after the memory was freed) pays
- * three to four times the normal cost on the next touch of that memory; here a
- * 256 MiB restore took 1.1 s into such memory and 0.4 s into memory freed a
- * moment earlier. Memory handed back just before use is still backed. On a
- * host without reporting this moves page zeroing out of the downtime and costs
- * nothing inside it.
- *
- * Bounded: never takes memory that would leave less than `keepFree` available,
- * checked before every 64 MiB; best effort (an empty reserve without the native
- * addon or when the kernel refuses).
- */
 export interface WarmOptions {
   keepFree?: number;
   signal?: AbortSignal;
@@ -75,6 +58,23 @@ export async function preallocateFile(file: string, bytes: number, o: WarmOption
   return done;
 }
 
+/**
+ * Memory faulted in before a container is frozen and handed back to the kernel
+ * just before the downtime needs it (the images written to tmpfs, the restored
+ * container's pages).
+ *
+ * Why: a virtual machine that reports free memory to its hypervisor (virtio
+ * free page reporting, about two seconds after the memory was freed) pays
+ * three to four times the normal cost on the next touch of that memory; here a
+ * 256 MiB restore took 1.1 s into such memory and 0.4 s into memory freed a
+ * moment earlier. Memory handed back just before use is still backed. On a
+ * host without reporting this moves page zeroing out of the downtime and costs
+ * nothing inside it.
+ *
+ * Bounded: never takes memory that would leave less than `keepFree` available,
+ * checked before every 64 MiB; best effort (an empty reserve without the native
+ * addon or when the kernel refuses).
+ */
 export class WarmMemory {
   private readonly chunks: { h: PrefaultHandle; bytes: number }[] = [];
   private held = 0;
