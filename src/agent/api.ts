@@ -8,7 +8,7 @@ import type { StoreApi } from '../store/api.js';
  * served over SSH (`tsmigrate agent --stdio`) in production, called in-process
  * in tests. Methods whose last parameter is a Readable carry bulk data.
  */
-export const PROTOCOL_VERSION = 3;
+export const PROTOCOL_VERSION = 4;
 
 export interface HelloResult {
   protocol: number;

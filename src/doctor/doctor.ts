@@ -4,7 +4,7 @@ import { detectLayout, type Layout } from '../cgroup/detect.js';
 import { criuCheck, locateCriu, probeCapabilities, CRIU_FIX } from '../criu/binary.js';
 import { nativeAvailable } from '../native/native.js';
 import { shimPath } from '../shim/locate.js';
-import { streamerPath } from '../transfer/stream-capture.js';
+import { streamerPath } from '../transfer/streamer-process.js';
 
 /** One line of `tsmigrate doctor`: what was found, and when missing, what it disables and how to fix it. */
 export interface Finding {

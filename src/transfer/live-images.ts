@@ -3,13 +3,18 @@
  * dump. A record stream (a tar needs every size up front):
  *
  *   'D' | name length u8 | name | offset u64 BE | length u32 BE | bytes     data of one file
- *   'E' | count u32 BE | count × (name length u8 | name | size u64 BE)      the end: every file and its final size
+ *   'M' | count u32 BE | count × (name length u8 | name | size u64 BE)      the manifest: every file and its final size
+ *   'E' | (as 'M')                                                          the end: the same list again
  *
  * While CRIU runs only `pages-*.img` files are followed (CRIU appends to them
- * and never rewrites: page data is spliced in order); every other image, and
- * the rest of the pages, go after CRIU has exited. The receiver accepts only
- * plain names, only appends (each record must start where the file ends), and
- * checks at the end that it holds exactly the files and sizes listed.
+ * and never rewrites: page data is spliced in order). Once it has exited, every
+ * other image goes whole, then the manifest, then the rest of the pages: a
+ * peer can start `criu restore --stream` at the manifest and feed it the pages
+ * as they arrive (stream-serve.ts). The receiver accepts only plain names, only
+ * appends (each record must start where the file ends), and checks at the end
+ * that it holds exactly the files and sizes listed. The manifest is optional
+ * (the records of stream-capture.ts have none); where it came, the end record
+ * must list the same files and sizes.
  */
 import fsSync, { promises as fs } from 'node:fs';
 import type { FileHandle } from 'node:fs/promises';
@@ -47,6 +52,23 @@ async function record(name: string, off: number, max: number, read: (buf: Buffer
   buf.writeBigUInt64BE(BigInt(off), 2 + n.length);
   buf.writeUInt32BE(got, 10 + n.length);
   return buf.subarray(0, hlen + got);
+}
+
+/** An 'M' or 'E' record: every file and its size. */
+function fileList(kind: 'M' | 'E', files: ReadonlyMap<string, number>): Buffer {
+  const head = Buffer.alloc(5);
+  head.write(kind, 0, 'latin1');
+  head.writeUInt32BE(files.size, 1);
+  const parts = [head];
+  for (const [name, size] of files) {
+    const n = Buffer.from(name);
+    const e = Buffer.alloc(1 + n.length + 8);
+    e[0] = n.length;
+    n.copy(e, 1);
+    e.writeBigUInt64BE(BigInt(size), 1 + n.length);
+    parts.push(e);
+  }
+  return Buffer.concat(parts);
 }
 
 /**
@@ -89,31 +111,31 @@ export function liveImageStream(dir: string, dumped: Promise<unknown>, o: { poll
             yield r;
           }
         }
-        if (!moved && !done) await Promise.race([new Promise((r) => setTimeout(r, o.pollMs ?? 3)), dumped.catch(() => undefined)]);
+        if (!moved && !done) {
+          let timer: NodeJS.Timeout | undefined;
+          await Promise.race([new Promise((r) => (timer = setTimeout(r, o.pollMs ?? 3))), dumped.catch(() => undefined)]);
+          clearTimeout(timer);
+        }
       }
       if (failed) throw failed;
-      const names = (await fs.readdir(dir)).sort();
-      for (const name of names) {
+      // CRIU has exited: the sizes are final
+      const sizes = new Map<string, number>();
+      for (const name of (await fs.readdir(dir)).sort()) {
         if (!NAME.test(name)) throw new TsmError('EIO', `unexpected image file name ${JSON.stringify(name)} in ${dir}`, { fix: 'report a tsmigrate bug' });
         const st = await fs.stat(path.join(dir, name));
-        if (!st.isFile()) continue;
+        if (st.isFile()) sizes.set(name, st.size);
+      }
+      const [live, rest] = [...sizes.keys()].reduce<[string[], string[]]>((acc, n) => (acc[LIVE.test(n) ? 0 : 1].push(n), acc), [[], []]);
+      for (const name of rest) {
         yield* drain(name, true);
         if (!sent.has(name)) sent.set(name, 0);
       }
-      const files = [...sent.entries()];
-      const end = Buffer.alloc(5);
-      end.write('E', 0, 'latin1');
-      end.writeUInt32BE(files.length, 1);
-      const parts = [end];
-      for (const [name, size] of files) {
-        const n = Buffer.from(name);
-        const e = Buffer.alloc(1 + n.length + 8);
-        e[0] = n.length;
-        n.copy(e, 1);
-        e.writeBigUInt64BE(BigInt(size), 1 + n.length);
-        parts.push(e);
+      yield fileList('M', sizes);
+      for (const name of live) {
+        yield* drain(name, true);
+        if (!sent.has(name)) sent.set(name, 0);
       }
-      yield Buffer.concat(parts);
+      yield fileList('E', sent);
     } finally {
       for (const fh of handles.values()) await fh.close().catch(() => undefined);
     }
@@ -132,6 +154,13 @@ export interface LiveImageWriterOptions {
    * Truncated to the image's size at the end.
    */
   pool?: string;
+  /**
+   * Told of the manifest when it arrives: every file and its final size (the
+   * files other than pages-*.img are whole by then). No pool is taken after it.
+   */
+  onManifest?: (files: ReadonlyArray<readonly [string, number]>) => void;
+  /** told of a file's size after each write of it */
+  onWritten?: (name: string, size: number) => void;
 }
 
 type ImageFile = { fd: number; size: number; name: string; pooled?: boolean };
@@ -154,7 +183,8 @@ export class LiveImageWriter extends Writable {
   private dirMade = false;
   private readonly beforeWrite: ((n: number) => void) | undefined;
   private pool: string | undefined;
-  constructor(private readonly dir: string, o: LiveImageWriterOptions = {}) {
+  private manifest: Map<string, bigint> | undefined;
+  constructor(private readonly dir: string, private readonly o: LiveImageWriterOptions = {}) {
     super();
     this.beforeWrite = o.beforeWrite;
     this.pool = o.pool;
@@ -189,10 +219,8 @@ export class LiveImageWriter extends Writable {
 
   private open(name: string): ImageFile {
     if (this.files.size >= MAX_FILES) throw proto('too many files');
-    if (!this.dirMade) {
-      fsSync.mkdirSync(this.dir, { mode: 0o700 });
-      this.dirMade = true;
-    }
+    if (this.manifest && !this.manifest.has(name)) throw proto(`${name} is not in the manifest`);
+    this.ensureDir();
     const f = { fd: fsSync.openSync(path.join(this.dir, name), 'wx+', 0o600), size: 0, name };
     this.files.set(name, f);
     return f;
@@ -244,6 +272,7 @@ export class LiveImageWriter extends Writable {
         for (let done = 0; done < n; ) done += fsSync.writeSync(f.fd, chunk, at + done, n - done, f.size + done);
         f.size += n;
         if (this.pool && !f.pooled && f.size >= POOL_AT && LIVE.test(f.name)) this.adoptPool(f);
+        this.o.onWritten?.(f.name, f.size);
         this.body.left -= n;
         at += n;
         if (this.body.left === 0) this.body = undefined;
@@ -281,39 +310,72 @@ export class LiveImageWriter extends Writable {
       if (len > 0) this.body = { f, left: len };
       return 14 + n;
     }
-    if (kind === 'E') {
-      const h5 = this.peek(5);
-      if (!h5) return undefined;
-      const count = h5.readUInt32BE(1);
-      if (count > MAX_FILES) throw proto(`${count} files`);
-      let at = 5;
-      const listed = new Map<string, bigint>();
-      for (let i = 0; i < count; i++) {
-        const h = this.peek(at + 1);
-        if (!h) return undefined;
-        const n = h[at]!;
-        const e = this.peek(at + 1 + n + 8);
-        if (!e) return undefined;
-        const name = e.subarray(at + 1, at + 1 + n).toString('latin1');
-        if (!NAME.test(name)) throw proto(`file name ${JSON.stringify(name)}`);
-        listed.set(name, e.readBigUInt64BE(at + 1 + n));
-        at += 1 + n + 8;
-      }
-      for (const [name, size] of listed) {
-        const f = this.files.get(name) ?? (size === 0n ? this.open(name) : undefined);
-        if (!f || BigInt(f.size) !== size) throw proto(`${name}: ${f?.size ?? 'no'} bytes arrived, ${size} were sent`);
-      }
-      for (const name of this.files.keys()) if (!listed.has(name)) throw proto(`${name} is not in the end record`);
-      // the pool's allocation beyond what was written goes back
-      for (const f of this.files.values()) if (f.pooled) fsSync.ftruncateSync(f.fd, f.size);
-      if (!this.dirMade) {
-        fsSync.mkdirSync(this.dir, { mode: 0o700 });
-        this.dirMade = true;
-      }
-      this.closeAll();
-      this.ended = true;
-      return at;
+    if (kind === 'M' || kind === 'E') {
+      const list = this.parseList();
+      if (!list) return undefined;
+      if (kind === 'M') this.takeManifest(list.files);
+      else this.takeEnd(list.files);
+      return list.used;
     }
     throw proto(`record type 0x${b[0]!.toString(16)}`);
+  }
+
+  /** An 'M' or 'E' record's list of files and sizes, and the bytes it used; undefined if incomplete. */
+  private parseList(): { files: Map<string, bigint>; used: number } | undefined {
+    const h5 = this.peek(5);
+    if (!h5) return undefined;
+    const count = h5.readUInt32BE(1);
+    if (count > MAX_FILES) throw proto(`${count} files`);
+    let at = 5;
+    const files = new Map<string, bigint>();
+    for (let i = 0; i < count; i++) {
+      const h = this.peek(at + 1);
+      if (!h) return undefined;
+      const n = h[at]!;
+      const e = this.peek(at + 1 + n + 8);
+      if (!e) return undefined;
+      const name = e.subarray(at + 1, at + 1 + n).toString('latin1');
+      if (!NAME.test(name)) throw proto(`file name ${JSON.stringify(name)}`);
+      files.set(name, e.readBigUInt64BE(at + 1 + n));
+      at += 1 + n + 8;
+    }
+    return { files, used: at };
+  }
+
+  private takeManifest(listed: Map<string, bigint>): void {
+    if (this.manifest) throw proto('a second manifest');
+    for (const f of this.files.values()) {
+      const size = listed.get(f.name);
+      if (size === undefined || BigInt(f.size) > size) throw proto(`${f.name}: ${f.size} bytes arrived, the manifest says ${size ?? 'none'}`);
+    }
+    this.manifest = listed;
+    // a file renamed under a reader that has it open would leave the reader behind
+    this.pool = undefined;
+    this.ensureDir();
+    this.o.onManifest?.([...listed].map(([name, size]) => [name, Number(size)] as const));
+    for (const f of this.files.values()) this.o.onWritten?.(f.name, f.size);
+  }
+
+  private takeEnd(listed: Map<string, bigint>): void {
+    if (this.manifest && (listed.size !== this.manifest.size || [...listed].some(([n, s]) => this.manifest!.get(n) !== s))) {
+      throw proto('the end record differs from the manifest');
+    }
+    for (const [name, size] of listed) {
+      const f = this.files.get(name) ?? (size === 0n ? this.open(name) : undefined);
+      if (!f || BigInt(f.size) !== size) throw proto(`${name}: ${f?.size ?? 'no'} bytes arrived, ${size} were sent`);
+    }
+    for (const name of this.files.keys()) if (!listed.has(name)) throw proto(`${name} is not in the end record`);
+    // the pool's allocation beyond what was written goes back
+    for (const f of this.files.values()) if (f.pooled) fsSync.ftruncateSync(f.fd, f.size);
+    this.ensureDir();
+    this.closeAll();
+    this.ended = true;
+  }
+
+  private ensureDir(): void {
+    if (!this.dirMade) {
+      fsSync.mkdirSync(this.dir, { mode: 0o700 });
+      this.dirMade = true;
+    }
   }
 }

@@ -94,8 +94,8 @@ test('crafted streams are refused: path names, gaps, unknown record, files missi
     h.writeUInt32BE(data.length, 10 + n.length);
     return Buffer.concat([h, data]);
   };
-  const end = (files: Array<[string, number]>) => {
-    const parts = [Buffer.from([0x45, 0, 0, 0, files.length])];
+  const end = (files: Array<[string, number]>, kind = 'E') => {
+    const parts = [Buffer.from([kind.charCodeAt(0), 0, 0, 0, files.length])];
     for (const [name, size] of files) {
       const n = Buffer.from(name);
       const e = Buffer.alloc(9 + n.length);
@@ -116,6 +116,11 @@ test('crafted streams are refused: path names, gaps, unknown record, files missi
       ['unlisted', Buffer.concat([rec('a.img', 0, Buffer.from('ab')), end([])]), /not in the end record/],
       ['type', Buffer.from('Zjunk'), /record type/],
       ['trailing', Buffer.concat([rec('a.img', 0, Buffer.from('ab')), end([['a.img', 2]]), Buffer.from('D')]), /after the end record/],
+      ['manifest-end', Buffer.concat([end([['a.img', 2]], 'M'), rec('a.img', 0, Buffer.from('ab')), end([['a.img', 2], ['b.img', 0]])]), /differs from the manifest/],
+      ['manifest-twice', Buffer.concat([end([['a.img', 2]], 'M'), end([['a.img', 2]], 'M')]), /a second manifest/],
+      ['manifest-unlisted', Buffer.concat([end([['a.img', 2]], 'M'), rec('b.img', 0, Buffer.from('ab'))]), /b.img is not in the manifest/],
+      ['manifest-short', Buffer.concat([rec('a.img', 0, Buffer.from('abc')), end([['a.img', 2]], 'M')]), /3 bytes arrived, the manifest says 2/],
+      ['manifest-missing', Buffer.concat([rec('a.img', 0, Buffer.from('abc')), end([['b.img', 2]], 'M')]), /the manifest says none/],
     ];
     for (const [what, bytes, re] of cases) {
       await assert.rejects(pipeline(Readable.from([bytes]), new LiveImageWriter(path.join(base, what))), (e) => isTsmError(e) && re.test(e.message), what);
@@ -169,6 +174,55 @@ test('a preallocated pool file is taken over by the first pages image past 16 Mi
     const dst2 = path.join(base, 'dst2');
     await pipeline(Readable.from(pieces()), new LiveImageWriter(dst2, { pool: path.join(base, 'gone') }));
     assert.ok((await fs.readFile(path.join(dst2, 'pages-2.img'))).equals(big));
+  } finally {
+    await fs.rm(base, { recursive: true, force: true });
+  }
+});
+
+test('after the dump: the other images whole, then the manifest (final sizes), then the rest of the pages; the writer reports both', async () => {
+  const base = await fs.mkdtemp(path.join('/dev/shm', 'tsm-manifest-'));
+  try {
+    const src = path.join(base, 'src');
+    await fs.mkdir(src);
+    const pages = randomBytes(3 << 20);
+    let finish!: () => void;
+    const dumped = new Promise<void>((r) => (finish = r));
+    // the first MiB is there from the start; the reader takes it, then waits (a long poll) for the dump's end
+    await fs.writeFile(path.join(src, 'pages-1.img'), pages.subarray(0, 1 << 20));
+    const wire = collect(liveImageStream(src, dumped, { pollMs: 60_000 }));
+    await new Promise((r) => setTimeout(r, 50));
+    await fs.appendFile(path.join(src, 'pages-1.img'), pages.subarray(1 << 20));
+    await fs.writeFile(path.join(src, 'core-1.img'), 'core');
+    await fs.writeFile(path.join(src, 'zz-1.img'), 'last by name');
+    await fs.writeFile(path.join(src, 'empty.img'), '');
+    finish();
+    const bytes = await wire;
+    const seen: string[] = [];
+    const sizes = new Map<string, number>();
+    let manifest: ReadonlyArray<readonly [string, number]> = [];
+    const pool = path.join(base, 'pool');
+    await preallocateFile(pool, 64 << 20);
+    const writer = new LiveImageWriter(path.join(base, 'dst'), {
+      pool,
+      onManifest: (files) => {
+        manifest = files;
+        // at the manifest every image but the pages is whole on disk
+        for (const [name, size] of files) if (!name.startsWith('pages-')) seen.push(`${name}:${sizes.get(name) ?? 0}/${size}`);
+        seen.push(`pages-1.img at the manifest: ${sizes.get('pages-1.img') ?? 0}`);
+      },
+      onWritten: (name, size) => {
+        assert.ok(size >= (sizes.get(name) ?? 0), `${name} shrank`);
+        sizes.set(name, size);
+      },
+    });
+    await pipeline(Readable.from([bytes]), writer);
+    assert.deepEqual(new Map(manifest), new Map([['core-1.img', 4], ['empty.img', 0], ['pages-1.img', pages.length], ['zz-1.img', 12]]));
+    assert.deepEqual(seen.slice(0, 3), ['core-1.img:4/4', 'empty.img:0/0', 'zz-1.img:12/12']);
+    assert.equal(seen[3], `pages-1.img at the manifest: ${1 << 20}`);
+    assert.equal(sizes.get('pages-1.img'), pages.length);
+    assert.deepEqual(await fs.readFile(path.join(base, 'dst', 'pages-1.img')), pages);
+    // past 16 MiB no file is: the pool stays unused either way; after a manifest it is never taken
+    assert.ok((await fs.stat(pool)).size >= 64 << 20);
   } finally {
     await fs.rm(base, { recursive: true, force: true });
   }

@@ -13,7 +13,8 @@ import path from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { fileURLToPath } from 'node:url';
 import { LiveImageWriter } from '../../../src/transfer/live-images.js';
-import { CAPTURE_SOCKET, cannotStream, listenForImages, streamerPath } from '../../../src/transfer/stream-capture.js';
+import { CAPTURE_SOCKET, listenForImages } from '../../../src/transfer/stream-capture.js';
+import { cannotStream, streamerPath } from '../../../src/transfer/streamer-process.js';
 import { isTsmError } from '../../../src/errors/errors.js';
 
 const FAKE = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../../../test/fixtures/fake-criu-stream.py');
