@@ -9,6 +9,8 @@
 #include "common.h"
 #include <signal.h>
 #include <string.h>
+#include <sys/prctl.h>
+#include <unistd.h>
 
 int capture_main(const char *dir);
 int serve_main(const char *dir);
@@ -16,6 +18,10 @@ int serve_main(const char *dir);
 int main(int argc, char **argv)
 {
     signal(SIGPIPE, SIG_IGN);
+    /* tsmigrate gone (killed mid-move): nobody will tell us more, or read what we write */
+    prctl(PR_SET_PDEATHSIG, SIGKILL);
+    if (getppid() == 1)
+        die("started without a parent");
     if (argc == 3 && !strcmp(argv[1], "capture"))
         return capture_main(argv[2]);
     if (argc == 3 && !strcmp(argv[1], "serve"))

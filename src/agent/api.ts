@@ -69,6 +69,25 @@ export interface PutImagesRequest {
   format?: 'tar' | 'records';
   /** default sha256 */
   checksum?: Checksum;
+  /**
+   * Restore while the images arrive ('records' with a manifest; see
+   * transfer/stream-serve.ts): CRIU starts at the manifest, held stopped as
+   * prepare leaves it; the call returns once both are done. `upper` are the
+   * digests of the upper layer's streams received before, checked first.
+   * prepare then only checks the images' digest.
+   */
+  restore?: { upper: string[] };
+}
+
+/** putImages' result: the stream's, and where it restored while receiving, that restore's parts */
+export interface PutImagesResult extends StreamResult {
+  restore?: {
+    /** cgroups, rootfs and network set up; criu restore (from the manifest on) */
+    setupMs: number;
+    criuMs: number;
+    /** how long the restore went on after the last byte had arrived */
+    tailMs: number;
+  };
 }
 
 /**
@@ -113,7 +132,7 @@ export interface AgentApi extends StoreApi {
    * much of it is a tmpfs file preallocated for the largest pages image (LiveImageWriter's pool)
    */
   warm(p: { migrationId: string; bytes: number }): Promise<{ bytes: number; ms: number; poolBytes: number }>;
-  putImages(p: PutImagesRequest, data: Readable): Promise<StreamResult>;
+  putImages(p: PutImagesRequest, data: Readable): Promise<PutImagesResult>;
   /** discard the stream: measures the link before choosing compression */
   probe(p: { bytes: number; compression?: 'zstd' | 'none'; checksum?: Checksum }, data: Readable): Promise<StreamResult>;
   /**

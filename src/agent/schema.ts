@@ -10,7 +10,7 @@ import type { LeaseOwner } from '../network/ipam.js';
 import type { NetworkPlan } from '../network/setup.js';
 import { isIPv4, tryParseCidr } from '../network/cidr.js';
 import { isValidIfName } from '../network/bridge.js';
-import type { AgentApi, Checksum, BeginRequest, HelloResult, PreflightRequest, PreflightResult, PutImagesRequest, PutUpperRequest, StreamResult } from './api.js';
+import type { AgentApi, Checksum, BeginRequest, HelloResult, PreflightRequest, PreflightResult, PutImagesRequest, PutImagesResult, PutUpperRequest, StreamResult } from './api.js';
 import { storeSpec } from '../store/schema.js';
 import { type Validator, arr, bool, lit, nullable, num, obj, oneOf, optional, refine, str } from './protocol/validate.js';
 
@@ -138,6 +138,7 @@ export const putImagesRequest = obj<PutImagesRequest>({
   compression: COMPRESSION,
   format: optional(oneOf(lit('tar'), lit('records'))),
   checksum: optional(CHECKSUM),
+  restore: optional(obj<NonNullable<PutImagesRequest['restore']>>({ upper: arr(STREAM_DIGEST, { max: 4096 }) })),
 });
 
 type PrepareParams = Parameters<AgentApi['prepare']>[0];
@@ -148,6 +149,11 @@ export const prepareParams = obj<PrepareParams>({
 
 const byMigration = obj<{ migrationId: string }>({ migrationId: MIGRATION_ID });
 const streamResult = obj<StreamResult>({ bytes: BYTES, digest: STREAM_DIGEST });
+const putImagesResult = obj<PutImagesResult>({
+  bytes: BYTES,
+  digest: STREAM_DIGEST,
+  restore: optional(obj<NonNullable<PutImagesResult['restore']>>({ setupMs: MS, criuMs: MS, tailMs: MS })),
+});
 const okResult = obj<{ ok: true }>({ ok: lit(true) });
 
 /** true exactly for the methods whose second parameter is the bulk Readable */
@@ -170,7 +176,7 @@ export const agentSpec: AgentSpec = {
   begin: { params: beginRequest, result: okResult, stream: false },
   putUpper: { params: putUpperRequest, result: streamResult, stream: true },
   warm: { params: obj<{ migrationId: string; bytes: number }>({ migrationId: MIGRATION_ID, bytes: BYTES }), result: obj({ bytes: BYTES, ms: MS, poolBytes: BYTES }), stream: false },
-  putImages: { params: putImagesRequest, result: streamResult, stream: true },
+  putImages: { params: putImagesRequest, result: putImagesResult, stream: true },
   probe: { params: obj<{ bytes: number; compression?: 'zstd' | 'none'; checksum?: Checksum }>({ bytes: BYTES, compression: optional(COMPRESSION), checksum: optional(CHECKSUM) }), result: streamResult, stream: true },
   prepare: { params: prepareParams, result: obj({ restoreMs: MS, initPid: num({ int: true, min: 1, max: 0x3fff_ffff }), setupMs: MS, criuMs: MS }), stream: false },
   commit: { params: byMigration, result: obj({ resumeMs: MS }), stream: false },

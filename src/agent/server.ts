@@ -22,10 +22,11 @@ import { Meter, receiveRecords, receiveTar } from '../transfer/receive.js';
 import { safeRemove } from '../transfer/upper-index.js';
 import { StoreService } from '../store/service.js';
 import { WarmMemory, poolSize, preallocateFile } from '../util/warm-memory.js';
-import type { AgentApi, Checksum, BeginRequest, ContainerStatusResult, HelloResult, PreflightRequest, PutImagesRequest, PutUpperRequest, StreamResult } from './api.js';
+import type { AgentApi, Checksum, BeginRequest, ContainerStatusResult, HelloResult, PreflightRequest, PutImagesRequest, PutImagesResult, PutUpperRequest, StreamResult } from './api.js';
 import { PROTOCOL_VERSION } from './api.js';
 import { MigrationRecords, type IncomingMigration } from './migrations.js';
 import { peerPreflight } from './preflight.js';
+import { RestoreWhileReceiving } from './restore-while-receiving.js';
 
 /**
  * The destination side of a move: what `tsmigrate agent --stdio` serves over
@@ -40,6 +41,8 @@ export class LocalAgent implements AgentApi {
   private readonly begunHere = new Set<string>();
   /** memory faulted in before the freeze, per migration (util/warm-memory.ts) */
   private readonly warmth = new Map<string, { memory: WarmMemory; pool: string | undefined }>();
+  /** test hook (tsmigrate agent under TSMIGRATE_TEST_FAULT): runs as a restore begins, during the transfer or in prepare */
+  faultBeforeRestore: (() => void | Promise<void>) | undefined;
   constructor(private readonly rt: Runtime, private readonly version: string) {
     this.records = new MigrationRecords(rt.paths);
   }
@@ -165,20 +168,44 @@ export class LocalAgent implements AgentApi {
     this.warmth.delete(id);
   }
 
-  async putImages(p: PutImagesRequest, data: Readable): Promise<StreamResult> {
+  async putImages(p: PutImagesRequest, data: Readable): Promise<PutImagesResult> {
     const m = await this.receiving(p.migrationId);
+    if (p.restore && (p.format !== 'records' || JSON.stringify(m.received.upper) !== JSON.stringify(p.restore.upper))) {
+      throw p.format !== 'records'
+        ? new TsmError('EPROTO', 'a restore while the images arrive needs the record format', { fix: 'install the same tsmigrate version on both hosts and retry' })
+        : corrupted(m.id);
+    }
     const images = path.join(m.staging!, 'images');
     await fs.rm(images, { recursive: true, force: true });
     // the images take the pool file and the warm memory as they arrive; the restore takes the rest
     const warm = this.warmth.get(p.migrationId);
     const checksum = p.checksum ?? 'sha256';
-    const r = p.format === 'records'
-      ? await receiveRecords(data, images, { compression: p.compression, checksum, ...(warm ? { beforeWrite: warm.memory.beforeUse, ...(warm.pool ? { pool: warm.pool } : {}) } : {}) })
-      : await receiveTar(data, images, { compression: p.compression, checksum, refuseDevices: true });
+    const writer = warm ? { beforeWrite: warm.memory.beforeUse, ...(warm.pool ? { pool: warm.pool } : {}) } : {};
+    let early: RestoreWhileReceiving | undefined;
+    if (p.restore) {
+      await fs.mkdir(images, { mode: 0o700 });
+      // at the manifest the pool is out of play and the restore needs the memory held for it
+      // where the streamer cannot run, prepare restores after the transfer, as without `restore`
+      early = await RestoreWhileReceiving.start(images, () => this.restoreHeld(m, images, true), () => this.coolDown(m.id)).catch((e: Error) => {
+        this.rt.logger.warn(`migration ${m.id}: restoring after the transfer: ${e.message}`);
+        return undefined;
+      });
+    }
+    const received = p.format === 'records'
+      ? receiveRecords(data, images, { compression: p.compression, checksum, ...writer, ...(p.restore ? { dirExists: true } : {}), ...(early ? { onManifest: early.manifest, onWritten: early.written } : {}) })
+      : receiveTar(data, images, { compression: p.compression, checksum, refuseDevices: true });
+    let result: PutImagesResult;
+    if (early) {
+      const { value, held, tailMs } = await early.settle(received);
+      this.held.set(m.id, held);
+      result = { ...value, restore: { setupMs: held.timings.setupMs, criuMs: held.timings.criuMs, tailMs } };
+    } else {
+      result = await received;
+    }
     m.phase = 'receiving';
-    m.received.images = r.digest;
+    m.received.images = result.digest;
     await this.records.save(m);
-    return r;
+    return result;
   }
 
   async probe(p: { bytes: number; compression?: 'zstd' | 'none'; checksum?: Checksum }, data: Readable): Promise<StreamResult> {
@@ -192,16 +219,23 @@ export class LocalAgent implements AgentApi {
 
   async prepare(p: { migrationId: string; expect: { images: string; upper: string[] } }) {
     const m = await this.receiving(p.migrationId);
-    if (m.received.images !== p.expect.images || JSON.stringify(m.received.upper) !== JSON.stringify(p.expect.upper)) {
-      throw new TsmError('EINTEGRITY', `migration ${m.id}: the data arrived corrupted (the digest of what arrived differs from what was sent)`, {
-        fix: 'nothing was changed; retry the move, and if it happens again check the network path and memory of both hosts',
-      });
-    }
+    if (m.received.images !== p.expect.images || JSON.stringify(m.received.upper) !== JSON.stringify(p.expect.upper)) throw corrupted(m.id);
     const t0 = performance.now();
+    // restored while the images arrived (putImages with restore), or now
+    const held = this.held.get(m.id) ?? (await this.restoreHeld(m, path.join(m.staging!, 'images'), false));
+    this.held.set(m.id, held);
+    m.phase = 'prepared';
+    await this.records.save(m);
+    return { restoreMs: performance.now() - t0, initPid: held.initPid, setupMs: held.timings.setupMs, criuMs: held.timings.criuMs };
+  }
+
+  /** The migration's container restored from `images`, held stopped (stream: CRIU asks the image streamer for them). */
+  private async restoreHeld(m: IncomingMigration, images: string, stream: boolean): Promise<HeldContainer> {
+    await this.faultBeforeRestore?.();
     this.coolDown(m.id);
     const b = m.begin;
     const image = await resolveImage(this.rt.paths, b.config.image.digest);
-    const held = await restoreTree(this.rt, {
+    return restoreTree(this.rt, {
       config: b.config,
       dumped: b.network,
       clone: false,
@@ -209,14 +243,11 @@ export class LocalAgent implements AgentApi {
       stdio: b.stdio,
       criuOptions: b.criuOptions,
       imageRootfs: image.rootfs,
-      imagesDir: path.join(m.staging!, 'images'),
+      imagesDir: images,
       criu: await locateCriu(),
       extraState: { migrationId: m.id, epoch: m.epoch },
+      stream,
     });
-    this.held.set(m.id, held);
-    m.phase = 'prepared';
-    await this.records.save(m);
-    return { restoreMs: performance.now() - t0, initPid: held.initPid, setupMs: held.timings.setupMs, criuMs: held.timings.criuMs };
   }
 
   async commit(p: { migrationId: string }): Promise<{ resumeMs: number }> {
@@ -310,4 +341,10 @@ export class LocalAgent implements AgentApi {
       if (this.begunHere.has(m.id) && (m.phase === 'begun' || m.phase === 'receiving')) await this.abort({ migrationId: m.id }).catch(() => undefined);
     }
   }
+}
+
+function corrupted(id: string): TsmError {
+  return new TsmError('EINTEGRITY', `migration ${id}: the data arrived corrupted (the digest of what arrived differs from what was sent)`, {
+    fix: 'nothing was changed; retry the move, and if it happens again check the network path and memory of both hosts',
+  });
 }

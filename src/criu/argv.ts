@@ -79,6 +79,11 @@ export interface RestoreRequest {
   externals?: string[];
   /** --leave-stopped: the restored tasks are left SIGSTOPped. */
   leaveStopped?: boolean;
+  /**
+   * --stream: ask the image streamer listening on imagesDir/streamer-serve.sock
+   * (transfer/stream-serve.ts) for every image instead of reading files.
+   */
+  stream?: boolean;
 }
 
 const MANAGE_CGROUPS: readonly ManageCgroupsMode[] = ['soft', 'full', 'strict', 'ignore'];
@@ -233,7 +238,7 @@ export function restoreArgv(r: RestoreRequest): string[] {
     }
     out.push('--cgroup-root', s);
   }
-  out.push(...inheritFdArgs(r.inheritFds), ...externalArgs(r.externals), ...flag(r.leaveStopped, '--leave-stopped'));
+  out.push(...inheritFdArgs(r.inheritFds), ...externalArgs(r.externals), ...flag(r.leaveStopped, '--leave-stopped'), ...flag(r.stream, '--stream'));
   return out;
 }
 

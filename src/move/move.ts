@@ -3,9 +3,9 @@ import { execa } from 'execa';
 import { promises as fs } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import type { AgentApi, Checksum } from '../agent/api.js';
+import type { AgentApi, Checksum, PutImagesResult } from '../agent/api.js';
 import { PROTOCOL_VERSION } from '../agent/api.js';
-import { makeStagingDir, stagingBase } from '../checkpoint/staging.js';
+import { filesystemOf, makeStagingDir, stagingBase } from '../checkpoint/staging.js';
 import { isSameProcess, waitFor } from '../container/proc.js';
 import { releaseResources } from '../container/stop.js';
 import { assertAllowed, loadView } from '../container/view.js';
@@ -45,10 +45,16 @@ export interface MoveRequest {
   /**
    * true: take the images from CRIU through its image-streamer socket (criu
    * dump --stream; transfer/stream-capture.ts); false: follow the files it
-   * writes to tmpfs; undefined: by the container's memory (plan.ts
+   * writes to tmpfs; undefined: files where tmpfs has room (plan.ts
    * chooseImagePath). Files are also the fallback where the streamer cannot run.
    */
   criuStream?: boolean;
+  /**
+   * Following files (not criuStream), the peer restores while the images
+   * arrive: CRIU reads the pages as they come (transfer/stream-serve.ts).
+   * Default true; false restores after the transfer, as with the streamer.
+   */
+  restoreWhileReceiving?: boolean;
   /** test hook: flip a byte in the memory images on the wire */
   faultCorruptImages?: boolean;
 }
@@ -67,7 +73,8 @@ export interface MoveReport {
   epoch: number;
   downtime: Downtime;
   /** the peer's restore (downtime.restoreMs) split: cgroups, rootfs and network set up, then criu restore */
-  restoreParts: { setupMs: number; criuMs: number };
+  /** duringTransfer: CRIU restored while the images arrived; restore (above) is then only what was left after the last byte */
+  restoreParts: { setupMs: number; criuMs: number; duringTransfer: boolean };
   preCopy: string;
   /** memory faulted in before the freeze, handed back to the kernel as the downtime needed it, and how long that took */
   /** peerPoolBytes: of peerBytes, a tmpfs file preallocated for the largest pages image */
@@ -204,7 +211,7 @@ export async function moveContainer(
       await fs.mkdir(images, { mode: 0o700 });
       await fs.rename(path.join(staging, 'cpuinfo.img'), path.join(images, 'cpuinfo.img'));
       // CRIU's image streamer listening before the freeze; files in tmpfs where it cannot run
-      const path0 = chooseImagePath(req.criuStream, stats.memoryBytes ?? 0);
+      const path0 = chooseImagePath(req.criuStream, stats.memoryBytes ?? 0, filesystemOf(staging));
       let imagesVia: MoveReport['images'] = { via: 'files', note: path0.why };
       if (path0.stream) {
         try {
@@ -246,13 +253,19 @@ export async function moveContainer(
         }
       });
       afterDump.catch(() => undefined);
-      // frozen: the upper layer cannot change any more; index it while CRIU works
-      const deltaP = indexTree(state.rootfs.upper).then((after) => diffIndex(index0, after));
-      deltaP.catch(() => undefined);
-      let img: Awaited<ReturnType<typeof sendReadable>>;
+      // frozen: the upper layer cannot change any more. What changed goes first, while CRIU
+      // works: the peer's rootfs is then complete before it restores (during the images' transfer)
       const records = capture ? capture.records(dumped) : liveImageStream(images, dumped, sig(req));
+      let img: Awaited<ReturnType<typeof sendReadable<PutImagesResult>>>;
+      let upd: Awaited<ReturnType<typeof sendTree>>;
       try {
-        img = await sendReadable(records, (d) => peer.putImages({ migrationId: id, compression: useZstd ? 'zstd' : 'none', format: 'records', checksum: CHECKSUM }, d), {
+        const delta = diffIndex(index0, await indexTree(state.rootfs.upper));
+        upd = await sendTree(state.rootfs.upper, (d) => peer.putUpper({ migrationId: id, phase: 'delta', deleted: delta.deleted, compression: useZstd ? 'zstd' : 'none', checksum: CHECKSUM }, d), {
+          zstd: useZstd, checksum: CHECKSUM, include: deltaFilter(delta), ...sig(req),
+        });
+        // following files, the peer restores as the images arrive (CRIU's streamer has no manifest to start from)
+        const restore = !capture && req.restoreWhileReceiving !== false ? { upper: [base.digest, upd.digest] } : undefined;
+        img = await sendReadable(records, (d) => peer.putImages({ migrationId: id, compression: useZstd ? 'zstd' : 'none', format: 'records', checksum: CHECKSUM, ...(restore ? { restore } : {}) }, d), {
           zstd: useZstd, checksum: CHECKSUM, ...sig(req), corrupt: Boolean(req.faultCorruptImages), onBytes: (n) => emit({ phase: 'transfer', bytes: n, totalBytes: imagesEstimate }),
         });
       } catch (e) {
@@ -265,13 +278,11 @@ export async function moveContainer(
       }
       await afterDump;
       req.signal?.throwIfAborted();
-      const delta = await deltaP;
       emit({ phase: 'transfer' });
-      const upd = await sendTree(state.rootfs.upper, (d) => peer.putUpper({ migrationId: id, phase: 'delta', deleted: delta.deleted, compression: useZstd ? 'zstd' : 'none', checksum: CHECKSUM }, d), {
-        zstd: useZstd, checksum: CHECKSUM, include: deltaFilter(delta), ...sig(req),
-      });
-      const tSent = performance.now();
-      rt.logger.debug(`move ${id}: images ${Math.round(img.ms)} ms (dump ${ms(tFrozen, tDumped)} ms inside), upper delta ${Math.round(upd.ms)} ms`);
+      // a restore during the transfer went on for tailMs after the last byte: that is the restore's part
+      const early = img.peer.restore;
+      const tSent = performance.now() - (early?.tailMs ?? 0);
+      rt.logger.debug(`move ${id}: upper delta ${Math.round(upd.ms)} ms, then images ${Math.round(img.ms)} ms (dump ${ms(tFrozen, tDumped)} ms inside)${early ? `, restored during the transfer (${early.tailMs} ms after it)` : ''}`);
       await journal.append('sent', { images: img.bytes, delta: upd.bytes });
       assertSameHash('memory images', img.digest, img.peer.digest);
       req.signal?.throwIfAborted();
@@ -303,7 +314,7 @@ export async function moveContainer(
           freezeMs: ms(tFreeze, tFrozen), dumpMs: ms(tFrozen, tDumped), transferMs: ms(tDumped, tSent),
           restoreMs: ms(tSent, tRestored), resumeMs: ms(tRestored, tResumed), totalMs: ms(tFreeze, tResumed),
         },
-        restoreParts: { setupMs: prep.setupMs, criuMs: prep.criuMs },
+        restoreParts: { setupMs: prep.setupMs, criuMs: prep.criuMs, duringTransfer: Boolean(early) },
         preCopy,
         warmMemory: warmed,
         images: imagesVia,

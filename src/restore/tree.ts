@@ -30,6 +30,8 @@ export interface RestoreTreeOptions {
   criu: CriuBinary;
   /** extra state to record (e.g. the move's epoch) */
   extraState?: Partial<ContainerRuntimeState>;
+  /** CRIU asks the streamer serving imagesDir for the images (transfer/stream-serve.ts) */
+  stream?: boolean;
 }
 
 /** A restored process tree, held stopped until resume(). */
@@ -99,6 +101,7 @@ export async function restoreTree(rt: Runtime, o: RestoreTreeOptions): Promise<H
         { fd: 4, key: o.stdio.stderr },
       ],
       externals: net.mode === 'bridge' && net.hostVeth && net.bridge ? [`veth[eth0]:${net.hostVeth}@${net.bridge}`] : [],
+      stream: Boolean(o.stream),
     });
     await rt.store.clearExit(name);
     const tCriu = performance.now();

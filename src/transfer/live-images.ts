@@ -92,7 +92,9 @@ export function liveImageStream(dir: string, dumped: Promise<unknown>, o: { poll
         const file = fh;
         // what the file holds now (CRIU only appends); read to its end, not beyond
         const size = (await file.stat()).size;
-        for (;;) {
+        // while CRIU runs (not `all`): back to the caller as soon as it has exited, so that the
+        // manifest goes next and not after the pages written meanwhile
+        while (all || !done) {
           const off = sent.get(name) ?? 0;
           // header and data in one Buffer: two would be joined (copied) further down the stream
           const rec = await record(name, off, size - off, async (buf, at, max) => (await file.read(buf, at, max, off)).bytesRead);
@@ -149,9 +151,10 @@ export interface LiveImageWriterOptions {
   /**
    * A preallocated file on the same filesystem as dir (fallocate: its pages
    * exist before the freeze). The first pages image to grow past 16 MiB takes
-   * it over (renamed into place, its first bytes copied in): writing into
-   * allocated tmpfs pages costs half of allocating them as the write goes.
-   * Truncated to the image's size at the end.
+   * it over (renamed into place, its first bytes copied in), or at the
+   * manifest the largest one of at least 16 MiB: writing into allocated tmpfs
+   * pages costs half of allocating them as the write goes. Truncated to the
+   * image's size at the end.
    */
   pool?: string;
   /**
@@ -161,12 +164,14 @@ export interface LiveImageWriterOptions {
   onManifest?: (files: ReadonlyArray<readonly [string, number]>) => void;
   /** told of a file's size after each write of it */
   onWritten?: (name: string, size: number) => void;
+  /** dir exists already (made empty by the caller, e.g. for a streamer's socket); default: it is created */
+  dirExists?: boolean;
 }
 
 type ImageFile = { fd: number; size: number; name: string; pooled?: boolean };
 
 /**
- * Write a record stream into `dir` (created; must not exist). Throws on anything
+ * Write a record stream into `dir` (created; must not exist, unless dirExists). Throws on anything
  * but a well-formed, complete stream. Record bodies go to their files piece by
  * piece as they arrive (no joining, no copies); only headers and the end record
  * are gathered. Writes are synchronous: the staging is tmpfs or page cache, and
@@ -188,6 +193,7 @@ export class LiveImageWriter extends Writable {
     super();
     this.beforeWrite = o.beforeWrite;
     this.pool = o.pool;
+    this.dirMade = Boolean(o.dirExists);
   }
   override _write(chunk: Buffer, _e: BufferEncoding, cb: (e?: Error | null) => void): void {
     try {
@@ -349,9 +355,14 @@ export class LiveImageWriter extends Writable {
       if (size === undefined || BigInt(f.size) > size) throw proto(`${f.name}: ${f.size} bytes arrived, the manifest says ${size ?? 'none'}`);
     }
     this.manifest = listed;
-    // a file renamed under a reader that has it open would leave the reader behind
-    this.pool = undefined;
     this.ensureDir();
+    // the pool goes to the largest pages image now, by its final size: after the manifest a
+    // reader may have a file open, and a file renamed under it would leave the reader behind
+    if (this.pool) {
+      const [largest, size] = [...listed].filter(([n]) => LIVE.test(n)).reduce<[string, bigint]>((a, b) => (b[1] > a[1] ? b : a), ['', 0n]);
+      if (largest && size >= BigInt(POOL_AT)) this.adoptPool(this.files.get(largest) ?? this.open(largest));
+      this.pool = undefined;
+    }
     this.o.onManifest?.([...listed].map(([name, size]) => [name, Number(size)] as const));
     for (const f of this.files.values()) this.o.onWritten?.(f.name, f.size);
   }

@@ -41,7 +41,7 @@ export interface SendOptions {
  * Stream any source (a tar, the live image records) to a peer call, zstd if
  * asked, hashing what goes on the wire; resolves when the peer has taken it all.
  */
-export async function sendReadable(src: Readable, call: (data: Readable) => Promise<StreamResult>, o: SendOptions): Promise<SendStats & { peer: StreamResult }> {
+export async function sendReadable<R extends StreamResult>(src: Readable, call: (data: Readable) => Promise<R>, o: SendOptions): Promise<SendStats & { peer: R }> {
   const t0 = performance.now();
   // counted, not hashed: the hash that matters is of the bytes on the wire
   const tarMeter = new Counter();

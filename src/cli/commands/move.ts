@@ -17,7 +17,10 @@ function renderReport(r: MoveReport): string {
   const d = r.downtime;
   return [
     `moved ${r.name} to ${r.host} (migration ${r.id}, epoch ${r.epoch})`,
-    `downtime ${d.totalMs} ms = freeze ${d.freezeMs} + dump ${d.dumpMs} + transfer ${d.transferMs} + restore ${d.restoreMs} (set-up ${r.restoreParts.setupMs}, criu ${r.restoreParts.criuMs}) + resume ${d.resumeMs}`,
+    `downtime ${d.totalMs} ms = freeze ${d.freezeMs} + dump ${d.dumpMs} + transfer ${d.transferMs} + restore ${d.restoreMs} + resume ${d.resumeMs}`,
+    r.restoreParts.duringTransfer
+      ? `restore: during the transfer, as the images arrived (set-up ${r.restoreParts.setupMs} ms, criu ${r.restoreParts.criuMs} ms); ${d.restoreMs} ms of it after the last byte`
+      : `restore: after the transfer (set-up ${r.restoreParts.setupMs} ms, criu ${r.restoreParts.criuMs} ms)`,
     `sent ${humanBytes(r.bytes.images)} memory images (${humanBytes(r.bytes.imagesTar)} before compression), upper layer ${humanBytes(r.bytes.upperBase)} + delta ${humanBytes(r.bytes.upperDelta)}${r.bytes.image ? `, image ${humanBytes(r.bytes.image)}` : ''}`,
     `compression: ${r.compression.used ? 'zstd' : 'off'} (measured through the link: plain ${r.compression.linkMBps || '-'} MB/s, with zstd ${r.compression.linkZstdMBps || '-'} MB/s; images on the wire ${Math.round(r.compression.ratio * 100)}% of their size)`,
     `pre-copy: ${r.preCopy}`,
@@ -83,8 +86,9 @@ export function registerMoveCommands(program: Command, setExit: (code: number) =
     .argument('<host>')
     .option('--compress <mode>', 'zstd on the wire: auto (from the measured link speed), on, off', 'auto')
     .option('--no-warm-memory', 'do not fault in, before the freeze, the memory the dump and the restore will need')
-    .option('--criu-stream <mode>', "images from CRIU's image streamer (criu dump --stream) or from the files it writes to tmpfs: auto (by memory size), on, off", 'auto')
-    .action(async (name: string, host: string, o: { compress: string; warmMemory: boolean; criuStream: string }, cmd: Command) => {
+    .option('--criu-stream <mode>', "images from CRIU's image streamer (criu dump --stream) or from the files it writes to tmpfs: auto (files where tmpfs has room), on, off", 'auto')
+    .option('--no-restore-while-receiving', 'restore on the peer after the transfer, not while the images arrive (taking them from tmpfs files only)')
+    .action(async (name: string, host: string, o: { compress: string; warmMemory: boolean; criuStream: string; restoreWhileReceiving: boolean }, cmd: Command) => {
       const { rt, json } = runtimeFor(cmd);
       if (!['auto', 'on', 'off'].includes(o.compress)) throw new TsmError('EINVAL_ARG', `invalid --compress "${o.compress}"`, { fix: 'use auto, on or off' });
       if (!['auto', 'on', 'off'].includes(o.criuStream)) throw new TsmError('EINVAL_ARG', `invalid --criu-stream "${o.criuStream}"`, { fix: 'use auto, on or off' });
@@ -97,7 +101,7 @@ export function registerMoveCommands(program: Command, setExit: (code: number) =
         const report = await moveContainer(
           rt,
           {
-            name, host, compress: o.compress as 'auto' | 'on' | 'off', warmMemory: o.warmMemory, ...(o.criuStream === 'auto' ? {} : { criuStream: o.criuStream === 'on' }), signal: ac.signal, onEvent: progress(json),
+            name, host, compress: o.compress as 'auto' | 'on' | 'off', warmMemory: o.warmMemory, ...(o.criuStream === 'auto' ? {} : { criuStream: o.criuStream === 'on' }), restoreWhileReceiving: o.restoreWhileReceiving, signal: ac.signal, onEvent: progress(json),
             faultCorruptImages: process.env['TSMIGRATE_TEST_FAULT'] === 'corrupt-images',
           },
           sshPeer(resolveConfigPath(g.config), host, { signal: ac.signal, logger: rt.logger }),
@@ -150,15 +154,14 @@ export function registerMoveCommands(program: Command, setExit: (code: number) =
       if (!o.stdio) throw new TsmError('EINVAL_ARG', 'agent needs --stdio', { fix: 'it is started by tsmigrate move over SSH' });
       const { rt } = runtimeFor(cmd);
       const agent = new LocalAgent(rt, cmd.parent?.version() ?? '0');
+      // test faults: the agent killed while it restores (CRIU under way), or its restore failing
       const fault = process.env['TSMIGRATE_TEST_FAULT'];
-      if (fault === 'exit-in-prepare') {
-        const orig = agent.prepare.bind(agent);
-        agent.prepare = async (p) => {
-          setTimeout(() => process.kill(process.pid, 'SIGKILL'), 150);
-          return orig(p);
+      if (fault === 'exit-in-restore') agent.faultBeforeRestore = () => void setTimeout(() => process.kill(process.pid, 'SIGKILL'), 60);
+      if (fault === 'fail-restore') {
+        agent.faultBeforeRestore = () => {
+          throw new TsmError('ECRIU', 'restore failed on the peer (injected)', { fix: 'none: test fault' });
         };
       }
-      if (fault === 'fail-prepare') agent.prepare = async () => { throw new TsmError('ECRIU', 'restore failed on the peer (injected)', { fix: 'none: test fault' }); };
       // sshd's pipes: 1 MiB instead of 64 KiB, so that a bulk stream wakes sshd and us 16 times less often
       for (const fd of [0, 1]) widenPipe(fd, 1 << 20);
       const transport = Duplex.from({ readable: process.stdin, writable: process.stdout });

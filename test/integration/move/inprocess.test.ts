@@ -67,17 +67,19 @@ test('move A -> B -> A: the counter goes on from where it was, the IP stays, not
   assert.ok(c1 > 5, 'the count continued on B');
   assert.ok(r1.downtime.totalMs > 0 && r1.downtime.totalMs >= r1.downtime.dumpMs);
   assert.match(r1.preCopy, /soft-dirty|not/);
-  assert.equal(r1.images.via, 'stream', "a small container's images come from CRIU's image streamer by default");
-  assert.match(r1.images.note ?? '', /^auto: \d+ MiB of memory/);
+  assert.equal(r1.images.via, 'files', 'by default the images go to tmpfs and the peer restores as they arrive');
+  assert.match(r1.images.note ?? '', /^auto: \d+ MiB of memory; files in tmpfs/);
+  assert.equal(r1.restoreParts.duringTransfer, true, 'the peer restored during the transfer');
   for (const p of ['connect', 'preflight', 'upper', 'freeze', 'dump', 'transfer', 'restore', 'resume']) assert.ok(events.includes(p), `phase ${p} reported`);
   const ipB = (JSON.parse(await T(B, ['--json', 'ps'])) as Array<{ name: string; ip: string }>).find((r) => r.name === 'mv')?.ip;
   assert.equal(ipB, ipBefore, 'the container kept its IP');
   // and back
   await eventually(async () => (await count(B, 'mv')) > c1 + 3);
-  // and back with the images written to tmpfs and followed (the way of large containers)
-  const r2 = await moveContainer(rtOf(B), { name: 'mv', host: 'A', compress: 'on', warmMemory: false, criuStream: false }, peerOf(A).connect);
+  // and back with the images from CRIU's image streamer (restored after the transfer: no manifest to start from), zstd on the wire
+  const r2 = await moveContainer(rtOf(B), { name: 'mv', host: 'A', compress: 'on', warmMemory: false, criuStream: true }, peerOf(A).connect);
   assert.equal(r2.compression.used, true);
-  assert.equal(r2.images.via, 'files');
+  assert.equal(r2.images.via, 'stream');
+  assert.equal(r2.restoreParts.duringTransfer, false);
   assert.deepEqual([r2.warmMemory.sourceBytes, r2.warmMemory.peerBytes], [0, 0], 'warmMemory: false faults nothing in');
   assert.ok(r1.warmMemory.sourceBytes > 0, 'by default the memory is faulted in before the freeze');
   assert.equal(r2.epoch, 2, 'every move bumps the epoch');
@@ -87,20 +89,21 @@ test('move A -> B -> A: the counter goes on from where it was, the IP stays, not
   assert.match(await T(A, ['logs', 'mv']), new RegExp(`tick ${c2 + 1}\\n`));
 });
 
-test('a container with 40 MB of heap: its largest image lands in the tmpfs file the peer allocated before the freeze, and both image paths carry it whole', async () => {
+test('a container with 40 MB of heap: its largest image lands in the tmpfs file the peer allocated before the freeze, both image paths carry it whole, and a restore during the transfer reads it from there', async () => {
   const heap = ['sh', '-c', 'x=$(head -c 40000000 /dev/zero | tr "\\0" a); i=0; while true; do i=$((i+1)); echo "${#x} $i" > /tmp/count; sleep 0.1; done'];
   await T(A, ['run', '-d', 'big', '--image', 'busybox', '--memory', '256m', '--', ...heap]);
   const len = async (root: string) => (await T(root, ['exec', 'big', '--', 'cat', '/tmp/count'])).trim().split(' ');
   await eventually(async () => (await len(A))[0] === '40000000');
-  const r1 = await moveContainer(rtA, { name: 'big', host: 'B', compress: 'off' }, peerOf(B).connect);
+  const r1 = await moveContainer(rtA, { name: 'big', host: 'B', compress: 'off', criuStream: true }, peerOf(B).connect);
   assert.ok(r1.warmMemory.peerPoolBytes >= 32 << 20, `the peer preallocated ${r1.warmMemory.peerPoolBytes} bytes for the images`);
   assert.equal(r1.images.via, 'stream');
   await assertOneCopy('big', B);
   const [l1, n1] = await len(B);
   assert.equal(l1, '40000000', 'the heap arrived whole');
   await eventually(async () => Number((await len(B))[1]) > Number(n1) + 2);
-  const r2 = await moveContainer(rtOf(B), { name: 'big', host: 'A', compress: 'off', criuStream: false }, peerOf(A).connect);
+  const r2 = await moveContainer(rtOf(B), { name: 'big', host: 'A', compress: 'off' }, peerOf(A).connect);
   assert.equal(r2.images.via, 'files');
+  assert.equal(r2.restoreParts.duringTransfer, true, 'restored as the 40 MB arrived, from the pool file');
   assert.ok(r2.warmMemory.peerPoolBytes >= 32 << 20);
   await assertOneCopy('big', A);
   assert.equal((await len(A))[0], '40000000');

@@ -141,8 +141,8 @@ test('the SSH connection killed mid-stream: rolled back, one copy on A, a retry 
   await TB(['rm', '-f', 'flt']);
 });
 
-for (const fault of ['fail-prepare', 'exit-in-prepare']) {
-  test(`the peer ${fault === 'fail-prepare' ? 'failing its restore' : 'agent killed during restore'}: one copy on A, nothing left on B, a retry succeeds`, async () => {
+for (const fault of ['fail-restore', 'exit-in-restore']) {
+  test(`the peer ${fault === 'fail-restore' ? 'failing its restore' : 'agent killed during restore'} (during the transfer): one copy on A, nothing left on B, a retry succeeds`, async () => {
     await TA(['run', '-d', 'flt', '--image', 'busybox', '--', ...counter]);
     await eventually(async () => (await count(A, 'flt')) > 3);
     // the peer's agent runs with the fault (the host's command carries it)

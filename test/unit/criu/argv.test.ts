@@ -117,6 +117,11 @@ test('restoreArgv builds the expected command lines', () => {
       ['restore', '--images-dir', D, '--log-file', 'restore.log', '-v4', '--root', base.root, '--pidfile', base.pidfile, '--restore-detached', '--restore-sibling'],
     ],
     [
+      'images from the streamer',
+      { ...base, stream: true },
+      ['restore', '--images-dir', D, '--log-file', 'restore.log', '-v4', '--root', base.root, '--pidfile', base.pidfile, '--restore-detached', '--restore-sibling', '--stream'],
+    ],
+    [
       'not detached, not sibling',
       { ...base, detached: false, sibling: false, verbosity: 1, logFile: 'r.log', workDir: '/tmp/w' },
       ['restore', '--images-dir', D, '--work-dir', '/tmp/w', '--log-file', 'r.log', '-v1', '--root', base.root, '--pidfile', base.pidfile],

@@ -28,19 +28,21 @@ test('migration ids are sortable by time and carry the random part', () => {
   assert.equal(migrationId('abcd1234', new Date('2026-11-29T05:06:07.890Z')), 'm-20261129050607-abcd1234');
 });
 
-test('chooseImagePath: streamed up to 512 MiB, files above, or as forced', () => {
+test('chooseImagePath: files in tmpfs where they fit, the streamer where not, or as forced', () => {
   const MiB = 2 ** 20;
-  const table: Array<[boolean | undefined, number, boolean, RegExp]> = [
-    [undefined, 64 * MiB, true, /^auto: 64 MiB/],
-    [undefined, 512 * MiB, true, /streamed up to 512 MiB/],
-    [undefined, 512 * MiB + 1, false, /files above 512 MiB/],
-    [undefined, 0, true, /^auto: 0 MiB/],
-    [true, 4096 * MiB, true, /on/],
-    [false, 1 * MiB, false, /off/],
+  const shm = (free: number) => ({ tmpfs: true, freeBytes: free * MiB });
+  const table: Array<[boolean | undefined, number, { tmpfs: boolean; freeBytes: number }, boolean, RegExp]> = [
+    [undefined, 256 * MiB, shm(12000), false, /^auto: 256 MiB of memory; files in tmpfs, so that the peer restores as they arrive/],
+    [undefined, 8192 * MiB, shm(12288), false, /files in tmpfs/],
+    [undefined, 8192 * MiB, shm(12287), true, /^auto: 12287 MiB free in tmpfs for 8192 MiB of memory/],
+    [undefined, 64 * MiB, { tmpfs: false, freeBytes: 1e12 }, true, /not in tmpfs; 64 MiB of memory streamed/],
+    [undefined, 0, shm(0), false, /^auto: 0 MiB/],
+    [true, 4096 * MiB, shm(1e6), true, /on/],
+    [false, 1 * MiB, { tmpfs: false, freeBytes: 0 }, false, /off/],
   ];
-  for (const [force, bytes, stream, why] of table) {
-    const r = chooseImagePath(force, bytes);
-    assert.equal(r.stream, stream, `${force} ${bytes}`);
+  for (const [force, bytes, staging, stream, why] of table) {
+    const r = chooseImagePath(force, bytes, staging);
+    assert.equal(r.stream, stream, `${force} ${bytes} ${JSON.stringify(staging)}`);
     assert.match(r.why, why);
   }
 });

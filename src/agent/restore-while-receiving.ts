@@ -1,0 +1,85 @@
+/**
+ * The peer's restore run during the transfer (putImages with `restore`): the
+ * image streamer serves the images directory to `criu restore --stream`, the
+ * restore starts at the records' manifest (every image but the pages is whole
+ * by then) and CRIU reads the pages as they arrive. The outcome is the same as
+ * prepare's restore after the transfer: a tree held stopped, or nothing.
+ *
+ *   const early = await RestoreWhileReceiving.start(dir, () => restoreTree(..., stream: true));
+ *   receiveRecords(data, dir, { dirExists: true, onManifest: early.manifest, onWritten: early.written });
+ *   const { value, held, tailMs } = await early.settle(received);
+ *
+ * Whatever fails first is reported: the stream (the streamer then stops and
+ * CRIU fails on an image cut short) or the restore (the rest of the stream is
+ * then not waited for). A restore that succeeded is rolled back when the
+ * stream did not arrive whole.
+ */
+import type { HeldContainer } from '../restore/tree.js';
+import { TsmError } from '../errors/errors.js';
+import { serveImages, type ImageServer } from '../transfer/stream-serve.js';
+
+export class RestoreWhileReceiving {
+  private restoring: Promise<HeldContainer> | undefined;
+  private begin!: (restoring: Promise<HeldContainer>) => void;
+  /** resolves with the restore once it has started */
+  private readonly begun = new Promise<Promise<HeldContainer>>((resolve) => (this.begin = resolve));
+
+  private constructor(
+    private readonly srv: ImageServer,
+    private readonly restore: () => Promise<HeldContainer>,
+    private readonly onStart: () => void,
+  ) {}
+
+  /** Start serving `dir` (made, empty); `restore` runs at the manifest, after `onStart`. */
+  static async start(dir: string, restore: () => Promise<HeldContainer>, onStart: () => void = () => undefined): Promise<RestoreWhileReceiving> {
+    return new RestoreWhileReceiving(await serveImages(dir), restore, onStart);
+  }
+
+  /** LiveImageWriter's onManifest */
+  readonly manifest = (files: ReadonlyArray<readonly [string, number]>): void => {
+    if (this.restoring) return;
+    this.srv.manifest(files);
+    this.onStart();
+    this.restoring = this.restore();
+    this.restoring.catch(() => undefined); // settle() reports it
+    this.begin(this.restoring);
+  };
+
+  /** LiveImageWriter's onWritten */
+  readonly written = (name: string, size: number): void => this.srv.written(name, size);
+
+  /** Wait for the stream and the restore; see the file's comment. */
+  async settle<T>(received: Promise<T>): Promise<{ value: T; held: HeldContainer; tailMs: number }> {
+    received.catch(() => undefined);
+    // a restore that fails while the stream goes on ends the wait at once
+    const restoreFailed = this.begun.then((r) => r.then(() => new Promise<never>(() => undefined)));
+    restoreFailed.catch(() => undefined);
+    let value: T;
+    try {
+      value = await Promise.race([received, restoreFailed]);
+    } catch (e) {
+      this.srv.end(); // not whole: the streamer stops, and CRIU fails
+      const held = await this.restoring?.catch(() => undefined);
+      await held?.rollback().catch(() => undefined);
+      this.srv.kill();
+      await this.srv.done;
+      throw e;
+    }
+    const tReceived = performance.now();
+    this.srv.end();
+    if (!this.restoring) {
+      this.srv.kill();
+      throw new TsmError('EPROTO', 'bad image stream: no manifest, so nothing could be restored while it arrived', {
+        fix: 'install the same tsmigrate version on both hosts and retry',
+      });
+    }
+    try {
+      const held = await this.restoring;
+      return { value, held, tailMs: Math.round((performance.now() - tReceived) * 10) / 10 };
+    } finally {
+      // CRIU has its images (or failed): the streamer has nothing more to do
+      this.srv.kill();
+      await this.srv.done;
+    }
+  }
+}
