@@ -11,6 +11,9 @@
  *
  * Goals: M/(D+T+R) <= 1.15, M/N <= 0.6, and the fixed overhead inside M
  * (freeze + resume + restore beyond R + transfer beyond the link) < 100 ms.
+ * Where the peer restored while the images arrived (restoreParts.duringTransfer),
+ * R overlapped the transfer, so all of the restore phase left after the last
+ * byte counts as overhead, not just what exceeds R.
  * Needs root. Results go to bench/results/move-<date>.json.
  */
 import { execFileSync } from 'node:child_process';
@@ -222,7 +225,8 @@ async function benchSize(c: Ctx, sizeMiB: number, o: { runs: number; warmup: num
       await fs.rm(nSrc, { recursive: true, force: true });
       await fs.rm(nDst, { recursive: true, force: true });
 
-      const overhead = m.freezeMs + m.resumeMs + (m.restoreMs - r.ms) + (m.transferMs - tActual);
+      const restoreBeyond = there.restoreParts.duringTransfer ? m.restoreMs : m.restoreMs - r.ms;
+      const overhead = m.freezeMs + m.resumeMs + restoreBeyond + (m.transferMs - tActual);
       const run: Run = {
         m, mSetupMs: there.restoreParts.setupMs, mCriuMs: there.restoreParts.criuMs, mWarm: there.warmMemory, mTotalMs: there.totalMs, mWireBytes: there.bytes.images, mZstd: there.compression.used, mLinkMBps: there.compression.linkMBps, mZstdMBps: there.compression.linkZstdMBps, back: back.downtime,
         mStream: streamed.there.downtime, mStreamCriuMs: streamed.there.restoreParts.criuMs,
@@ -327,7 +331,7 @@ function report(r: SizeResult): string {
     `M/(D+T+R) = ${r.ratioPlain.toFixed(2)} (goal <= ${GOAL_PLAIN}): ${verdict(r.pass.plain)}`,
     `M/N       = ${r.ratioNaive.toFixed(2)} (goal <= ${GOAL_NAIVE}): ${verdict(r.pass.naive)}`,
     `M'/M      = ${ratio(m.mStream!.median, m.M!.median).toFixed(2)} (${r.paths}; dump + transfer ${ratio(m.mStreamDumpTransfer!.median, m.mDumpTransfer!.median).toFixed(2)})`,
-    `fixed overhead = freeze + resume + (restore - R) + (transfer - T) = ${ms(r.overheadMs)} (goal < ${GOAL_OVERHEAD_MS} ms): ${verdict(r.pass.overhead)}`,
+    `fixed overhead = freeze + resume + (restore - R, or all of the restore tail where it ran during the transfer) + (transfer - T) = ${ms(r.overheadMs)} (goal < ${GOAL_OVERHEAD_MS} ms): ${verdict(r.pass.overhead)}`,
     `load (1 min) after each run: ${r.runs.map((x) => x.load).join(', ')}`,
     `pre-copy: ${r.preCopy}`,
   ].join('\n');

@@ -104,13 +104,16 @@ test('move over SSH: the container runs on B with its state, the report and hist
   await eventually(async () => (await count(A, 'sm')) > 5);
   const r = await moveCli('sm');
   assert.equal(r.code, 0, r.stderr);
-  const done = r.stdout.trim().split('\n').map((l) => JSON.parse(l) as { event: string; report?: { downtime: { totalMs: number; freezeMs: number; dumpMs: number; transferMs: number; restoreMs: number; resumeMs: number }; bytes: { images: number }; warmMemory: { sourceBytes: number; peerBytes: number } } }).find((e) => e.event === 'done');
+  const done = r.stdout.trim().split('\n').map((l) => JSON.parse(l) as { event: string; report?: { downtime: { totalMs: number; freezeMs: number; dumpMs: number; transferMs: number; restoreMs: number; resumeMs: number }; bytes: { images: number }; warmMemory: { sourceBytes: number; peerBytes: number }; restoreParts: { duringTransfer: boolean; criuMs: number } } }).find((e) => e.event === 'done');
   const d = done!.report!.downtime;
   // the memory the downtime needs was faulted in before the freeze, on both sides (twice the container's on the peer: images and restore)
   const w = done!.report!.warmMemory;
   assert.ok(w.sourceBytes > 0 && w.peerBytes >= 2 * w.sourceBytes - (1 << 20), `warm memory ${JSON.stringify(w)}`);
   assert.ok(d.totalMs >= d.freezeMs + d.dumpMs + d.transferMs + d.restoreMs + d.resumeMs - 1, 'the parts add up');
   assert.ok(done!.report!.bytes.images > 0);
+  // by default the peer restores while the images arrive (tmpfs has room here)
+  assert.equal(done!.report!.restoreParts.duringTransfer, true, 'restored while the images arrived');
+  assert.ok(done!.report!.restoreParts.criuMs > 0, 'criu restore ran on the peer');
   await assertOneCopy('sm', 'B');
   assert.ok((await count(B, 'sm')) > 5, 'the count went on from where it was');
   const hist = JSON.parse(await TA(['--json', 'history'])) as unknown[];
