@@ -9,6 +9,8 @@
  *
  *   node dist/bench/move.js [--sizes 256,1024] [--runs 2] [--warmup 1] [--compress auto|on|off]
  *
+ * It runs itself with tsmigrate's node flags (lib/node-flags.ts).
+ *
  * Goals: M/(D+T+R) <= 1.15, M/N <= 0.6, and the fixed overhead inside M
  * (freeze + resume + restore beyond R + transfer beyond the link) < 100 ms.
  * Where the peer restored while the images arrived (restoreParts.duringTransfer),
@@ -36,6 +38,7 @@ import { plainDump } from './lib/baseline.js';
 import { awaitDumpedExit, linkTime, naiveTransfer, plainKillDump, plainRestore, target } from './lib/move-plain.js';
 import { mountsUnder } from './lib/mounts.js';
 import { MoveRig, type RigHost } from './lib/move-rig.js';
+import { rerunWithNodeFlags } from './lib/node-flags.js';
 import { interruptible, mib, ms, round1, sleep, summarize, table, type Summary } from './lib/timing.js';
 import { residentMiB, startWorkload, type Workload } from './lib/workload.js';
 
@@ -396,7 +399,8 @@ async function main(): Promise<number> {
   }
 }
 
-main().then(
+const rerun = rerunWithNodeFlags();
+(rerun ?? main()).then(
   (code) => process.exit(code),
   (e: Error) => {
     console.error(`bench failed: ${e.message}`);

@@ -6,13 +6,15 @@
 # Everything it made is removed at the end.
 set -euo pipefail
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+# shellcheck source=node-flags.sh
+. "$REPO/scripts/node-flags.sh"
 DEMO=${TSMIGRATE_DEMO_DIR:-/tmp/tsmigrate-demo}
 IMAGES=${TSMIGRATE_IMAGES_DIR:-/var/cache/tsmigrate/images}
 export TSMIGRATE_HOSTS_DIR=$DEMO/hosts TSMIGRATE_HOSTS_STATE=$DEMO/state SSH_AUTH_SOCK=
 A=$DEMO/host-a
 CFG=$DEMO/config.yaml
-T() { node "$REPO/dist/src/cli/main.js" --root "$A" --config "$CFG" "$@"; }
-TB() { node "$REPO/dist/src/cli/main.js" --root "$DEMO/state/host-b" "$@"; }
+T() { node $TSM_NODE_FLAGS "$REPO/dist/src/cli/main.js" --root "$A" --config "$CFG" "$@"; }
+TB() { node $TSM_NODE_FLAGS "$REPO/dist/src/cli/main.js" --root "$DEMO/state/host-b" "$@"; }
 say() { printf '\n\033[1m# %s\033[0m\n' "$*"; }
 
 [ "$(id -u)" -eq 0 ] || { echo "demo: run as root (sudo bash $0)" >&2; exit 1; }

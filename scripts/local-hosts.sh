@@ -25,6 +25,8 @@
 set -euo pipefail
 
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+# shellcheck source=node-flags.sh
+. "$REPO/scripts/node-flags.sh"
 HOSTS_DIR=${TSMIGRATE_HOSTS_DIR:-/run/tsmigrate-hosts}
 STATE_DIR=${TSMIGRATE_HOSTS_STATE:-/var/lib/tsmigrate-hosts}
 SSHD=/usr/sbin/sshd
@@ -79,7 +81,7 @@ ensure_client_key() {
   cat >"$HOSTS_DIR/bin/tsmigrate.tmp" <<EOF
 #!/bin/sh
 # tsmigrate on the local test hosts: this repository's build
-exec $(command -v node) "$REPO/dist/src/cli/main.js" "\$@"
+exec $(command -v node) $TSM_NODE_FLAGS "$REPO/dist/src/cli/main.js" "\$@"
 EOF
   chmod 755 "$HOSTS_DIR/bin/tsmigrate.tmp"
   mv -f "$HOSTS_DIR/bin/tsmigrate.tmp" "$HOSTS_DIR/bin/tsmigrate"
