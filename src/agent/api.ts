@@ -87,6 +87,8 @@ export interface PutImagesResult extends StreamResult {
     criuMs: number;
     /** how long the restore went on after the last byte had arrived */
     tailMs: number;
+    /** of tailMs, how long CRIU itself still ran (restoring what came last); the rest is the agent's */
+    criuTailMs?: number;
   };
 }
 

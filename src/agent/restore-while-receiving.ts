@@ -49,7 +49,7 @@ export class RestoreWhileReceiving {
   readonly written = (name: string, size: number): void => this.srv.written(name, size);
 
   /** Wait for the stream and the restore; see the file's comment. */
-  async settle<T>(received: Promise<T>): Promise<{ value: T; held: HeldContainer; tailMs: number }> {
+  async settle<T>(received: Promise<T>): Promise<{ value: T; held: HeldContainer; tailMs: number; criuTailMs: number }> {
     received.catch(() => undefined);
     // a restore that fails while the stream goes on ends the wait at once
     const restoreFailed = this.begun.then((r) => r.then(() => new Promise<never>(() => undefined)));
@@ -75,7 +75,8 @@ export class RestoreWhileReceiving {
     }
     try {
       const held = await this.restoring;
-      return { value, held, tailMs: Math.round((performance.now() - tReceived) * 10) / 10 };
+      const round = (x: number) => Math.round(Math.max(0, x) * 10) / 10;
+      return { value, held, tailMs: round(performance.now() - tReceived), criuTailMs: round(held.restoredAt - tReceived) };
     } finally {
       // CRIU has its images (or failed): the streamer has nothing more to do
       this.srv.kill();

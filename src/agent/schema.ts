@@ -152,7 +152,7 @@ const streamResult = obj<StreamResult>({ bytes: BYTES, digest: STREAM_DIGEST });
 const putImagesResult = obj<PutImagesResult>({
   bytes: BYTES,
   digest: STREAM_DIGEST,
-  restore: optional(obj<NonNullable<PutImagesResult['restore']>>({ setupMs: MS, criuMs: MS, tailMs: MS })),
+  restore: optional(obj<NonNullable<PutImagesResult['restore']>>({ setupMs: MS, criuMs: MS, tailMs: MS, criuTailMs: optional(MS) })),
 });
 const okResult = obj<{ ok: true }>({ ok: lit(true) });
 

@@ -196,9 +196,9 @@ export class LocalAgent implements AgentApi {
       : receiveTar(data, images, { compression: p.compression, checksum, refuseDevices: true });
     let result: PutImagesResult;
     if (early) {
-      const { value, held, tailMs } = await early.settle(received);
+      const { value, held, tailMs, criuTailMs } = await early.settle(received);
       this.held.set(m.id, held);
-      result = { ...value, restore: { setupMs: held.timings.setupMs, criuMs: held.timings.criuMs, tailMs } };
+      result = { ...value, restore: { setupMs: held.timings.setupMs, criuMs: held.timings.criuMs, tailMs, criuTailMs } };
     } else {
       result = await received;
     }

@@ -73,8 +73,9 @@ export interface MoveReport {
   epoch: number;
   downtime: Downtime;
   /** the peer's restore (downtime.restoreMs) split: cgroups, rootfs and network set up, then criu restore */
-  /** duringTransfer: CRIU restored while the images arrived; restore (above) is then only what was left after the last byte */
-  restoreParts: { setupMs: number; criuMs: number; duringTransfer: boolean };
+  /** duringTransfer: CRIU restored while the images arrived; restore (above) is then only what was left after the last byte, */
+  /** of which CRIU itself ran criuAfterLastByteMs (restoring what came last; the rest is round trips and bookkeeping) */
+  restoreParts: { setupMs: number; criuMs: number; duringTransfer: boolean; criuAfterLastByteMs?: number };
   preCopy: string;
   /** memory faulted in before the freeze, handed back to the kernel as the downtime needed it, and how long that took */
   /** peerPoolBytes: of peerBytes, a tmpfs file preallocated for the largest pages image */
@@ -314,7 +315,10 @@ export async function moveContainer(
           freezeMs: ms(tFreeze, tFrozen), dumpMs: ms(tFrozen, tDumped), transferMs: ms(tDumped, tSent),
           restoreMs: ms(tSent, tRestored), resumeMs: ms(tRestored, tResumed), totalMs: ms(tFreeze, tResumed),
         },
-        restoreParts: { setupMs: prep.setupMs, criuMs: prep.criuMs, duringTransfer: Boolean(early) },
+        restoreParts: {
+          setupMs: prep.setupMs, criuMs: prep.criuMs, duringTransfer: Boolean(early),
+          ...(early?.criuTailMs !== undefined ? { criuAfterLastByteMs: early.criuTailMs } : {}),
+        },
         preCopy,
         warmMemory: warmed,
         images: imagesVia,

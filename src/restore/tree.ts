@@ -40,6 +40,8 @@ export interface HeldContainer {
   shimPid: number;
   /** where the restore's time went: set-up (cgroups, rootfs, network), CRIU, records after it */
   timings: { setupMs: number; criuMs: number; afterMs: number };
+  /** performance.now() when CRIU had restored the tree (its exit) */
+  restoredAt: number;
   resume(): Promise<void>;
   /** kill the tree and remove everything restoreTree created (not the container dir itself) */
   rollback(): Promise<void>;
@@ -125,6 +127,7 @@ export async function restoreTree(rt: Runtime, o: RestoreTreeOptions): Promise<H
       initPid: shim.initPid,
       shimPid: shim.shimPid,
       timings: { setupMs: round(tCriu - t0), criuMs: round(tRestored - tCriu), afterMs: round(performance.now() - tRestored) },
+      restoredAt: tRestored,
       resume: async () => {
         for (const pid of await cg.pids()) {
           try {

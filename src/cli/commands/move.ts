@@ -19,7 +19,7 @@ function renderReport(r: MoveReport): string {
     `moved ${r.name} to ${r.host} (migration ${r.id}, epoch ${r.epoch})`,
     `downtime ${d.totalMs} ms = freeze ${d.freezeMs} + dump ${d.dumpMs} + transfer ${d.transferMs} + restore ${d.restoreMs} + resume ${d.resumeMs}`,
     r.restoreParts.duringTransfer
-      ? `restore: during the transfer, as the images arrived (set-up ${r.restoreParts.setupMs} ms, criu ${r.restoreParts.criuMs} ms); ${d.restoreMs} ms of it after the last byte`
+      ? `restore: during the transfer, as the images arrived (set-up ${r.restoreParts.setupMs} ms, criu ${r.restoreParts.criuMs} ms); ${d.restoreMs} ms of it after the last byte${r.restoreParts.criuAfterLastByteMs === undefined ? '' : ` (criu ${r.restoreParts.criuAfterLastByteMs} ms)`}`
       : `restore: after the transfer (set-up ${r.restoreParts.setupMs} ms, criu ${r.restoreParts.criuMs} ms)`,
     `sent ${humanBytes(r.bytes.images)} memory images (${humanBytes(r.bytes.imagesTar)} before compression), upper layer ${humanBytes(r.bytes.upperBase)} + delta ${humanBytes(r.bytes.upperDelta)}${r.bytes.image ? `, image ${humanBytes(r.bytes.image)}` : ''}`,
     `compression: ${r.compression.used ? 'zstd' : 'off'} (measured through the link: plain ${r.compression.linkMBps || '-'} MB/s, with zstd ${r.compression.linkZstdMBps || '-'} MB/s; images on the wire ${Math.round(r.compression.ratio * 100)}% of their size)`,

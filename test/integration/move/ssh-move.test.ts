@@ -104,7 +104,7 @@ test('move over SSH: the container runs on B with its state, the report and hist
   await eventually(async () => (await count(A, 'sm')) > 5);
   const r = await moveCli('sm');
   assert.equal(r.code, 0, r.stderr);
-  const done = r.stdout.trim().split('\n').map((l) => JSON.parse(l) as { event: string; report?: { downtime: { totalMs: number; freezeMs: number; dumpMs: number; transferMs: number; restoreMs: number; resumeMs: number }; bytes: { images: number }; warmMemory: { sourceBytes: number; peerBytes: number }; restoreParts: { duringTransfer: boolean; criuMs: number } } }).find((e) => e.event === 'done');
+  const done = r.stdout.trim().split('\n').map((l) => JSON.parse(l) as { event: string; report?: { downtime: { totalMs: number; freezeMs: number; dumpMs: number; transferMs: number; restoreMs: number; resumeMs: number }; bytes: { images: number }; warmMemory: { sourceBytes: number; peerBytes: number }; restoreParts: { duringTransfer: boolean; criuMs: number; criuAfterLastByteMs?: number } } }).find((e) => e.event === 'done');
   const d = done!.report!.downtime;
   // the memory the downtime needs was faulted in before the freeze, on both sides (twice the container's on the peer: images and restore)
   const w = done!.report!.warmMemory;
@@ -114,6 +114,8 @@ test('move over SSH: the container runs on B with its state, the report and hist
   // by default the peer restores while the images arrive (tmpfs has room here)
   assert.equal(done!.report!.restoreParts.duringTransfer, true, 'restored while the images arrived');
   assert.ok(done!.report!.restoreParts.criuMs > 0, 'criu restore ran on the peer');
+  const criuAfter = done!.report!.restoreParts.criuAfterLastByteMs;
+  assert.ok(criuAfter !== undefined && criuAfter >= 0 && criuAfter <= done!.report!.downtime.restoreMs, `CRIU's part of the restore after the last byte (${criuAfter} ms) is within the restore phase (${done!.report!.downtime.restoreMs} ms)`);
   await assertOneCopy('sm', 'B');
   assert.ok((await count(B, 'sm')) > 5, 'the count went on from where it was');
   const hist = JSON.parse(await TA(['--json', 'history'])) as unknown[];
