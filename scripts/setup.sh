@@ -18,6 +18,7 @@ IMAGES_DIR=${TSMIGRATE_IMAGES_DIR:-/var/cache/tsmigrate/images}
 PACKAGES=(
   openssh-server openssh-client busybox-static debootstrap redis-server iproute2
   iptables zstd tar build-essential python3 ca-certificates debian-archive-keyring strace
+  libseccomp-dev
 )
 T0=$(date +%s)
 SUMMARY=()

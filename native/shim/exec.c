@@ -21,14 +21,15 @@ static const struct {
     const char *name;
     int type;
 } namespaces[] = {
-    {"ipc", CLONE_NEWIPC}, {"uts", CLONE_NEWUTS}, {"net", CLONE_NEWNET},
+    {"cgroup", CLONE_NEWCGROUP}, {"ipc", CLONE_NEWIPC}, {"uts", CLONE_NEWUTS}, {"net", CLONE_NEWNET},
     {"pid", CLONE_NEWPID}, {"mnt", CLONE_NEWNS},
 };
+#define NNS ((int)(sizeof namespaces / sizeof namespaces[0]))
 
 int mode_exec(const struct shim_opts *o)
 {
-    int fds[5];
-    for (int i = 0; i < 5; i++) {
+    int fds[NNS];
+    for (int i = 0; i < NNS; i++) {
         char p[64];
         snprintf(p, sizeof p, "/proc/%d/ns/%s", o->exec_pid, namespaces[i].name);
         fds[i] = open(p, O_RDONLY | O_CLOEXEC);
@@ -37,7 +38,7 @@ int mode_exec(const struct shim_opts *o)
     }
     if (join_cgroups(o, getpid()) < 0)
         die("cannot join the container's cgroup: %s", strerror(errno));
-    for (int i = 0; i < 5; i++) {
+    for (int i = 0; i < NNS; i++) {
         if (setns(fds[i], namespaces[i].type) < 0)
             die("setns %s: %s", namespaces[i].name, strerror(errno));
         close(fds[i]);
@@ -48,16 +49,14 @@ int mode_exec(const struct shim_opts *o)
     if (child == 0) {
         if (o->cwd && chdir(o->cwd) < 0)
             die("chdir %s: %s", o->cwd, strerror(errno));
-        if (o->have_user) {
-            gid_t g = o->gid;
-            if (setgroups(1, &g) < 0 || setgid(o->gid) < 0 || setuid(o->uid) < 0)
-                die("cannot switch to user %u:%u: %s", o->uid, o->gid, strerror(errno));
-        }
         apply_env_path(o);
         char *envp[MAX_LIST + 1];
         for (int i = 0; i < o->nenv; i++)
             envp[i] = (char *)o->env[i];
         envp[o->nenv] = NULL;
+        char err[512];
+        if (apply_security(o, err, sizeof err) < 0)
+            die("%s", err);
         execvpe(o->argv[0], o->argv, envp);
         die("cannot run %s in the container: %s", o->argv[0], strerror(errno));
     }

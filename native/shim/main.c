@@ -5,6 +5,10 @@
  *   restore  --state-dir D --sync-fd N --pidfile F -- /path/to/criu restore ARGS...
  *   exec     --pid P [--cgroup-procs FILE]... [--cwd C] [--user UID:GID]
  *            [--env K=V]... -- CMD ARGS...
+ * run and exec also take the security profile (src/security/shim-args.ts):
+ *   [--caps 0xMASK] [--no-new-privs] [--seccomp FILE]
+ * and run the root filesystem's:
+ *   [--mask PATH]... [--ro PATH]... [--device-node T:MAJ:MIN:MODE:PATH]... [--cgroupns] [--sys-rw]
  * The per-container supervisor of tsmigrate; the CLI is its only user.
  */
 #define _GNU_SOURCE
@@ -92,6 +96,18 @@ int main(int argc, char **argv)
             i++;
             break;
         }
+        if (strcmp(a, "--no-new-privs") == 0) {
+            o.nnp = 1;
+            continue;
+        }
+        if (strcmp(a, "--cgroupns") == 0) {
+            o.cgroupns = 1;
+            continue;
+        }
+        if (strcmp(a, "--sys-rw") == 0) {
+            o.sys_rw = 1;
+            continue;
+        }
         if (i + 1 >= argc)
             die("option %s needs a value", a);
         const char *v = argv[++i];
@@ -115,6 +131,27 @@ int main(int argc, char **argv)
             if (o.nenv >= MAX_LIST)
                 die("too many --env");
             o.env[o.nenv++] = v;
+        } else if (strcmp(a, "--caps") == 0) {
+            char *end;
+            errno = 0;
+            o.caps = strtoull(v, &end, 16);
+            if (errno || *end || end == v)
+                die("bad --caps %s (want a hex mask)", v);
+            o.have_caps = 1;
+        } else if (strcmp(a, "--seccomp") == 0)
+            o.seccomp_file = v;
+        else if (strcmp(a, "--mask") == 0) {
+            if (o.nmasks >= MAX_LIST)
+                die("too many --mask");
+            o.masks[o.nmasks++] = v;
+        } else if (strcmp(a, "--ro") == 0) {
+            if (o.nros >= MAX_LIST)
+                die("too many --ro");
+            o.ros[o.nros++] = v;
+        } else if (strcmp(a, "--device-node") == 0) {
+            if (o.ndevice_nodes >= MAX_LIST)
+                die("too many --device-node");
+            o.device_nodes[o.ndevice_nodes++] = v;
         } else if (strcmp(a, "--cgroup-procs") == 0) {
             if (o.ncgroup >= MAX_LIST)
                 die("too many --cgroup-procs");

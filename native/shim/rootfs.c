@@ -44,11 +44,68 @@ static const struct devnode devnodes[] = {
     {"random", 1, 8}, {"urandom", 1, 9}, {"tty", 5, 0},
 };
 
+/* --device-node TYPE:MAJ:MIN:MODE:/dev/PATH (parents made 0755) */
+static int make_device_node(const char *spec, char *err, size_t errlen)
+{
+    char type;
+    unsigned maj, min, mode;
+    int off = 0;
+    if (sscanf(spec, "%c:%u:%u:%o:%n", &type, &maj, &min, &mode, &off) != 4 || off == 0 ||
+        (type != 'c' && type != 'b') || strncmp(spec + off, "/dev/", 5) != 0 || strstr(spec + off, "..")) {
+        errno = EINVAL;
+        FAIL("bad --device-node %s", spec);
+    }
+    char path[256];
+    if (snprintf(path, sizeof path, "%s", spec + off + 1) >= (int)sizeof path) { /* relative to the new root */
+        errno = ENAMETOOLONG;
+        FAIL("--device-node path");
+    }
+    for (char *s = strchr(path + 4, '/'); s; s = strchr(s + 1, '/')) {
+        *s = '\0';
+        if (mkdir_p(path, 0755) < 0)
+            FAIL("mkdir /%s", path);
+        *s = '/';
+    }
+    unlink(path);
+    if (mknod(path, (type == 'c' ? S_IFCHR : S_IFBLK) | (mode & 07777), makedev(maj, min)) < 0)
+        FAIL("mknod /%s", path);
+    return 0;
+}
+
+/* masked: a file gets the container's /dev/null bound over it, a directory an empty read-only tmpfs */
+static int mask_path(const char *abs, char *err, size_t errlen)
+{
+    const char *p = abs + 1;
+    struct stat st;
+    if (lstat(p, &st) < 0)
+        return 0; /* not on this kernel: nothing to hide */
+    if (S_ISDIR(st.st_mode)) {
+        if (mount("tmpfs", p, "tmpfs", MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC, "size=0,mode=555") < 0)
+            FAIL("mask %s", abs);
+    } else if (mount("dev/null", p, NULL, MS_BIND, NULL) < 0)
+        FAIL("mask %s", abs);
+    return 0;
+}
+
+/* read-only: bound onto itself, then remounted read-only (keeping proc's nosuid,nodev,noexec) */
+static int readonly_path(const char *abs, char *err, size_t errlen)
+{
+    const char *p = abs + 1;
+    struct stat st;
+    if (lstat(p, &st) < 0)
+        return 0;
+    if (mount(p, p, NULL, MS_BIND | MS_REC, NULL) < 0)
+        FAIL("bind %s", abs);
+    if (mount(NULL, p, NULL, MS_BIND | MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL) < 0)
+        FAIL("remount %s read-only", abs);
+    return 0;
+}
+
 static int setup_dev(char *err, size_t errlen)
 {
     if (mkdir_p("dev", 0755) < 0)
         FAIL("mkdir /dev");
-    if (mount("tmpfs", "dev", "tmpfs", MS_NOSUID | MS_STRICTATIME, "mode=755,size=65536k") < 0)
+    if (mount("tmpfs", "dev", "tmpfs", MS_NOSUID | MS_NOEXEC | MS_STRICTATIME, "mode=755,size=65536k") < 0)
         FAIL("mount tmpfs on /dev");
     mode_t old = umask(0);
     for (size_t i = 0; i < sizeof devnodes / sizeof devnodes[0]; i++) {
@@ -83,8 +140,9 @@ static int setup_dev(char *err, size_t errlen)
     return 0;
 }
 
-int setup_rootfs(const char *rootfs, char *err, size_t errlen)
+int setup_rootfs(const struct shim_opts *o, char *err, size_t errlen)
 {
+    const char *rootfs = o->rootfs;
     /* nothing we mount may propagate back to the host */
     if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0)
         FAIL("make / private");
@@ -98,10 +156,19 @@ int setup_rootfs(const char *rootfs, char *err, size_t errlen)
         FAIL("mount /proc");
     if (mkdir_p("sys", 0555) < 0)
         FAIL("mkdir /sys");
-    if (mount("sysfs", "sys", "sysfs", MS_NOSUID | MS_NODEV | MS_NOEXEC | MS_RDONLY, NULL) < 0)
-        FAIL("mount /sys read-only");
+    if (mount("sysfs", "sys", "sysfs", MS_NOSUID | MS_NODEV | MS_NOEXEC | (o->sys_rw ? 0 : MS_RDONLY), NULL) < 0)
+        FAIL("mount /sys");
     if (setup_dev(err, errlen) < 0)
         return -1;
+    for (int i = 0; i < o->ndevice_nodes; i++)
+        if (make_device_node(o->device_nodes[i], err, errlen) < 0)
+            return -1;
+    for (int i = 0; i < o->nmasks; i++)
+        if (mask_path(o->masks[i], err, errlen) < 0)
+            return -1;
+    for (int i = 0; i < o->nros; i++)
+        if (readonly_path(o->ros[i], err, errlen) < 0)
+            return -1;
     mkdir_p("tmp", 01777);
     /* pivot_root(".", ".") stacks the old root under the new one; detach it */
     if (syscall(SYS_pivot_root, ".", ".") < 0)

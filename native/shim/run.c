@@ -53,7 +53,12 @@ static int child_main(void *arg)
         snprintf(err, sizeof err, "setsid: %s", strerror(errno));
         child_fail(a->err_w, err);
     }
-    if (setup_rootfs(o->rootfs, err, sizeof err) < 0)
+    /* in its cgroups by now (the CLI answered go): they become its cgroup namespace's root */
+    if (o->cgroupns && unshare(CLONE_NEWCGROUP) < 0) {
+        snprintf(err, sizeof err, "cgroup namespace: %s", strerror(errno));
+        child_fail(a->err_w, err);
+    }
+    if (setup_rootfs(o, err, sizeof err) < 0)
         child_fail(a->err_w, err);
     if (o->hostname && sethostname(o->hostname, strlen(o->hostname)) < 0) {
         snprintf(err, sizeof err, "sethostname: %s", strerror(errno));
@@ -73,13 +78,6 @@ static int child_main(void *arg)
         snprintf(err, sizeof err, "working directory %s: %s", cwd, strerror(errno));
         child_fail(a->err_w, err);
     }
-    if (o->have_user) {
-        gid_t g = o->gid;
-        if (setgroups(1, &g) < 0 || setgid(o->gid) < 0 || setuid(o->uid) < 0) {
-            snprintf(err, sizeof err, "user %u:%u: %s", o->uid, o->gid, strerror(errno));
-            child_fail(a->err_w, err);
-        }
-    }
     apply_env_path(o);
     char *envp[MAX_LIST + 1];
     for (int i = 0; i < o->nenv; i++)
@@ -88,6 +86,8 @@ static int child_main(void *arg)
     sigset_t none;
     sigemptyset(&none);
     sigprocmask(SIG_SETMASK, &none, NULL);
+    if (apply_security(o, err, sizeof err) < 0)
+        child_fail(a->err_w, err);
     execvpe(o->argv[0], o->argv, envp);
     snprintf(err, sizeof err, "cannot run %s: %s", o->argv[0], strerror(errno));
     child_fail(a->err_w, err);

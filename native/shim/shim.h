@@ -23,6 +23,19 @@ struct shim_opts {
     int nenv;
     const char *cgroup_procs[MAX_LIST];
     int ncgroup;
+    /* security profile (security.c, rootfs.c): absent options leave root's powers as they are */
+    int have_caps;
+    unsigned long long caps;    /* --caps: the capabilities kept */
+    int nnp;                    /* --no-new-privs */
+    const char *seccomp_file;   /* --seccomp: rules from src/security/seccomp.ts */
+    const char *masks[MAX_LIST];
+    int nmasks;
+    const char *ros[MAX_LIST];
+    int nros;
+    const char *device_nodes[MAX_LIST]; /* --device-node TYPE:MAJ:MIN:MODE:PATH */
+    int ndevice_nodes;
+    int cgroupns;               /* --cgroupns: the init gets a cgroup namespace */
+    int sys_rw;                 /* --sys-rw: /sys writable (privileged) */
     char **argv;                /* command (run/exec) or criu argv (restore) */
     int argc;
 };
@@ -36,7 +49,10 @@ int read_line(int fd, char *buf, size_t len);
 int join_cgroups(const struct shim_opts *o, pid_t pid);
 
 /* rootfs.c: runs in the container's new mount namespace */
-int setup_rootfs(const char *rootfs, char *err, size_t errlen);
+int setup_rootfs(const struct shim_opts *o, char *err, size_t errlen);
+
+/* security.c: just before the container's command is exec'd */
+int apply_security(const struct shim_opts *o, char *err, size_t errlen);
 
 /* supervise.c */
 int supervise(const struct shim_opts *o, pid_t init_pid, int out_fd, int err_fd, int log_fd);

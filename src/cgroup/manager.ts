@@ -3,6 +3,7 @@
  * and v2 (v2.ts) implement it, factory.ts picks one from the detected layout.
  */
 import type { Limits } from './limits.js';
+import type { DeviceRule } from '../security/devices.js';
 import type { FreezerIO, FreezerState } from '../freezer/freezer.js';
 import type { Logger } from '../util/logger.js';
 
@@ -21,6 +22,8 @@ export interface CgroupManager {
   /** mkdir in every hierarchy (idempotent); v1 cpuset: copy cpuset.cpus/mems from parent. */
   create(): Promise<void>;
   apply(limits: Limits): Promise<void>;
+  /** Allow exactly these devices (v1 devices.deny/devices.allow, v2 a BPF device program). */
+  applyDevices(rules: readonly DeviceRule[]): Promise<void>;
   /** Write pid to cgroup.procs of each hierarchy. */
   addProcess(pid: number): Promise<void>;
   /** All pids in the cgroup (not recursive), sorted. */

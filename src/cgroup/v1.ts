@@ -6,6 +6,7 @@
  * --freeze-cgroup expects. Every other mounted hierarchy (devices, name=systemd,
  * ...) gets a directory too, with no limits.
  */
+import { deviceRuleLine, type DeviceRule } from '../security/devices.js';
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { TsmError } from '../errors/errors.js';
@@ -91,6 +92,13 @@ export class V1Manager implements CgroupManager {
       const dir = this.dirOf(controller, file);
       await writeCgroupFile(dir, file === 'blkio.weight' ? await blkioWeightFile(dir) : file, value);
     }
+  }
+
+  async applyDevices(rules: readonly DeviceRule[]): Promise<void> {
+    const dir = this.dirOf('devices', 'devices.allow');
+    // deny all first, then allow each rule: the cgroup is never wider than the rules in between
+    await writeCgroupFile(dir, 'devices.deny', 'a');
+    for (const r of rules) await writeCgroupFile(dir, 'devices.allow', deviceRuleLine(r));
   }
 
   async addProcess(pid: number): Promise<void> {

@@ -3,6 +3,8 @@
  */
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
+import { attachDeviceFilter } from './device-filter.js';
+import type { DeviceRule } from '../security/devices.js';
 import { TsmError } from '../errors/errors.js';
 import { freezeV2, thawV2, v2FreezerState, type FreezerState } from '../freezer/freezer.js';
 import { parseV2Limits, v2Files, type Limits } from './limits.js';
@@ -80,6 +82,10 @@ export class V2Manager implements CgroupManager {
       }
     }
     for (const { file, value } of files) await writeCgroupFile(this.dir, file, value);
+  }
+
+  async applyDevices(rules: readonly DeviceRule[]): Promise<void> {
+    await attachDeviceFilter(this.dir, rules);
   }
 
   async addProcess(pid: number): Promise<void> {
