@@ -81,6 +81,30 @@ static void isolate_fds(struct shim_opts *o)
     close(null);
 }
 
+static char *read_small_file(const char *path, size_t max)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+    if (fd < 0)
+        die("cannot open %s: %s", path, strerror(errno));
+    char *buf = malloc(max + 1);
+    size_t len = 0;
+    ssize_t n;
+    if (!buf)
+        die("out of memory");
+    while (len < max && (n = read(fd, buf + len, max - len)) != 0) {
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0)
+            die("cannot read %s: %s", path, strerror(errno));
+        len += (size_t)n;
+    }
+    close(fd);
+    if (len == max)
+        die("%s is larger than %zu bytes", path, max);
+    buf[len] = '\0';
+    return buf;
+}
+
 int main(int argc, char **argv)
 {
     struct shim_opts o;
@@ -139,7 +163,7 @@ int main(int argc, char **argv)
                 die("bad --caps %s (want a hex mask)", v);
             o.have_caps = 1;
         } else if (strcmp(a, "--seccomp") == 0)
-            o.seccomp_file = v;
+            o.seccomp_text = read_small_file(v, 4 << 20);
         else if (strcmp(a, "--mask") == 0) {
             if (o.nmasks >= MAX_LIST)
                 die("too many --mask");

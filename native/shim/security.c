@@ -72,16 +72,17 @@ static int parse_op(const char *s, enum scmp_compare *op)
 }
 
 /*
- * The rules file (written by src/security/seccomp.ts):
+ * The rules (read by main.c before any namespace is entered; written by src/security/seccomp.ts):
  *   default ACTION ERRNO
  *   rule ACTION ERRNO SYSCALL [INDEX OP VALUE VALUE2]...
  * Syscalls this libseccomp does not know on this architecture are skipped.
  */
-static int load_seccomp(const char *file, char *err, size_t errlen)
+static int load_seccomp(const char *text, char *err, size_t errlen)
 {
-    FILE *f = fopen(file, "re");
+    const char *file = "rules";
+    FILE *f = fmemopen((void *)text, strlen(text), "r");
     if (!f)
-        FAILF("seccomp profile %s: %s", file, strerror(errno));
+        FAILF("seccomp rules: %s", strerror(errno));
     char line[1024];
     scmp_filter_ctx ctx = NULL;
     int lineno = 0, rc = -1;
@@ -137,11 +138,11 @@ static int load_seccomp(const char *file, char *err, size_t errlen)
         }
     }
     if (!feof(f)) {
-        snprintf(err, errlen, "seccomp profile %s: bad line %d", file, lineno);
+        snprintf(err, errlen, "seccomp %s: bad line %d", file, lineno);
         goto out;
     }
     if (!ctx) {
-        snprintf(err, errlen, "seccomp profile %s has no default action", file);
+        snprintf(err, errlen, "seccomp %s have no default action", file);
         goto out;
     }
     int r = seccomp_load(ctx);
@@ -161,6 +162,11 @@ static int set_caps(unsigned long long keep, char *err, size_t errlen)
 {
     struct __user_cap_header_struct h = {_LINUX_CAPABILITY_VERSION_3, 0};
     struct __user_cap_data_struct d[2];
+    memset(d, 0, sizeof d);
+    /* what this host gave us bounds what the container can keep (a VM may withhold some) */
+    if (syscall(SYS_capget, &h, d) < 0)
+        FAILF("capget: %s", strerror(errno));
+    keep &= (unsigned long long)d[1].permitted << 32 | d[0].permitted;
     memset(d, 0, sizeof d);
     d[0].effective = d[0].permitted = (uint32_t)keep;
     d[1].effective = d[1].permitted = (uint32_t)(keep >> 32);
@@ -183,7 +189,7 @@ int apply_security(const struct shim_opts *o, char *err, size_t errlen)
     }
     if (o->nnp && prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
         FAILF("no_new_privs: %s", strerror(errno));
-    if (o->seccomp_file && load_seccomp(o->seccomp_file, err, errlen) < 0)
+    if (o->seccomp_text && load_seccomp(o->seccomp_text, err, errlen) < 0)
         return -1;
     if (o->have_user) {
         gid_t g = o->gid;

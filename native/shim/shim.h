@@ -27,7 +27,7 @@ struct shim_opts {
     int have_caps;
     unsigned long long caps;    /* --caps: the capabilities kept */
     int nnp;                    /* --no-new-privs */
-    const char *seccomp_file;   /* --seccomp: rules from src/security/seccomp.ts */
+    char *seccomp_text;         /* --seccomp FILE, read at start (the file is on the host) */
     const char *masks[MAX_LIST];
     int nmasks;
     const char *ros[MAX_LIST];

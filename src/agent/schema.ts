@@ -12,6 +12,10 @@ import { isIPv4, tryParseCidr } from '../network/cidr.js';
 import { isValidIfName } from '../network/bridge.js';
 import type { AgentApi, Checksum, BeginRequest, HelloResult, PreflightRequest, PreflightResult, PutImagesRequest, PutImagesResult, PutUpperRequest, StreamResult } from './api.js';
 import { storeSpec } from '../store/schema.js';
+import { CAPABILITY_NAMES } from '../security/capabilities.js';
+import type { DeviceNode, DeviceRule } from '../security/devices.js';
+import type { SecurityProfile } from '../security/profile.js';
+import type { CompiledSeccomp, SeccompArg, SeccompRule } from '../security/seccomp.js';
 import { type Validator, arr, bool, lit, nullable, num, obj, oneOf, optional, refine, str } from './protocol/validate.js';
 
 export * from './protocol/validate.js';
@@ -52,6 +56,56 @@ export const limits = obj<Limits>({
   ioWeight: optional(num({ int: true, min: 1, max: 10000 })),
 });
 
+const CAP = oneOf(...CAPABILITY_NAMES.map((c) => lit(c)));
+const U64_TEXT = str({ max: 20, pattern: /^\d{1,20}$/ });
+const SECCOMP_ACTION = oneOf(lit('allow'), lit('errno'), lit('kill'), lit('trap'), lit('log'));
+const ERRNO = num({ int: true, min: 0, max: 4095 });
+const DEV_NUM = nullable(num({ int: true, min: 0, max: 0xffff_ffff }));
+const DEV_PATH = str({ max: 255, pattern: /^\/dev\/[^\0]+$/ });
+
+export const securityProfile = obj<SecurityProfile>({
+  privileged: bool(),
+  capabilities: arr(CAP, { max: 64 }),
+  noNewPrivileges: bool(),
+  seccomp: obj<SecurityProfile['seccomp']>({
+    source: str({ max: 4096 }),
+    compiled: optional(obj<CompiledSeccomp>({
+      defaultAction: SECCOMP_ACTION,
+      defaultErrno: ERRNO,
+      rules: arr(obj<SeccompRule>({
+        names: arr(str({ max: 64, pattern: /^[a-z_][a-z0-9_]*$/ }), { max: 1024 }),
+        action: SECCOMP_ACTION,
+        errno: ERRNO,
+        args: arr(obj<SeccompArg>({
+          index: num({ int: true, min: 0, max: 5 }),
+          op: oneOf(lit('eq'), lit('ne'), lit('lt'), lit('le'), lit('gt'), lit('ge'), lit('masked_eq')),
+          value: U64_TEXT,
+          valueTwo: U64_TEXT,
+        }), { max: 6 }),
+      }), { max: 4096 }),
+    })),
+  }),
+  maskedPaths: arr(ABS_PATH, { max: 256 }),
+  readonlyPaths: arr(ABS_PATH, { max: 256 }),
+  cgroupNamespace: bool(),
+  sysReadOnly: bool(),
+  devices: obj<SecurityProfile['devices']>({
+    rules: arr(obj<DeviceRule>({
+      type: oneOf(lit('a'), lit('c'), lit('b')),
+      major: DEV_NUM,
+      minor: DEV_NUM,
+      access: str({ max: 3, pattern: /^[rwm]{1,3}$/ }),
+    }), { max: 256 }),
+    nodes: arr(obj<DeviceNode>({
+      path: DEV_PATH,
+      type: oneOf(lit('c'), lit('b')),
+      major: num({ int: true, min: 0, max: 0xffff_ffff }),
+      minor: num({ int: true, min: 0, max: 0xffff_ffff }),
+      mode: num({ int: true, min: 0, max: 0o7777 }),
+    }), { max: 256 }),
+  }),
+});
+
 export const containerConfig = obj<ContainerConfig>({
   name: NAME,
   image: obj<ContainerConfig['image']>({ name: NAME, digest: IMAGE_DIGEST }),
@@ -63,6 +117,7 @@ export const containerConfig = obj<ContainerConfig>({
   limits,
   net: obj<ContainerConfig['net']>({ mode: oneOf(lit('none'), lit('bridge')), ip: optional(IPV4) }),
   createdAt: str({ max: 64 }),
+  security: optional(securityProfile),
 });
 
 export const networkPlan = obj<NetworkPlan>({

@@ -20,6 +20,11 @@ export interface RawRunOptions {
   user?: string;
   net?: string;
   ip?: string;
+  privileged?: boolean;
+  capAdd?: string[];
+  capDrop?: string[];
+  securityOpt?: string[];
+  device?: string[];
 }
 
 const bad = (msg: string, fix: string) => new TsmError('EINVAL_ARG', msg, { fix });
@@ -92,5 +97,12 @@ export function parseRunRequest(name: string, command: string[], o: RawRunOption
   if (o.workdir !== undefined) req.workdir = parseWorkdir(o.workdir);
   if (o.user !== undefined) req.user = parseUser(o.user);
   if (o.ip !== undefined) req.ip = o.ip;
+  req.security = {
+    privileged: o.privileged === true,
+    capAdd: o.capAdd ?? [],
+    capDrop: o.capDrop ?? [],
+    securityOpt: o.securityOpt ?? [],
+    device: o.device ?? [],
+  };
   return req;
 }

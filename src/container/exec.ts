@@ -3,6 +3,8 @@ import path from 'node:path';
 import type { Runtime } from '../runtime/context.js';
 import { shimPath } from '../shim/locate.js';
 import { requireRoot } from '../util/root.js';
+import { profileOf, SECCOMP_RULES_FILE } from '../security/resolve.js';
+import { securityShimArgs } from '../security/shim-args.js';
 import { TsmError } from '../errors/errors.js';
 import { assertAllowed, loadView } from './view.js';
 
@@ -15,8 +17,8 @@ export interface ExecRequest {
 }
 
 /** Pure: the tsm-shim exec argv. The process joins every cgroup of the container and its namespaces. */
-export function shimExecArgs(initPid: number, cgroupPaths: Record<string, string>, env: readonly string[], req: ExecRequest): string[] {
-  const a = ['exec', '--pid', String(initPid)];
+export function shimExecArgs(initPid: number, cgroupPaths: Record<string, string>, env: readonly string[], req: ExecRequest, security: string[] = []): string[] {
+  const a = ['exec', '--pid', String(initPid), ...security];
   for (const dir of Object.values(cgroupPaths)) a.push('--cgroup-procs', path.join(dir, 'cgroup.procs'));
   a.push('--cwd', req.workdir ?? '/');
   if (req.user) a.push('--user', `${req.user.uid}:${req.user.gid}`);
@@ -34,7 +36,11 @@ export async function execInContainer(
   if (req.command.length === 0) throw new TsmError('EINVAL_ARG', 'no command given', { fix: 'put the command after --' });
   const view = await loadView(rt, req.name);
   assertAllowed(view, 'exec');
-  const args = shimExecArgs(view.state.initPid!, view.state.cgroupPaths ?? {}, view.config.env, req);
+  // the process joins with the container's profile: the same capabilities, no_new_privs and filter as its init
+  const profile = profileOf(view.config);
+  const seccompFile = profile.seccomp.compiled ? path.join(rt.paths.container(req.name), SECCOMP_RULES_FILE) : undefined;
+  const security = view.config.security ? securityShimArgs(profile, seccompFile) : [];
+  const args = shimExecArgs(view.state.initPid!, view.state.cgroupPaths ?? {}, view.config.env, req, security);
   const child = spawn(shimPath(), args, { stdio: stdio === 'inherit' ? 'inherit' : ['ignore', 'pipe', 'pipe'] });
   let stdout = '';
   let stderr = '';

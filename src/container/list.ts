@@ -1,3 +1,5 @@
+import { profileOf } from '../security/resolve.js';
+import { readProcessSecurity, securitySummary } from '../security/view.js';
 import { promises as fs } from 'node:fs';
 import type { Runtime } from '../runtime/context.js';
 import { loadView } from './view.js';
@@ -56,7 +58,12 @@ export async function inspectContainer(rt: Runtime, name: string): Promise<Recor
   return {
     name,
     status: view.status,
-    config: view.config,
+    config: { ...view.config, security: undefined },
+    security: {
+      ...securitySummary(profileOf(view.config)),
+      ...(view.config.security ? {} : { legacy: 'made before security profiles: runs with root\'s powers' }),
+      init: live ? await readProcessSecurity(view.state.initPid!) : null,
+    },
     pid: live ? view.state.initPid : null,
     shimPid: view.state.shimPid ?? null,
     startedAt: view.state.startedAt ?? null,

@@ -10,6 +10,9 @@ import { startShim } from '../shim/spawn.js';
 import { withLock } from '../state/lock.js';
 import { UndoStack } from '../util/undo.js';
 import { validateName } from '../util/name.js';
+import { resolveSecurity, writeSeccompRules, type SecurityFlags } from '../security/resolve.js';
+import type { SecurityProfile } from '../security/profile.js';
+import { rootfsShimArgs, securityShimArgs } from '../security/shim-args.js';
 import { requireRoot } from '../util/root.js';
 import { runningFacts } from './running.js';
 import type { ContainerConfig, ContainerRuntimeState } from './types.js';
@@ -25,12 +28,13 @@ export interface RunRequest {
   limits: Limits;
   net: NetMode;
   ip?: string;
+  security?: SecurityFlags;
 }
 
 const DEFAULT_PATH = 'PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
 
 /** Pure: the config a run request makes. */
-export function planConfig(req: RunRequest, image: { name: string; digest: string }, now: Date): ContainerConfig {
+export function planConfig(req: RunRequest, image: { name: string; digest: string }, now: Date, security: SecurityProfile): ContainerConfig {
   const env = [...req.env];
   if (!env.some((e) => e.startsWith('PATH='))) env.unshift(DEFAULT_PATH);
   if (!env.some((e) => e.startsWith('HOSTNAME='))) env.push(`HOSTNAME=${req.hostname ?? req.name}`);
@@ -46,13 +50,15 @@ export function planConfig(req: RunRequest, image: { name: string; digest: strin
     limits: req.limits,
     net: { mode: req.net, ...(req.ip ? { ip: req.ip } : {}) },
     createdAt: now.toISOString(),
+    security,
   };
 }
 
 /** Pure: the tsm-shim arguments for a config. */
-export function shimRunArgs(c: ContainerConfig, rootfs: string): string[] {
+export function shimRunArgs(c: ContainerConfig, rootfs: string, seccompFile: string | undefined): string[] {
   const a = ['--rootfs', rootfs, '--hostname', c.hostname, '--cwd', c.workdir];
   if (c.user) a.push('--user', `${c.user.uid}:${c.user.gid}`);
+  if (c.security) a.push(...securityShimArgs(c.security, seccompFile), ...rootfsShimArgs(c.security));
   for (const e of c.env) a.push('--env', e);
   return [...a, '--', ...c.command];
 }
@@ -64,6 +70,7 @@ export async function runContainer(rt: Runtime, req: RunRequest): Promise<Contai
     throw new TsmError('EINVAL_ARG', 'no command given', { fix: 'put the command after --, e.g. tsmigrate run web1 --image busybox -- sleep 1000' });
   }
   requireRoot('run a container');
+  const security = resolveSecurity(req.security ?? {});
   await fs.mkdir(rt.paths.containers, { recursive: true, mode: 0o711 });
   return withLock(rt.store.lockDir(req.name), `container ${req.name}`, async () => {
     if (await fs.stat(rt.paths.container(req.name)).then(() => true, () => false)) {
@@ -72,7 +79,7 @@ export async function runContainer(rt: Runtime, req: RunRequest): Promise<Contai
       });
     }
     const image = await resolveImage(rt.paths, req.image);
-    const config = planConfig(req, { name: image.name, digest: image.digest }, new Date());
+    const config = planConfig(req, { name: image.name, digest: image.digest }, new Date(), security);
     return createAndStart(rt, config, image.rootfs);
   });
 }
@@ -92,6 +99,8 @@ async function createAndStart(rt: Runtime, config: ContainerConfig, imageRootfs:
     await cg.create();
     undo.push('remove cgroups', () => cg.destroy());
     await cg.apply(config.limits);
+    if (config.security) await cg.applyDevices(config.security.devices.rules);
+    const seccompFile = config.security ? await writeSeccompRules(dir, config.security) : undefined;
 
     await mountRootfs(layout);
     undo.push('unmount rootfs', () => unmountRootfs(layout));
@@ -99,7 +108,7 @@ async function createAndStart(rt: Runtime, config: ContainerConfig, imageRootfs:
     const net = await planNetwork(config.net.mode, config.net.ip, { root: rt.paths.root, container: config.name }, rt.network);
     undo.push('release network', () => releaseNetwork(net, rt.network));
 
-    const shim = await startShim('run', shimRunArgs(config, layout.merged), dir);
+    const shim = await startShim('run', shimRunArgs(config, layout.merged, seccompFile), dir);
     undo.push('stop the container', async () => {
       try {
         process.kill(shim.initPid, 'SIGKILL');

@@ -1,5 +1,6 @@
 import type { Limits } from '../cgroup/limits.js';
 import type { NetworkPlan, NetMode } from '../network/setup.js';
+import type { SecurityProfile } from '../security/profile.js';
 
 /** What the user asked for: fixed at `run`, carried by checkpoints and moves. */
 export interface ContainerConfig {
@@ -13,6 +14,8 @@ export interface ContainerConfig {
   readonly limits: Limits;
   readonly net: { readonly mode: NetMode; readonly ip?: string };
   readonly createdAt: string;
+  /** absent in containers made before profiles existed: they keep root's powers (LEGACY_PROFILE) */
+  readonly security?: SecurityProfile;
 }
 
 /** What the runtime made for it: changes with every start, restore or move. */

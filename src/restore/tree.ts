@@ -13,6 +13,7 @@ import { mountRootfs, rootfsLayout, unmountRootfs } from '../rootfs/overlay.js';
 import type { Runtime } from '../runtime/context.js';
 import { startShim } from '../shim/spawn.js';
 import { UndoStack } from '../util/undo.js';
+import { writeSeccompRules } from '../security/resolve.js';
 import { readdMoveIp } from './network-fixup.js';
 
 export interface RestoreTreeOptions {
@@ -70,6 +71,11 @@ export async function restoreTree(rt: Runtime, o: RestoreTreeOptions): Promise<H
       await cg.destroy();
     });
     await cg.apply(o.config.limits);
+    // CRIU restores the processes' capabilities, no_new_privs, filters and mounts; the devices cgroup and exec's filter are ours
+    if (o.config.security) {
+      await cg.applyDevices(o.config.security.devices.rules);
+      await writeSeccompRules(dir, o.config.security);
+    }
     await mountRootfs(layout);
     undo.push('unmount rootfs', () => unmountRootfs(layout));
 

@@ -53,6 +53,11 @@ export function registerContainerCommands(program: Command, setExit: (code: numb
     .option('-u, --user <uid:gid>', 'numeric user and group')
     .option('--net <mode>', 'none (loopback only) or bridge', 'none')
     .option('--ip <addr>', 'static IPv4 address (with --net bridge)')
+    .option('--privileged', 'give the container every capability, all devices, no seccomp filter, no masked paths')
+    .option('--cap-add <cap>', 'keep a capability beyond the default set, or ALL (repeatable)', collect)
+    .option('--cap-drop <cap>', 'drop a capability of the default set, or ALL (repeatable)', collect)
+    .option('--security-opt <opt>', 'seccomp=unconfined|FILE.json, no-new-privileges[=true|false] (repeatable)', collect)
+    .option('--device <HOST[:CONTAINER][:rwm]>', 'make a host device available inside (repeatable)', collect)
     .action(async (name: string, command: string[], o: RawRunOptions & { detach?: boolean }, cmd: Command) => {
       const { rt, json } = runtimeFor(cmd);
       const req = parseRunRequest(name, command, o);

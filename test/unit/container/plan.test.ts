@@ -1,6 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { planConfig, shimRunArgs } from '../../../src/container/run.js';
+import { LEGACY_PROFILE } from '../../../src/security/profile.js';
 import { shimExecArgs } from '../../../src/container/exec.js';
 import { deriveStatus, refusal } from '../../../src/container/status.js';
 import type { ContainerRuntimeState } from '../../../src/container/types.js';
@@ -8,18 +9,18 @@ import type { ContainerRuntimeState } from '../../../src/container/types.js';
 const img = { name: 'busybox', digest: 'sha256:' + 'a'.repeat(64) };
 
 test('planConfig fills PATH, HOSTNAME and HOME, keeps user values', () => {
-  const c = planConfig({ name: 'w', image: 'busybox', command: ['sh'], env: ['A=1'], limits: {}, net: 'none' }, img, new Date(0));
+  const c = planConfig({ name: 'w', image: 'busybox', command: ['sh'], env: ['A=1'], limits: {}, net: 'none' }, img, new Date(0), LEGACY_PROFILE);
   assert.deepEqual(c.env, ['PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin', 'A=1', 'HOSTNAME=w', 'HOME=/root']);
   assert.equal(c.hostname, 'w');
   assert.equal(c.workdir, '/');
   assert.equal(c.createdAt, '1970-01-01T00:00:00.000Z');
-  const d = planConfig({ name: 'w', image: 'b', command: ['sh'], env: ['PATH=/x', 'HOME=/h'], hostname: 'h1', limits: {}, net: 'none', user: { uid: 5, gid: 6 } }, img, new Date(0));
+  const d = planConfig({ name: 'w', image: 'b', command: ['sh'], env: ['PATH=/x', 'HOME=/h'], hostname: 'h1', limits: {}, net: 'none', user: { uid: 5, gid: 6 } }, img, new Date(0), LEGACY_PROFILE);
   assert.deepEqual(d.env, ['PATH=/x', 'HOME=/h', 'HOSTNAME=h1']);
 });
 
 test('shim argv keeps the command after -- verbatim', () => {
-  const c = planConfig({ name: 'w', image: 'b', command: ['sh', '-c', 'echo "$HOME"; --x'], env: [], limits: {}, net: 'none', user: { uid: 1, gid: 2 } }, img, new Date(0));
-  const a = shimRunArgs(c, '/r');
+  const c = planConfig({ name: 'w', image: 'b', command: ['sh', '-c', 'echo "$HOME"; --x'], env: [], limits: {}, net: 'none', user: { uid: 1, gid: 2 } }, img, new Date(0), LEGACY_PROFILE);
+  const a = shimRunArgs(c, '/r', undefined);
   assert.deepEqual(a.slice(a.indexOf('--') + 1), ['sh', '-c', 'echo "$HOME"; --x']);
   assert.ok(a.includes('--user') && a[a.indexOf('--user') + 1] === '1:2');
   const e = shimExecArgs(42, { memory: '/sys/fs/cgroup/memory/t/w' }, ['A=1'], { name: 'w', command: ['id'] });
