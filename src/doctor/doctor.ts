@@ -4,6 +4,7 @@ import { detectLayout, type Layout } from '../cgroup/detect.js';
 import { criuCheck, locateCriu, probeCapabilities, CRIU_FIX } from '../criu/binary.js';
 import { nativeAvailable } from '../native/native.js';
 import { shimPath } from '../shim/locate.js';
+import { securityFindings } from './security.js';
 import { streamerPath } from '../transfer/streamer-process.js';
 
 /** One line of `tsmigrate doctor`: what was found, and when missing, what it disables and how to fix it. */
@@ -129,6 +130,7 @@ export async function runDoctor(): Promise<Finding[]> {
   f.push({ check: 'root', ok: root, detail: root ? 'running as root' : 'not root', ...(root ? {} : { disables: 'everything', fix: 'run as root' }) });
   f.push(...(await criuFindings()));
   f.push(...cgroupFindings());
+  f.push(...securityFindings());
   const fs = readFileSync('/proc/filesystems', 'utf8');
   const ovl = /\toverlay$/m.test(fs);
   f.push({ check: 'overlayfs', ok: ovl, detail: ovl ? 'available' : 'not in /proc/filesystems', ...(ovl ? {} : { disables: 'containers', fix: 'modprobe overlay' }) });

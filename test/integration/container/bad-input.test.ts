@@ -8,6 +8,10 @@ import { importBusybox } from '../../helpers/images.js';
 import { hostVeths, leftovers } from '../../helpers/leftovers.js';
 
 const root = tempRoot();
+const badProfile = path.join(root, 'bad-seccomp.json');
+const oddProfile = path.join(root, 'odd-seccomp.json');
+writeFileSync(badProfile, '{"defaultAction": ');
+writeFileSync(oddProfile, JSON.stringify({ defaultAction: 'SCMP_ACT_MAYBE', syscalls: [] }));
 before(async () => {
   await importBusybox(root);
   await cliOk(root, ['run', '-d', 'taken', '--image', 'busybox', '--', 'sleep', '1000']);
@@ -30,6 +34,13 @@ const cases: Array<{ what: string; name: string; args: string[]; env?: NodeJS.Pr
   { what: 'a missing command', name: 'c7', args: ['--image', 'busybox', '--', 'no-such-binary'], want: /no-such-binary/, code: 1 },
   { what: 'a missing workdir', name: 'c8', args: ['--image', 'busybox', '--workdir', '/nope', '--', 'true'], want: /nope/, code: 1 },
   { what: 'no cgroups under the cgroup root', name: 'c9', args: ['--image', 'busybox'], env: { TSMIGRATE_CGROUP_ROOT: mkdtempSync(path.join(tmpdir(), 'nocg-')) }, want: /cgroup/, code: 1 },
+  { what: 'an unknown capability', name: 'c11', args: ['--image', 'busybox', '--cap-add', 'SYS_WIZARD'], want: /--cap-add: unknown capability "SYS_WIZARD".*NET_ADMIN/, code: 2 },
+  { what: 'a seccomp profile that does not parse', name: 'c12', args: ['--image', 'busybox', '--security-opt', `seccomp=${badProfile}`], want: /seccomp profile .* is not valid JSON/, code: 2 },
+  { what: 'a seccomp profile with an unknown action', name: 'c13', args: ['--image', 'busybox', '--security-opt', `seccomp=${oddProfile}`], want: /seccomp profile defaultAction: "SCMP_ACT_MAYBE"/, code: 2 },
+  { what: '--device on a path that is not a device', name: 'c14', args: ['--image', 'busybox', '--device', '/etc/passwd'], want: /--device \/etc\/passwd is not a device node/, code: 2 },
+  { what: '--device on a missing path', name: 'c15', args: ['--image', 'busybox', '--device', '/dev/nope0'], want: /--device \/dev\/nope0: ENOENT/, code: 2 },
+  { what: 'an unknown --security-opt', name: 'c16', args: ['--image', 'busybox', '--security-opt', 'apparmor=unconfined'], want: /--security-opt "apparmor=unconfined" is not understood/, code: 2 },
+  { what: '--privileged with --cap-drop', name: 'c17', args: ['--image', 'busybox', '--privileged', '--cap-drop', 'KILL'], want: /--privileged cannot be combined/, code: 2 },
   { what: 'not root', name: 'c10', args: ['--image', 'busybox'], uid: 65534, want: /needs root.*sudo/, code: 4 },
 ];
 

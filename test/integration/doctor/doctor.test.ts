@@ -22,6 +22,10 @@ test('doctor reports CRIU, its features, the cgroup layout and the native parts'
   assert.equal(by('overlayfs').ok, true);
   assert.equal(by('native addon').ok, true);
   assert.equal(by('tsm-shim').ok, true);
+  // this kernel has all three; a host without them is told what the default profile loses
+  assert.equal(by('seccomp filters').ok, true);
+  assert.equal(by('cgroup namespaces').ok, true);
+  assert.match(by('user namespaces').detail, /available|disabled/);
   const dirty = by('criu feature mem_dirty_track');
   // whatever the kernel says, a missing feature must say what it disables
   if (!dirty.ok) assert.match(dirty.disables ?? '', /pre-copy/);
