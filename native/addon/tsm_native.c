@@ -2,8 +2,8 @@
  * tsm_native: a thin, synchronous N-API binding for the handful of Linux
  * syscalls Node does not expose (mount, umount2, mknod, l*xattr, setns,
  * unshare, utimensat with AT_SYMLINK_NOFOLLOW, futimens, lseek SEEK_DATA/HOLE,
- * mallopt, pre-faulted memory given back piece by piece: mmap/munmap, and
- * fcntl F_SETPIPE_SZ).
+ * mallopt, pre-faulted memory given back piece by piece: mmap/munmap,
+ * fcntl F_SETPIPE_SZ, and bpf(2) for cgroup device programs).
  *
  * Rules this file follows:
  *   - every argument is type-checked here; a wrong type throws a TypeError
@@ -28,6 +28,7 @@
 #include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <linux/bpf.h>
 #include <sched.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -37,6 +38,7 @@
 #include <sys/mman.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/sysmacros.h>
 #include <sys/types.h>
 #include <sys/xattr.h>
@@ -91,11 +93,11 @@ static void throw_range(napi_env env, const char *arg, const char *what) {
 }
 
 /*
- * Throw an Error shaped like Node's fs errors. `err` is a positive errno.
- * `path` may be NULL (setns, unshare).
+ * An Error shaped like Node's fs errors, or NULL with an exception pending.
+ * `err` is a positive errno. `path` may be NULL (setns, unshare).
  */
-static void throw_errno(napi_env env, int err, const char *syscall_name,
-                        const char *path) {
+static napi_value errno_error(napi_env env, int err, const char *syscall_name,
+                              const char *path) {
   const char *name = strerrorname_np(err);
   char namebuf[32];
   if (name == NULL) {
@@ -126,18 +128,25 @@ static void throw_errno(napi_env env, int err, const char *syscall_name,
       napi_set_named_property(env, err_v, "syscall", sys_v) != napi_ok) {
     free(msg);
     throw_napi_failure(env, napi_generic_failure);
-    return;
+    return NULL;
   }
   if (path != NULL) {
     if (napi_create_string_utf8(env, path, NAPI_AUTO_LENGTH, &path_v) != napi_ok ||
         napi_set_named_property(env, err_v, "path", path_v) != napi_ok) {
       free(msg);
       throw_napi_failure(env, napi_generic_failure);
-      return;
+      return NULL;
     }
   }
   free(msg);
-  napi_throw(env, err_v);
+  return err_v;
+}
+
+/* Throw errno_error(...). */
+static void throw_errno(napi_env env, int err, const char *syscall_name,
+                        const char *path) {
+  napi_value e = errno_error(env, err, syscall_name, path);
+  if (e != NULL) napi_throw(env, e);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -773,6 +782,264 @@ static napi_value js_seek_hole(napi_env env, napi_callback_info info) {
 }
 
 /* ------------------------------------------------------------------------ */
+/* cgroup device programs, bpf(2):                                          */
+/*   bpfDeviceProgLoad(insns: Buffer, license) -> fd                        */
+/*   bpfDeviceProgQuery(cgroupFd) -> { attachFlags, progIds }               */
+/*   bpfDeviceProgAttach(cgroupFd, progFd, replaceFd | null)                */
+/*   bpfDeviceProgDetach(cgroupFd, progFd)                                  */
+/*   bpfProgFdById(id) -> fd;  bpfProgId(fd) -> id                          */
+/* The program type (BPF_PROG_TYPE_CGROUP_DEVICE) and the attach type       */
+/* (BPF_CGROUP_DEVICE, always with BPF_F_ALLOW_MULTI) are fixed here: these */
+/* bindings load and attach nothing else. Returned fds are O_CLOEXEC (the   */
+/* kernel's choice) and never 0; the caller closes them.                    */
+/* ------------------------------------------------------------------------ */
+
+#define BPF_LOAD_RETRIES 30          /* the verifier returns EAGAIN on a signal */
+#define BPF_MAX_DEVICE_INSNS 4096    /* BPF_MAXINSNS */
+#define BPF_VERIFIER_LOG_SIZE (256 * 1024)
+#define BPF_QUERY_RETRIES 8
+
+/* Room past union bpf_attr: kernels 6.17+ write BPF_PROG_QUERY's `revision`
+ * whatever size is passed, which may lie beyond the union of the headers we
+ * are built with. The kernel ignores (zero) bytes past the size it knows. */
+union bpf_attr_room {
+  union bpf_attr a;
+  unsigned char room[256];
+};
+
+static long sys_bpf(int cmd, union bpf_attr_room *attr) {
+  return syscall(SYS_bpf, cmd, &attr->a, sizeof attr->a);
+}
+
+/* A new bpf fd, moved off 0 (bpf(2) reads fd 0 in some fields as "none"). */
+static int bpf_fd_result(long fd) {
+  if (fd != 0) return (int)fd;
+  int moved = fcntl(0, F_DUPFD_CLOEXEC, 1);
+  int err = errno;
+  close(0);
+  errno = err;
+  return moved;
+}
+
+static int device_prog_load(const void *insns, size_t cnt, const char *license,
+                            char *log, size_t log_size) {
+  union bpf_attr_room attr;
+  memset(&attr, 0, sizeof attr);
+  attr.a.prog_type = BPF_PROG_TYPE_CGROUP_DEVICE;
+  attr.a.insn_cnt = (uint32_t)cnt;
+  attr.a.insns = (uint64_t)(uintptr_t)insns;
+  attr.a.license = (uint64_t)(uintptr_t)license;
+  if (log != NULL) {
+    log[0] = '\0';
+    attr.a.log_level = 1;
+    attr.a.log_buf = (uint64_t)(uintptr_t)log;
+    attr.a.log_size = (uint32_t)log_size;
+  }
+  for (int attempt = 0;; attempt++) {
+    long fd = sys_bpf(BPF_PROG_LOAD, &attr);
+    if (fd >= 0) return bpf_fd_result(fd);
+    if (errno != EAGAIN || attempt >= BPF_LOAD_RETRIES) return -1;
+  }
+}
+
+static napi_value make_fd(napi_env env, int fd) {
+  napi_value result = NULL;
+  if (napi_create_int32(env, fd, &result) != napi_ok) {
+    close(fd);
+    throw_napi_failure(env, napi_generic_failure);
+    return NULL;
+  }
+  return result;
+}
+
+static napi_value js_bpf_device_prog_load(napi_env env, napi_callback_info info) {
+  napi_value argv[2];
+  char *license = NULL, *log = NULL;
+  bool is_buffer = false;
+  void *data = NULL;
+  size_t len = 0;
+  napi_value result = NULL;
+  if (get_args(env, info, 2, argv) < 0) return NULL;
+  NAPI_OK(napi_is_buffer(env, argv[0], &is_buffer));
+  if (!is_buffer) {
+    throw_type(env, "ERR_INVALID_ARG_TYPE", "insns", "an instance of Buffer");
+    goto out;
+  }
+  NAPI_OK(napi_get_buffer_info(env, argv[0], &data, &len));
+  if (len == 0 || len % sizeof(struct bpf_insn) != 0 ||
+      len / sizeof(struct bpf_insn) > BPF_MAX_DEVICE_INSNS) {
+    throw_range(env, "insns", "1 to 4096 eight-byte instructions");
+    goto out;
+  }
+  if (get_string(env, argv[1], "license", 0, &license) < 0) goto out;
+  /* No JS runs between getting `data` and the syscalls. */
+  int fd = device_prog_load(data, len / sizeof(struct bpf_insn), license, NULL, 0);
+  if (fd < 0) {
+    int err = errno;
+    /* Load again with the verifier's log, to say why (the fast path skips it). */
+    log = malloc(BPF_VERIFIER_LOG_SIZE);
+    if (log != NULL) {
+      fd = device_prog_load(data, len / sizeof(struct bpf_insn), license, log,
+                            BPF_VERIFIER_LOG_SIZE);
+      log[BPF_VERIFIER_LOG_SIZE - 1] = '\0';
+    }
+    if (fd < 0) {
+      napi_value e = errno_error(env, err, "bpf(BPF_PROG_LOAD)", NULL);
+      if (e == NULL) goto out;
+      if (log != NULL && log[0] != '\0') {
+        napi_value log_v;
+        NAPI_OK(napi_create_string_utf8(env, log, NAPI_AUTO_LENGTH, &log_v));
+        NAPI_OK(napi_set_named_property(env, e, "verifierLog", log_v));
+      }
+      napi_throw(env, e);
+      goto out;
+    }
+  }
+  result = make_fd(env, fd);
+  goto out;
+fail:
+  result = NULL;
+out:
+  free(license);
+  free(log);
+  return result;
+}
+
+static napi_value js_bpf_device_prog_query(napi_env env, napi_callback_info info) {
+  napi_value argv[1];
+  napi_value result = NULL, ids_v, flags_v;
+  int64_t fd = 0;
+  uint32_t cap = 64, *ids = NULL;
+  union bpf_attr_room attr;
+  if (get_args(env, info, 1, argv) < 0) return NULL;
+  if (get_int(env, argv[0], "cgroupFd", 0, INT32_MAX, 0, &fd) < 0) return NULL;
+  for (int attempt = 0;; attempt++) {
+    free(ids);
+    ids = calloc(cap, sizeof *ids);
+    if (ids == NULL) {
+      throw_errno(env, ENOMEM, "malloc", NULL);
+      goto out;
+    }
+    memset(&attr, 0, sizeof attr);
+    attr.a.query.target_fd = (uint32_t)fd;
+    attr.a.query.attach_type = BPF_CGROUP_DEVICE;
+    attr.a.query.prog_ids = (uint64_t)(uintptr_t)ids;
+    attr.a.query.prog_cnt = cap;
+    if (sys_bpf(BPF_PROG_QUERY, &attr) == 0) break;
+    /* ENOSPC: more programs than room; prog_cnt says how many there are. */
+    if (errno == ENOSPC && attempt < BPF_QUERY_RETRIES && attr.a.query.prog_cnt > cap) {
+      cap = attr.a.query.prog_cnt;
+      continue;
+    }
+    throw_errno(env, errno, "bpf(BPF_PROG_QUERY)", NULL);
+    goto out;
+  }
+  NAPI_OK(napi_create_object(env, &result));
+  NAPI_OK(napi_create_uint32(env, attr.a.query.attach_flags, &flags_v));
+  NAPI_OK(napi_set_named_property(env, result, "attachFlags", flags_v));
+  NAPI_OK(napi_create_array(env, &ids_v));
+  for (uint32_t i = 0; i < attr.a.query.prog_cnt && i < cap; i++) {
+    napi_value id_v;
+    NAPI_OK(napi_create_uint32(env, ids[i], &id_v));
+    NAPI_OK(napi_set_element(env, ids_v, i, id_v));
+  }
+  NAPI_OK(napi_set_named_property(env, result, "progIds", ids_v));
+  goto out;
+fail:
+  result = NULL;
+out:
+  free(ids);
+  return result;
+}
+
+/* (cgroupFd, progFd, ...) into attr for BPF_PROG_ATTACH / BPF_PROG_DETACH. */
+static int get_cgroup_prog_args(napi_env env, const napi_value *argv,
+                                union bpf_attr_room *attr) {
+  int64_t cg = 0, prog = 0;
+  if (get_int(env, argv[0], "cgroupFd", 0, INT32_MAX, 0, &cg) < 0 ||
+      get_int(env, argv[1], "progFd", 0, INT32_MAX, 0, &prog) < 0)
+    return -1;
+  memset(attr, 0, sizeof *attr);
+  attr->a.target_fd = (uint32_t)cg;
+  attr->a.attach_bpf_fd = (uint32_t)prog;
+  attr->a.attach_type = BPF_CGROUP_DEVICE;
+  return 0;
+}
+
+static napi_value js_bpf_device_prog_attach(napi_env env, napi_callback_info info) {
+  napi_value argv[3];
+  int64_t replace = 0;
+  napi_valuetype t;
+  union bpf_attr_room attr;
+  if (get_args(env, info, 3, argv) < 0 || get_cgroup_prog_args(env, argv, &attr) < 0)
+    return NULL;
+  if (napi_typeof(env, argv[2], &t) != napi_ok) {
+    throw_napi_failure(env, napi_generic_failure);
+    return NULL;
+  }
+  if (t != napi_null && t != napi_undefined &&
+      get_int(env, argv[2], "replaceFd", 1, INT32_MAX, 0, &replace) < 0)
+    return NULL;
+  attr.a.attach_flags = BPF_F_ALLOW_MULTI;
+  if (replace > 0) {
+    attr.a.attach_flags |= BPF_F_REPLACE;
+    attr.a.replace_bpf_fd = (uint32_t)replace;
+  }
+  if (sys_bpf(BPF_PROG_ATTACH, &attr) != 0) throw_errno(env, errno, "bpf(BPF_PROG_ATTACH)", NULL);
+  return NULL;
+}
+
+static napi_value js_bpf_device_prog_detach(napi_env env, napi_callback_info info) {
+  napi_value argv[2];
+  union bpf_attr_room attr;
+  if (get_args(env, info, 2, argv) < 0 || get_cgroup_prog_args(env, argv, &attr) < 0)
+    return NULL;
+  if (sys_bpf(BPF_PROG_DETACH, &attr) != 0) throw_errno(env, errno, "bpf(BPF_PROG_DETACH)", NULL);
+  return NULL;
+}
+
+static napi_value js_bpf_prog_fd_by_id(napi_env env, napi_callback_info info) {
+  napi_value argv[1];
+  int64_t id = 0;
+  if (get_args(env, info, 1, argv) < 0) return NULL;
+  if (get_int(env, argv[0], "id", 1, UINT32_MAX, 0, &id) < 0) return NULL;
+  union bpf_attr_room attr;
+  memset(&attr, 0, sizeof attr);
+  attr.a.prog_id = (uint32_t)id;
+  long fd = sys_bpf(BPF_PROG_GET_FD_BY_ID, &attr);
+  if (fd >= 0) fd = bpf_fd_result(fd);
+  if (fd < 0) {
+    throw_errno(env, errno, "bpf(BPF_PROG_GET_FD_BY_ID)", NULL);
+    return NULL;
+  }
+  return make_fd(env, (int)fd);
+}
+
+static napi_value js_bpf_prog_id(napi_env env, napi_callback_info info) {
+  napi_value argv[1];
+  napi_value result = NULL;
+  int64_t fd = 0;
+  struct bpf_prog_info pinfo;
+  if (get_args(env, info, 1, argv) < 0) return NULL;
+  if (get_int(env, argv[0], "progFd", 0, INT32_MAX, 0, &fd) < 0) return NULL;
+  memset(&pinfo, 0, sizeof pinfo);
+  union bpf_attr_room attr;
+  memset(&attr, 0, sizeof attr);
+  attr.a.info.bpf_fd = (uint32_t)fd;
+  attr.a.info.info_len = sizeof pinfo;
+  attr.a.info.info = (uint64_t)(uintptr_t)&pinfo;
+  if (sys_bpf(BPF_OBJ_GET_INFO_BY_FD, &attr) != 0) {
+    throw_errno(env, errno, "bpf(BPF_OBJ_GET_INFO_BY_FD)", NULL);
+    return NULL;
+  }
+  if (napi_create_uint32(env, pinfo.id, &result) != napi_ok) {
+    throw_napi_failure(env, napi_generic_failure);
+    return NULL;
+  }
+  return result;
+}
+
+/* ------------------------------------------------------------------------ */
 /* module                                                                   */
 /* ------------------------------------------------------------------------ */
 
@@ -829,6 +1096,12 @@ NAPI_MODULE_INIT() {
       {"memRelease", js_mem_release},
       {"setPipeSize", js_set_pipe_size},
       {"allocate", js_allocate},
+      {"bpfDeviceProgLoad", js_bpf_device_prog_load},
+      {"bpfDeviceProgQuery", js_bpf_device_prog_query},
+      {"bpfDeviceProgAttach", js_bpf_device_prog_attach},
+      {"bpfDeviceProgDetach", js_bpf_device_prog_detach},
+      {"bpfProgFdById", js_bpf_prog_fd_by_id},
+      {"bpfProgId", js_bpf_prog_id},
   };
   for (size_t i = 0; i < sizeof fns / sizeof fns[0]; i++) {
     napi_value fn;

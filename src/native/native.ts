@@ -114,6 +114,12 @@ interface Binding {
   memRelease(handle: PrefaultHandle, bytes: number): number;
   setPipeSize(fd: number, bytes: number): number;
   allocate(fd: number, offset: number, bytes: number): void;
+  bpfDeviceProgLoad(insns: Buffer, license: string): number;
+  bpfDeviceProgQuery(cgroupFd: number): BpfDeviceProgQuery;
+  bpfDeviceProgAttach(cgroupFd: number, progFd: number, replaceFd: number | null): void;
+  bpfDeviceProgDetach(cgroupFd: number, progFd: number): void;
+  bpfProgFdById(id: number): number;
+  bpfProgId(progFd: number): number;
   constants: Record<string, number>;
 }
 
@@ -477,8 +483,12 @@ export function seekHole(fd: number, offset: number): number | null {
   return fn('seekHole')(fd, offset);
 }
 
+type Optional =
+  | 'futimesNs' | 'seekData' | 'seekHole' | 'bpfDeviceProgLoad' | 'bpfDeviceProgQuery' | 'bpfDeviceProgAttach'
+  | 'bpfDeviceProgDetach' | 'bpfProgFdById' | 'bpfProgId';
+
 /** A binding function that may be missing from an addon built before it was added. */
-function fn<K extends 'futimesNs' | 'seekData' | 'seekHole'>(name: K): Binding[K] {
+function fn<K extends Optional>(name: K): Binding[K] {
   const b = load();
   const f = b[name] as Binding[K] | undefined;
   if (typeof f !== 'function') {
@@ -502,4 +512,55 @@ export function setns(fd: number, nstype: number = 0): void {
 /** unshare(2) on the calling thread. */
 export function unshare(flags: number): void {
   load().unshare(flags);
+}
+
+// ---------------------------------------------------------------------------
+// cgroup device programs (bpf(2)). The addon fixes the program type
+// (BPF_PROG_TYPE_CGROUP_DEVICE) and the attach type (BPF_CGROUP_DEVICE, with
+// BPF_F_ALLOW_MULTI); fds returned are close-on-exec and the caller closes
+// them. Failures carry `syscall` 'bpf(BPF_PROG_LOAD)', 'bpf(BPF_PROG_ATTACH)', ...
+
+/** BPF_F_ALLOW_MULTI, as BPF_PROG_QUERY reports a cgroup's attach mode. */
+export const BPF_F_ALLOW_MULTI = 2;
+
+/** What BPF_PROG_QUERY reports for one cgroup (programs attached to it, not inherited ones). */
+export interface BpfDeviceProgQuery {
+  /** The cgroup's attach mode: 0 (none or exclusive), 1 (BPF_F_ALLOW_OVERRIDE) or BPF_F_ALLOW_MULTI. */
+  attachFlags: number;
+  progIds: number[];
+}
+
+/** A load failure: the kernel verifier's log, when it gave one. */
+export interface BpfLoadError extends ErrnoError {
+  verifierLog?: string;
+}
+
+/** BPF_PROG_LOAD of a cgroup device program (`insns`: 8-byte instructions, host byte order); its fd. */
+export function bpfDeviceProgLoad(insns: Buffer, license: string): number {
+  return fn('bpfDeviceProgLoad')(insns, license);
+}
+
+/** BPF_PROG_QUERY for BPF_CGROUP_DEVICE on an O_DIRECTORY fd of a cgroup v2 dir. */
+export function bpfDeviceProgQuery(cgroupFd: number): BpfDeviceProgQuery {
+  return fn('bpfDeviceProgQuery')(cgroupFd);
+}
+
+/** BPF_PROG_ATTACH with BPF_F_ALLOW_MULTI; with `replaceFd` also BPF_F_REPLACE (that program is swapped atomically). */
+export function bpfDeviceProgAttach(cgroupFd: number, progFd: number, replaceFd?: number): void {
+  fn('bpfDeviceProgAttach')(cgroupFd, progFd, replaceFd ?? null);
+}
+
+/** BPF_PROG_DETACH of one device program from a cgroup. */
+export function bpfDeviceProgDetach(cgroupFd: number, progFd: number): void {
+  fn('bpfDeviceProgDetach')(cgroupFd, progFd);
+}
+
+/** BPF_PROG_GET_FD_BY_ID: an fd for a loaded program. */
+export function bpfProgFdById(id: number): number {
+  return fn('bpfProgFdById')(id);
+}
+
+/** BPF_OBJ_GET_INFO_BY_FD: the id of the program on `progFd`. */
+export function bpfProgId(progFd: number): number {
+  return fn('bpfProgId')(progFd);
 }
