@@ -1,6 +1,8 @@
 import { existsSync, mkdirSync, readFileSync, rmdirSync } from 'node:fs';
 import path from 'node:path';
-import { detectLayout, type Layout } from '../cgroup/detect.js';
+import { detectLayout, hasV1ResourceControllers, type Layout } from '../cgroup/detect.js';
+import { attachDeviceFilter, deviceFilterIds } from '../cgroup/device-filter.js';
+import { DEFAULT_DEVICE_RULES } from '../security/devices.js';
 import { criuCheck, locateCriu, probeCapabilities, CRIU_FIX } from '../criu/binary.js';
 import { nativeAvailable } from '../native/native.js';
 import { shimPath } from '../shim/locate.js';
@@ -79,14 +81,14 @@ async function criuFindings(): Promise<Finding[]> {
   return out;
 }
 
-function cgroupFindings(): Finding[] {
+async function cgroupFindings(): Promise<Finding[]> {
   try {
     const l = detectLayout();
     const v1 = [...l.v1.keys()].filter((k) => !k.startsWith('name=')).sort();
     const parts = [`layout ${l.kind}`];
     if (v1.length) parts.push(`v1: ${v1.join(',')}`);
     if (l.v2Mount) parts.push(`v2 at ${l.v2Mount}: ${l.v2Controllers.join(',') || '(no controllers)'}`);
-    return [{ check: 'cgroups', ok: true, detail: parts.join('; ') }, ioWeightFinding(l)];
+    return [{ check: 'cgroups', ok: true, detail: parts.join('; ') }, ioWeightFinding(l), await deviceFilterFinding(l)];
   } catch (e) {
     return [{ check: 'cgroups', ok: false, detail: (e as Error).message, disables: 'everything', fix: 'mount cgroup2 at /sys/fs/cgroup' }];
   }
@@ -124,12 +126,42 @@ function ioWeightFinding(l: Layout): Finding {
     : { check, ok: false, detail: 'v1 blkio has neither blkio.weight (CFQ) nor blkio.bfq.weight (BFQ)', disables, fix: 'use a kernel with CONFIG_BFQ_GROUP_IOSCHED' };
 }
 
+/**
+ * Whether the cgroup v2 devices allow-list (a BPF device program) works: the
+ * default rules are attached to a probe cgroup made and removed at once.
+ */
+async function deviceFilterFinding(l: Layout): Promise<Finding> {
+  const check = 'cgroup v2 device filter (BPF)';
+  const usedHere = !hasV1ResourceControllers(l); // the factory's choice of backend
+  if (l.v2Mount === undefined) return { check, ok: true, detail: 'not needed: no cgroup2 mount (the v1 devices controller restricts devices)' };
+  const probe = path.join(l.v2Mount, `tsmigrate-doctor-devices-${process.pid}`);
+  try {
+    mkdirSync(probe);
+    await attachDeviceFilter(probe, DEFAULT_DEVICE_RULES);
+    const n = deviceFilterIds(probe).length;
+    if (n !== 1) throw new Error(`${n} device programs attached to the probe cgroup instead of 1`);
+    return { check, ok: true, detail: `BPF_CGROUP_DEVICE programs attach in ${l.v2Mount}${usedHere ? '' : ' (unused here: this host restricts devices with the v1 devices controller)'}` };
+  } catch (e) {
+    return {
+      check, ok: false, detail: (e as Error).message,
+      disables: usedHere ? 'the devices allow-list: containers start only with --privileged' : 'the devices allow-list on cgroup v2 hosts (this host uses the v1 devices controller instead)',
+      fix: (e as { fix?: string }).fix ?? 'run as root on a kernel with CONFIG_CGROUP_BPF',
+    };
+  } finally {
+    try {
+      rmdirSync(probe);
+    } catch {
+      /* never made */
+    }
+  }
+}
+
 export async function runDoctor(): Promise<Finding[]> {
   const f: Finding[] = [];
   const root = process.getuid?.() === 0;
   f.push({ check: 'root', ok: root, detail: root ? 'running as root' : 'not root', ...(root ? {} : { disables: 'everything', fix: 'run as root' }) });
   f.push(...(await criuFindings()));
-  f.push(...cgroupFindings());
+  f.push(...(await cgroupFindings()));
   f.push(...securityFindings());
   const fs = readFileSync('/proc/filesystems', 'utf8');
   const ovl = /\toverlay$/m.test(fs);

@@ -1,6 +1,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { readdirSync } from 'node:fs';
 import { cli, tempRoot } from '../../helpers/cli.js';
+import { detectLayout } from '../../../src/cgroup/detect.js';
 
 interface Finding { check: string; ok: boolean; detail: string; disables?: string; fix?: string }
 
@@ -19,6 +21,11 @@ test('doctor reports CRIU, its features, the cgroup layout and the native parts'
   assert.match(by('cgroups').detail, /layout (v1|v2|hybrid)/);
   // this kernel has blkio without CFQ or BFQ: either way the line is there, and a miss says what it disables
   assert.match(by('cgroup I/O weight').detail, /blkio|io controller/);
+  // this kernel attaches and enforces BPF device programs in its cgroup2 mount; the probe cgroup is gone again
+  const devices = by('cgroup v2 device filter (BPF)');
+  assert.equal(devices.ok, true, devices.detail);
+  assert.match(devices.detail, /BPF_CGROUP_DEVICE programs attach in \//);
+  assert.deepEqual(readdirSync(detectLayout().v2Mount!).filter((n) => n.startsWith('tsmigrate-doctor-')), []);
   assert.equal(by('overlayfs').ok, true);
   assert.equal(by('native addon').ok, true);
   assert.equal(by('tsm-shim').ok, true);

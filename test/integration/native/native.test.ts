@@ -394,3 +394,43 @@ test('widenPipe: a pipe grows to 1 MiB; anything else is left alone (undefined)'
     }
   });
 });
+
+test('bpf device program bindings: load, query, errors with the bpf command and the verifier log', { skip: needRoot }, async () => {
+  const u32 = (code: number, regs: number, off: number, imm: number) => {
+    const b = Buffer.alloc(8);
+    b.writeUInt8(code, 0);
+    b.writeUInt8(regs, 1);
+    b.writeInt16LE(off, 2);
+    b.writeInt32LE(imm, 4);
+    return b;
+  };
+  const allowAll = Buffer.concat([u32(0xb4, 0, 0, 1), u32(0x95, 0, 0, 0)]); // w0 = 1; exit
+  const fd = native.bpfDeviceProgLoad(allowAll, 'GPL');
+  try {
+    assert.ok(fd > 0);
+    assert.ok(native.bpfProgId(fd) > 0);
+  } finally {
+    fs.closeSync(fd);
+  }
+  // exit without setting r0: the verifier refuses, and says so in the log
+  assert.throws(() => native.bpfDeviceProgLoad(u32(0x95, 0, 0, 0), 'GPL'), (e: unknown) => {
+    const x = e as native.BpfLoadError;
+    return native.isErrnoError(e, 'EACCES') && x.syscall === 'bpf(BPF_PROG_LOAD)' && /R0 !read_ok/.test(x.verifierLog ?? '');
+  });
+  await withScratch((dir) => {
+    const dfd = fs.openSync(dir, fs.constants.O_RDONLY | fs.constants.O_DIRECTORY);
+    try {
+      assertErrno(() => native.bpfDeviceProgQuery(dfd), 'EBADF', 'bpf(BPF_PROG_QUERY)');
+    } finally {
+      fs.closeSync(dfd);
+    }
+  });
+  assertErrno(() => native.bpfProgFdById(0xfffffff0), 'ENOENT', 'bpf(BPF_PROG_GET_FD_BY_ID)');
+  assert.throws(() => native.bpfDeviceProgLoad(Buffer.alloc(12), 'GPL'), RangeError);
+  assert.throws(() => native.bpfDeviceProgLoad(Buffer.alloc(0), 'GPL'), RangeError);
+  assert.throws(() => native.bpfDeviceProgLoad(allowAll, 'G\0PL'), TypeError);
+  const any = native as unknown as Record<string, (...args: unknown[]) => unknown>;
+  assert.throws(() => any['bpfDeviceProgLoad']!('insns', 'GPL'), TypeError);
+  assert.throws(() => native.bpfDeviceProgAttach(-1, 3), RangeError);
+  assert.throws(() => native.bpfDeviceProgAttach(3, 4, 0), RangeError);
+});
