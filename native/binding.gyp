@@ -1,5 +1,6 @@
 # N-API addon for the Linux syscalls Node lacks (mount, umount2, mknod, l*xattr,
-# setns, unshare, utimensat, bpf for cgroup device programs). Build: npx node-gyp rebuild --directory native
+# setns, unshare, utimensat, bpf for cgroup device programs).
+# Build: npx node-gyp rebuild --directory native
 # Output: native/build/Release/tsm_native.node (loaded by src/native/native.ts).
 {
   'targets': [
