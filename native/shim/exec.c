@@ -12,6 +12,7 @@
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -21,7 +22,7 @@ static const struct {
     const char *name;
     int type;
 } namespaces[] = {
-    {"cgroup", CLONE_NEWCGROUP}, {"ipc", CLONE_NEWIPC}, {"uts", CLONE_NEWUTS}, {"net", CLONE_NEWNET},
+    {"user", CLONE_NEWUSER}, {"cgroup", CLONE_NEWCGROUP}, {"ipc", CLONE_NEWIPC}, {"uts", CLONE_NEWUTS}, {"net", CLONE_NEWNET},
     {"pid", CLONE_NEWPID}, {"mnt", CLONE_NEWNS},
 };
 #define NNS ((int)(sizeof namespaces / sizeof namespaces[0]))
@@ -38,7 +39,14 @@ int mode_exec(const struct shim_opts *o)
     }
     if (join_cgroups(o, getpid()) < 0)
         die("cannot join the container's cgroup: %s", strerror(errno));
+    /* a container without a user namespace shares ours: joining it again is EINVAL */
+    struct stat mine, theirs;
+    int in_userns = stat("/proc/self/ns/user", &mine) == 0 && fstat(fds[0], &theirs) == 0 && mine.st_ino != theirs.st_ino;
     for (int i = 0; i < NNS; i++) {
+        if (namespaces[i].type == CLONE_NEWUSER && !in_userns) {
+            close(fds[i]);
+            continue;
+        }
         if (setns(fds[i], namespaces[i].type) < 0)
             die("setns %s: %s", namespaces[i].name, strerror(errno));
         close(fds[i]);
@@ -47,6 +55,9 @@ int mode_exec(const struct shim_opts *o)
     if (child < 0)
         die("fork: %s", strerror(errno));
     if (child == 0) {
+        /* host root is not mapped in the container's user namespace: become its root */
+        if (in_userns && (setgroups(0, NULL) < 0 || setresgid(0, 0, 0) < 0 || setresuid(0, 0, 0) < 0))
+            die("becoming root in the container's user namespace: %s", strerror(errno));
         if (o->cwd && chdir(o->cwd) < 0)
             die("chdir %s: %s", o->cwd, strerror(errno));
         apply_env_path(o);

@@ -6,7 +6,8 @@
  *   exec     --pid P [--cgroup-procs FILE]... [--cwd C] [--user UID:GID]
  *            [--env K=V]... -- CMD ARGS...
  * run and exec also take the security profile (src/security/shim-args.ts):
- *   [--caps 0xMASK] [--no-new-privs] [--seccomp FILE]
+ *   [--caps 0xMASK] [--no-new-privs] [--seccomp FILE] [--userns START:SIZE]
+ *   idmap-mount --userns START:SIZE -- SOURCE TARGET
  * and run the root filesystem's:
  *   [--mask PATH]... [--ro PATH]... [--device-node T:MAJ:MIN:MODE:PATH]... [--cgroupns] [--sys-rw]
  * The per-container supervisor of tsmigrate; the CLI is its only user.
@@ -162,7 +163,9 @@ int main(int argc, char **argv)
             if (errno || *end || end == v)
                 die("bad --caps %s (want a hex mask)", v);
             o.have_caps = 1;
-        } else if (strcmp(a, "--seccomp") == 0)
+        } else if (strcmp(a, "--userns") == 0)
+            parse_userns(&o, v);
+        else if (strcmp(a, "--seccomp") == 0)
             o.seccomp_text = read_small_file(v, 4 << 20);
         else if (strcmp(a, "--mask") == 0) {
             if (o.nmasks >= MAX_LIST)
@@ -188,6 +191,8 @@ int main(int argc, char **argv)
     if (o.argc < 1)
         die("no command after --");
 
+    if (strcmp(o.mode, "idmap-mount") == 0)
+        return mode_idmap_mount(&o);
     if (strcmp(o.mode, "exec") == 0) {
         if (o.exec_pid <= 0)
             die("exec needs --pid");

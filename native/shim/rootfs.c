@@ -10,6 +10,7 @@
 #include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
+#include <grp.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -44,8 +45,10 @@ static const struct devnode devnodes[] = {
     {"random", 1, 8}, {"urandom", 1, 9}, {"tty", 5, 0},
 };
 
-/* --device-node TYPE:MAJ:MIN:MODE:/dev/PATH (parents made 0755) */
-static int make_device_node(const char *spec, char *err, size_t errlen)
+static int dev_node(const struct shim_opts *o, const char *rel, const char *host, mode_t type, unsigned maj, unsigned min, mode_t mode, char *err, size_t errlen);
+
+/* --device-node TYPE:MAJ:MIN:MODE:/dev/PATH=/HOST/PATH (parents made 0755) */
+static int make_device_node(const struct shim_opts *o, const char *spec, char *err, size_t errlen)
 {
     char type;
     unsigned maj, min, mode;
@@ -56,10 +59,12 @@ static int make_device_node(const char *spec, char *err, size_t errlen)
         FAIL("bad --device-node %s", spec);
     }
     char path[256];
-    if (snprintf(path, sizeof path, "%s", spec + off + 1) >= (int)sizeof path) { /* relative to the new root */
-        errno = ENAMETOOLONG;
-        FAIL("--device-node path");
+    const char *eq = strchr(spec + off, '=');
+    if (!eq || eq[1] != '/' || (size_t)(eq - (spec + off)) >= sizeof path) {
+        errno = EINVAL;
+        FAIL("bad --device-node %s", spec);
     }
+    snprintf(path, sizeof path, "%.*s", (int)(eq - (spec + off) - 1), spec + off + 1); /* relative to the new root */
     for (char *s = strchr(path + 4, '/'); s; s = strchr(s + 1, '/')) {
         *s = '\0';
         if (mkdir_p(path, 0755) < 0)
@@ -67,9 +72,7 @@ static int make_device_node(const char *spec, char *err, size_t errlen)
         *s = '/';
     }
     unlink(path);
-    if (mknod(path, (type == 'c' ? S_IFCHR : S_IFBLK) | (mode & 07777), makedev(maj, min)) < 0)
-        FAIL("mknod /%s", path);
-    return 0;
+    return dev_node(o, path, eq + 1, type == 'c' ? S_IFCHR : S_IFBLK, maj, min, mode & 07777, err, errlen);
 }
 
 /* masked: a file gets the container's /dev/null bound over it, a directory an empty read-only tmpfs */
@@ -101,7 +104,32 @@ static int readonly_path(const char *abs, char *err, size_t errlen)
     return 0;
 }
 
-static int setup_dev(char *err, size_t errlen)
+/*
+ * A node in the container's /dev: mknod, or in a user namespace (where mknod is
+ * refused) a bind mount of the host's node, as runc does.
+ */
+static int dev_node(const struct shim_opts *o, const char *rel, const char *host, mode_t type, unsigned maj, unsigned min, mode_t mode, char *err, size_t errlen)
+{
+    if (!o->userns_size) {
+        if (mknod(rel, type | mode, makedev(maj, min)) < 0)
+            FAIL("mknod /%s", rel);
+        return 0;
+    }
+    int fd = open(rel, O_CREAT | O_WRONLY | O_CLOEXEC, 0);
+    if (fd < 0)
+        FAIL("create /%s", rel);
+    close(fd);
+    struct stat st;
+    if (stat(host, &st) < 0 || (st.st_mode & S_IFMT) != type || major(st.st_rdev) != maj || minor(st.st_rdev) != min) {
+        errno = ENODEV;
+        FAIL("host node %s for /%s", host, rel);
+    }
+    if (mount(host, rel, NULL, MS_BIND, NULL) < 0)
+        FAIL("bind %s on /%s", host, rel);
+    return 0;
+}
+
+static int setup_dev(const struct shim_opts *o, char *err, size_t errlen)
 {
     if (mkdir_p("dev", 0755) < 0)
         FAIL("mkdir /dev");
@@ -111,9 +139,11 @@ static int setup_dev(char *err, size_t errlen)
     for (size_t i = 0; i < sizeof devnodes / sizeof devnodes[0]; i++) {
         char p[64];
         snprintf(p, sizeof p, "dev/%s", devnodes[i].name);
-        if (mknod(p, S_IFCHR | 0666, makedev(devnodes[i].maj, devnodes[i].min)) < 0) {
+        char host[64];
+        snprintf(host, sizeof host, "/dev/%s", devnodes[i].name);
+        if (dev_node(o, p, host, S_IFCHR, devnodes[i].maj, devnodes[i].min, 0666, err, errlen) < 0) {
             umask(old);
-            FAIL("mknod /dev/%s", devnodes[i].name);
+            return -1;
         }
     }
     umask(old);
@@ -150,6 +180,10 @@ int setup_rootfs(const struct shim_opts *o, char *err, size_t errlen)
         FAIL("bind %s", rootfs);
     if (chdir(rootfs) < 0)
         FAIL("chdir %s", rootfs);
+    /* the state dir is reached as the host's root; from here on (files made in the
+       namespace's own mounts) the init is the user namespace's root, START on the host */
+    if (o->userns_size && (setgroups(0, NULL) < 0 || setresgid(0, 0, 0) < 0 || setresuid(0, 0, 0) < 0))
+        FAIL("becoming root in the user namespace");
     if (mkdir_p("proc", 0555) < 0)
         FAIL("mkdir /proc");
     if (mount("proc", "proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL) < 0)
@@ -158,10 +192,10 @@ int setup_rootfs(const struct shim_opts *o, char *err, size_t errlen)
         FAIL("mkdir /sys");
     if (mount("sysfs", "sys", "sysfs", MS_NOSUID | MS_NODEV | MS_NOEXEC | (o->sys_rw ? 0 : MS_RDONLY), NULL) < 0)
         FAIL("mount /sys");
-    if (setup_dev(err, errlen) < 0)
+    if (setup_dev(o, err, errlen) < 0)
         return -1;
     for (int i = 0; i < o->ndevice_nodes; i++)
-        if (make_device_node(o->device_nodes[i], err, errlen) < 0)
+        if (make_device_node(o, o->device_nodes[i], err, errlen) < 0)
             return -1;
     for (int i = 0; i < o->nmasks; i++)
         if (mask_path(o->masks[i], err, errlen) < 0)

@@ -142,9 +142,17 @@ int mode_run(const struct shim_opts *o)
     if (!stack)
         die("out of memory");
     int flags = CLONE_NEWPID | CLONE_NEWNS | CLONE_NEWUTS | CLONE_NEWIPC | CLONE_NEWNET | SIGCHLD;
+    if (o->userns_size)
+        flags |= CLONE_NEWUSER;
     pid_t pid = clone(child_main, stack + stack_size, flags, &a);
     if (pid < 0) {
         sync_say(o->sync_fd, "err clone: %s\n", 0, strerror(errno));
+        return 1;
+    }
+    if (o->userns_size && write_id_maps(pid, o->userns_start, o->userns_size) < 0) {
+        sync_say(o->sync_fd, "err user namespace maps: %s\n", 0, strerror(errno));
+        kill(pid, SIGKILL);
+        waitpid(pid, NULL, 0);
         return 1;
     }
     close(go[0]);

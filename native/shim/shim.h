@@ -36,6 +36,7 @@ struct shim_opts {
     int ndevice_nodes;
     int cgroupns;               /* --cgroupns: the init gets a cgroup namespace */
     int sys_rw;                 /* --sys-rw: /sys writable (privileged) */
+    uid_t userns_start, userns_size; /* --userns START:SIZE (userns.c); size 0: none */
     char **argv;                /* command (run/exec) or criu argv (restore) */
     int argc;
 };
@@ -61,7 +62,12 @@ void apply_env_path(const struct shim_opts *o);
 int open_log(const struct shim_opts *o);
 void sync_say(int fd, const char *fmt, int arg, const char *str);
 
+/* userns.c */
+void parse_userns(struct shim_opts *o, const char *s);
+int write_id_maps(pid_t pid, uid_t start, uid_t size);
+
 /* modes */
+int mode_idmap_mount(const struct shim_opts *o);
 int mode_run(const struct shim_opts *o);
 int mode_restore(const struct shim_opts *o);
 int mode_exec(const struct shim_opts *o);

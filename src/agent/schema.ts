@@ -13,6 +13,7 @@ import { isValidIfName } from '../network/bridge.js';
 import type { AgentApi, Checksum, BeginRequest, HelloResult, PreflightRequest, PreflightResult, PutImagesRequest, PutImagesResult, PutUpperRequest, StreamResult } from './api.js';
 import { storeSpec } from '../store/schema.js';
 import { CAPABILITY_NAMES } from '../security/capabilities.js';
+import type { IdRange } from '../userns/ranges.js';
 import type { DeviceNode, DeviceRule } from '../security/devices.js';
 import type { SecurityProfile } from '../security/profile.js';
 import type { CompiledSeccomp, SeccompArg, SeccompRule } from '../security/seccomp.js';
@@ -98,6 +99,7 @@ export const securityProfile = obj<SecurityProfile>({
     }), { max: 256 }),
     nodes: arr(obj<DeviceNode>({
       path: DEV_PATH,
+      hostPath: str({ max: 4096, pattern: /^\/[^\0=]*$/ }),
       type: oneOf(lit('c'), lit('b')),
       major: num({ int: true, min: 0, max: 0xffff_ffff }),
       minor: num({ int: true, min: 0, max: 0xffff_ffff }),
@@ -118,6 +120,7 @@ export const containerConfig = obj<ContainerConfig>({
   net: obj<ContainerConfig['net']>({ mode: oneOf(lit('none'), lit('bridge')), ip: optional(IPV4) }),
   createdAt: str({ max: 64 }),
   security: optional(securityProfile),
+  userns: optional(obj<IdRange>({ start: num({ int: true, min: 1, max: 0xffff_ffff }), size: num({ int: true, min: 1, max: 0xffff_ffff }) })),
 });
 
 export const networkPlan = obj<NetworkPlan>({

@@ -1,3 +1,4 @@
+import { deviceDumpExternals } from '../security/criu-externals.js';
 import { randomBytes } from 'node:crypto';
 import { promises as fs } from 'node:fs';
 import os from 'node:os';
@@ -119,7 +120,7 @@ export async function captureLocked(rt: Runtime, req: CaptureRequest, criu: Criu
     fileLocks: req.fileLocks,
     freezeCgroup: cg.freezerPath(),
     manageCgroups: 'soft',
-    ...(state.network?.mode === 'bridge' && state.network.hostVeth ? { externals: [`veth[eth0]:${state.network.hostVeth}`] } : {}),
+    externals: [...(state.network?.mode === 'bridge' && state.network.hostVeth ? [`veth[eth0]:${state.network.hostVeth}`] : []), ...deviceDumpExternals(config)],
   });
   const timings = { frozenMs: 0, dumpMs: 0, snapshotMs: 0 };
   try {

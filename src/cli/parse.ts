@@ -25,6 +25,7 @@ export interface RawRunOptions {
   capDrop?: string[];
   securityOpt?: string[];
   device?: string[];
+  userns?: string;
 }
 
 const bad = (msg: string, fix: string) => new TsmError('EINVAL_ARG', msg, { fix });
@@ -97,6 +98,10 @@ export function parseRunRequest(name: string, command: string[], o: RawRunOption
   if (o.workdir !== undefined) req.workdir = parseWorkdir(o.workdir);
   if (o.user !== undefined) req.user = parseUser(o.user);
   if (o.ip !== undefined) req.ip = o.ip;
+  if (o.userns !== undefined) {
+    if (o.userns !== 'auto' && o.userns !== 'host' && o.userns !== '') throw bad(`invalid --userns "${o.userns}"`, 'use --userns auto (a user namespace of its own) or --userns host (none, the default)');
+    if (o.userns === 'auto') req.userns = 'auto';
+  }
   req.security = {
     privileged: o.privileged === true,
     capAdd: o.capAdd ?? [],

@@ -12,6 +12,7 @@ import { UndoStack } from '../util/undo.js';
 import { validateName } from '../util/name.js';
 import { resolveSecurity, writeSeccompRules, type SecurityFlags } from '../security/resolve.js';
 import type { SecurityProfile } from '../security/profile.js';
+import { allocateRange, releaseRange, userNamespacesAvailable, type IdRange } from '../userns/ranges.js';
 import { rootfsShimArgs, securityShimArgs } from '../security/shim-args.js';
 import { requireRoot } from '../util/root.js';
 import { runningFacts } from './running.js';
@@ -29,12 +30,14 @@ export interface RunRequest {
   net: NetMode;
   ip?: string;
   security?: SecurityFlags;
+  /** 'auto': a user namespace of its own (a fresh range of host ids) */
+  userns?: 'auto' | 'host';
 }
 
 const DEFAULT_PATH = 'PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
 
 /** Pure: the config a run request makes. */
-export function planConfig(req: RunRequest, image: { name: string; digest: string }, now: Date, security: SecurityProfile): ContainerConfig {
+export function planConfig(req: RunRequest, image: { name: string; digest: string }, now: Date, security: SecurityProfile, userns?: IdRange): ContainerConfig {
   const env = [...req.env];
   if (!env.some((e) => e.startsWith('PATH='))) env.unshift(DEFAULT_PATH);
   if (!env.some((e) => e.startsWith('HOSTNAME='))) env.push(`HOSTNAME=${req.hostname ?? req.name}`);
@@ -51,6 +54,7 @@ export function planConfig(req: RunRequest, image: { name: string; digest: strin
     net: { mode: req.net, ...(req.ip ? { ip: req.ip } : {}) },
     createdAt: now.toISOString(),
     security,
+    ...(userns ? { userns } : {}),
   };
 }
 
@@ -59,6 +63,7 @@ export function shimRunArgs(c: ContainerConfig, rootfs: string, seccompFile: str
   const a = ['--rootfs', rootfs, '--hostname', c.hostname, '--cwd', c.workdir];
   if (c.user) a.push('--user', `${c.user.uid}:${c.user.gid}`);
   if (c.security) a.push(...securityShimArgs(c.security, seccompFile), ...rootfsShimArgs(c.security));
+  if (c.userns) a.push('--userns', `${c.userns.start}:${c.userns.size}`);
   for (const e of c.env) a.push('--env', e);
   return [...a, '--', ...c.command];
 }
@@ -71,6 +76,9 @@ export async function runContainer(rt: Runtime, req: RunRequest): Promise<Contai
   }
   requireRoot('run a container');
   const security = resolveSecurity(req.security ?? {});
+  if (req.userns === 'auto' && !userNamespacesAvailable()) {
+    throw new TsmError('EINVAL_ARG', '--userns auto: user namespaces are disabled on this host (user.max_user_namespaces is 0)', { fix: 'enable them (sysctl -w user.max_user_namespaces=15000) or run without --userns' });
+  }
   await fs.mkdir(rt.paths.containers, { recursive: true, mode: 0o711 });
   return withLock(rt.store.lockDir(req.name), `container ${req.name}`, async () => {
     if (await fs.stat(rt.paths.container(req.name)).then(() => true, () => false)) {
@@ -79,8 +87,12 @@ export async function runContainer(rt: Runtime, req: RunRequest): Promise<Contai
       });
     }
     const image = await resolveImage(rt.paths, req.image);
-    const config = planConfig(req, { name: image.name, digest: image.digest }, new Date(), security);
-    return createAndStart(rt, config, image.rootfs);
+    const userns = req.userns === 'auto' ? await allocateRange(rt.paths.root, req.name) : undefined;
+    const config = planConfig(req, { name: image.name, digest: image.digest }, new Date(), security, userns);
+    return createAndStart(rt, config, image.rootfs).catch(async (e: unknown) => {
+      await releaseRange(rt.paths.root, req.name);
+      throw e;
+    });
   });
 }
 
@@ -92,7 +104,7 @@ async function createAndStart(rt: Runtime, config: ContainerConfig, imageRootfs:
     await fs.mkdir(dir, { mode: 0o700 });
     undo.push('remove state', () => fs.rm(dir, { recursive: true, force: true }));
     await rt.store.saveConfig(config);
-    const layout = rootfsLayout(dir, imageRootfs);
+    const layout = rootfsLayout(dir, imageRootfs, config.userns);
     const state: ContainerRuntimeState = { status: 'creating', cgroupParent: rt.cgroupParent, rootfs: layout };
     await rt.store.saveState(config.name, state);
 

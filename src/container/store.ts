@@ -1,3 +1,4 @@
+import { releaseRange } from '../userns/ranges.js';
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { TsmError } from '../errors/errors.js';
@@ -56,6 +57,7 @@ export class ContainerStore {
   }
   async remove(name: string): Promise<void> {
     await fs.rm(this.dir(name), { recursive: true, force: true });
+    await releaseRange(this.paths.root, name);
   }
   /** Digests of images that containers use (for `image rm`). */
   async containersUsingImage(digest: string): Promise<string[]> {

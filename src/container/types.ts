@@ -1,6 +1,7 @@
 import type { Limits } from '../cgroup/limits.js';
 import type { NetworkPlan, NetMode } from '../network/setup.js';
 import type { SecurityProfile } from '../security/profile.js';
+import type { IdRange } from '../userns/ranges.js';
 
 /** What the user asked for: fixed at `run`, carried by checkpoints and moves. */
 export interface ContainerConfig {
@@ -16,6 +17,8 @@ export interface ContainerConfig {
   readonly createdAt: string;
   /** absent in containers made before profiles existed: they keep root's powers (LEGACY_PROFILE) */
   readonly security?: SecurityProfile;
+  /** --userns auto: the host ids of the container's user namespace (root is start); kept across moves */
+  readonly userns?: IdRange;
 }
 
 /** What the runtime made for it: changes with every start, restore or move. */

@@ -1,3 +1,4 @@
+import { deviceDumpExternals } from '../security/criu-externals.js';
 import { randomBytes } from 'node:crypto';
 import { execa } from 'execa';
 import { promises as fs } from 'node:fs';
@@ -240,7 +241,7 @@ export async function moveContainer(
       const dumped = runCriu(criu, dumpArgv({
         pid: state.initPid, imagesDir: images, logFile: 'dump.log', leaveRunning: true, tcpEstablished: true, stream: Boolean(capture),
         freezeCgroup: cg.freezerPath(), manageCgroups: 'soft',
-        ...(state.network?.mode === 'bridge' && state.network.hostVeth ? { externals: [`veth[eth0]:${state.network.hostVeth}`] } : {}),
+        externals: [...(state.network?.mode === 'bridge' && state.network.hostVeth ? [`veth[eth0]:${state.network.hostVeth}`] : []), ...deviceDumpExternals(config)],
       }), { imagesDir: images, logFile: 'dump.log' }); // never cancelled half-way: a killed CRIU can leave its parasite in the tasks
       let tDumped = 0;
       const afterDump = dumped.then(async () => {

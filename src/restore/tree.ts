@@ -1,3 +1,4 @@
+import { deviceRestoreExternals } from '../security/criu-externals.js';
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { fdPipe } from '../container/proc.js';
@@ -14,6 +15,7 @@ import type { Runtime } from '../runtime/context.js';
 import { startShim } from '../shim/spawn.js';
 import { UndoStack } from '../util/undo.js';
 import { writeSeccompRules } from '../security/resolve.js';
+import { handImagesToNamespace, reserveRange } from '../userns/ranges.js';
 import { readdMoveIp } from './network-fixup.js';
 
 export interface RestoreTreeOptions {
@@ -61,7 +63,9 @@ export async function restoreTree(rt: Runtime, o: RestoreTreeOptions): Promise<H
   const t0 = performance.now();
   try {
     await rt.store.saveConfig(o.config);
-    const layout = rootfsLayout(dir, o.imageRootfs);
+    // CRIU's images and the upper layer's files carry the container's host ids: the same range here
+    if (o.config.userns) await reserveRange(rt.paths.root, name, o.config.userns);
+    const layout = rootfsLayout(dir, o.imageRootfs, o.config.userns);
     const state: ContainerRuntimeState = { status: 'creating', cgroupParent: rt.cgroupParent, rootfs: layout, ...o.extraState };
     await rt.store.saveState(name, state);
 
@@ -108,9 +112,11 @@ export async function restoreTree(rt: Runtime, o: RestoreTreeOptions): Promise<H
         { fd: 3, key: o.stdio.stdout },
         { fd: 4, key: o.stdio.stderr },
       ],
-      externals: net.mode === 'bridge' && net.hostVeth && net.bridge ? [`veth[eth0]:${net.hostVeth}@${net.bridge}`] : [],
+      externals: [...(net.mode === 'bridge' && net.hostVeth && net.bridge ? [`veth[eth0]:${net.hostVeth}@${net.bridge}`] : []), ...deviceRestoreExternals(o.config)],
       stream: Boolean(o.stream),
     });
+    // the restored tasks read their images as the namespace's root, to which host root's files are closed
+    if (o.config.userns && !o.stream) await handImagesToNamespace(o.imagesDir, o.config.userns);
     await rt.store.clearExit(name);
     const tCriu = performance.now();
     const shim = await startShim('restore', ['--pidfile', pidfile, '--', o.criu.path, ...argv], dir).catch(async (e: Error) => {

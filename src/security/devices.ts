@@ -18,6 +18,8 @@ export interface DeviceRule {
 /** A node --device makes inside the container's /dev. */
 export interface DeviceNode {
   readonly path: string;
+  /** where it is on the host that ran the container first (a user namespace binds it, as it cannot mknod) */
+  readonly hostPath: string;
   readonly type: 'c' | 'b';
   readonly major: number;
   readonly minor: number;
@@ -62,8 +64,8 @@ export function parseDeviceFlag(raw: string): DeviceRequest {
   if (parts.length > 2 || parts.some((p) => p === '')) throw new TsmError('EINVAL_ARG', `--device ${JSON.stringify(raw)} is not HOST[:CONTAINER][:PERMS]`, { fix });
   const [host, container = host] = parts as [string, string?];
   for (const p of [host, container]) {
-    if (!p.startsWith('/') || p.split('/').includes('..') || p.includes('\0')) {
-      throw new TsmError('EINVAL_ARG', `--device ${JSON.stringify(raw)}: ${JSON.stringify(p)} is not an absolute path without '..'`, { fix });
+    if (!p.startsWith('/') || p.split('/').includes('..') || p.includes('\0') || p.includes('=')) {
+      throw new TsmError('EINVAL_ARG', `--device ${JSON.stringify(raw)}: ${JSON.stringify(p)} is not an absolute path without '..' or '='`, { fix });
     }
   }
   if (!container.startsWith('/dev/') || container.length <= 5) {
@@ -83,6 +85,6 @@ export function deviceFromStat(req: DeviceRequest, st: { isCharacterDevice(): bo
   const minor = (st.rdev & 0xff) | ((st.rdev >>> 12) & ~0xff);
   return {
     rule: { type, major, minor, access: req.access },
-    node: { path: req.containerPath, type, major, minor, mode: st.mode & 0o7777 },
+    node: { path: req.containerPath, hostPath: req.hostPath, type, major, minor, mode: st.mode & 0o7777 },
   };
 }

@@ -17,6 +17,6 @@ export function rootfsShimArgs(p: SecurityProfile): string[] {
   for (const r of p.readonlyPaths) a.push('--ro', r);
   if (p.cgroupNamespace) a.push('--cgroupns');
   if (!p.sysReadOnly) a.push('--sys-rw');
-  for (const n of p.devices.nodes) a.push('--device-node', `${n.type}:${n.major}:${n.minor}:${n.mode.toString(8)}:${n.path}`);
+  for (const n of p.devices.nodes) a.push('--device-node', `${n.type}:${n.major}:${n.minor}:${n.mode.toString(8)}:${n.path}=${n.hostPath}`);
   return a;
 }

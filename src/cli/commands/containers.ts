@@ -57,6 +57,7 @@ export function registerContainerCommands(program: Command, setExit: (code: numb
     .option('--cap-add <cap>', 'keep a capability beyond the default set, or ALL (repeatable)', collect)
     .option('--cap-drop <cap>', 'drop a capability of the default set, or ALL (repeatable)', collect)
     .option('--security-opt <opt>', 'seccomp=unconfined|FILE.json, no-new-privileges[=true|false] (repeatable)', collect)
+    .option('--userns <mode>', 'auto: root in the container is an unprivileged range of host ids; host: none (default)')
     .option('--device <HOST[:CONTAINER][:rwm]>', 'make a host device available inside (repeatable)', collect)
     .action(async (name: string, command: string[], o: RawRunOptions & { detach?: boolean }, cmd: Command) => {
       const { rt, json } = runtimeFor(cmd);

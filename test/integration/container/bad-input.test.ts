@@ -37,7 +37,7 @@ const cases: Array<{ what: string; name: string; args: string[]; env?: NodeJS.Pr
   { what: 'an unknown capability', name: 'c11', args: ['--image', 'busybox', '--cap-add', 'SYS_WIZARD'], want: /--cap-add: unknown capability "SYS_WIZARD".*NET_ADMIN/, code: 2 },
   { what: 'a seccomp profile that does not parse', name: 'c12', args: ['--image', 'busybox', '--security-opt', `seccomp=${badProfile}`], want: /seccomp profile .* is not valid JSON/, code: 2 },
   { what: 'a seccomp profile with an unknown action', name: 'c13', args: ['--image', 'busybox', '--security-opt', `seccomp=${oddProfile}`], want: /seccomp profile defaultAction: "SCMP_ACT_MAYBE"/, code: 2 },
-  { what: '--device on a path that is not a device', name: 'c14', args: ['--image', 'busybox', '--device', '/etc/passwd'], want: /--device \/etc\/passwd is not a device node/, code: 2 },
+  { what: '--device on a path that is not a device', name: 'c14', args: ['--image', 'busybox', '--device', '/etc/passwd:/dev/pw'], want: /--device \/etc\/passwd is not a device node/, code: 2 },
   { what: '--device on a missing path', name: 'c15', args: ['--image', 'busybox', '--device', '/dev/nope0'], want: /--device \/dev\/nope0: ENOENT/, code: 2 },
   { what: 'an unknown --security-opt', name: 'c16', args: ['--image', 'busybox', '--security-opt', 'apparmor=unconfined'], want: /--security-opt "apparmor=unconfined" is not understood/, code: 2 },
   { what: '--privileged with --cap-drop', name: 'c17', args: ['--image', 'busybox', '--privileged', '--cap-drop', 'KILL'], want: /--privileged cannot be combined/, code: 2 },

@@ -48,7 +48,7 @@ test('--device HOST[:CONTAINER][:PERMS]', () => {
   const chr = { isCharacterDevice: () => true, isBlockDevice: () => false, rdev: (254 << 8) | 3, mode: 0o20660 };
   const d = deviceFromStat(parseDeviceFlag('/dev/x:r'), chr);
   assert.equal(deviceRuleLine(d.rule), 'c 254:3 r');
-  assert.deepEqual(d.node, { path: '/dev/x', type: 'c', major: 254, minor: 3, mode: 0o660 });
+  assert.deepEqual(d.node, { path: '/dev/x', hostPath: '/dev/x', type: 'c', major: 254, minor: 3, mode: 0o660 });
   // large minor numbers: glibc's encoding (minor bits 8-19 live above the major)
   const big = deviceFromStat(parseDeviceFlag('/dev/y'), { ...chr, rdev: 0x12310345 }); // makedev(259, 0x12345)
   assert.deepEqual([big.rule.major, big.rule.minor], [259, 0x12345]);
