@@ -2,7 +2,8 @@
  * tsm-shim MODE [options] -- ARGV...
  *   run      --state-dir D --rootfs R --sync-fd N [--hostname H] [--cwd C]
  *            [--user UID:GID] [--env K=V]... -- CMD ARGS...
- *   restore  --state-dir D --sync-fd N --pidfile F -- /path/to/criu restore ARGS...
+ *   restore  --state-dir D --sync-fd N --pidfile F [--net-setup VETH,BR,ADDR/N,GW,MAC]
+ *            -- /path/to/criu restore ARGS...
  *   exec     --pid P [--cgroup-procs FILE]... [--cwd C] [--user UID:GID]
  *            [--env K=V]... -- CMD ARGS...
  * run and exec also take the security profile (src/security/shim-args.ts):
@@ -111,6 +112,10 @@ int main(int argc, char **argv)
     struct shim_opts o;
     memset(&o, 0, sizeof o);
     o.sync_fd = -1;
+    /* CRIU runs us as its action script (restore --net-setup): no arguments, the hook in the environment */
+    const char *action = getenv("CRTOOLS_SCRIPT_ACTION");
+    if (argc == 1 && action)
+        return criu_action(action);
     if (argc < 2)
         die("usage: tsm-shim run|restore|exec [options] -- ARGV...");
     o.mode = argv[1];
@@ -152,6 +157,8 @@ int main(int argc, char **argv)
             o.exec_pid = (int)parse_num(v, "--pid");
         else if (strcmp(a, "--pidfile") == 0)
             o.pidfile = v;
+        else if (strcmp(a, "--net-setup") == 0)
+            o.net_setup = v;
         else if (strcmp(a, "--env") == 0) {
             if (o.nenv >= MAX_LIST)
                 die("too many --env");

@@ -71,6 +71,8 @@ int mode_restore(const struct shim_opts *o)
         if (dup2(out[1], 3) < 0 || dup2(eout[1], 4) < 0 || dup2(devnull, 0) < 0 ||
             dup2(outf, 1) < 0 || dup2(outf, 2) < 0)
             _exit(126);
+        if (o->net_setup && setenv("TSM_NET", o->net_setup, 1) < 0)
+            _exit(126);
         execv(o->argv[0], o->argv);
         _exit(127);
     }

@@ -19,6 +19,7 @@ struct shim_opts {
     int sync_fd;                /* run/restore: socket to the CLI for the handshake */
     int exec_pid;               /* exec: the container init's host pid */
     const char *pidfile;        /* restore: CRIU's --pidfile */
+    const char *net_setup;      /* restore: --net-setup, TSM_NET for the action script (netsetup.c) */
     const char *env[MAX_LIST];
     int nenv;
     const char *cgroup_procs[MAX_LIST];
@@ -65,6 +66,9 @@ void sync_say(int fd, const char *fmt, int arg, const char *str);
 /* userns.c */
 void parse_userns(struct shim_opts *o, const char *s);
 int write_id_maps(pid_t pid, uid_t start, uid_t size);
+
+/* netsetup.c: run by CRIU as its --action-script */
+int criu_action(const char *action);
 
 /* modes */
 int mode_idmap_mount(const struct shim_opts *o);

@@ -80,6 +80,13 @@ export interface RestoreRequest {
   /** --leave-stopped: the restored tasks are left SIGSTOPped. */
   leaveStopped?: boolean;
   /**
+   * --empty-ns net: CRIU makes the network namespace but restores no links,
+   * addresses or routes in it; the action script's setup-namespaces step does.
+   */
+  emptyNetns?: boolean;
+  /** --action-script: absolute path of a program CRIU runs at its hooks (CRTOOLS_SCRIPT_ACTION). */
+  actionScript?: string;
+  /**
    * --stream: ask the image streamer listening on imagesDir/streamer-serve.sock
    * (transfer/stream-serve.ts) for every image instead of reading files.
    */
@@ -239,6 +246,8 @@ export function restoreArgv(r: RestoreRequest): string[] {
     out.push('--cgroup-root', s);
   }
   out.push(...inheritFdArgs(r.inheritFds), ...externalArgs(r.externals), ...flag(r.leaveStopped, '--leave-stopped'), ...flag(r.stream, '--stream'));
+  if (r.emptyNetns === true) out.push('--empty-ns', 'net');
+  if (r.actionScript !== undefined) out.push('--action-script', absPath('actionScript', r.actionScript));
   return out;
 }
 

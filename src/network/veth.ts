@@ -17,6 +17,16 @@ export function hostVethName(root: string, container: string): string {
   return `tsm-${h.slice(0, 8)}`;
 }
 
+/**
+ * Pure: the container end's MAC address, derived from its IPv4 address (as
+ * Docker does): locally administered, the same wherever the container is
+ * restored, so neighbours' ARP caches stay right across a move.
+ */
+export function macForIp(ip: string): string {
+  const b = ip.split('.').map((x) => Number(x).toString(16).padStart(2, '0'));
+  return `02:88:${b.join(':')}`;
+}
+
 /** Name of the interface inside the container. */
 export const CONTAINER_IFNAME = 'eth0';
 
@@ -71,7 +81,7 @@ export async function attachVeth(c: VethConfig): Promise<void> {
     // Left over from an earlier run of the same container: the name is ours.
     await deleteLink(c.hostVeth);
   }
-  await ip(['link', 'add', c.hostVeth, 'type', 'veth', 'peer', 'name', CONTAINER_IFNAME, 'netns', String(c.pid)],
+  await ip(['link', 'add', c.hostVeth, 'type', 'veth', 'peer', 'name', CONTAINER_IFNAME, 'address', macForIp(c.ip), 'netns', String(c.pid)],
     `make sure pid ${c.pid} has no ${CONTAINER_IFNAME} yet and runs as root`);
   try {
     await ip(['link', 'set', 'dev', c.hostVeth, 'master', c.bridge]);

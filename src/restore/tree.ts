@@ -13,6 +13,8 @@ import { planNetwork, releaseNetwork, type NetworkPlan } from '../network/setup.
 import { mountRootfs, rootfsLayout, unmountRootfs } from '../rootfs/overlay.js';
 import type { Runtime } from '../runtime/context.js';
 import { startShim } from '../shim/spawn.js';
+import { shimPath } from '../shim/locate.js';
+import { macForIp } from '../network/veth.js';
 import { UndoStack } from '../util/undo.js';
 import { writeSeccompRules } from '../security/resolve.js';
 import { handImagesToNamespace, reserveRange } from '../userns/ranges.js';
@@ -93,6 +95,9 @@ export async function restoreTree(rt: Runtime, o: RestoreTreeOptions): Promise<H
     const net = await planNetwork(o.config.net.mode, ip, owner, rt.network);
     undo.push('release network', () => releaseNetwork(net, rt.network));
 
+    // in a user namespace CRIU cannot recreate the veth: it makes the namespace empty and the shim, as its action script, wires it
+    const wireNetns = Boolean(o.config.userns) && net.mode === 'bridge' && net.hostVeth !== undefined && net.bridge !== undefined;
+    const netSetup = wireNetns ? [`${net.hostVeth},${net.bridge},${net.ip}/${net.prefix},${net.gateway},${macForIp(net.ip!)}`] : [];
     const pidfile = path.join(o.imagesDir, '..', `restored-${name}.pid`);
     const tcp = o.criuOptions.tcpEstablished;
     const argv = restoreArgv({
@@ -112,14 +117,15 @@ export async function restoreTree(rt: Runtime, o: RestoreTreeOptions): Promise<H
         { fd: 3, key: o.stdio.stdout },
         { fd: 4, key: o.stdio.stderr },
       ],
-      externals: [...(net.mode === 'bridge' && net.hostVeth && net.bridge ? [`veth[eth0]:${net.hostVeth}@${net.bridge}`] : []), ...deviceRestoreExternals(o.config)],
+      externals: [...(!wireNetns && net.mode === 'bridge' && net.hostVeth && net.bridge ? [`veth[eth0]:${net.hostVeth}@${net.bridge}`] : []), ...deviceRestoreExternals(o.config)],
+      ...(wireNetns ? { emptyNetns: true, actionScript: shimPath() } : {}),
       stream: Boolean(o.stream),
     });
-    // the restored tasks read their images as the namespace's root, to which host root's files are closed
-    if (o.config.userns && !o.stream) await handImagesToNamespace(o.imagesDir, o.config.userns);
+    // the restored tasks read some images from inside the new user namespace (see handImagesToNamespace)
+    if (o.config.userns && !o.stream) await handImagesToNamespace(o.imagesDir);
     await rt.store.clearExit(name);
     const tCriu = performance.now();
-    const shim = await startShim('restore', ['--pidfile', pidfile, '--', o.criu.path, ...argv], dir).catch(async (e: Error) => {
+    const shim = await startShim('restore', ['--pidfile', pidfile, ...netSetup.flatMap((v) => ['--net-setup', v]), '--', o.criu.path, ...argv], dir).catch(async (e: Error) => {
       const log = await fs.readFile(path.join(o.imagesDir, 'restore.log'), 'utf8').catch(() => '');
       const kept = path.join(rt.paths.root, `restore-failed-${name}-${Date.now()}.log`);
       await fs.writeFile(kept, log, { mode: 0o600 }).catch(() => undefined);

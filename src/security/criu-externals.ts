@@ -26,3 +26,4 @@ export function deviceDumpExternals(c: Pick<ContainerConfig, 'userns' | 'securit
 export function deviceRestoreExternals(c: Pick<ContainerConfig, 'userns' | 'security'>): string[] {
   return nodes(c).map((n) => `mnt[${n.key}]:${n.hostPath}`);
 }
+

@@ -102,16 +102,20 @@ export async function releaseRange(root: string, container: string): Promise<voi
 }
 
 /**
- * CRIU's restored tasks open their image files (relative to the images
- * directory) as the user namespace's root: the directory and the files go to
- * its host id, modes unchanged (0700/0600); the parents stay root's, so no
- * other host user can reach them.
+ * CRIU's restored tasks open some images (relative to the images directory)
+ * from inside the new user namespace before its maps exist, when no host id is
+ * theirs: the directory gets search and the files read for others. Its parent
+ * stays root's 0700 (makeStagingDir), so no host user can reach them by path.
  */
-export async function handImagesToNamespace(imagesDir: string, r: IdRange): Promise<void> {
-  await fs.lchown(imagesDir, r.start, r.start);
+export async function handImagesToNamespace(imagesDir: string): Promise<void> {
+  const parent = await fs.stat(path.dirname(imagesDir));
+  if (parent.uid !== 0 || (parent.mode & 0o077) !== 0) {
+    throw new TsmError('EINTERNAL', `the images' parent ${path.dirname(imagesDir)} is not root's alone (mode ${(parent.mode & 0o777).toString(8)})`, { fix: 'report a tsmigrate bug' });
+  }
+  await fs.chmod(imagesDir, 0o711);
   const dir = await fs.opendir(imagesDir);
   for await (const e of dir) {
-    if (e.isFile()) await fs.lchown(path.join(imagesDir, e.name), r.start, r.start);
+    if (e.isFile()) await fs.chmod(path.join(imagesDir, e.name), 0o604);
   }
 }
 

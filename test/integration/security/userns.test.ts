@@ -1,0 +1,131 @@
+/**
+ * --userns auto: root in the container is an unprivileged range of host ids.
+ * Checked from the host (the processes' and the files' owners), through a
+ * checkpoint and restore, and through a move over real SSH with a TCP client
+ * connected from the host the whole time.
+ */
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { copyFileSync, readFileSync, rmSync, statSync } from 'node:fs';
+import net from 'node:net';
+import path from 'node:path';
+import { cli, cliOk, eventually, tempRoot } from '../../helpers/cli.js';
+import { debianRootfs } from '../../helpers/images.js';
+import { Rig } from '../../helpers/rig.js';
+import { assertLocalRoute } from '../../../src/network/guard.js';
+
+const A = tempRoot('tsm-uns-');
+const CFG = path.join(A, 'config.yaml');
+const rig = new Rig();
+let B = '';
+const TA = (args: string[]) => cliOk(A, ['--config', CFG, ...args], { env: { SSH_AUTH_SOCK: '' }, timeoutMs: 180000 });
+
+interface Inspect { pid: number; config: { userns?: { start: number; size: number } }; rootfs: { upper: string } }
+const inspect = async (root: string, name: string) => JSON.parse(await cliOk(root, ['inspect', name])) as Inspect;
+const hostUid = (pid: number) => Number(/^Uid:\s+(\d+)/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))![1]);
+
+before(async () => {
+  const h = await rig.start('tsm-peer-uns', '127.0.0.6');
+  B = h.root;
+  const cmd = h.addCommand;
+  const i = cmd.indexOf('--known-hosts') + 1;
+  copyFileSync(cmd[i]!, path.join(A, 'known_hosts'));
+  cmd[i] = path.join(A, 'known_hosts');
+  await TA(cmd);
+  await cliOk(A, ['image', 'import', 'debian', debianRootfs()], { timeoutMs: 300000 });
+});
+
+after(async () => {
+  for (const n of ['u1', 'u2', 'utcp']) {
+    await cli(A, ['rm', '-f', n]);
+    if (B) await cli(B, ['rm', '-f', n]);
+  }
+  rig.stopAll('tsm-peer-uns');
+  rmSync(A, { recursive: true, force: true });
+});
+
+test('each --userns auto container is root inside and an unprivileged range outside, ranges never overlap', async () => {
+  await cliOk(A, ['run', '-d', 'u1', '--userns', 'auto', '--image', 'debian', '--', 'sh', '-c', 'i=0; while true; do i=$((i+1)); echo $i > /tmp/n; sleep 0.1; done']);
+  await cliOk(A, ['run', '-d', 'u2', '--userns', 'auto', '--image', 'debian', '--', 'sleep', '100000']);
+  const [i1, i2] = [await inspect(A, 'u1'), await inspect(A, 'u2')];
+  const [r1, r2] = [i1.config.userns!, i2.config.userns!];
+  assert.ok(r1.start > 0 && r2.start > 0 && (r1.start + r1.size <= r2.start || r2.start + r2.size <= r1.start), `ranges ${JSON.stringify([r1, r2])} overlap`);
+  assert.equal(hostUid(i1.pid), r1.start, 'the init runs as the range\'s first id on the host');
+  assert.equal((await cliOk(A, ['exec', 'u1', '--', 'id', '-u'])).trim(), '0', 'root inside');
+  assert.match(await cliOk(A, ['exec', 'u1', '--', 'cat', '/proc/self/uid_map']), new RegExp(`^\\s*0\\s+${r1.start}\\s+${r1.size}\\s*$`));
+  // the image's root-owned files are the container's root's; what it writes belongs to its range on the host
+  assert.equal((await cliOk(A, ['exec', 'u1', '--', 'stat', '-c', '%u', '/etc/passwd'])).trim(), '0');
+  await cliOk(A, ['exec', 'u1', '--', 'sh', '-c', 'echo state > /root/made-here']);
+  assert.equal(statSync(path.join(i1.rootfs.upper, 'root/made-here')).uid, r1.start);
+  // what host root owns is nobody's inside (its device nodes are the host's, bound in)
+  assert.equal((await cliOk(A, ['exec', 'u1', '--', 'stat', '-c', '%u:%g', '/dev/null'])).trim(), '65534:65534');
+  await cliOk(A, ['rm', '-f', 'u2']);
+});
+
+test('a --userns auto container survives a checkpoint and restore with its range and its memory', async () => {
+  await eventually(async () => Number((await cliOk(A, ['exec', 'u1', '--', 'cat', '/tmp/n'])).trim()) > 3);
+  const before = (await inspect(A, 'u1')).config.userns!;
+  const id = (await cliOk(A, ['checkpoint', 'u1', '--stop'])).trim().split(/\s/)[0]!;
+  await cliOk(A, ['restore', id], { timeoutMs: 120000 });
+  const i = await inspect(A, 'u1');
+  assert.deepEqual(i.config.userns, before);
+  assert.equal(hostUid(i.pid), before.start);
+  const n = Number((await cliOk(A, ['exec', 'u1', '--', 'cat', '/tmp/n'])).trim());
+  assert.ok(n > 3, 'the counter kept its value');
+  await eventually(async () => Number((await cliOk(A, ['exec', 'u1', '--', 'cat', '/tmp/n'])).trim()) > n + 2, 10000);
+  assert.equal((await cliOk(A, ['exec', 'u1', '--', 'cat', '/root/made-here'])).trim(), 'state');
+  await cliOk(A, ['rm', '-f', 'u1']);
+});
+
+test('a --userns auto container with a TCP connection from the host moves and keeps it', async () => {
+  const server = [
+    'import socket, time, threading',
+    's = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1); s.bind(("0.0.0.0", 7000)); s.listen(1)',
+    'c, _ = s.accept()',
+    'threading.Thread(target=lambda: [None for _ in iter(lambda: c.recv(65536), b"")], daemon=True).start()',
+    'n = 0',
+    'while True:',
+    '    n += 1',
+    '    c.sendall(f"{n}\\n".encode())',
+    '    time.sleep(0.05)',
+  ].join('\n');
+  await TA(['run', '-d', 'utcp', '--userns', 'auto', '--image', 'debian', '--net', 'bridge', '--', 'python3', '-u', '-c', server]);
+  const src = await inspect(A, 'utcp');
+  const ip = (JSON.parse(await TA(['--json', 'ps'])) as Array<{ name: string; ip: string }>).find((r) => r.name === 'utcp')!.ip;
+  await assertLocalRoute(ip, 'tsm0');
+  const lines: number[] = [];
+  const sock = await eventually(
+    () => new Promise<net.Socket | undefined>((resolve) => {
+      const s = net.connect({ host: ip, port: 7000 }, () => resolve(s));
+      s.once('error', () => resolve(undefined));
+    }),
+    20000,
+    200,
+  );
+  let closed = false;
+  let buf = '';
+  sock.setEncoding('utf8').on('data', (d: string) => {
+    buf += d;
+    const parts = buf.split('\n');
+    buf = parts.pop()!;
+    for (const p of parts) lines.push(Number(p));
+  });
+  sock.on('close', () => (closed = true));
+  const talk = setInterval(() => sock.write('ping\n'), 100);
+  try {
+    await eventually(async () => lines.length > 10);
+    await TA(['move', 'utcp', 'tsm-peer-uns']);
+    const before = lines.length;
+    await eventually(async () => lines.length > before + 10, 30000);
+    assert.equal(closed, false, 'the connection was not closed');
+    for (let i = 1; i < lines.length; i++) assert.equal(lines[i], lines[i - 1]! + 1, 'no gap and no repeat in the stream');
+    const dst = await inspect(B, 'utcp');
+    assert.deepEqual(dst.config.userns, src.config.userns, 'the peer reserved the same range');
+    assert.equal(hostUid(dst.pid), src.config.userns!.start, 'root inside is the range\'s first id on the peer');
+    assert.equal((await cliOk(B, ['exec', 'utcp', '--', 'id', '-u'])).trim(), '0');
+  } finally {
+    clearInterval(talk);
+    sock.destroy();
+  }
+  await cliOk(B, ['rm', '-f', 'utcp']);
+});
