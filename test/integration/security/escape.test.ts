@@ -63,7 +63,7 @@ before(async () => {
 });
 
 after(async () => {
-  for (const n of ['conf', 'priv']) {
+  for (const n of ['conf', 'priv', 'dev']) {
     await cli(A, ['rm', '-f', n]);
     if (B) await cli(B, ['rm', '-f', n]);
   }
@@ -97,4 +97,23 @@ test('the profile survives a move to another host', async () => {
   // the kernel's own list on the peer (v1 devices cgroup here): the rules, not 'a *:* rwm'
   const list = readFileSync(path.join(i.cgroup.paths['devices']!, 'devices.list'), 'utf8').trim().split('\n');
   assert.ok(list.includes('c 1:3 rwm') && list.includes('c 136:* rwm') && !list.some((d) => d.startsWith('a ')), `devices.list on the peer: ${list.join(', ')}`);
+});
+
+test('--device adds exactly one node and rule; without it the node cannot be made or opened', async () => {
+  // /dev/kmsg: not in the default list; writing to it needs no capability, so only the device rule decides
+  const write = ['sh', '-c', 'echo "<7>tsmigrate device test" > /dev/kmsg && echo wrote'];
+  await cliOk(A, ['run', '-d', 'dev', '--device', '/dev/kmsg:/dev/kmsg:w', '--image', 'debian', '--', 'sleep', '100000']);
+  try {
+    assert.match(await cliOk(A, ['exec', 'dev', '--', ...write]), /wrote/);
+    const read = await cli(A, ['exec', 'dev', '--', 'sh', '-c', 'head -c1 /dev/kmsg']);
+    assert.notEqual(read.code, 0, 'the rule gives write only');
+    const i = JSON.parse(await cliOk(A, ['inspect', 'dev'])) as { security: { devices: string[]; deviceNodes: string[] } };
+    assert.ok(i.security.devices.includes('c 1:11 w'), i.security.devices.join(', '));
+    assert.deepEqual(i.security.deviceNodes, ['/dev/kmsg']);
+  } finally {
+    await cliOk(A, ['rm', '-f', 'dev']);
+  }
+  // conf was moved to B by the test before
+  const r = await cli(B, ['exec', 'conf', '--', 'sh', '-c', 'ls /dev/kmsg || mknod /tmp/k c 1 11 || echo denied']);
+  assert.match(r.stdout + r.stderr, /denied/);
 });
