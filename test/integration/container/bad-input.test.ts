@@ -1,9 +1,10 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
 import { mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { cli, cliOk, tempRoot } from '../../helpers/cli.js';
+import { CLI, cli, cliOk, tempRoot } from '../../helpers/cli.js';
 import { importBusybox } from '../../helpers/images.js';
 import { hostVeths, leftovers } from '../../helpers/leftovers.js';
 
@@ -41,6 +42,7 @@ const cases: Array<{ what: string; name: string; args: string[]; env?: NodeJS.Pr
   { what: '--device on a missing path', name: 'c15', args: ['--image', 'busybox', '--device', '/dev/nope0'], want: /--device \/dev\/nope0: ENOENT/, code: 2 },
   { what: 'an unknown --security-opt', name: 'c16', args: ['--image', 'busybox', '--security-opt', 'apparmor=unconfined'], want: /--security-opt "apparmor=unconfined" is not understood/, code: 2 },
   { what: '--privileged with --cap-drop', name: 'c17', args: ['--image', 'busybox', '--privileged', '--cap-drop', 'KILL'], want: /--privileged cannot be combined/, code: 2 },
+  { what: 'an unknown --userns mode', name: 'c18', args: ['--image', 'busybox', '--userns', 'keep-id'], want: /invalid --userns "keep-id".*--userns auto/, code: 2 },
   { what: 'not root', name: 'c10', args: ['--image', 'busybox'], uid: 65534, want: /needs root.*sudo/, code: 4 },
 ];
 
@@ -60,6 +62,23 @@ for (const c of cases) {
     assert.deepEqual(readdirSync(path.join(root, 'locks')).filter((l) => l !== 'images'), [], 'no lock left');
   });
 }
+
+test('run --userns auto where user namespaces are disabled: one clear line, nothing created', () => {
+  // user.max_user_namespaces is per user namespace: 0 in a namespace of our own is a host with them disabled
+  // (this VM will not let even root lower the host's own value)
+  const script = [
+    "const fs = require('node:fs'); const { spawnSync } = require('node:child_process');",
+    "fs.writeFileSync('/proc/sys/user/max_user_namespaces', '0');",
+    'const r = spawnSync(process.execPath, process.argv.slice(1), { stdio: "inherit" });',
+    'process.exit(r.status ?? 1);',
+  ].join('\n');
+  const r = spawnSync('unshare', ['--user', '--map-root-user', '--', process.execPath, '-e', script, CLI, '--root', root, 'run', '-d', 'c19', '--userns', 'auto', '--image', 'busybox', '--', 'sleep', '100'], { encoding: 'utf8' });
+  assert.equal(r.status, 2, r.stderr);
+  assert.match(r.stderr.trim(), /^tsmigrate: error: --userns auto: user namespaces are disabled on this host.*max_user_namespaces/);
+  assert.equal(r.stderr.trim().split('\n').length, 1);
+  assert.deepEqual(leftovers(root, 'c19'), []);
+  assert.deepEqual(readdirSync(root).filter((d) => d === 'userns'), [], 'no range leased');
+});
 
 test('the container that was in the way is untouched', async () => {
   const ps = JSON.parse(await cliOk(root, ['--json', 'ps'])) as Array<{ name: string; state: string }>;
