@@ -1,3 +1,4 @@
+import { securityProblems } from './preflight-security.js';
 import { promises as fs, statfsSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -91,5 +92,6 @@ export async function peerPreflight(rt: Runtime, records: MigrationRecords, p: P
     const mine = p.leaseOwner && lease && lease.root === p.leaseOwner.root && lease.container === p.leaseOwner.container;
     if (lease && !mine) add('ip', `address ${p.network.ip} is taken on the peer by ${lease.container}`, 'free it on the peer or move the container elsewhere');
   }
+  problems.push(...(await securityProblems(rt.paths.root, p.name, p.config)));
   return { ok: problems.length === 0, problems, needImage, freeBytes: disk };
 }

@@ -94,6 +94,11 @@ export async function reserveRange(root: string, container: string, r: IdRange):
   }
 }
 
+/** The container holding any id of `r` here, if one does. */
+export async function rangeHolder(root: string, r: IdRange): Promise<string | undefined> {
+  return (await leases(root)).find((l) => l.start < r.start + r.size && r.start < l.start + l.size)?.container;
+}
+
 /** Give a container's range back; idempotent. */
 export async function releaseRange(root: string, container: string): Promise<void> {
   for (const l of await leases(root)) {

@@ -36,7 +36,7 @@ before(async () => {
 });
 
 after(async () => {
-  for (const n of ['u1', 'u2', 'utcp']) {
+  for (const n of ['u1', 'u2', 'utcp', 'umv', 'ublk']) {
     await cli(A, ['rm', '-f', n]);
     if (B) await cli(B, ['rm', '-f', n]);
   }
@@ -128,4 +128,23 @@ test('a --userns auto container with a TCP connection from the host moves and ke
     sock.destroy();
   }
   await cliOk(B, ['rm', '-f', 'utcp']);
+});
+
+test('a move is refused before the freeze when the peer holds the container\'s range', async () => {
+  await cliOk(B, ['run', '-d', 'ublk', '--userns', 'auto', '--image', 'debian', '--', 'sleep', '100000'], { timeoutMs: 120000 }).catch(async () => {
+    // the peer may not have the image yet: bring it over the way an operator would
+    await cliOk(B, ['image', 'import', 'debian', debianRootfs()], { timeoutMs: 300000 });
+    await cliOk(B, ['run', '-d', 'ublk', '--userns', 'auto', '--image', 'debian', '--', 'sleep', '100000']);
+  });
+  await cliOk(A, ['run', '-d', 'umv', '--userns', 'auto', '--image', 'debian', '--', 'sleep', '100000']);
+  const [held, mine] = [(await inspect(B, 'ublk')).config.userns!, (await inspect(A, 'umv')).config.userns!];
+  assert.deepEqual(held, mine, 'both hosts handed out the first range of the same pool');
+  const r = await cli(A, ['--config', CFG, 'move', 'umv', 'tsm-peer-uns'], { env: { SSH_AUTH_SOCK: '' }, timeoutMs: 180000 });
+  assert.notEqual(r.code, 0);
+  assert.match(r.stderr, /container ublk holds ids/);
+  const ps = JSON.parse(await cliOk(A, ['--json', 'ps'])) as Array<{ name: string; state: string }>;
+  assert.equal(ps.find((c) => c.name === 'umv')?.state, 'running', 'still running, never frozen, on the source');
+  assert.equal((JSON.parse(await cliOk(B, ['--json', 'ps'])) as Array<{ name: string }>).some((c) => c.name === 'umv'), false);
+  await cliOk(A, ['rm', '-f', 'umv']);
+  await cliOk(B, ['rm', '-f', 'ublk']);
 });
