@@ -1,5 +1,5 @@
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { copyFileSync, mkdtempSync, rmSync } from 'node:fs';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -47,4 +47,15 @@ export function freePort(host: string): Promise<number> {
       s.close(() => resolve(typeof a === 'object' && a ? a.port : 0));
     });
   });
+}
+
+/** Start a rig peer and add it as a host of the state root `root` (with the root's own copy of its host key). */
+export async function addRigPeer(rig: Rig, name: string, addr: string, root: string, add: (args: string[]) => Promise<unknown>): Promise<string> {
+  const h = await rig.start(name, addr);
+  const cmd = [...h.addCommand];
+  const i = cmd.indexOf('--known-hosts') + 1;
+  copyFileSync(cmd[i]!, path.join(root, 'known_hosts'));
+  cmd[i] = path.join(root, 'known_hosts');
+  await add(cmd);
+  return h.root;
 }

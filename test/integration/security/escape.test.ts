@@ -6,11 +6,11 @@
  */
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { copyFileSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { readFileSync, rmSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { cli, cliOk, tempRoot } from '../../helpers/cli.js';
 import { debianRootfs } from '../../helpers/images.js';
-import { Rig } from '../../helpers/rig.js';
+import { addRigPeer, Rig } from '../../helpers/rig.js';
 import { DEFAULT_CAPABILITIES } from '../../../src/security/capabilities.js';
 
 const A = tempRoot('tsm-sec-');
@@ -52,13 +52,7 @@ async function assertDefaultProfile(root: string, name: string, when: string) {
 }
 
 before(async () => {
-  const h = await rig.start('tsm-peer-sec', '127.0.0.5');
-  B = h.root;
-  const cmd = h.addCommand;
-  const i = cmd.indexOf('--known-hosts') + 1;
-  copyFileSync(cmd[i]!, path.join(A, 'known_hosts'));
-  cmd[i] = path.join(A, 'known_hosts');
-  await TA(cmd);
+  B = await addRigPeer(rig, 'tsm-peer-sec', '127.0.0.5', A, TA);
   await cliOk(A, ['image', 'import', 'debian', debianRootfs()], { timeoutMs: 300000 });
 });
 

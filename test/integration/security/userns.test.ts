@@ -6,12 +6,12 @@
  */
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { copyFileSync, readFileSync, rmSync, statSync } from 'node:fs';
-import net from 'node:net';
+import { readFileSync, rmSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { cli, cliOk, eventually, tempRoot } from '../../helpers/cli.js';
 import { debianRootfs } from '../../helpers/images.js';
-import { Rig } from '../../helpers/rig.js';
+import { addRigPeer, Rig } from '../../helpers/rig.js';
+import { COUNTER_SERVER, connectCounter } from '../../helpers/tcp-counter.js';
 import { assertLocalRoute } from '../../../src/network/guard.js';
 
 const A = tempRoot('tsm-uns-');
@@ -25,13 +25,7 @@ const inspect = async (root: string, name: string) => JSON.parse(await cliOk(roo
 const hostUid = (pid: number) => Number(/^Uid:\s+(\d+)/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))![1]);
 
 before(async () => {
-  const h = await rig.start('tsm-peer-uns', '127.0.0.6');
-  B = h.root;
-  const cmd = h.addCommand;
-  const i = cmd.indexOf('--known-hosts') + 1;
-  copyFileSync(cmd[i]!, path.join(A, 'known_hosts'));
-  cmd[i] = path.join(A, 'known_hosts');
-  await TA(cmd);
+  B = await addRigPeer(rig, 'tsm-peer-uns', '127.0.0.6', A, TA);
   await cliOk(A, ['image', 'import', 'debian', debianRootfs()], { timeoutMs: 300000 });
 });
 
@@ -78,54 +72,26 @@ test('a --userns auto container survives a checkpoint and restore with its range
 });
 
 test('a --userns auto container with a TCP connection from the host moves and keeps it', async () => {
-  const server = [
-    'import socket, time, threading',
-    's = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1); s.bind(("0.0.0.0", 7000)); s.listen(1)',
-    'c, _ = s.accept()',
-    'threading.Thread(target=lambda: [None for _ in iter(lambda: c.recv(65536), b"")], daemon=True).start()',
-    'n = 0',
-    'while True:',
-    '    n += 1',
-    '    c.sendall(f"{n}\\n".encode())',
-    '    time.sleep(0.05)',
-  ].join('\n');
-  await TA(['run', '-d', 'utcp', '--userns', 'auto', '--image', 'debian', '--net', 'bridge', '--', 'python3', '-u', '-c', server]);
+  await TA(['run', '-d', 'utcp', '--userns', 'auto', '--image', 'debian', '--net', 'bridge', '--', 'python3', '-u', '-c', COUNTER_SERVER]);
   const src = await inspect(A, 'utcp');
   const ip = (JSON.parse(await TA(['--json', 'ps'])) as Array<{ name: string; ip: string }>).find((r) => r.name === 'utcp')!.ip;
   await assertLocalRoute(ip, 'tsm0');
-  const lines: number[] = [];
-  const sock = await eventually(
-    () => new Promise<net.Socket | undefined>((resolve) => {
-      const s = net.connect({ host: ip, port: 7000 }, () => resolve(s));
-      s.once('error', () => resolve(undefined));
-    }),
-    20000,
-    200,
-  );
-  let closed = false;
-  let buf = '';
-  sock.setEncoding('utf8').on('data', (d: string) => {
-    buf += d;
-    const parts = buf.split('\n');
-    buf = parts.pop()!;
-    for (const p of parts) lines.push(Number(p));
-  });
-  sock.on('close', () => (closed = true));
-  const talk = setInterval(() => sock.write('ping\n'), 100);
+  const client = await connectCounter(ip);
+  const { lines } = client;
   try {
     await eventually(async () => lines.length > 10);
     await TA(['move', 'utcp', 'tsm-peer-uns']);
     const before = lines.length;
-    await eventually(async () => lines.length > before + 10, 30000);
-    assert.equal(closed, false, 'the connection was not closed');
+    // a long downtime on a loaded machine backs the client's retransmissions off: give it time
+    await eventually(async () => lines.length > before + 10, 90000);
+    assert.equal(client.closed(), false, 'the connection was not closed');
     for (let i = 1; i < lines.length; i++) assert.equal(lines[i], lines[i - 1]! + 1, 'no gap and no repeat in the stream');
     const dst = await inspect(B, 'utcp');
     assert.deepEqual(dst.config.userns, src.config.userns, 'the peer reserved the same range');
     assert.equal(hostUid(dst.pid), src.config.userns!.start, 'root inside is the range\'s first id on the peer');
     assert.equal((await cliOk(B, ['exec', 'utcp', '--', 'id', '-u'])).trim(), '0');
   } finally {
-    clearInterval(talk);
-    sock.destroy();
+    client.stop();
   }
   await cliOk(B, ['rm', '-f', 'utcp']);
 });
