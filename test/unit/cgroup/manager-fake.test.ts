@@ -53,7 +53,7 @@ test('v2: create enables controllers from the root down, apply writes files, rea
   assert.deepEqual(m.paths, { unified: dir });
   assert.equal(m.freezerPath(), dir);
   await m.create();
-  assert.equal(read(root, 'cgroup.subtree_control'), '+memory +cpu +cpuset +pids +io');
+  assert.equal(read(root, 'cgroup.subtree_control'), '+memory +cpu +cpuset +pids +io +hugetlb');
   assert.equal(read(parent, 'cgroup.subtree_control'), '+memory +cpuset +pids +io'); // cpu already enabled
   // what the kernel then shows; a second create writes nothing
   writeFileSync(path.join(root, 'cgroup.subtree_control'), 'cpuset cpu io memory pids\n');
@@ -79,7 +79,7 @@ test('v2: create enables controllers from the root down, apply writes files, rea
 }));
 
 test('v2: apply refuses a limit whose controller is not enabled', withTmp(async (root) => {
-  fake(root, { 'cgroup.controllers': 'hugetlb', 'cgroup.subtree_control': '' });
+  fake(root, { 'cgroup.controllers': 'rdma', 'cgroup.subtree_control': '' });
   fake(path.join(root, 'tsmigrate', 'c1'), { ...V2_LEAF, 'cgroup.controllers': '' });
   const m = createCgroupManager({ name: 'c1', layout: v2Layout(root) });
   await m.create();
