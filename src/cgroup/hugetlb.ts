@@ -13,6 +13,7 @@ export interface HugetlbLimit {
   limitBytes: number;
 }
 
+const PAGE_SIZE_NAME = /^[1-9][0-9]{0,4}[KMG]B$/;
 const bad = (msg: string, fix: string): TsmError => new TsmError('EINVAL_ARG', msg, { fix });
 const KB = 1024;
 const MB = 1024 ** 2;
@@ -88,6 +89,9 @@ export interface HugetlbFile { file: string; value: string; optional?: true }
  */
 export function hugetlbFiles(list: HugetlbLimit[], version: 'v1' | 'v2'): HugetlbFile[] {
   const suffix = version === 'v1' ? 'limit_in_bytes' : 'max';
+  // the page size becomes part of a file name: only the kernel's own names get that far
+  const odd = list.find((h) => !PAGE_SIZE_NAME.test(h.pageSize));
+  if (odd) throw bad(`huge page size ${JSON.stringify(odd.pageSize)} is not a kernel page-size name`, 'use a name such as 2MB or 1GB');
   return list.flatMap((h) => [
     { file: `hugetlb.${h.pageSize}.${suffix}`, value: String(h.limitBytes) },
     { file: `hugetlb.${h.pageSize}.rsvd.${suffix}`, value: String(h.limitBytes), optional: true as const },

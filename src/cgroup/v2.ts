@@ -24,7 +24,7 @@ export const V2_WANTED_CONTROLLERS = ['memory', 'cpu', 'cpuset', 'pids', 'io', '
 const LIMIT_FILES = ['memory.max', 'memory.low', 'cpu.max', 'cpu.weight', 'cpuset.cpus', 'pids.max', 'io.weight', 'io.max'];
 
 const V1_ONLY = (c: string, flag: string) => ({
-  reason: `this host runs cgroup v2, which has no ${c} controller`,
+  reason: `cgroup v2 (the backend in use) has no ${c} controller`,
   fix: `match the container's packets by its cgroup path in nftables (socket cgroupv2) instead, or drop ${flag}`,
 });
 

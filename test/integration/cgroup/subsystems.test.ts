@@ -123,7 +123,7 @@ test('refused with one clear line, nothing written, where this host cannot carry
     const v2 = createCgroupManager({ name: 'never-created', parent: PARENT, prefer: 'v2' });
     const p = await v2.check({ netClsClassid: 1, netPrio: [{ iface: 'lo', priority: 1 }] });
     assert.deepEqual(p.map((x) => x.code), ['ECGROUP_MISSING', 'ECGROUP_MISSING']);
-    assert.match(p[0]!.message, /--net-cls-classid cannot be applied on this host: this host runs cgroup v2, which has no net_cls controller/);
+    assert.match(p[0]!.message, /--net-cls-classid cannot be applied on this host: cgroup v2 \(the backend in use\) has no net_cls controller/);
     assert.equal(existsSync(v2.paths['unified']!), false, 'check creates nothing');
   }
   rmSync(dir, { recursive: true, force: true });

@@ -82,8 +82,8 @@ test('bad input: one clear line, nothing created', { timeout: 60_000 }, async ()
     [['--device-read-bps', `${plain}:1mb`], /--device-read-bps .*plain: a regular file, not a block device; name a whole block device/, 2],
     [['--device-write-bps', '/dev/null:1mb'], /\/dev\/null: a character device, not a block device/, 2],
     [['--device-read-bps', `${scratch}/gone:1mb`], /gone: no such device on this host/, 2],
-    [['--net-cls-classid', '10:1'], /--net-cls-classid cannot be applied on this host: this host runs cgroup v2, which has no net_cls controller/, 1, { TSMIGRATE_CGROUP_PREFER: 'v2' }],
-    [['--net-prio', 'lo=1'], /--net-prio cannot be applied on this host: this host runs cgroup v2/, 1, { TSMIGRATE_CGROUP_PREFER: 'v2' }],
+    [['--net-cls-classid', '10:1'], /--net-cls-classid cannot be applied on this host: cgroup v2 \(the backend in use\) has no net_cls controller/, 1, { TSMIGRATE_CGROUP_PREFER: 'v2' }],
+    [['--net-prio', 'lo=1'], /--net-prio cannot be applied on this host: cgroup v2 \(the backend in use\)/, 1, { TSMIGRATE_CGROUP_PREFER: 'v2' }],
   ];
   for (const [flags, want, code, env] of cases) {
     const r = await cli(root, ['run', '-d', 'bad', '--image', 'busybox', '--memory', '32m', ...flags, '--', 'sleep', '100'], env ? { env } : {});

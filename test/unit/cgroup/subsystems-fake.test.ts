@@ -149,7 +149,7 @@ test('v2: io.max and hugetlb files; net_cls and net_prio refused with the reason
   await m.create();
   assert.match(read(root, 'cgroup.subtree_control'), /\+hugetlb/);
   const refused: Array<[Limits, RegExp]> = [
-    [{ netClsClassid: 5 }, /--net-cls-classid cannot be applied on this host: this host runs cgroup v2, which has no net_cls controller/],
+    [{ netClsClassid: 5 }, /--net-cls-classid cannot be applied on this host: cgroup v2 \(the backend in use\) has no net_cls controller/],
     [{ netPrio: [{ iface: 'lo', priority: 1 }] }, /--net-prio .*no net_prio controller/],
   ];
   for (const [limits, re] of refused) {

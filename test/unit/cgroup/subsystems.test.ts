@@ -140,6 +140,7 @@ test('planning: v1 files (hugetlb in v1 or in the unified hierarchy), v2 files, 
   const v2 = v2Files({ ...FULL, netClsClassid: undefined, netPrio: undefined } as Limits, { devices: DEVS });
   assert.deepEqual(v2.filter((f) => f.file === 'io.max').map((f) => f.value), [`7:0 rbps=${MB} wbps=${3 * MB} wiops=200`, `254:16 rbps=${2 * MB} riops=100`]);
   assert.deepEqual(v2.filter((f) => f.file.startsWith('hugetlb')).map((f) => f.file), ['hugetlb.2MB.max', 'hugetlb.2MB.rsvd.max', 'hugetlb.1GB.max', 'hugetlb.1GB.rsvd.max']);
+  rejects(() => v1Files({ hugetlb: [{ pageSize: '2MB/../../x', limitBytes: 0 }] }), /not a kernel page-size name/);
   assert.throws(() => ioMaxLines({ deviceReadBps: [{ path: '/dev/unresolved', rate: 1 }] }, DEVS), (e: unknown) => isTsmError(e, 'EINTERNAL'));
 
   // what the kernel shows after those writes reads back as the same limits
@@ -180,7 +181,7 @@ test('host check: what fits, and one clear problem for each thing that does not'
     ['page size not offered', { hugetlb: [{ pageSize: '1GB', limitBytes: GB }] }, { pageSizes: ['2MB'] }, [/^--hugetlb-limit 1GB: this host has no 1GB huge pages \(it offers 2MB\)$/]],
     ['no huge pages at all', { hugetlb: [{ pageSize: '2MB', limitBytes: 0 }] }, { pageSizes: [] }, [/offers none/]],
     ['hugetlb controller missing', { hugetlb: [{ pageSize: '2MB', limitBytes: 0 }] }, { unavailable: { hugetlb: { reason: 'R', fix: 'F' } } }, [/^--hugetlb-limit cannot be applied on this host: R$/]],
-    ['net_cls on pure v2', { netClsClassid: 1 }, { unavailable: { net_cls: { reason: 'this host runs cgroup v2', fix: 'F' } } }, [/--net-cls-classid cannot be applied on this host: this host runs cgroup v2/]],
+    ['net_cls on pure v2', { netClsClassid: 1 }, { unavailable: { net_cls: { reason: 'cgroup v2 (the backend in use) has no net_cls controller', fix: 'F' } } }, [/--net-cls-classid cannot be applied on this host: cgroup v2 \(the backend in use\)/]],
     ['net_prio not mounted', { netPrio: [{ iface: 'lo', priority: 1 }] }, { unavailable: { net_prio: { reason: 'not mounted', fix: 'F' } } }, [/--net-prio cannot be applied/]],
     ['interface missing', { netPrio: [{ iface: 'eth9', priority: 1 }] }, {}, [/^--net-prio eth9: this host has no network interface eth9$/]],
     ['throttling missing', { deviceReadIops: [{ path: '/dev/a', rate: 1 }], deviceWriteBps: [{ path: '/dev/a', rate: 1 }] }, { unavailable: { throttle: { reason: 'no blkio', fix: 'F' } } }, [/^--device-write-bps, --device-read-iops cannot be applied on this host: no blkio$/]],
