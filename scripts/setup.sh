@@ -9,6 +9,7 @@
 #   5. TypeScript build (npm run build)
 #   6. /usr/local/bin/tsmigrate
 #   7. test root filesystems (scripts/build-images.sh)
+#   8. cgroup v1 net_cls/net_prio (scripts/cgroup-net.sh)
 set -euo pipefail
 
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -17,7 +18,7 @@ REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 IMAGES_DIR=${TSMIGRATE_IMAGES_DIR:-/var/cache/tsmigrate/images}
 PACKAGES=(
   openssh-server openssh-client busybox-static debootstrap redis-server iproute2
-  iptables zstd tar build-essential python3 ca-certificates debian-archive-keyring strace
+  iptables zstd tar build-essential python3 ca-certificates debian-archive-keyring strace mount
   libseccomp-dev
 )
 T0=$(date +%s)
@@ -138,6 +139,10 @@ SUMMARY+=("command: $WRAPPER")
 step "test images"
 bash "$REPO/scripts/build-images.sh" "$IMAGES_DIR"
 SUMMARY+=("images: $IMAGES_DIR/busybox/rootfs $IMAGES_DIR/debian/rootfs")
+
+# ---- 8. cgroup controllers ---------------------------------------------------
+step "cgroup net_cls and net_prio"
+SUMMARY+=("cgroups: $(bash "$REPO/scripts/cgroup-net.sh")")
 
 printf '\nsetup: done in %ss\n' "$(($(date +%s) - T0))"
 for s in "${SUMMARY[@]}"; do printf '  %s\n' "$s"; done

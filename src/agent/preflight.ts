@@ -70,6 +70,8 @@ export async function peerPreflight(rt: Runtime, records: MigrationRecords, p: P
     for (const c of neededControllers(p)) {
       if (!have.has(c)) add('cgroups', `the peer has no ${c} cgroup controller, which the container's limits use`, `enable the ${c} controller on the peer`);
     }
+    // huge pages, net_cls/net_prio and I/O throttles: the controller, the page size, each device by path
+    for (const x of await rt.cgroups(p.name).check(p.config.limits, 'the peer')) add(x.check, x.message, x.fix);
   } catch (e) {
     add('cgroups', `cgroups on the peer: ${(e as Error).message}`, 'mount cgroups on the peer');
   }

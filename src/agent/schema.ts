@@ -4,7 +4,10 @@
  * interface in ./api.ts and at run time on both ends of the connection.
  */
 import type { Readable } from 'node:stream';
+import { pageSizeName, parsePageSize, type HugetlbLimit } from '../cgroup/hugetlb.js';
 import type { Limits } from '../cgroup/limits.js';
+import type { NetPrio } from '../cgroup/netclass.js';
+import type { DeviceRate } from '../cgroup/throttle.js';
 import type { ContainerConfig } from '../container/types.js';
 import type { LeaseOwner } from '../network/ipam.js';
 import type { NetworkPlan } from '../network/setup.js';
@@ -47,6 +50,31 @@ export const REL_PATH = refine(
 
 export const leaseOwner = obj<LeaseOwner>({ root: ABS_PATH, container: NAME });
 
+/** A list in which no two items share `key`. */
+function uniqueBy<T>(inner: Validator<T[]>, key: (t: T) => string, what: string): Validator<T[]> {
+  return refine(inner, (list) => new Set(list.map(key)).size === list.length, `a list naming each ${what} once`);
+}
+
+const PAGE_SIZE = refine(str({ max: 8, pattern: /^[1-9][0-9]{0,4}[KMG]B$/ }), (s) => {
+  try {
+    return pageSizeName(parsePageSize(s)) === s;
+  } catch {
+    return false;
+  }
+}, 'a huge page size such as 2MB');
+
+const hugetlbLimit = refine(
+  obj<HugetlbLimit>({ pageSize: PAGE_SIZE, limitBytes: BYTES }),
+  (h) => h.limitBytes % parsePageSize(h.pageSize) === 0,
+  'a whole number of huge pages',
+);
+
+/** Throttled devices: absolute paths, each once. */
+function deviceRates(rate: Validator<number>): Validator<DeviceRate[]> {
+  const DEVICE_PATH = str({ max: 4096, pattern: /^\/[^\n]*$/ });
+  return uniqueBy(arr(obj<DeviceRate>({ path: DEVICE_PATH, rate }), { max: 64 }), (r) => r.path, 'device');
+}
+
 export const limits = obj<Limits>({
   memoryBytes: optional(num({ int: true, min: 1 })),
   memoryReservationBytes: optional(num({ int: true, min: 1 })),
@@ -55,6 +83,13 @@ export const limits = obj<Limits>({
   cpusetCpus: optional(str({ max: 256, pattern: /^[0-9][0-9,-]*$/ })),
   pidsLimit: optional(num({ int: true, min: -1 })),
   ioWeight: optional(num({ int: true, min: 1, max: 10000 })),
+  hugetlb: optional(uniqueBy(arr(hugetlbLimit, { max: 8 }), (h) => h.pageSize, 'page size')),
+  netClsClassid: optional(num({ int: true, min: 1, max: 0xffff_ffff })),
+  netPrio: optional(uniqueBy(arr(obj<NetPrio>({ iface: IFNAME, priority: U32 }), { max: 64 }), (p) => p.iface, 'interface')),
+  deviceReadBps: optional(deviceRates(num({ int: true, min: 1 }))),
+  deviceWriteBps: optional(deviceRates(num({ int: true, min: 1 }))),
+  deviceReadIops: optional(deviceRates(num({ int: true, min: 1, max: 0xffff_ffff }))),
+  deviceWriteIops: optional(deviceRates(num({ int: true, min: 1, max: 0xffff_ffff }))),
 });
 
 const CAP = oneOf(...CAPABILITY_NAMES.map((c) => lit(c)));

@@ -11,6 +11,7 @@ import { silentLogger, type Logger } from '../util/logger.js';
 import type { FreezerIO } from '../freezer/freezer.js';
 import { detectLayout, hasV1ResourceControllers, type Layout } from './detect.js';
 import { checkCgroupName, safeJoin } from './fsutil.js';
+import { realHostProbe, type HostProbe } from './host.js';
 import type { BackendOptions, CgroupManager } from './manager.js';
 import { V1Manager } from './v1.js';
 import { V2Manager } from './v2.js';
@@ -33,6 +34,8 @@ export interface CreateCgroupManagerOptions {
   destroyTimeoutMs?: number;
   freezerIO?: FreezerIO;
   freezePollMs?: number;
+  /** Host facts for huge page, throttle and net_prio limits (default: this host's kernel). */
+  probe?: HostProbe;
 }
 
 export function createCgroupManager(opts: CreateCgroupManagerOptions): CgroupManager {
@@ -43,6 +46,7 @@ export function createCgroupManager(opts: CreateCgroupManagerOptions): CgroupMan
   const backend: BackendOptions = {
     logger: opts.logger ?? silentLogger,
     destroyTimeoutMs: opts.destroyTimeoutMs ?? DEFAULT_DESTROY_TIMEOUT_MS,
+    probe: opts.probe ?? realHostProbe(),
   };
   if (opts.freezerIO) backend.freezerIO = opts.freezerIO;
   if (opts.freezePollMs !== undefined) backend.freezePollMs = opts.freezePollMs;

@@ -4,6 +4,11 @@
  * No I/O here; managers read/write the files.
  */
 import { TsmError } from '../errors/errors.js';
+import { hugetlbFiles, parseHugetlbFiles, type HugetlbLimit } from './hugetlb.js';
+import { ifpriomapWrites, parseIfpriomap, type NetPrio } from './netclass.js';
+import { ioMaxLines, parseIoMax, parseV1Throttles, throttleV1Files, type DeviceNumbers, type DeviceRate, type Throttles } from './throttle.js';
+
+export { parseSize } from './size.js';
 
 export interface Limits {
   memoryBytes?: number;
@@ -18,31 +23,35 @@ export interface Limits {
   pidsLimit?: number;
   /** 1..10000 (cgroup v2 scale; converted to blkio weight 10..1000 on v1). */
   ioWeight?: number;
+  /** Huge page limits, one per page size, smallest page first. */
+  hugetlb?: HugetlbLimit[];
+  /** net_cls class id (a tc handle MAJOR:MINOR as 0xMMMMmmmm); cgroup v1 only. */
+  netClsClassid?: number;
+  /** net_prio priorities on the host's interfaces, by interface name; cgroup v1 only. */
+  netPrio?: NetPrio[];
+  /** I/O throttles by device path, each list sorted by path. */
+  deviceReadBps?: DeviceRate[];
+  deviceWriteBps?: DeviceRate[];
+  deviceReadIops?: DeviceRate[];
+  deviceWriteIops?: DeviceRate[];
 }
 
-export interface V2File { file: string; value: string }
-export interface V1File { controller: string; file: string; value: string }
+/** `optional`: written only where the kernel has the file (e.g. hugetlb's .rsvd limits, kernel >= 5.7). */
+export interface V2File { file: string; value: string; optional?: true }
+export interface V1File { controller: string; file: string; value: string; optional?: true }
+
+export interface PlanOptions {
+  /** cpuset.mems to write with cpuset.cpus (default "0") */
+  mems?: string;
+  /** path -> MAJOR:MINOR of every throttled device on this host */
+  devices?: DeviceNumbers;
+}
 
 export const CPU_PERIOD_US = 100_000;
 export const MAX_CPUS = 1024;
 export const PID_MAX_LIMIT = 4_194_304;
 
 const bad = (msg: string, fix: string): TsmError => new TsmError('EINVAL_ARG', msg, { fix });
-
-const UNITS: Record<string, number> = { b: 1, k: 1024, m: 1024 ** 2, g: 1024 ** 3, t: 1024 ** 4 };
-
-/** "512m", "1g", "64k", "1048576", "1.5G", "2GiB" -> bytes (binary units, case-insensitive). */
-export function parseSize(input: string): number {
-  const s = String(input).trim();
-  const m = /^(\d+(?:\.\d+)?)\s*(?:([kmgt])(?:i?b)?|(b))?$/i.exec(s);
-  const fix = 'use a positive size such as 64k, 512m, 1g or a byte count';
-  if (!m) throw bad(`invalid size ${JSON.stringify(input)}`, fix);
-  const unit = (m[2] ?? m[3] ?? 'b').toLowerCase();
-  const n = Math.floor(Number(m[1]) * (UNITS[unit] ?? 1));
-  if (!Number.isSafeInteger(n)) throw bad(`size ${JSON.stringify(input)} is too large (max 2^53-1 bytes)`, fix);
-  if (n <= 0) throw bad(`size ${JSON.stringify(input)} must be greater than 0`, fix);
-  return n;
-}
 
 /** "1.5" -> 1.5 CPUs; > 0 (at least 0.01 = the kernel's 1ms minimum quota), <= 1024, max 3 decimals. */
 export function parseCpus(input: string): number {
@@ -137,8 +146,8 @@ const quotaUs = (cpus: number): number => Math.round(cpus * CPU_PERIOD_US);
 
 // ---- limits -> files ---------------------------------------------------
 
-/** Files to write on cgroup v2, in order. `mems` is written with cpuset.cpus (default "0"). */
-export function v2Files(l: Limits, opts: { mems?: string } = {}): V2File[] {
+/** Files to write on cgroup v2, in order. io.max gets one write per device. */
+export function v2Files(l: Limits, opts: PlanOptions = {}): V2File[] {
   const out: V2File[] = [];
   if (l.memoryBytes !== undefined) out.push({ file: 'memory.max', value: String(l.memoryBytes) });
   if (l.memoryReservationBytes !== undefined) out.push({ file: 'memory.low', value: String(l.memoryReservationBytes) });
@@ -150,6 +159,8 @@ export function v2Files(l: Limits, opts: { mems?: string } = {}): V2File[] {
   }
   if (l.pidsLimit !== undefined) out.push({ file: 'pids.max', value: l.pidsLimit < 0 ? 'max' : String(l.pidsLimit) });
   if (l.ioWeight !== undefined) out.push({ file: 'io.weight', value: `default ${l.ioWeight}` });
+  out.push(...hugetlbFiles(l.hugetlb ?? [], 'v2'));
+  for (const line of ioMaxLines(l, opts.devices ?? new Map())) out.push({ file: 'io.max', value: line });
   return out;
 }
 
@@ -157,8 +168,10 @@ export function v2Files(l: Limits, opts: { mems?: string } = {}): V2File[] {
  * Files to write on cgroup v1, in order. `mems` should be the parent's
  * cpuset.mems (default "0"). blkio weight is emitted as blkio.weight; the
  * manager falls back to blkio.bfq.weight when CFQ's file does not exist.
+ * Huge page limits go to the v1 hugetlb controller, or on a hybrid host whose
+ * hugetlb controller is in cgroup2 (`hugetlbOn: 'unified'`) to the unified dir.
  */
-export function v1Files(l: Limits, opts: { mems?: string } = {}): V1File[] {
+export function v1Files(l: Limits, opts: PlanOptions & { hugetlbOn?: 'v1' | 'unified' } = {}): V1File[] {
   const out: V1File[] = [];
   const add = (controller: string, file: string, value: string) => out.push({ controller, file, value });
   if (l.memoryBytes !== undefined) add('memory', 'memory.limit_in_bytes', String(l.memoryBytes));
@@ -174,6 +187,11 @@ export function v1Files(l: Limits, opts: { mems?: string } = {}): V1File[] {
   }
   if (l.pidsLimit !== undefined) add('pids', 'pids.max', l.pidsLimit < 0 ? 'max' : String(l.pidsLimit));
   if (l.ioWeight !== undefined) add('blkio', 'blkio.weight', String(ioWeightToBlkio(l.ioWeight)));
+  const unified = opts.hugetlbOn === 'unified';
+  for (const f of hugetlbFiles(l.hugetlb ?? [], unified ? 'v2' : 'v1')) out.push({ controller: unified ? 'unified' : 'hugetlb', ...f });
+  if (l.netClsClassid !== undefined) add('net_cls', 'net_cls.classid', String(l.netClsClassid));
+  for (const w of ifpriomapWrites(l.netPrio ?? [])) add('net_prio', 'net_prio.ifpriomap', w);
+  for (const f of throttleV1Files(l, opts.devices ?? new Map())) add('blkio', f.file, f.value);
   return out;
 }
 
@@ -197,8 +215,24 @@ function intValue(s: string | undefined): number | undefined {
 
 const roundCpus = (quota: number, period: number): number => Math.round((quota / period) * 1000) / 1000;
 
+/** Read-back options: `deviceNames` (MAJOR:MINOR -> path) shows throttled devices by the config's paths. */
+export interface ReadbackOptions {
+  deviceNames?: ReadonlyMap<string, string>;
+}
+
+/** The huge page, network and throttle limits read back (shared by v1 and v2). */
+function parseExtras(l: Limits, files: Record<string, string | undefined>, t: Throttles): void {
+  const huge = parseHugetlbFiles(files);
+  if (huge.length) l.hugetlb = huge;
+  const classid = intValue(files['net_cls.classid']);
+  if (classid !== undefined && classid > 0) l.netClsClassid = classid;
+  const prio = parseIfpriomap(files['net_prio.ifpriomap'] ?? '');
+  if (prio.length) l.netPrio = prio;
+  Object.assign(l, t);
+}
+
 /** Reverse of v2Files; `files` maps file name -> trimmed content (missing files absent). */
-export function parseV2Limits(files: Record<string, string | undefined>): Limits {
+export function parseV2Limits(files: Record<string, string | undefined>, opts: ReadbackOptions = {}): Limits {
   const l: Limits = {};
   const mem = memValue(files['memory.max']);
   if (mem !== undefined) l.memoryBytes = mem;
@@ -214,6 +248,7 @@ export function parseV2Limits(files: Record<string, string | undefined>): Limits
   if (pids !== undefined && pids > 0) l.pidsLimit = pids;
   const io = /^default\s+(\d+)/m.exec(files['io.weight'] ?? '');
   if (io && Number(io[1]) !== 100) l.ioWeight = Number(io[1]);
+  parseExtras(l, files, parseIoMax(files['io.max'] ?? '', opts.deviceNames ?? new Map()));
   return l;
 }
 
@@ -221,7 +256,7 @@ export function parseV2Limits(files: Record<string, string | undefined>): Limits
  * Reverse of v1Files. `parentCpus` (the parent's cpuset.cpus) makes an
  * inherited cpuset read back as unset, since v1 children always carry a copy.
  */
-export function parseV1Limits(files: Record<string, string | undefined>, opts: { parentCpus?: string } = {}): Limits {
+export function parseV1Limits(files: Record<string, string | undefined>, opts: ReadbackOptions & { parentCpus?: string } = {}): Limits {
   const l: Limits = {};
   const mem = memValue(files['memory.limit_in_bytes']);
   if (mem !== undefined) l.memoryBytes = mem;
@@ -239,5 +274,6 @@ export function parseV1Limits(files: Record<string, string | undefined>, opts: {
   const bfq = intValue(files['blkio.bfq.weight']);
   if (bw !== undefined && bw !== 500) l.ioWeight = blkioToIoWeight(bw);
   else if (bw === undefined && bfq !== undefined && bfq !== 100) l.ioWeight = blkioToIoWeight(bfq);
+  parseExtras(l, files, parseV1Throttles(files, opts.deviceNames ?? new Map()));
   return l;
 }

@@ -2,8 +2,10 @@
  * One small cgroup-manager interface; v1 (v1.ts, also used on hybrid hosts)
  * and v2 (v2.ts) implement it, factory.ts picks one from the detected layout.
  */
+import type { HostProbe } from './host.js';
 import type { Limits } from './limits.js';
 import type { DeviceRule } from '../security/devices.js';
+import type { LimitProblem } from './support.js';
 import type { FreezerIO, FreezerState } from '../freezer/freezer.js';
 import type { Logger } from '../util/logger.js';
 
@@ -21,6 +23,13 @@ export interface CgroupManager {
   readonly paths: Record<string, string>;
   /** mkdir in every hierarchy (idempotent); v1 cpuset: copy cpuset.cpus/mems from parent. */
   create(): Promise<void>;
+  /**
+   * Every limit this host cannot apply with this backend (a controller it lacks, a huge page
+   * size it does not offer, a device path that is no block device here, ...), touching nothing.
+   * `where` names the host in the messages ("this host", "the peer").
+   */
+  check(limits: Limits, where?: string): Promise<LimitProblem[]>;
+  /** Write the limits; refuses (before writing anything) what check() reports. */
   apply(limits: Limits): Promise<void>;
   /** Allow exactly these devices (v1 devices.deny/devices.allow, v2 a BPF device program). */
   applyDevices(rules: readonly DeviceRule[]): Promise<void>;
@@ -32,7 +41,8 @@ export interface CgroupManager {
   thaw(timeoutMs?: number): Promise<void>;
   freezerState(): Promise<FreezerState>;
   stats(): Promise<CgroupStats>;
-  readLimits(): Promise<Limits>;
+  /** The limits the kernel holds; `known` (the config's limits) names throttled devices by their paths. */
+  readLimits(known?: Limits): Promise<Limits>;
   /** The cgroup dir to hand CRIU as --freeze-cgroup (v1 freezer dir, or the v2 dir). */
   freezerPath(): string;
   /** Signal every pid in the cgroup (default SIGKILL; v2 uses cgroup.kill where available). */
@@ -52,6 +62,8 @@ export interface BackendOptions {
   freezerIO?: FreezerIO;
   /** Freezer poll interval in ms (default 5). */
   freezePollMs?: number;
+  /** Huge page sizes, devices and interfaces of the host (tests inject fakes). */
+  probe: HostProbe;
 }
 
 export { createCgroupManager } from './factory.js';

@@ -12,7 +12,12 @@ import path from 'node:path';
 import { TsmError } from '../errors/errors.js';
 import { freezeV1, thawV1, v1FreezerState, type FreezerState } from '../freezer/freezer.js';
 import type { Layout } from './detect.js';
+import { gatherFacts } from './host.js';
+import { hugetlbReadFiles } from './hugetlb.js';
 import { parseV1Limits, v1Files, type Limits } from './limits.js';
+import { deviceNames, deviceNumbers, limitProblems, mountNetFix, problemError, type HostFacts, type LimitProblem } from './support.js';
+import { THROTTLES } from './throttle.js';
+import { enableV2Controllers, v2Ancestors } from './v2control.js';
 import type { BackendOptions, CgroupManager, CgroupStats } from './manager.js';
 import {
   checkPid, isDir, mkdirIdempotent, parseKeyValues, parsePidList, readCgroupFile, readCgroupFileOpt,
@@ -26,11 +31,17 @@ export const V1_REQUIRED_CONTROLLERS = ['memory', 'cpu', 'pids', 'freezer'] as c
 
 interface Hier { mount: string; dir: string }
 
+const HUGETLB_FIX = 'use a kernel with CONFIG_CGROUP_HUGETLB, or drop --hugetlb-limit';
+
 export class V1Manager implements CgroupManager {
   readonly kind = 'v1' as const;
   readonly paths: Record<string, string> = {};
   /** Unique hierarchies (co-mounted controllers such as cpu,cpuacct share one). */
   private readonly hiers: Hier[] = [];
+  /** Where huge page limits go: the v1 hugetlb hierarchy, or cgroup2 where a hybrid host keeps hugetlb. */
+  private readonly hugetlbOn: 'v1' | 'unified' | undefined;
+  /** The unified hierarchy's mount and the parent's dirs in it (hugetlb is enabled down them). */
+  private readonly unifiedAncestors: string[] = [];
 
   constructor(layout: Layout, parent: string, name: string, private readonly o: BackendOptions, useUnified: boolean) {
     for (const c of V1_REQUIRED_CONTROLLERS) {
@@ -54,7 +65,34 @@ export class V1Manager implements CgroupManager {
     for (const [c, mount] of [...layout.v1.entries()].sort(([a], [b]) => a.localeCompare(b))) {
       if (!(c in this.paths)) add(c, mount);
     }
-    if (useUnified && layout.v2Mount !== undefined) add('unified', layout.v2Mount);
+    if (useUnified && layout.v2Mount !== undefined) {
+      add('unified', layout.v2Mount);
+      this.unifiedAncestors = v2Ancestors(layout.v2Mount, parent);
+    }
+    this.hugetlbOn = this.paths['hugetlb'] ? 'v1' : this.paths['unified'] && layout.v2Controllers.includes('hugetlb') ? 'unified' : undefined;
+  }
+
+  /** Why a subsystem cannot be used here (the ones `limits` do not use are not probed). */
+  private async unavailable(): Promise<HostFacts['unavailable']> {
+    const u: HostFacts['unavailable'] = {};
+    if (!this.hugetlbOn) u.hugetlb = { reason: 'the hugetlb controller is neither mounted (v1) nor offered by cgroup2', fix: HUGETLB_FIX };
+    for (const [c, flag] of [['net_cls', '--net-cls-classid'], ['net_prio', '--net-prio']] as const) {
+      if (!this.paths[c]) u[c] = { reason: `the ${c} cgroup controller is not mounted`, fix: mountNetFix(flag) };
+    }
+    const blkio = this.hiers.find((h) => h.dir === this.paths['blkio'])?.mount;
+    if (!blkio) u.throttle = { reason: 'the blkio cgroup controller is not mounted', fix: 'mount it (mount -t cgroup -o blkio cgroup /sys/fs/cgroup/blkio), or drop the throttles' };
+    else if (!(await fileExists(path.join(blkio, THROTTLES[0]!.v1File)))) {
+      u.throttle = { reason: 'the kernel has no block I/O throttling (no blkio.throttle.* files)', fix: 'use a kernel with CONFIG_BLK_DEV_THROTTLING, or drop the throttles' };
+    }
+    return u;
+  }
+
+  private async facts(limits: Limits): Promise<HostFacts> {
+    return gatherFacts(limits, this.o.probe, await this.unavailable());
+  }
+
+  async check(limits: Limits, where?: string): Promise<LimitProblem[]> {
+    return limitProblems(limits, await this.facts(limits), where);
   }
 
   private dirOf(controller: string, forFile: string): string {
@@ -83,13 +121,21 @@ export class V1Manager implements CgroupManager {
   }
 
   async apply(limits: Limits): Promise<void> {
+    const facts = await this.facts(limits);
+    const problems = limitProblems(limits, facts);
+    if (problems[0]) throw problemError(problems[0]);
     let mems = '0';
     if (limits.cpusetCpus !== undefined) {
       const parentDir = path.dirname(this.dirOf('cpuset', 'cpuset.cpus'));
       mems = (await readCgroupFileOpt(parentDir, 'cpuset.mems')) || '0';
     }
-    for (const { controller, file, value } of v1Files(limits, { mems })) {
+    const files = v1Files(limits, { mems, devices: deviceNumbers(facts), ...(this.hugetlbOn ? { hugetlbOn: this.hugetlbOn } : {}) });
+    if (files.some((f) => f.controller === 'unified')) {
+      for (const dir of this.unifiedAncestors) await enableV2Controllers(dir, ['hugetlb'], this.o.logger);
+    }
+    for (const { controller, file, value, optional } of files) {
       const dir = this.dirOf(controller, file);
+      if (optional && !(await fileExists(path.join(dir, file)))) continue;
       await writeCgroupFile(dir, file === 'blkio.weight' ? await blkioWeightFile(dir) : file, value);
     }
   }
@@ -145,20 +191,28 @@ export class V1Manager implements CgroupManager {
     return s;
   }
 
-  async readLimits(): Promise<Limits> {
+  async readLimits(known: Limits = {}): Promise<Limits> {
     const files: Record<string, string | undefined> = {};
     const want: Array<[string, string]> = [
       ['memory', 'memory.limit_in_bytes'], ['memory', 'memory.soft_limit_in_bytes'],
       ['cpu', 'cpu.cfs_quota_us'], ['cpu', 'cpu.cfs_period_us'], ['cpu', 'cpu.shares'],
       ['cpuset', 'cpuset.cpus'], ['pids', 'pids.max'], ['blkio', 'blkio.weight'], ['blkio', 'blkio.bfq.weight'],
+      ['net_cls', 'net_cls.classid'], ['net_prio', 'net_prio.ifpriomap'],
+      ...THROTTLES.map((k): [string, string] => ['blkio', k.v1File]),
     ];
+    if (this.hugetlbOn) {
+      const version = this.hugetlbOn === 'v1' ? 'v1' : 'v2';
+      const key = this.hugetlbOn === 'v1' ? 'hugetlb' : 'unified';
+      for (const f of hugetlbReadFiles(await this.o.probe.hugepageSizes(), version)) want.push([key, f]);
+    }
     for (const [c, f] of want) {
       const dir = this.paths[c];
       if (dir !== undefined) files[f] = await readCgroupFileOpt(dir, f);
     }
     const cpuset = this.paths['cpuset'];
     const parentCpus = cpuset ? await readCgroupFileOpt(path.dirname(cpuset), 'cpuset.cpus') : undefined;
-    return parseV1Limits(files, parentCpus === undefined ? {} : { parentCpus });
+    const names = deviceNames(await gatherFacts(known, this.o.probe, {}));
+    return parseV1Limits(files, { deviceNames: names, ...(parentCpus === undefined ? {} : { parentCpus }) });
   }
 
   freezerPath(): string {
@@ -217,10 +271,12 @@ async function copyCpusetFromParent(parentDir: string, dir: string): Promise<voi
   }
 }
 
+const fileExists = (p: string): Promise<boolean> => fs.stat(p).then(() => true, () => false);
+
 /** CFQ's blkio.weight, or BFQ's blkio.bfq.weight on blk-mq kernels without CFQ. */
 async function blkioWeightFile(dir: string): Promise<string> {
   for (const f of ['blkio.weight', 'blkio.bfq.weight']) {
-    if (await fs.stat(path.join(dir, f)).then(() => true, () => false)) return f;
+    if (await fileExists(path.join(dir, f))) return f;
   }
   throw new TsmError('ECGROUP_MISSING', `blkio weight is not supported in ${dir} (no blkio.weight or blkio.bfq.weight)`, {
     fix: 'enable CONFIG_BFQ_GROUP_IOSCHED (or CFQ) in the kernel, or drop the I/O weight',

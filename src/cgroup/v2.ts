@@ -7,7 +7,11 @@ import { attachDeviceFilter } from './device-filter.js';
 import type { DeviceRule } from '../security/devices.js';
 import { TsmError } from '../errors/errors.js';
 import { freezeV2, thawV2, v2FreezerState, type FreezerState } from '../freezer/freezer.js';
+import { gatherFacts } from './host.js';
+import { hugetlbReadFiles } from './hugetlb.js';
 import { parseV2Limits, v2Files, type Limits } from './limits.js';
+import { deviceNames, deviceNumbers, limitProblems, problemError, type HostFacts, type LimitProblem } from './support.js';
+import { enableV2Controllers, v2Ancestors, words } from './v2control.js';
 import type { BackendOptions, CgroupManager, CgroupStats } from './manager.js';
 import {
   checkPid, isDir, mkdirIdempotent, parseKeyValues, parsePidList, readCgroupFile, readCgroupFileOpt,
@@ -15,11 +19,14 @@ import {
 } from './fsutil.js';
 
 /** Controllers we enable in every ancestor's cgroup.subtree_control (where available). */
-export const V2_WANTED_CONTROLLERS = ['memory', 'cpu', 'cpuset', 'pids', 'io'] as const;
+export const V2_WANTED_CONTROLLERS = ['memory', 'cpu', 'cpuset', 'pids', 'io', 'hugetlb'] as const;
 
-const LIMIT_FILES = ['memory.max', 'memory.low', 'cpu.max', 'cpu.weight', 'cpuset.cpus', 'pids.max', 'io.weight'];
+const LIMIT_FILES = ['memory.max', 'memory.low', 'cpu.max', 'cpu.weight', 'cpuset.cpus', 'pids.max', 'io.weight', 'io.max'];
 
-const words = (s: string | undefined): string[] => (s ?? '').split(/\s+/).filter(Boolean);
+const V1_ONLY = (c: string, flag: string) => ({
+  reason: `cgroup v2 (the backend in use) has no ${c} controller`,
+  fix: `match the container's packets by its cgroup path in nftables (socket cgroupv2) instead, or drop ${flag}`,
+});
 
 export class V2Manager implements CgroupManager {
   readonly kind = 'v2' as const;
@@ -30,47 +37,36 @@ export class V2Manager implements CgroupManager {
   constructor(private readonly mount: string, parent: string, name: string, private readonly o: BackendOptions) {
     this.dir = safeJoin(mount, parent, name);
     this.paths = { unified: this.dir };
-    const segs = parent.split('/');
-    this.ancestors = [mount, ...segs.map((_, i) => safeJoin(mount, segs.slice(0, i + 1).join('/')))];
+    this.ancestors = v2Ancestors(mount, parent);
+  }
+
+  private async facts(limits: Limits): Promise<HostFacts> {
+    const offered = new Set(words(await readCgroupFileOpt(this.mount, 'cgroup.controllers')));
+    const u: HostFacts['unavailable'] = { net_cls: V1_ONLY('net_cls', '--net-cls-classid'), net_prio: V1_ONLY('net_prio', '--net-prio') };
+    if (!offered.has('hugetlb')) u.hugetlb = { reason: 'cgroup2 does not offer the hugetlb controller', fix: 'use a kernel with CONFIG_CGROUP_HUGETLB, or drop --hugetlb-limit' };
+    if (!offered.has('io')) u.throttle = { reason: 'cgroup2 does not offer the io controller', fix: 'use a kernel with CONFIG_BLK_DEV_THROTTLING, or drop the throttles' };
+    return gatherFacts(limits, this.o.probe, u);
+  }
+
+  async check(limits: Limits, where?: string): Promise<LimitProblem[]> {
+    return limitProblems(limits, await this.facts(limits), where);
   }
 
   async create(): Promise<void> {
     for (const [i, dir] of this.ancestors.entries()) {
       if (i > 0) await mkdirIdempotent(dir);
-      await this.enableControllers(dir);
+      await enableV2Controllers(dir, V2_WANTED_CONTROLLERS, this.o.logger);
     }
     await mkdirIdempotent(this.dir);
   }
 
-  /**
-   * Enable the wanted controllers in dir's cgroup.subtree_control where available:
-   * one write for all of them, or one at a time if that fails.
-   */
-  private async enableControllers(dir: string): Promise<void> {
-    const available = new Set(words(await readCgroupFileOpt(dir, 'cgroup.controllers')));
-    const enabled = new Set(words(await readCgroupFileOpt(dir, 'cgroup.subtree_control')));
-    const todo = V2_WANTED_CONTROLLERS.filter((c) => available.has(c) && !enabled.has(c));
-    if (todo.length === 0) return;
-    try {
-      await writeCgroupFile(dir, 'cgroup.subtree_control', todo.map((c) => `+${c}`).join(' '));
-      return;
-    } catch {
-      // fall through: find out which one the kernel refuses
-    }
-    for (const c of todo) {
-      try {
-        await writeCgroupFile(dir, 'cgroup.subtree_control', `+${c}`);
-      } catch (e) {
-        // e.g. EBUSY: the cgroup has processes of its own ("no internal processes" rule).
-        this.o.logger.warn(`cannot enable the ${c} controller in ${dir}: ${(e as Error).message}`);
-      }
-    }
-  }
-
   async apply(limits: Limits): Promise<void> {
+    const facts = await this.facts(limits);
+    const problems = limitProblems(limits, facts);
+    if (problems[0]) throw problemError(problems[0]);
     const needsMems = limits.cpusetCpus !== undefined;
     const mems = needsMems ? (await readCgroupFileOpt(path.dirname(this.dir), 'cpuset.mems.effective')) || '0' : '0';
-    const files = v2Files(limits, { mems });
+    const files = v2Files(limits, { mems, devices: deviceNumbers(facts) });
     if (files.length === 0) return;
     const available = new Set(words(await readCgroupFile(this.dir, 'cgroup.controllers')));
     for (const { file } of files) {
@@ -81,7 +77,10 @@ export class V2Manager implements CgroupManager {
         });
       }
     }
-    for (const { file, value } of files) await writeCgroupFile(this.dir, file, value);
+    for (const { file, value, optional } of files) {
+      if (optional && !(await fs.stat(path.join(this.dir, file)).then(() => true, () => false))) continue;
+      await writeCgroupFile(this.dir, file, value);
+    }
   }
 
   async applyDevices(rules: readonly DeviceRule[]): Promise<void> {
@@ -125,10 +124,11 @@ export class V2Manager implements CgroupManager {
     return s;
   }
 
-  async readLimits(): Promise<Limits> {
+  async readLimits(known: Limits = {}): Promise<Limits> {
     const files: Record<string, string | undefined> = {};
-    for (const f of LIMIT_FILES) files[f] = await readCgroupFileOpt(this.dir, f);
-    return parseV2Limits(files);
+    const want = [...LIMIT_FILES, ...hugetlbReadFiles(await this.o.probe.hugepageSizes(), 'v2')];
+    for (const f of want) files[f] = await readCgroupFileOpt(this.dir, f);
+    return parseV2Limits(files, { deviceNames: deviceNames(await gatherFacts(known, this.o.probe, {})) });
   }
 
   freezerPath(): string {

@@ -1,5 +1,8 @@
 import { readFileSync } from 'node:fs';
+import { canonicalHugetlb, parseHugetlbLimit } from '../cgroup/hugetlb.js';
 import { parseCpus, parseCpuset, parsePidsLimit, parseSize, parseWeight, type Limits } from '../cgroup/limits.js';
+import { canonicalNetPrio, parseNetClsClassid, parseNetPrio } from '../cgroup/netclass.js';
+import { canonicalRates, parseDeviceRate, THROTTLES, type ThrottleKey } from '../cgroup/throttle.js';
 import { TsmError } from '../errors/errors.js';
 import type { RunRequest } from '../container/run.js';
 import { validateName } from '../util/name.js';
@@ -14,6 +17,13 @@ export interface RawRunOptions {
   cpusetCpus?: string;
   pidsLimit?: string;
   ioWeight?: string;
+  hugetlbLimit?: string[];
+  netClsClassid?: string;
+  netPrio?: string[];
+  deviceReadBps?: string[];
+  deviceWriteBps?: string[];
+  deviceReadIops?: string[];
+  deviceWriteIops?: string[];
   hostname?: string;
   env?: string[];
   workdir?: string;
@@ -68,6 +78,19 @@ export function onlineCpus(): string {
   }
 }
 
+/** The huge page, network class and I/O throttle flags -> their limits (pure; host checks come later). */
+export function parseSubsystemLimits(o: RawRunOptions): Limits {
+  const limits: Limits = {};
+  if (o.hugetlbLimit?.length) limits.hugetlb = canonicalHugetlb(o.hugetlbLimit.map(parseHugetlbLimit));
+  if (o.netClsClassid !== undefined) limits.netClsClassid = parseNetClsClassid(o.netClsClassid);
+  if (o.netPrio?.length) limits.netPrio = canonicalNetPrio(o.netPrio.map(parseNetPrio));
+  for (const k of THROTTLES) {
+    const raw = o[k.key satisfies ThrottleKey];
+    if (raw?.length) limits[k.key] = canonicalRates(k, raw.map((r) => parseDeviceRate(k, r)));
+  }
+  return limits;
+}
+
 /** Pure apart from the online-CPU list it is given: raw CLI strings -> a validated RunRequest. */
 export function parseRunRequest(name: string, command: string[], o: RawRunOptions, online = onlineCpus()): RunRequest {
   validateName('container', name);
@@ -83,6 +106,7 @@ export function parseRunRequest(name: string, command: string[], o: RawRunOption
   if (o.cpusetCpus !== undefined) limits.cpusetCpus = parseCpuset(o.cpusetCpus, online);
   if (o.pidsLimit !== undefined) limits.pidsLimit = parsePidsLimit(o.pidsLimit);
   if (o.ioWeight !== undefined) limits.ioWeight = parseWeight(o.ioWeight, '--io-weight');
+  Object.assign(limits, parseSubsystemLimits(o));
   const net = o.net ?? 'none';
   if (net !== 'none' && net !== 'bridge') throw bad(`invalid --net "${net}"`, 'use --net none or --net bridge');
   if (o.ip !== undefined && net !== 'bridge') throw bad('--ip needs --net bridge', 'add --net bridge or drop --ip');

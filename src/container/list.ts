@@ -71,7 +71,7 @@ export async function inspectContainer(rt: Runtime, name: string): Promise<Recor
     pids: live ? await cg.pids().catch(() => []) : [],
     cgroup: {
       paths: view.state.cgroupPaths ?? cg.paths,
-      limits: live ? await cg.readLimits().catch(() => null) : null,
+      limits: live ? await cg.readLimits(view.config.limits).catch(() => null) : null,
       stats: live ? await cg.stats().catch(() => null) : null,
       freezer: live ? await cg.freezerState().catch(() => null) : null,
     },

@@ -1,6 +1,7 @@
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import type { Limits } from '../cgroup/limits.js';
+import { assertApplicable } from '../cgroup/support.js';
 import { TsmError } from '../errors/errors.js';
 import { resolveImage } from '../image/store.js';
 import { attachNetwork, planNetwork, releaseNetwork, type NetMode } from '../network/setup.js';
@@ -100,6 +101,7 @@ async function createAndStart(rt: Runtime, config: ContainerConfig, imageRootfs:
   const undo = new UndoStack(rt.logger);
   const dir = rt.paths.container(config.name);
   const cg = rt.cgroups(config.name); // detects the cgroup layout: fails before any side effect
+  await assertApplicable(cg, config.limits);
   try {
     await fs.mkdir(dir, { mode: 0o700 });
     undo.push('remove state', () => fs.rm(dir, { recursive: true, force: true }));

@@ -3,11 +3,14 @@ import path from 'node:path';
 import { detectLayout, hasV1ResourceControllers, type Layout } from '../cgroup/detect.js';
 import { attachDeviceFilter, deviceFilterIds } from '../cgroup/device-filter.js';
 import { DEFAULT_DEVICE_RULES } from '../security/devices.js';
+import { realHostProbe } from '../cgroup/host.js';
+import { createCgroupManager } from '../cgroup/manager.js';
 import { criuCheck, locateCriu, probeCapabilities, CRIU_FIX } from '../criu/binary.js';
 import { nativeAvailable } from '../native/native.js';
 import { shimPath } from '../shim/locate.js';
 import { securityFindings } from './security.js';
 import { streamerPath } from '../transfer/streamer-process.js';
+import { subsystemFindings } from './subsystems.js';
 
 /** One line of `tsmigrate doctor`: what was found, and when missing, what it disables and how to fix it. */
 export interface Finding {
@@ -163,6 +166,11 @@ export async function runDoctor(): Promise<Finding[]> {
   f.push(...(await criuFindings()));
   f.push(...(await cgroupFindings()));
   f.push(...securityFindings());
+  try {
+    f.push(...(await subsystemFindings(createCgroupManager({ name: 'doctor' }), realHostProbe())));
+  } catch {
+    /* no usable cgroups: the cgroups line already says so */
+  }
   const fs = readFileSync('/proc/filesystems', 'utf8');
   const ovl = /\toverlay$/m.test(fs);
   f.push({ check: 'overlayfs', ok: ovl, detail: ovl ? 'available' : 'not in /proc/filesystems', ...(ovl ? {} : { disables: 'containers', fix: 'modprobe overlay' }) });

@@ -17,6 +17,7 @@ import { validateName } from '../util/name.js';
 import { requireRoot } from '../util/root.js';
 import { planRestore, type RestorePlan } from './plan.js';
 import { restoreTree } from './tree.js';
+import { assertApplicable } from '../cgroup/support.js';
 
 export interface RestoreRequest {
   checkpoint: string;
@@ -40,6 +41,7 @@ export async function restoreCheckpoint(rt: Runtime, req: RestoreRequest): Promi
   validateName('container', plan.name);
   return withLock(rt.store.lockDir(plan.name), `container ${plan.name}`, async () => {
     await fs.mkdir(rt.paths.containers, { recursive: true, mode: 0o711 });
+    await assertApplicable(rt.cgroups(plan.name), plan.config.limits);
     if (await rt.store.exists(plan.name)) {
       const view = await loadView(rt, plan.name);
       if (view.status !== 'exited') {

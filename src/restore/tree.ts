@@ -4,6 +4,7 @@ import path from 'node:path';
 import { fdPipe } from '../container/proc.js';
 import { runningFacts } from '../container/running.js';
 import type { ContainerConfig, ContainerRuntimeState } from '../container/types.js';
+import { assertApplicable } from '../cgroup/support.js';
 import { restoreArgv } from '../criu/argv.js';
 import type { CriuBinary } from '../criu/binary.js';
 import { explainCriuFailure } from '../criu/errors.js';
@@ -63,6 +64,7 @@ export async function restoreTree(rt: Runtime, o: RestoreTreeOptions): Promise<H
   const dir = rt.paths.container(name);
   const cg = rt.cgroups(name);
   const t0 = performance.now();
+  await assertApplicable(cg, o.config.limits);
   try {
     await rt.store.saveConfig(o.config);
     // CRIU's images and the upper layer's files carry the container's host ids: the same range here

@@ -26,6 +26,14 @@ test('doctor reports CRIU, its features, the cgroup layout and the native parts'
   assert.equal(devices.ok, true, devices.detail);
   assert.match(devices.detail, /BPF_CGROUP_DEVICE programs attach in \//);
   assert.deepEqual(readdirSync(detectLayout().v2Mount!).filter((n) => n.startsWith('tsmigrate-doctor-')), []);
+  // huge pages, net_cls, net_prio, I/O throttling: asked of this host's backend; setup.sh mounts net_cls,net_prio on v1 hosts
+  for (const c of ['cgroup huge page limits', 'cgroup net_cls', 'cgroup net_prio', 'cgroup I/O throttling']) {
+    const x = by(c);
+    if (!x.ok) assert.match(x.disables ?? '', /^run --/, c);
+  }
+  const v1 = /v1: \S*memory/.test(by('cgroups').detail);
+  if (v1) assert.equal(by('cgroup net_cls').ok, true, by('cgroup net_cls').detail);
+  else assert.match(by('cgroup net_cls').detail, /cgroup v2 \(the backend in use\) has no net_cls controller/);
   assert.equal(by('overlayfs').ok, true);
   assert.equal(by('native addon').ok, true);
   assert.equal(by('tsm-shim').ok, true);

@@ -53,13 +53,13 @@ test('v2: create enables controllers from the root down, apply writes files, rea
   assert.deepEqual(m.paths, { unified: dir });
   assert.equal(m.freezerPath(), dir);
   await m.create();
-  assert.equal(read(root, 'cgroup.subtree_control'), '+memory +cpu +cpuset +pids +io');
+  assert.equal(read(root, 'cgroup.subtree_control'), '+memory +cpu +cpuset +pids +io +hugetlb');
   assert.equal(read(parent, 'cgroup.subtree_control'), '+memory +cpuset +pids +io'); // cpu already enabled
   // what the kernel then shows; a second create writes nothing
-  writeFileSync(path.join(root, 'cgroup.subtree_control'), 'cpuset cpu io memory pids\n');
+  writeFileSync(path.join(root, 'cgroup.subtree_control'), 'cpuset cpu io memory hugetlb pids\n');
   writeFileSync(path.join(parent, 'cgroup.subtree_control'), 'cpuset cpu io memory pids\n');
   await m.create();
-  assert.equal(read(root, 'cgroup.subtree_control'), 'cpuset cpu io memory pids\n');
+  assert.equal(read(root, 'cgroup.subtree_control'), 'cpuset cpu io memory hugetlb pids\n');
   const limits = { memoryBytes: 64 << 20, memoryReservationBytes: 32 << 20, cpus: 0.5, cpuWeight: 50, cpusetCpus: '1', pidsLimit: 20, ioWeight: 300 };
   await m.apply(limits);
   assert.equal(read(dir, 'memory.max'), String(64 << 20));
@@ -79,7 +79,7 @@ test('v2: create enables controllers from the root down, apply writes files, rea
 }));
 
 test('v2: apply refuses a limit whose controller is not enabled', withTmp(async (root) => {
-  fake(root, { 'cgroup.controllers': 'hugetlb', 'cgroup.subtree_control': '' });
+  fake(root, { 'cgroup.controllers': 'rdma', 'cgroup.subtree_control': '' });
   fake(path.join(root, 'tsmigrate', 'c1'), { ...V2_LEAF, 'cgroup.controllers': '' });
   const m = createCgroupManager({ name: 'c1', layout: v2Layout(root) });
   await m.create();
