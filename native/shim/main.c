@@ -1,9 +1,9 @@
 /*
  * tsm-shim MODE [options] -- ARGV...
  *   run      --state-dir D --rootfs R --sync-fd N [--hostname H] [--cwd C]
- *            [--user UID:GID] [--env K=V]... -- CMD ARGS...
+ *            [--user UID:GID] [--env K=V]... [SUPERVISOR OPTIONS] -- CMD ARGS...
  *   restore  --state-dir D --sync-fd N --pidfile F [--net-setup VETH,BR,ADDR/N,GW,MAC]
- *            -- /path/to/criu restore ARGS...
+ *            [SUPERVISOR OPTIONS] -- /path/to/criu restore ARGS...
  *   exec     --pid P [--cgroup-procs FILE]... [--cwd C] [--user UID:GID]
  *            [--env K=V]... -- CMD ARGS...
  * run and exec also take the security profile (src/security/shim-args.ts):
@@ -11,6 +11,8 @@
  *   idmap-mount --userns START:SIZE -- SOURCE TARGET
  * and run the root filesystem's:
  *   [--mask PATH]... [--ro PATH]... [--device-node T:MAJ:MIN:MODE:PATH]... [--cgroupns] [--sys-rw]
+ * SUPERVISOR OPTIONS (run, restore; src/shim/supervisor-args.ts):
+ *   [--log-max-size BYTES --log-max-files N] [--oom-file CGROUP_FILE [--oom-kills-before N]]
  * The per-container supervisor of tsmigrate; the CLI is its only user.
  */
 #define _GNU_SOURCE
@@ -159,6 +161,14 @@ int main(int argc, char **argv)
             o.pidfile = v;
         else if (strcmp(a, "--net-setup") == 0)
             o.net_setup = v;
+        else if (strcmp(a, "--log-max-size") == 0)
+            o.log_max_bytes = parse_num(v, "--log-max-size");
+        else if (strcmp(a, "--log-max-files") == 0)
+            o.log_max_files = (int)parse_num(v, "--log-max-files");
+        else if (strcmp(a, "--oom-file") == 0)
+            o.oom_file = v;
+        else if (strcmp(a, "--oom-kills-before") == 0)
+            o.oom_kills_before = parse_num(v, "--oom-kills-before");
         else if (strcmp(a, "--env") == 0) {
             if (o.nenv >= MAX_LIST)
                 die("too many --env");

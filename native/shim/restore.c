@@ -35,7 +35,8 @@ static pid_t read_pidfile(const char *path)
 
 int mode_restore(const struct shim_opts *o)
 {
-    int log_fd = open_log(o);
+    struct log_writer log;
+    log_open(&log, o);
     if (prctl(PR_SET_CHILD_SUBREAPER, 1) < 0)
         die("PR_SET_CHILD_SUBREAPER: %s", strerror(errno));
     int sync_fd = fcntl(o->sync_fd, F_DUPFD_CLOEXEC, 10);
@@ -101,5 +102,5 @@ int mode_restore(const struct shim_opts *o)
     sync_say(sync_fd, "pid %d\n", pid, NULL);
     sync_say(sync_fd, "ok\n", 0, NULL);
     close(sync_fd);
-    return supervise(o, pid, out[0], eout[0], log_fd);
+    return supervise(o, pid, out[0], eout[0], &log);
 }

@@ -94,16 +94,6 @@ static int child_main(void *arg)
     return 127;
 }
 
-int open_log(const struct shim_opts *o)
-{
-    char path[4096];
-    snprintf(path, sizeof path, "%s/container.log", o->state_dir);
-    int fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0640);
-    if (fd < 0)
-        die("cannot open %s: %s", path, strerror(errno));
-    return fd;
-}
-
 void sync_say(int fd, const char *fmt, int arg, const char *str)
 {
     char line[2048];
@@ -116,7 +106,8 @@ void sync_say(int fd, const char *fmt, int arg, const char *str)
 
 int mode_run(const struct shim_opts *o)
 {
-    int log_fd = open_log(o);
+    struct log_writer log;
+    log_open(&log, o);
     if (prctl(PR_SET_CHILD_SUBREAPER, 1) < 0)
         die("PR_SET_CHILD_SUBREAPER: %s", strerror(errno));
     int go[2], errp[2], out[2], eout[2];
@@ -191,5 +182,5 @@ int mode_run(const struct shim_opts *o)
     }
     sync_say(o->sync_fd, "ok\n", 0, NULL);
     close(o->sync_fd);
-    return supervise(o, pid, out[0], eout[0], log_fd);
+    return supervise(o, pid, out[0], eout[0], &log);
 }

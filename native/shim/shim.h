@@ -20,6 +20,10 @@ struct shim_opts {
     int exec_pid;               /* exec: the container init's host pid */
     const char *pidfile;        /* restore: CRIU's --pidfile */
     const char *net_setup;      /* restore: --net-setup, TSM_NET for the action script (netsetup.c) */
+    long long log_max_bytes;    /* run/restore: rotate container.log at this size (0: never) */
+    int log_max_files;          /* run/restore: log files kept, the current one included */
+    const char *oom_file;       /* run/restore: the cgroup file counting OOM kills ("oom_kill N") */
+    long long oom_kills_before; /* run/restore: OOM kills counted before a restore or move */
     const char *env[MAX_LIST];
     int nenv;
     const char *cgroup_procs[MAX_LIST];
@@ -56,11 +60,39 @@ int setup_rootfs(const struct shim_opts *o, char *err, size_t errlen);
 /* security.c: just before the container's command is exec'd */
 int apply_security(const struct shim_opts *o, char *err, size_t errlen);
 
+/* logfile.c: container.log, rotated by size */
+struct log_writer {
+    const char *dir;
+    int fd;
+    long long max_bytes;
+    int max_files;
+};
+void log_open(struct log_writer *w, const struct shim_opts *o);
+void log_write(struct log_writer *w, const char *buf, size_t n);
+
+/* oom.c: the cgroup's OOM-kill counter, recorded in oom.json */
+struct oom_watch {
+    const char *file;
+    int fd;                      /* readable on an event; -1: read the counter once a second */
+    long long before, base, seen;
+    long long last_rise_ms;      /* CLOCK_MONOTONIC, -1: none yet */
+    long long recheck_until_ms;
+    long long next_check_ms;     /* -1: none due */
+};
+void oom_open(struct oom_watch *w, const struct shim_opts *o);
+void oom_event(struct oom_watch *w, const char *state_dir);
+void oom_check(struct oom_watch *w, const char *state_dir);
+/* read the counter if a read is due */
+void oom_tick(struct oom_watch *w, const char *state_dir);
+/* how long the supervisor may sleep before the counter is read again (-1: until an event) */
+int oom_timeout_ms(const struct oom_watch *w);
+/* whether the counter rose within the last second */
+int oom_recent(const struct oom_watch *w);
+
 /* supervise.c */
-int supervise(const struct shim_opts *o, pid_t init_pid, int out_fd, int err_fd, int log_fd);
+int supervise(const struct shim_opts *o, pid_t init_pid, int out_fd, int err_fd, struct log_writer *log);
 
 void apply_env_path(const struct shim_opts *o);
-int open_log(const struct shim_opts *o);
 void sync_say(int fd, const char *fmt, int arg, const char *str);
 
 /* userns.c */

@@ -1,8 +1,8 @@
 /*
- * The supervisor loop: copy the container's stdout and stderr to its log,
- * reap every child (the shim is a child subreaper, so orphans of the
- * container land here too), and when the container's init exits, record
- * its exit status in exit.json and leave.
+ * The supervisor loop: copy the container's stdout and stderr to its log
+ * (logfile.c), reap every child (the shim is a child subreaper, so orphans of
+ * the container land here too), record OOM kills (oom.c), and when the
+ * container's init exits, record its exit status in exit.json and leave.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -17,20 +17,22 @@
 
 #include "shim.h"
 
-static void record_exit(const struct shim_opts *o, int status)
+/* oom_killed: the kernel killed a task of the container for memory within a second of its end */
+static void record_exit(const struct shim_opts *o, int status, int oom_killed)
 {
     char path[4096], json[512], when[64];
+    const char *oom = oom_killed ? "true" : "false";
     time_t now = time(NULL);
     struct tm tm;
     gmtime_r(&now, &tm);
     strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%SZ", &tm);
     if (WIFEXITED(status))
-        snprintf(json, sizeof json, "{\"exitCode\":%d,\"signal\":null,\"exitedAt\":\"%s\"}\n",
-                 WEXITSTATUS(status), when);
+        snprintf(json, sizeof json, "{\"exitCode\":%d,\"signal\":null,\"exitedAt\":\"%s\",\"oomKilled\":%s}\n",
+                 WEXITSTATUS(status), when, oom);
     else {
         const char *abbrev = sigabbrev_np(WTERMSIG(status));
-        snprintf(json, sizeof json, "{\"exitCode\":%d,\"signal\":\"SIG%s\",\"exitedAt\":\"%s\"}\n",
-                 128 + WTERMSIG(status), abbrev ? abbrev : "UNKNOWN", when);
+        snprintf(json, sizeof json, "{\"exitCode\":%d,\"signal\":\"SIG%s\",\"exitedAt\":\"%s\",\"oomKilled\":%s}\n",
+                 128 + WTERMSIG(status), abbrev ? abbrev : "UNKNOWN", when, oom);
     }
     snprintf(path, sizeof path, "%s/exit.json", o->state_dir);
     if (write_file_atomic(path, json) < 0)
@@ -38,7 +40,7 @@ static void record_exit(const struct shim_opts *o, int status)
 }
 
 /* copy what is readable; returns 0 on EOF, 1 otherwise */
-static int pump(int from, int log_fd)
+static int pump(int from, struct log_writer *log)
 {
     char buf[65536];
     ssize_t n = read(from, buf, sizeof buf);
@@ -46,12 +48,11 @@ static int pump(int from, int log_fd)
         return errno == EINTR || errno == EAGAIN ? 1 : 0;
     if (n == 0)
         return 0;
-    if (write_all(log_fd, buf, (size_t)n) < 0)
-        fprintf(stderr, "tsm-shim: log write failed: %s\n", strerror(errno));
+    log_write(log, buf, (size_t)n);
     return 1;
 }
 
-int supervise(const struct shim_opts *o, pid_t init_pid, int out_fd, int err_fd, int log_fd)
+int supervise(const struct shim_opts *o, pid_t init_pid, int out_fd, int err_fd, struct log_writer *log)
 {
     sigset_t mask;
     sigemptyset(&mask);
@@ -62,14 +63,16 @@ int supervise(const struct shim_opts *o, pid_t init_pid, int out_fd, int err_fd,
     int sfd = signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK);
     if (sfd < 0)
         die("signalfd: %s", strerror(errno));
+    struct oom_watch oom;
+    oom_open(&oom, o);
 
-    int init_done = 0, status = 0;
+    int init_done = 0, status = 0, oom_killed = 0;
     struct timespec deadline = {0, 0};
     for (;;) {
-        struct pollfd p[3] = {
-            {sfd, POLLIN, 0}, {out_fd, POLLIN, 0}, {err_fd, POLLIN, 0},
+        struct pollfd p[4] = {
+            {sfd, POLLIN, 0}, {out_fd, POLLIN, 0}, {err_fd, POLLIN, 0}, {oom.fd, POLLIN, 0},
         };
-        int timeout = -1;
+        int timeout = init_done ? -1 : oom_timeout_ms(&oom);
         if (init_done) {
             /* after init is gone, drain the pipes for at most one second */
             struct timespec now;
@@ -77,18 +80,23 @@ int supervise(const struct shim_opts *o, pid_t init_pid, int out_fd, int err_fd,
             long ms = (deadline.tv_sec - now.tv_sec) * 1000 + (deadline.tv_nsec - now.tv_nsec) / 1000000;
             if (ms <= 0 || (p[1].fd < 0 && p[2].fd < 0))
                 break;
-            timeout = (int)ms;
+            if (timeout < 0 || ms < timeout)
+                timeout = (int)ms;
         }
-        int n = poll(p, 3, timeout);
+        int n = poll(p, 4, timeout);
         if (n < 0 && errno != EINTR)
             die("poll: %s", strerror(errno));
+        if (!init_done)
+            oom_tick(&oom, o->state_dir);
         if (n <= 0)
             continue;
-        if (p[1].fd >= 0 && (p[1].revents & (POLLIN | POLLHUP)) && !pump(out_fd, log_fd)) {
+        if (p[3].fd >= 0 && (p[3].revents & POLLIN))
+            oom_event(&oom, o->state_dir);
+        if (p[1].fd >= 0 && (p[1].revents & (POLLIN | POLLHUP)) && !pump(out_fd, log)) {
             close(out_fd);
             out_fd = -1;
         }
-        if (p[2].fd >= 0 && (p[2].revents & (POLLIN | POLLHUP)) && !pump(err_fd, log_fd)) {
+        if (p[2].fd >= 0 && (p[2].revents & (POLLIN | POLLHUP)) && !pump(err_fd, log)) {
             close(err_fd);
             err_fd = -1;
         }
@@ -109,6 +117,9 @@ int supervise(const struct shim_opts *o, pid_t init_pid, int out_fd, int err_fd,
                 if (w == init_pid && !init_done) {
                     init_done = 1;
                     status = st;
+                    /* an OOM kill is counted before its SIGKILL is sent */
+                    oom_check(&oom, o->state_dir);
+                    oom_killed = oom_recent(&oom);
                     clock_gettime(CLOCK_MONOTONIC, &deadline);
                     deadline.tv_sec += 1;
                 }
@@ -118,6 +129,6 @@ int supervise(const struct shim_opts *o, pid_t init_pid, int out_fd, int err_fd,
     /* reap what is left (the kernel killed the rest of the PID namespace) */
     while (waitpid(-1, NULL, WNOHANG) > 0)
         ;
-    record_exit(o, status);
+    record_exit(o, status, oom_killed);
     return 0;
 }

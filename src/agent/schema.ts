@@ -8,7 +8,8 @@ import { pageSizeName, parsePageSize, type HugetlbLimit } from '../cgroup/hugetl
 import type { Limits } from '../cgroup/limits.js';
 import type { NetPrio } from '../cgroup/netclass.js';
 import type { DeviceRate } from '../cgroup/throttle.js';
-import type { ContainerConfig } from '../container/types.js';
+import { MAX_LOG_FILES, MIN_LOG_BYTES } from '../container/log-files.js';
+import type { ContainerConfig, LogPolicy } from '../container/types.js';
 import type { LeaseOwner } from '../network/ipam.js';
 import type { NetworkPlan } from '../network/setup.js';
 import { isIPv4, tryParseCidr } from '../network/cidr.js';
@@ -153,6 +154,7 @@ export const containerConfig = obj<ContainerConfig>({
   hostname: str({ max: 255 }),
   limits,
   net: obj<ContainerConfig['net']>({ mode: oneOf(lit('none'), lit('bridge')), ip: optional(IPV4) }),
+  log: optional(obj<LogPolicy>({ maxBytes: num({ int: true, min: MIN_LOG_BYTES }), maxFiles: num({ int: true, min: 1, max: MAX_LOG_FILES }) })),
   createdAt: str({ max: 64 }),
   security: optional(securityProfile),
   userns: optional(obj<IdRange>({ start: num({ int: true, min: 1, max: 0xffff_ffff }), size: num({ int: true, min: 1, max: 0xffff_ffff }) })),

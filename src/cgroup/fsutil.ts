@@ -127,6 +127,16 @@ export function parseKeyValues(text: string): Map<string, string> {
   return m;
 }
 
+/** A counter's text as a number; undefined when absent or not a whole number. */
+export function numberOf(text: string | undefined): number | undefined {
+  return text !== undefined && /^\d+$/.test(text) ? Number(text) : undefined;
+}
+
+/** The fields of o that are defined (for records whose fields are optional, never undefined). */
+export function definedOnly<T extends object>(o: { [K in keyof Required<T>]: Required<T>[K] | undefined }): T {
+  return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as T;
+}
+
 /** Parse cgroup.procs: one pid per line. */
 export function parsePidList(text: string): number[] {
   return text.split('\n').map((l) => l.trim()).filter(Boolean).map(Number).filter((n) => Number.isInteger(n) && n > 0);

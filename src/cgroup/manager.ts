@@ -16,6 +16,16 @@ export interface CgroupStats {
   oomKills?: number;
 }
 
+/** What the memory controller says happened at the limit; a field is absent where the kernel has no such file. */
+export interface MemoryEvents {
+  /** tasks the kernel's OOM killer killed in this cgroup (it does not say when) */
+  oomKills?: number;
+  /** times the usage hit the limit (v1 memory.failcnt, v2 memory.events "max") */
+  limitHits?: number;
+  /** the highest usage seen (v1 memory.max_usage_in_bytes, v2 memory.peak) */
+  peakBytes?: number;
+}
+
 export interface CgroupManager {
   /** The backend in use. */
   readonly kind: 'v1' | 'v2';
@@ -51,6 +61,12 @@ export interface CgroupManager {
   destroy(): Promise<void>;
   /** True if the cgroup dir exists in any hierarchy. */
   exists(): Promise<boolean>;
+  memoryEvents(): Promise<MemoryEvents>;
+  /**
+   * The file whose "oom_kill N" line counts OOM kills, for the supervisor to watch
+   * (v1 memory.oom_control, v2 memory.events); undefined without a memory hierarchy.
+   */
+  oomKillFile(): string | undefined;
 }
 
 /** What backends need besides their hierarchy paths. */

@@ -18,10 +18,10 @@ import { parseV1Limits, v1Files, type Limits } from './limits.js';
 import { deviceNames, deviceNumbers, limitProblems, mountNetFix, problemError, type HostFacts, type LimitProblem } from './support.js';
 import { THROTTLES } from './throttle.js';
 import { enableV2Controllers, v2Ancestors } from './v2control.js';
-import type { BackendOptions, CgroupManager, CgroupStats } from './manager.js';
+import type { BackendOptions, CgroupManager, CgroupStats, MemoryEvents } from './manager.js';
 import {
   checkPid, isDir, mkdirIdempotent, parseKeyValues, parsePidList, readCgroupFile, readCgroupFileOpt,
-  removeCgroupDir, safeJoin, signalPids, writeCgroupFile,
+  definedOnly, numberOf, removeCgroupDir, safeJoin, signalPids, writeCgroupFile,
 } from './fsutil.js';
 
 /** v1 controllers we place the container in, when mounted. */
@@ -259,6 +259,21 @@ export class V1Manager implements CgroupManager {
   async exists(): Promise<boolean> {
     for (const h of this.hiers) if (await isDir(h.dir)) return true;
     return false;
+  }
+
+  async memoryEvents(): Promise<MemoryEvents> {
+    const dir = this.paths['memory'];
+    if (dir === undefined) return {};
+    // v1 has no memory.events: kernels since 4.13 put the kill count in memory.oom_control
+    const oomKills = numberOf(parseKeyValues((await readCgroupFileOpt(dir, 'memory.oom_control')) ?? '').get('oom_kill'));
+    const limitHits = numberOf(await readCgroupFileOpt(dir, 'memory.failcnt'));
+    const peakBytes = numberOf(await readCgroupFileOpt(dir, 'memory.max_usage_in_bytes'));
+    return definedOnly<MemoryEvents>({ oomKills, limitHits, peakBytes });
+  }
+
+  oomKillFile(): string | undefined {
+    const dir = this.paths['memory'];
+    return dir === undefined ? undefined : path.join(dir, 'memory.oom_control');
   }
 }
 

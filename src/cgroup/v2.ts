@@ -12,10 +12,10 @@ import { hugetlbReadFiles } from './hugetlb.js';
 import { parseV2Limits, v2Files, type Limits } from './limits.js';
 import { deviceNames, deviceNumbers, limitProblems, problemError, type HostFacts, type LimitProblem } from './support.js';
 import { enableV2Controllers, v2Ancestors, words } from './v2control.js';
-import type { BackendOptions, CgroupManager, CgroupStats } from './manager.js';
+import type { BackendOptions, CgroupManager, CgroupStats, MemoryEvents } from './manager.js';
 import {
   checkPid, isDir, mkdirIdempotent, parseKeyValues, parsePidList, readCgroupFile, readCgroupFileOpt,
-  removeCgroupDir, safeJoin, signalPids, writeCgroupFile,
+  definedOnly, numberOf, removeCgroupDir, safeJoin, signalPids, writeCgroupFile,
 } from './fsutil.js';
 
 /** Controllers we enable in every ancestor's cgroup.subtree_control (where available). */
@@ -157,5 +157,17 @@ export class V2Manager implements CgroupManager {
 
   async exists(): Promise<boolean> {
     return isDir(this.dir);
+  }
+
+  async memoryEvents(): Promise<MemoryEvents> {
+    const events = parseKeyValues((await readCgroupFileOpt(this.dir, 'memory.events')) ?? '');
+    const oomKills = numberOf(events.get('oom_kill'));
+    const limitHits = numberOf(events.get('max'));
+    const peakBytes = numberOf(await readCgroupFileOpt(this.dir, 'memory.peak'));
+    return definedOnly<MemoryEvents>({ oomKills, limitHits, peakBytes });
+  }
+
+  oomKillFile(): string {
+    return path.join(this.dir, 'memory.events');
   }
 }

@@ -19,6 +19,13 @@ export function humanDuration(sec: number | null | undefined): string {
   return `${Math.floor(sec / 86400)}d${Math.floor((sec % 86400) / 3600)}h`;
 }
 
+/** ps's OOM column: "-", or the kills and how long ago the last one was seen ("1, 5s ago") */
+export function oomCell(kills: number, lastAt: string | null, now: number): string {
+  if (kills === 0) return '-';
+  const at = lastAt === null ? NaN : Date.parse(lastAt);
+  return Number.isNaN(at) ? String(kills) : `${kills}, ${humanDuration(Math.max(0, Math.round((now - at) / 1000)))} ago`;
+}
+
 export function table(headers: string[], rows: string[][]): string {
   const widths = headers.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
   const line = (cells: string[]) => cells.map((c, i) => (i === cells.length - 1 ? c : c.padEnd(widths[i] ?? 0))).join('  ');

@@ -4,7 +4,9 @@ import { parseCpus, parseCpuset, parsePidsLimit, parseSize, parseWeight, type Li
 import { canonicalNetPrio, parseNetClsClassid, parseNetPrio } from '../cgroup/netclass.js';
 import { canonicalRates, parseDeviceRate, THROTTLES, type ThrottleKey } from '../cgroup/throttle.js';
 import { TsmError } from '../errors/errors.js';
+import { DEFAULT_LOG_POLICY, MAX_LOG_FILES, MIN_LOG_BYTES } from '../container/log-files.js';
 import type { RunRequest } from '../container/run.js';
+import type { LogPolicy } from '../container/types.js';
 import { validateName } from '../util/name.js';
 
 /** The raw strings commander hands us for `run`. */
@@ -36,6 +38,10 @@ export interface RawRunOptions {
   securityOpt?: string[];
   device?: string[];
   userns?: string;
+  logMaxSize?: string;
+  logMaxFiles?: string;
+  /** docker's and podman's spelling: max-size=SIZE, max-file=N (repeatable) */
+  logOpt?: string[];
 }
 
 const bad = (msg: string, fix: string) => new TsmError('EINVAL_ARG', msg, { fix });
@@ -91,6 +97,47 @@ export function parseSubsystemLimits(o: RawRunOptions): Limits {
   return limits;
 }
 
+/**
+ * --log-max-size SIZE and --log-max-files N, or --log-opt max-size=SIZE / max-file=N, into a
+ * rotation policy; undefined when none is given (the default applies).
+ */
+export function parseLogPolicy(o: Pick<RawRunOptions, 'logMaxSize' | 'logMaxFiles' | 'logOpt'>, dflt: LogPolicy): LogPolicy | undefined {
+  let size = o.logMaxSize === undefined ? undefined : { flag: '--log-max-size', value: o.logMaxSize };
+  let files = o.logMaxFiles === undefined ? undefined : { flag: '--log-max-files', value: o.logMaxFiles };
+  for (const kv of o.logOpt ?? []) {
+    const i = kv.indexOf('=');
+    const key = i < 0 ? kv : kv.slice(0, i);
+    const value = kv.slice(i + 1);
+    const flag = `--log-opt ${key}`;
+    if (i < 0 || (key !== 'max-size' && key !== 'max-file')) {
+      throw bad(`invalid --log-opt "${kv}"`, 'use --log-opt max-size=SIZE or --log-opt max-file=N');
+    }
+    const prev = key === 'max-size' ? size : files;
+    if (prev) throw bad(`${flag} repeats ${prev.flag}`, 'give each log option once');
+    if (key === 'max-size') size = { flag, value };
+    else files = { flag, value };
+  }
+  if (!size && !files) return undefined;
+  let maxBytes = dflt.maxBytes;
+  if (size) {
+    const fix = `give a size of at least ${MIN_LOG_BYTES / 1024}k, e.g. ${size.flag === '--log-max-size' ? '--log-max-size 10m' : '--log-opt max-size=10m'}`;
+    try {
+      maxBytes = parseSize(size.value);
+    } catch {
+      throw bad(`invalid ${size.flag} "${size.value}"`, fix);
+    }
+    if (maxBytes < MIN_LOG_BYTES) throw bad(`${size.flag} "${size.value}" is below the minimum of ${MIN_LOG_BYTES / 1024} KiB`, fix);
+  }
+  let maxFiles = dflt.maxFiles;
+  if (files) {
+    maxFiles = Number(files.value);
+    if (!/^\d{1,3}$/.test(files.value) || maxFiles < 1 || maxFiles > MAX_LOG_FILES) {
+      throw bad(`invalid ${files.flag} "${files.value}"`, `give a whole number of files from 1 to ${MAX_LOG_FILES} (the current one included)`);
+    }
+  }
+  return { maxBytes, maxFiles };
+}
+
 /** Pure apart from the online-CPU list it is given: raw CLI strings -> a validated RunRequest. */
 export function parseRunRequest(name: string, command: string[], o: RawRunOptions, online = onlineCpus()): RunRequest {
   validateName('container', name);
@@ -133,5 +180,7 @@ export function parseRunRequest(name: string, command: string[], o: RawRunOption
     securityOpt: o.securityOpt ?? [],
     device: o.device ?? [],
   };
+  const log = parseLogPolicy(o, DEFAULT_LOG_POLICY);
+  if (log) req.log = log;
   return req;
 }

@@ -2,8 +2,9 @@ import { profileOf } from '../security/resolve.js';
 import { readProcessSecurity, securitySummary } from '../security/view.js';
 import { promises as fs } from 'node:fs';
 import type { Runtime } from '../runtime/context.js';
+import { oomReport, readOomRecord, type OomReport } from './oom.js';
 import { loadView } from './view.js';
-import type { ContainerStatus } from './types.js';
+import type { ContainerStatus, ContainerView } from './types.js';
 
 export interface PsRow {
   name: string;
@@ -15,6 +16,16 @@ export interface PsRow {
   image: string;
   command: string;
   exitCode: number | null;
+  /** OOM kills over the container's life, when the last one was seen, and whether it ended of one */
+  oomKills: number;
+  lastOomKillAt: string | null;
+  oomKilled: boolean;
+}
+
+async function oomOf(rt: Runtime, view: ContainerView, live: boolean): Promise<OomReport> {
+  const record = await readOomRecord(rt.paths.container(view.config.name));
+  const counted = live && !record ? (await rt.cgroups(view.config.name).memoryEvents().catch(() => undefined))?.oomKills : undefined;
+  return oomReport(record, counted, view.exit);
 }
 
 export async function listContainers(rt: Runtime): Promise<PsRow[]> {
@@ -34,6 +45,7 @@ export async function listContainers(rt: Runtime): Promise<PsRow[]> {
       image: view.config.image.name,
       command: view.config.command.join(' '),
       exitCode: view.exit?.exitCode ?? null,
+      ...(await oomOf(rt, view, live)),
     });
   }
   return rows;
@@ -55,6 +67,7 @@ export async function inspectContainer(rt: Runtime, name: string): Promise<Recor
           return { target: f[4], fstype: f[sep + 1], source: f[sep + 2], options: f[5] };
         })
     : [];
+  const oom = await oomOf(rt, view, live);
   return {
     name,
     status: view.status,
@@ -67,12 +80,15 @@ export async function inspectContainer(rt: Runtime, name: string): Promise<Recor
     pid: live ? view.state.initPid : null,
     shimPid: view.state.shimPid ?? null,
     startedAt: view.state.startedAt ?? null,
-    exit: view.exit ?? null,
+    exit: view.exit ? { ...view.exit, oomKilled: oom.oomKilled } : null,
+    oomKills: oom.oomKills,
+    lastOomKillAt: oom.lastOomKillAt,
     pids: live ? await cg.pids().catch(() => []) : [],
     cgroup: {
       paths: view.state.cgroupPaths ?? cg.paths,
       limits: live ? await cg.readLimits(view.config.limits).catch(() => null) : null,
       stats: live ? await cg.stats().catch(() => null) : null,
+      memoryEvents: live ? await cg.memoryEvents().catch(() => null) : null,
       freezer: live ? await cg.freezerState().catch(() => null) : null,
     },
     rootfs: view.state.rootfs,

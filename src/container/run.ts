@@ -1,5 +1,4 @@
 import { promises as fs } from 'node:fs';
-import path from 'node:path';
 import type { Limits } from '../cgroup/limits.js';
 import { assertApplicable } from '../cgroup/support.js';
 import { TsmError } from '../errors/errors.js';
@@ -8,6 +7,7 @@ import { attachNetwork, planNetwork, releaseNetwork, type NetMode } from '../net
 import { mountRootfs, rootfsLayout, unmountRootfs } from '../rootfs/overlay.js';
 import type { Runtime } from '../runtime/context.js';
 import { startShim } from '../shim/spawn.js';
+import { supervisorArgs } from '../shim/supervisor-args.js';
 import { withLock } from '../state/lock.js';
 import { UndoStack } from '../util/undo.js';
 import { validateName } from '../util/name.js';
@@ -17,7 +17,8 @@ import { allocateRange, releaseRange, userNamespacesAvailable, type IdRange } fr
 import { rootfsShimArgs, securityShimArgs } from '../security/shim-args.js';
 import { requireRoot } from '../util/root.js';
 import { runningFacts } from './running.js';
-import type { ContainerConfig, ContainerRuntimeState } from './types.js';
+import { DEFAULT_LOG_POLICY, logPolicyOf } from './log-files.js';
+import type { ContainerConfig, ContainerRuntimeState, LogPolicy } from './types.js';
 
 export interface RunRequest {
   name: string;
@@ -33,6 +34,8 @@ export interface RunRequest {
   security?: SecurityFlags;
   /** 'auto': a user namespace of its own (a fresh range of host ids) */
   userns?: 'auto' | 'host';
+  /** container.log rotation (default: DEFAULT_LOG_POLICY) */
+  log?: LogPolicy;
 }
 
 const DEFAULT_PATH = 'PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
@@ -53,15 +56,17 @@ export function planConfig(req: RunRequest, image: { name: string; digest: strin
     hostname: req.hostname ?? req.name,
     limits: req.limits,
     net: { mode: req.net, ...(req.ip ? { ip: req.ip } : {}) },
+    log: req.log ?? DEFAULT_LOG_POLICY,
     createdAt: now.toISOString(),
     security,
     ...(userns ? { userns } : {}),
   };
 }
 
-/** Pure: the tsm-shim arguments for a config. */
-export function shimRunArgs(c: ContainerConfig, rootfs: string, seccompFile: string | undefined): string[] {
+/** Pure: the tsm-shim arguments for a config (oomFile: where its cgroup counts OOM kills). */
+export function shimRunArgs(c: ContainerConfig, rootfs: string, seccompFile: string | undefined, oomFile?: string): string[] {
   const a = ['--rootfs', rootfs, '--hostname', c.hostname, '--cwd', c.workdir];
+  a.push(...supervisorArgs({ log: logPolicyOf(c), oomFile, oomKillsBefore: 0 }));
   if (c.user) a.push('--user', `${c.user.uid}:${c.user.gid}`);
   if (c.security) a.push(...securityShimArgs(c.security, seccompFile), ...rootfsShimArgs(c.security));
   if (c.userns) a.push('--userns', `${c.userns.start}:${c.userns.size}`);
@@ -122,7 +127,7 @@ async function createAndStart(rt: Runtime, config: ContainerConfig, imageRootfs:
     const net = await planNetwork(config.net.mode, config.net.ip, { root: rt.paths.root, container: config.name }, rt.network);
     undo.push('release network', () => releaseNetwork(net, rt.network));
 
-    const shim = await startShim('run', shimRunArgs(config, layout.merged, seccompFile), dir);
+    const shim = await startShim('run', shimRunArgs(config, layout.merged, seccompFile, cg.oomKillFile()), dir);
     undo.push('stop the container', async () => {
       try {
         process.kill(shim.initPid, 'SIGKILL');
@@ -147,6 +152,3 @@ async function createAndStart(rt: Runtime, config: ContainerConfig, imageRootfs:
   }
 }
 
-export function containerLogPath(rt: Runtime, name: string): string {
-  return path.join(rt.paths.container(name), 'container.log');
-}

@@ -3,6 +3,13 @@ import type { NetworkPlan, NetMode } from '../network/setup.js';
 import type { SecurityProfile } from '../security/profile.js';
 import type { IdRange } from '../userns/ranges.js';
 
+/** container.log rotation, as docker's json-file max-size and max-file: at most maxFiles files of maxBytes each */
+export interface LogPolicy {
+  readonly maxBytes: number;
+  /** the current file included */
+  readonly maxFiles: number;
+}
+
 /** What the user asked for: fixed at `run`, carried by checkpoints and moves. */
 export interface ContainerConfig {
   readonly name: string;
@@ -14,6 +21,8 @@ export interface ContainerConfig {
   readonly hostname: string;
   readonly limits: Limits;
   readonly net: { readonly mode: NetMode; readonly ip?: string };
+  /** absent in configs written before logs were rotated: the default applies (log-files.ts) */
+  readonly log?: LogPolicy;
   readonly createdAt: string;
   /** absent in containers made before profiles existed: they keep root's powers (LEGACY_PROFILE) */
   readonly security?: SecurityProfile;
@@ -47,6 +56,8 @@ export interface ExitInfo {
   exitCode: number;
   signal: string | null;
   exitedAt: string;
+  /** the kernel killed a task of the container for memory within a second of its end (absent from older supervisors) */
+  oomKilled?: boolean;
 }
 
 export interface ContainerView {

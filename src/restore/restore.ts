@@ -1,9 +1,11 @@
+import { randomBytes } from 'node:crypto';
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { unpackFileToTree } from '../archive/pack.js';
 import type { CheckpointManifest } from '../checkpoint/manifest.js';
 import { makeStagingDir, stagingBase } from '../checkpoint/staging.js';
 import { CheckpointStore } from '../checkpoint/store.js';
+import { moveHistory } from '../container/log-files.js';
 import { releaseResources } from '../container/stop.js';
 import type { ContainerConfig } from '../container/types.js';
 import { loadView } from '../container/view.js';
@@ -42,25 +44,43 @@ export async function restoreCheckpoint(rt: Runtime, req: RestoreRequest): Promi
   return withLock(rt.store.lockDir(plan.name), `container ${plan.name}`, async () => {
     await fs.mkdir(rt.paths.containers, { recursive: true, mode: 0o711 });
     await assertApplicable(rt.cgroups(plan.name), plan.config.limits);
-    if (await rt.store.exists(plan.name)) {
-      const view = await loadView(rt, plan.name);
-      if (view.status !== 'exited') {
-        throw new TsmError('EEXIST_CONTAINER', `container "${plan.name}" is ${view.status}: restoring it would make a second copy`, {
-          fix: plan.clone ? 'choose another --name' : `stop and remove it first (tsmigrate rm -f ${plan.name}), or restore a clone with --name NEW`,
+    const history = await replaceExited(rt, plan);
+    try {
+      const image = await resolveImage(rt.paths, manifest.image.digest).catch(() => {
+        throw new TsmError('ENOENT_IMAGE', `the checkpoint's image ${manifest.image.name} (${manifest.image.digest.slice(0, 19)}) is not on this host`, {
+          fix: `import it first: tsmigrate image import ${manifest.image.name} DIR|TAR`,
         });
-      }
-      // an exited container of that name (e.g. after checkpoint --stop) is replaced by the restore
-      await releaseResources(rt, plan.name, view);
-      await rt.store.remove(plan.name);
-    }
-    const image = await resolveImage(rt.paths, manifest.image.digest).catch(() => {
-      throw new TsmError('ENOENT_IMAGE', `the checkpoint's image ${manifest.image.name} (${manifest.image.digest.slice(0, 19)}) is not on this host`, {
-        fix: `import it first: tsmigrate image import ${manifest.image.name} DIR|TAR`,
       });
-    });
-    const config = await restoreInto(rt, manifest, plan, image.rootfs, criu, store);
-    return { config, manifest, ms: performance.now() - t0 };
+      const config = await restoreInto(rt, manifest, plan, image.rootfs, criu, store, history);
+      return { config, manifest, ms: performance.now() - t0 };
+    } finally {
+      if (history) await fs.rm(history, { recursive: true, force: true });
+    }
   });
+}
+
+/**
+ * An exited container of the plan's name (e.g. after checkpoint --stop) is replaced by the
+ * restore; restored in place (not as a clone, a new container) its log and OOM record go on:
+ * they are kept aside in the returned directory. A live one is refused: never a second copy.
+ */
+async function replaceExited(rt: Runtime, plan: RestorePlan): Promise<string | undefined> {
+  if (!(await rt.store.exists(plan.name))) return undefined;
+  const view = await loadView(rt, plan.name);
+  if (view.status !== 'exited') {
+    throw new TsmError('EEXIST_CONTAINER', `container "${plan.name}" is ${view.status}: restoring it would make a second copy`, {
+      fix: plan.clone ? 'choose another --name' : `stop and remove it first (tsmigrate rm -f ${plan.name}), or restore a clone with --name NEW`,
+    });
+  }
+  await releaseResources(rt, plan.name, view);
+  let history: string | undefined;
+  if (!plan.clone) {
+    history = path.join(rt.paths.containers, `.history-${plan.name}-${randomBytes(4).toString('hex')}`);
+    await fs.mkdir(history, { mode: 0o700 });
+    await moveHistory(rt.paths.container(plan.name), history);
+  }
+  await rt.store.remove(plan.name);
+  return history;
 }
 
 async function restoreInto(
@@ -70,12 +90,15 @@ async function restoreInto(
   imageRootfs: string,
   criu: CriuBinary,
   store: CheckpointStore,
+  /** the history files of the container this restore replaces */
+  history: string | undefined,
 ): Promise<ContainerConfig> {
   const dir = rt.paths.container(plan.name);
   const ckDir = store.path(m.id);
   let staging: string | undefined;
   try {
     await fs.mkdir(dir, { mode: 0o700 });
+    if (history) await moveHistory(history, dir);
     const upper = rootfsLayout(dir, imageRootfs).upper;
     await fs.mkdir(path.dirname(upper), { recursive: true, mode: 0o700 });
     await unpackFileToTree(path.join(ckDir, m.blobs.upper.file), upper, { allowWhiteouts: true, refuseDevices: true });

@@ -2,6 +2,8 @@ import { deviceRestoreExternals } from '../security/criu-externals.js';
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { fdPipe } from '../container/proc.js';
+import { logPolicyOf } from '../container/log-files.js';
+import { readOomRecord } from '../container/oom.js';
 import { runningFacts } from '../container/running.js';
 import type { ContainerConfig, ContainerRuntimeState } from '../container/types.js';
 import { assertApplicable } from '../cgroup/support.js';
@@ -16,6 +18,7 @@ import type { Runtime } from '../runtime/context.js';
 import { startShim } from '../shim/spawn.js';
 import { shimPath } from '../shim/locate.js';
 import { macForIp } from '../network/veth.js';
+import { supervisorArgs } from '../shim/supervisor-args.js';
 import { UndoStack } from '../util/undo.js';
 import { writeSeccompRules } from '../security/resolve.js';
 import { handImagesToNamespace, reserveRange } from '../userns/ranges.js';
@@ -127,7 +130,9 @@ export async function restoreTree(rt: Runtime, o: RestoreTreeOptions): Promise<H
     if (o.config.userns && !o.stream) await handImagesToNamespace(o.imagesDir);
     await rt.store.clearExit(name);
     const tCriu = performance.now();
-    const shim = await startShim('restore', ['--pidfile', pidfile, ...netSetup.flatMap((v) => ['--net-setup', v]), '--', o.criu.path, ...argv], dir).catch(async (e: Error) => {
+    // the log and the OOM record of the container's earlier life (restore in place, move) continue
+    const supervisor = supervisorArgs({ log: logPolicyOf(o.config), oomFile: cg.oomKillFile(), oomKillsBefore: (await readOomRecord(dir))?.oomKills ?? 0 });
+    const shim = await startShim('restore', [...supervisor, '--pidfile', pidfile, ...netSetup.flatMap((v) => ['--net-setup', v]), '--', o.criu.path, ...argv], dir).catch(async (e: Error) => {
       const log = await fs.readFile(path.join(o.imagesDir, 'restore.log'), 'utf8').catch(() => '');
       const kept = path.join(rt.paths.root, `restore-failed-${name}-${Date.now()}.log`);
       await fs.writeFile(kept, log, { mode: 0o600 }).catch(() => undefined);

@@ -10,7 +10,7 @@ import { loadView } from '../../container/view.js';
 import type { Runtime } from '../../runtime/context.js';
 import { TsmError } from '../../errors/errors.js';
 import { parseEnv, parseRunRequest, parseUser, parseWorkdir, type RawRunOptions } from '../parse.js';
-import { humanBytes, humanDuration, table } from '../output.js';
+import { humanBytes, humanDuration, oomCell, table } from '../output.js';
 import { print, printJson, runtimeFor } from '../context.js';
 
 async function waitForExit(rt: Runtime, name: string, ms: number) {
@@ -66,6 +66,9 @@ export function registerContainerCommands(program: Command, setExit: (code: numb
     .option('--security-opt <opt>', 'seccomp=unconfined|FILE.json, no-new-privileges[=true|false] (repeatable)', collect)
     .option('--userns <mode>', 'auto: root in the container is an unprivileged range of host ids; host: none (default)')
     .option('--device <HOST[:CONTAINER][:rwm]>', 'make a host device available inside (repeatable)', collect)
+    .option('--log-max-size <size>', 'rotate container.log at this size (default 10m)')
+    .option('--log-max-files <n>', 'log files kept, the current one included (default 2)')
+    .option('--log-opt <key=value>', 'docker-style log option: max-size=SIZE or max-file=N (repeatable)', collect)
     .action(async (name: string, command: string[], o: RawRunOptions & { detach?: boolean }, cmd: Command) => {
       const { rt, json } = runtimeFor(cmd);
       const req = parseRunRequest(name, command, o);
@@ -99,13 +102,14 @@ export function registerContainerCommands(program: Command, setExit: (code: numb
       if (json) return printJson(rows);
       print(
         table(
-          ['NAME', 'STATE', 'PID', 'IP', 'MEMORY', 'UPTIME', 'IMAGE', 'COMMAND'],
+          ['NAME', 'STATE', 'PID', 'IP', 'MEMORY', 'OOM', 'UPTIME', 'IMAGE', 'COMMAND'],
           rows.map((r) => [
             r.name,
-            r.state === 'exited' ? `exited(${r.exitCode ?? '?'})` : r.state,
+            r.state === 'exited' ? `exited(${r.exitCode ?? '?'}${r.oomKilled ? ',oom' : ''})` : r.state,
             r.pid === null ? '-' : String(r.pid),
             r.ip ?? '-',
             humanBytes(r.memoryBytes),
+            oomCell(r.oomKills, r.lastOomKillAt, Date.now()),
             humanDuration(r.uptimeSec),
             r.image,
             r.command.length > 40 ? `${r.command.slice(0, 37)}...` : r.command,
