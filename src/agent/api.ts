@@ -8,7 +8,7 @@ import type { StoreApi } from '../store/api.js';
  * served over SSH (`tsmigrate agent --stdio`) in production, called in-process
  * in tests. Methods whose last parameter is a Readable carry bulk data.
  */
-export const PROTOCOL_VERSION = 4;
+export const PROTOCOL_VERSION = 5;
 
 export interface HelloResult {
   protocol: number;
@@ -57,6 +57,18 @@ export interface PutUpperRequest {
   phase: 'base' | 'delta';
   /** paths (relative to the upper dir) removed since the base was sent */
   deleted: string[];
+  compression: 'zstd' | 'none';
+  /** default sha256 */
+  checksum?: Checksum;
+}
+
+/** The container's log files and OOM record (transfer/container-logs.ts). */
+export interface PutLogsRequest {
+  migrationId: string;
+  /** remove the log files and OOM record there first (a first send, or the log rotated since) */
+  replace: boolean;
+  /** in stream order: `bytes` of `file` written at `offset` (the file is cut there first) */
+  parts: Array<{ file: string; offset: number; bytes: number }>;
   compression: 'zstd' | 'none';
   /** default sha256 */
   checksum?: Checksum;
@@ -128,6 +140,8 @@ export interface AgentApi extends StoreApi {
   putImage(p: { name: string; digest: string }, data: Readable): Promise<StreamResult>;
   begin(p: BeginRequest): Promise<{ ok: true }>;
   putUpper(p: PutUpperRequest, data: Readable): Promise<StreamResult>;
+  /** the container's log files and OOM record, checked against the log policy of begin's config */
+  putLogs(p: PutLogsRequest, data: Readable): Promise<StreamResult>;
   /**
    * before the freeze: fault in up to `bytes` of memory, handed back to the kernel as the
    * images arrive and when the restore starts (util/warm-memory.ts); what it holds, and how
@@ -149,4 +163,4 @@ export interface AgentApi extends StoreApi {
 }
 
 /** The methods that take a bulk data stream as their second argument. */
-export const STREAM_METHODS = ['putImage', 'putUpper', 'putImages', 'probe', 'storePutChunks', 'storePutSnapshot'] as const;
+export const STREAM_METHODS = ['putImage', 'putUpper', 'putLogs', 'putImages', 'probe', 'storePutChunks', 'storePutSnapshot'] as const;

@@ -14,7 +14,7 @@ import type { LeaseOwner } from '../network/ipam.js';
 import type { NetworkPlan } from '../network/setup.js';
 import { isIPv4, tryParseCidr } from '../network/cidr.js';
 import { isValidIfName } from '../network/bridge.js';
-import type { AgentApi, Checksum, BeginRequest, HelloResult, PreflightRequest, PreflightResult, PutImagesRequest, PutImagesResult, PutUpperRequest, StreamResult } from './api.js';
+import type { AgentApi, Checksum, BeginRequest, HelloResult, PreflightRequest, PreflightResult, PutImagesRequest, PutImagesResult, PutLogsRequest, PutUpperRequest, StreamResult } from './api.js';
 import { storeSpec } from '../store/schema.js';
 import { CAPABILITY_NAMES } from '../security/capabilities.js';
 import type { IdRange } from '../userns/ranges.js';
@@ -228,6 +228,18 @@ export const putUpperRequest = obj<PutUpperRequest>({
   checksum: optional(CHECKSUM),
 });
 
+export const putLogsRequest = obj<PutLogsRequest>({
+  migrationId: MIGRATION_ID,
+  replace: bool(),
+  parts: arr(obj<PutLogsRequest['parts'][number]>({
+    file: str({ max: 32, pattern: /^(?:container\.log(?:\.[1-9]\d{0,2})?|oom\.json)$/ }),
+    offset: BYTES,
+    bytes: BYTES,
+  }), { max: MAX_LOG_FILES + 1 }),
+  compression: COMPRESSION,
+  checksum: optional(CHECKSUM),
+});
+
 export const putImagesRequest = obj<PutImagesRequest>({
   migrationId: MIGRATION_ID,
   compression: COMPRESSION,
@@ -270,6 +282,7 @@ export const agentSpec: AgentSpec = {
   putImage: { params: obj<{ name: string; digest: string }>({ name: NAME, digest: IMAGE_DIGEST }), result: streamResult, stream: true },
   begin: { params: beginRequest, result: okResult, stream: false },
   putUpper: { params: putUpperRequest, result: streamResult, stream: true },
+  putLogs: { params: putLogsRequest, result: streamResult, stream: true },
   warm: { params: obj<{ migrationId: string; bytes: number }>({ migrationId: MIGRATION_ID, bytes: BYTES }), result: obj({ bytes: BYTES, ms: MS, poolBytes: BYTES }), stream: false },
   putImages: { params: putImagesRequest, result: putImagesResult, stream: true },
   probe: { params: obj<{ bytes: number; compression?: 'zstd' | 'none'; checksum?: Checksum }>({ bytes: BYTES, compression: optional(COMPRESSION), checksum: optional(CHECKSUM) }), result: streamResult, stream: true },

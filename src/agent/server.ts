@@ -9,6 +9,7 @@ import { Writable } from 'node:stream';
 import { DecompressStream } from 'zstd-napi';
 import { detectLayout } from '../cgroup/detect.js';
 import { filesystemOf, makeStagingDir, stagingBase } from '../checkpoint/staging.js';
+import { logPolicyOf } from '../container/log-files.js';
 import { fdPipe } from '../container/proc.js';
 import { releaseResources } from '../container/stop.js';
 import { loadView } from '../container/view.js';
@@ -18,11 +19,12 @@ import { importImage, resolveImage } from '../image/store.js';
 import { rootfsLayout } from '../rootfs/overlay.js';
 import { restoreTree, type HeldContainer } from '../restore/tree.js';
 import type { Runtime } from '../runtime/context.js';
+import { receiveLogs } from '../transfer/container-logs.js';
 import { Meter, receiveRecords, receiveTar } from '../transfer/receive.js';
 import { safeRemove } from '../transfer/upper-index.js';
 import { StoreService } from '../store/service.js';
 import { WarmMemory, poolSize, preallocateFile } from '../util/warm-memory.js';
-import type { AgentApi, Checksum, BeginRequest, ContainerStatusResult, HelloResult, PreflightRequest, PutImagesRequest, PutImagesResult, PutUpperRequest, StreamResult } from './api.js';
+import type { AgentApi, Checksum, BeginRequest, ContainerStatusResult, HelloResult, PreflightRequest, PutImagesRequest, PutImagesResult, PutLogsRequest, PutUpperRequest, StreamResult } from './api.js';
 import { PROTOCOL_VERSION } from './api.js';
 import { MigrationRecords, type IncomingMigration } from './migrations.js';
 import { peerPreflight } from './preflight.js';
@@ -139,6 +141,11 @@ export class LocalAgent implements AgentApi {
     m.received.upper.push(r.digest);
     await this.records.save(m);
     return r;
+  }
+
+  async putLogs(p: PutLogsRequest, data: Readable): Promise<StreamResult> {
+    const m = await this.receiving(p.migrationId);
+    return receiveLogs(data, this.rt.paths.container(m.name), p, logPolicyOf(m.begin.config));
   }
 
   async warm(p: { migrationId: string; bytes: number }): Promise<{ bytes: number; ms: number; poolBytes: number }> {

@@ -4,9 +4,11 @@ import { execa } from 'execa';
 import { promises as fs } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import type { Readable } from 'node:stream';
 import type { AgentApi, Checksum, PutImagesResult } from '../agent/api.js';
 import { PROTOCOL_VERSION } from '../agent/api.js';
 import { filesystemOf, makeStagingDir, stagingBase } from '../checkpoint/staging.js';
+import { logPolicyOf } from '../container/log-files.js';
 import { isSameProcess, waitFor } from '../container/proc.js';
 import { releaseResources } from '../container/stop.js';
 import { assertAllowed, loadView } from '../container/view.js';
@@ -19,6 +21,7 @@ import { resolveImage } from '../image/store.js';
 import type { Runtime } from '../runtime/context.js';
 import { withLock } from '../state/lock.js';
 import { assertSameHash } from '../transfer/receive.js';
+import { logsRequest, planLogsBase, planLogsTail, sendLogs, type LogPlan } from '../transfer/container-logs.js';
 import { liveImageStream } from '../transfer/live-images.js';
 import { listenForImages, type ImageCapture } from '../transfer/stream-capture.js';
 import { measureZstd, probeLink, sendReadable, sendTree } from '../transfer/send.js';
@@ -85,7 +88,8 @@ export interface MoveReport {
   images: { via: 'stream' | 'files'; note?: string };
   /** link: measured MB/s sent plain, and through zstd (bytes before compression); ratio: images on the wire / images */
   compression: { used: boolean; linkMBps: number; linkZstdMBps: number; zstdMBps: number; ratio: number };
-  bytes: { upperBase: number; upperDelta: number; images: number; imagesTar: number; image: number };
+  /** logs: the container's log files and OOM record, sent while it ran and in the downtime */
+  bytes: { upperBase: number; upperDelta: number; images: number; imagesTar: number; image: number; logs: number };
   tcpEstablished: boolean;
   network: { ip: string | null; keptIp: boolean };
   totalMs: number;
@@ -195,6 +199,11 @@ export async function moveContainer(
         zstd: useZstd, checksum: CHECKSUM, ...sig(req), live: true, onBytes: (n) => emit({ phase: 'upper', bytes: n, totalBytes: Math.round(upperBytes * (useZstd ? z.ratio : 1)) }),
       });
       await journal.append('upper-sent', { bytes: base.bytes });
+      // the container's log and OOM record; what the container writes until the freeze follows in the downtime
+      const logPolicy = logPolicyOf(config);
+      const putLogs = (p: LogPlan, d: Readable) => peer.putLogs(logsRequest(id, p, useZstd ? 'zstd' : 'none', CHECKSUM), d);
+      const logsOpts = { zstd: useZstd, checksum: CHECKSUM, ...sig(req) };
+      const logs0 = await sendLogs(rt.paths.container(req.name), (files) => planLogsBase(files, logPolicy), putLogs, logsOpts);
       const preCopy = caps.memDirtyTrack
         ? 'not used: memory pre-copy is not implemented yet (all memory is dumped while frozen)'
         : 'not available: this kernel has no soft-dirty page tracking (criu check --feature mem_dirty_track), so all memory is dumped while frozen';
@@ -260,11 +269,13 @@ export async function moveContainer(
       const records = capture ? capture.records(dumped) : liveImageStream(images, dumped, sig(req));
       let img: Awaited<ReturnType<typeof sendReadable<PutImagesResult>>>;
       let upd: Awaited<ReturnType<typeof sendTree>>;
+      let logs1: Awaited<ReturnType<typeof sendLogs>>;
       try {
         const delta = diffIndex(index0, await indexTree(state.rootfs.upper));
         upd = await sendTree(state.rootfs.upper, (d) => peer.putUpper({ migrationId: id, phase: 'delta', deleted: delta.deleted, compression: useZstd ? 'zstd' : 'none', checksum: CHECKSUM }, d), {
           zstd: useZstd, checksum: CHECKSUM, include: deltaFilter(delta), ...sig(req),
         });
+        logs1 = await sendLogs(rt.paths.container(req.name), (files) => planLogsTail(logs0.sent, files, logPolicy), putLogs, logsOpts);
         // following files, the peer restores as the images arrive (CRIU's streamer has no manifest to start from)
         const restore = !capture && req.restoreWhileReceiving !== false ? { upper: [base.digest, upd.digest] } : undefined;
         img = await sendReadable(records, (d) => peer.putImages({ migrationId: id, compression: useZstd ? 'zstd' : 'none', format: 'records', checksum: CHECKSUM, ...(restore ? { restore } : {}) }, d), {
@@ -324,7 +335,7 @@ export async function moveContainer(
         warmMemory: warmed,
         images: imagesVia,
         compression: { used: useZstd, linkMBps: Math.round(link / 1e6), linkZstdMBps: Math.round(linkZstd / 1e6), zstdMBps: Math.round(z.bps / 1e6), ratio: img.tarBytes ? Math.round((img.bytes / img.tarBytes) * 100) / 100 : 1 },
-        bytes: { upperBase: base.bytes, upperDelta: upd.bytes, images: img.bytes, imagesTar: img.tarBytes, image: imageBytes },
+        bytes: { upperBase: base.bytes, upperDelta: upd.bytes, images: img.bytes, imagesTar: img.tarBytes, image: imageBytes, logs: logs0.bytes + logs1.bytes },
         tcpEstablished: true,
         network: { ip: state.network?.ip ?? null, keptIp: Boolean(state.network?.ip) },
         totalMs: ms(t0, performance.now()),

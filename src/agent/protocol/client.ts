@@ -214,6 +214,7 @@ export async function connectAgent(transport: Duplex, opts: ConnectOptions = {})
     putImage: (p, data) => c.call('putImage', p, data),
     begin: (p) => c.call('begin', p),
     putUpper: (p, data) => c.call('putUpper', p, data),
+    putLogs: (p, data) => c.call('putLogs', p, data),
     putImages: (p, data) => c.call('putImages', p, data),
     probe: (p, data) => c.call('probe', p, data),
     prepare: (p) => c.call('prepare', p),

@@ -21,7 +21,7 @@ function renderReport(r: MoveReport): string {
     r.restoreParts.duringTransfer
       ? `restore: during the transfer, as the images arrived (set-up ${r.restoreParts.setupMs} ms, criu ${r.restoreParts.criuMs} ms); ${d.restoreMs} ms of it after the last byte${r.restoreParts.criuAfterLastByteMs === undefined ? '' : ` (criu ${r.restoreParts.criuAfterLastByteMs} ms)`}`
       : `restore: after the transfer (set-up ${r.restoreParts.setupMs} ms, criu ${r.restoreParts.criuMs} ms)`,
-    `sent ${humanBytes(r.bytes.images)} memory images (${humanBytes(r.bytes.imagesTar)} before compression), upper layer ${humanBytes(r.bytes.upperBase)} + delta ${humanBytes(r.bytes.upperDelta)}${r.bytes.image ? `, image ${humanBytes(r.bytes.image)}` : ''}`,
+    `sent ${humanBytes(r.bytes.images)} memory images (${humanBytes(r.bytes.imagesTar)} before compression), upper layer ${humanBytes(r.bytes.upperBase)} + delta ${humanBytes(r.bytes.upperDelta)}, log ${humanBytes(r.bytes.logs)}${r.bytes.image ? `, image ${humanBytes(r.bytes.image)}` : ''}`,
     `compression: ${r.compression.used ? 'zstd' : 'off'} (measured through the link: plain ${r.compression.linkMBps || '-'} MB/s, with zstd ${r.compression.linkZstdMBps || '-'} MB/s; images on the wire ${Math.round(r.compression.ratio * 100)}% of their size)`,
     `pre-copy: ${r.preCopy}`,
     r.images ? `images: ${r.images.via === 'stream' ? "streamed from CRIU's image streamer, no copy in tmpfs here" : 'written to tmpfs and sent as CRIU wrote them'}${r.images.note ? ` (${r.images.note})` : ''}` : '',

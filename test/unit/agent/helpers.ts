@@ -105,6 +105,7 @@ export function fakeAgent(overrides: Partial<AgentApi> = {}): FakeAgent {
     putImage: async (p, d) => (rec('putImage', p), digestStream(d)),
     begin: async (p) => (rec('begin', p), { ok: true as const }),
     putUpper: async (p, d) => (rec('putUpper', p), digestStream(d)),
+    putLogs: async (p, d) => (rec('putLogs', p), digestStream(d)),
     putImages: async (p, d) => (rec('putImages', p), digestStream(d)),
     warm: async (p) => (rec('warm', p), { bytes: p.bytes, ms: 1, poolBytes: 0 }),
     probe: async (p, d) => (rec('probe', p), digestStream(d)),

@@ -111,3 +111,18 @@ test('the compiler checks shapes against their interfaces (compile-time)', () =>
   assert.deepEqual(ok({ a: 'x' }), { a: 'x' });
   void bool;
 });
+
+test('putLogs names only log files and the OOM record; the log policy travels in the config', () => {
+  const lg = { migrationId: MID, replace: false, parts: [{ file: 'container.log.1', offset: 0, bytes: 10 }, { file: 'oom.json', offset: 0, bytes: 5 }], compression: 'none' };
+  const P = 'putLogs.params';
+  assert.deepEqual(agentSpec.putLogs.params(lg, P), lg);
+  for (const file of ['../config.json', 'container.log.0', 'container.log/x', 'state.json', 'container.log.1000']) {
+    assert.throws(() => agentSpec.putLogs.params({ ...lg, parts: [{ file, offset: 0, bytes: 1 }] }, P), bad(/parts\[0\]\.file/), file);
+  }
+  assert.throws(() => agentSpec.putLogs.params({ ...lg, parts: [{ file: 'container.log', offset: -1, bytes: 1 }] }, P), bad(/parts\[0\]\.offset/));
+  assert.throws(() => agentSpec.putLogs.params({ ...lg, parts: new Array(102).fill({ file: 'container.log', offset: 0, bytes: 1 }) }, P), bad(/parts/));
+  const withLog = { ...config, log: { maxBytes: 1 << 20, maxFiles: 3 } };
+  assert.deepEqual(containerConfig(withLog), withLog);
+  assert.throws(() => containerConfig({ ...config, log: { maxBytes: 0, maxFiles: 3 } }, 'c'), bad(/c\.log\.maxBytes/));
+  assert.throws(() => containerConfig({ ...config, log: { maxBytes: 1 << 20, maxFiles: 0 } }, 'c'), bad(/c\.log\.maxFiles/));
+});

@@ -271,3 +271,26 @@ test('safeJoin', () => {
   for (const p of ['..', 'a/../../x', '/etc', 'a/./b', 'x\0']) assert.throws(() => safeJoin('/sys/fs/cgroup', p), isCode('EINVAL_ARG'));
   assert.throws(() => safeJoin('relative', 'a'), isCode('EINVAL_ARG'));
 });
+
+test('memory events: OOM kills, limit hits and peak usage from each backend, and the file the supervisor watches', withTmp(async (root) => {
+  const v2root = path.join(root, 'v2');
+  fake(v2root, { 'cgroup.controllers': 'memory', 'cgroup.subtree_control': '' });
+  const v2dir = fake(path.join(v2root, 'tsmigrate', 'c1'), { ...V2_LEAF, 'memory.peak': '65536' });
+  const m2 = createCgroupManager({ name: 'c1', layout: v2Layout(v2root) });
+  assert.deepEqual(await m2.memoryEvents(), { oomKills: 1, limitHits: 3, peakBytes: 65536 });
+  assert.equal(m2.oomKillFile(), path.join(v2dir, 'memory.events'));
+  rmSync(path.join(v2dir, 'memory.peak')); // kernels before 5.19
+  writeFileSync(path.join(v2dir, 'memory.events'), 'low 0\nhigh 0\nmax 0\noom 0\noom_kill 0\n');
+  assert.deepEqual(await m2.memoryEvents(), { oomKills: 0, limitHits: 0 });
+
+  const v1 = hybridFake(path.join(root, 'v1'));
+  const memDir = path.join(root, 'v1', 'memory', 'tsmigrate', 'c1');
+  writeFileSync(path.join(memDir, 'memory.failcnt'), '42');
+  writeFileSync(path.join(memDir, 'memory.max_usage_in_bytes'), '33554432');
+  const m1 = createCgroupManager({ name: 'c1', layout: v1 });
+  assert.deepEqual(await m1.memoryEvents(), { oomKills: 2, limitHits: 42, peakBytes: 33554432 });
+  assert.equal(m1.oomKillFile(), path.join(memDir, 'memory.oom_control'));
+  // kernels before 4.13 have no oom_kill line in memory.oom_control
+  writeFileSync(path.join(memDir, 'memory.oom_control'), 'oom_kill_disable 0\nunder_oom 0\n');
+  assert.deepEqual(await m1.memoryEvents(), { limitHits: 42, peakBytes: 33554432 });
+}));

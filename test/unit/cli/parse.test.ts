@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { parseEnv, parseHostname, parseRunRequest, parseUser, parseWorkdir } from '../../../src/cli/parse.js';
+import { parseEnv, parseHostname, parseLogPolicy, parseRunRequest, parseUser, parseWorkdir } from '../../../src/cli/parse.js';
 import { TsmError } from '../../../src/errors/errors.js';
 
 const code = (fn: () => unknown) => {
@@ -63,4 +63,35 @@ const badCases: Array<[string, () => unknown, string]> = [
 ];
 for (const [what, fn, want] of badCases) {
   test(`rejects ${what}`, () => assert.equal(code(fn), want));
+}
+
+test('log rotation options: --log-max-size/--log-max-files or --log-opt, the default otherwise', () => {
+  const d = { maxBytes: 10 << 20, maxFiles: 2 };
+  assert.equal(parseLogPolicy({}, d), undefined);
+  assert.deepEqual(parseLogPolicy({ logMaxSize: '1m' }, d), { maxBytes: 1 << 20, maxFiles: 2 });
+  assert.deepEqual(parseLogPolicy({ logMaxFiles: '5' }, d), { maxBytes: 10 << 20, maxFiles: 5 });
+  assert.deepEqual(parseLogPolicy({ logOpt: ['max-size=64k', 'max-file=3'] }, d), { maxBytes: 64 << 10, maxFiles: 3 });
+  assert.deepEqual(parseLogPolicy({ logMaxSize: '4k', logOpt: ['max-file=1'] }, d), { maxBytes: 4096, maxFiles: 1 });
+  assert.deepEqual(parseRunRequest('a', ['x'], { image: 'i', logMaxSize: '20m' }).log, { maxBytes: 20 << 20, maxFiles: 2 });
+  assert.equal(parseRunRequest('a', ['x'], { image: 'i' }).log, undefined);
+});
+
+const badLog: Array<[string, Parameters<typeof parseLogPolicy>[0], RegExp]> = [
+  ['zero', { logMaxSize: '0' }, /^invalid --log-max-size "0"; give a size of at least 4k/],
+  ['not a size', { logMaxSize: 'abc' }, /^invalid --log-max-size "abc"/],
+  ['negative', { logMaxSize: '-5m' }, /^invalid --log-max-size "-5m"/],
+  ['below the minimum', { logMaxSize: '100' }, /^--log-max-size "100" is below the minimum of 4 KiB/],
+  ['zero files', { logMaxFiles: '0' }, /^invalid --log-max-files "0"; give a whole number of files from 1 to 100/],
+  ['too many files', { logMaxFiles: '101' }, /^invalid --log-max-files "101"/],
+  ['fractional files', { logMaxFiles: '1.5' }, /^invalid --log-max-files "1\.5"/],
+  ['unknown --log-opt', { logOpt: ['compress=true'] }, /^invalid --log-opt "compress=true"; use --log-opt max-size=SIZE/],
+  ['--log-opt without =', { logOpt: ['max-size'] }, /^invalid --log-opt "max-size"/],
+  ['bad --log-opt size', { logOpt: ['max-size=0'] }, /^invalid --log-opt max-size "0"; .*--log-opt max-size=10m/],
+  ['given twice', { logMaxSize: '1m', logOpt: ['max-size=2m'] }, /^--log-opt max-size repeats --log-max-size/],
+];
+for (const [what, o, want] of badLog) {
+  test(`rejects a log option: ${what}`, () => {
+    assert.equal(code(() => parseLogPolicy(o, { maxBytes: 1 << 20, maxFiles: 2 })), 'EINVAL_ARG');
+    assert.throws(() => parseLogPolicy(o, { maxBytes: 1 << 20, maxFiles: 2 }), (e: unknown) => want.test((e as TsmError).oneLine()));
+  });
 }

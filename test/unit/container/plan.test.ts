@@ -5,6 +5,10 @@ import { LEGACY_PROFILE } from '../../../src/security/profile.js';
 import { shimExecArgs } from '../../../src/container/exec.js';
 import { deriveStatus, refusal } from '../../../src/container/status.js';
 import type { ContainerRuntimeState } from '../../../src/container/types.js';
+import { DEFAULT_LOG_POLICY, logPolicyOf } from '../../../src/container/log-files.js';
+import { oomReport } from '../../../src/container/oom.js';
+import { oomCell } from '../../../src/cli/output.js';
+import { supervisorArgs } from '../../../src/shim/supervisor-args.js';
 
 const img = { name: 'busybox', digest: 'sha256:' + 'a'.repeat(64) };
 
@@ -48,4 +52,28 @@ test('illegal transitions are refused', () => {
   assert.equal(refusal('rm', 'running'), 'it is running');
   assert.equal(refusal('rm', 'exited'), undefined);
   assert.equal(refusal('freeze', 'exited'), 'it is exited');
+});
+
+test('the supervisor gets the log policy (the default for configs from before it) and its cgroup OOM counter', () => {
+  const c = planConfig({ name: 'w', image: 'b', command: ['true'], env: [], limits: {}, net: 'none', log: { maxBytes: 8192, maxFiles: 3 } }, img, new Date(0));
+  const a = shimRunArgs(c, '/r', '/sys/fs/cgroup/memory/t/w/memory.oom_control');
+  const opts = a.slice(0, a.indexOf('--'));
+  const at = opts.indexOf('--log-max-size');
+  assert.deepEqual(opts.slice(at, at + 8), [
+    '--log-max-size', '8192', '--log-max-files', '3', '--oom-file', '/sys/fs/cgroup/memory/t/w/memory.oom_control', '--oom-kills-before', '0',
+  ]);
+  assert.deepEqual(supervisorArgs({ log: logPolicyOf({}), oomFile: undefined, oomKillsBefore: 3 }), ['--log-max-size', String(10 << 20), '--log-max-files', '2']);
+  assert.deepEqual(planConfig({ name: 'w', image: 'b', command: ['true'], env: [], limits: {}, net: 'none' }, img, new Date(0)).log, DEFAULT_LOG_POLICY);
+});
+
+test('OOM report: the supervisor record, else the cgroup count without a time; ps shows kills and age', () => {
+  const rec = { oomKills: 3, lastOomKillAt: '2026-01-01T00:00:00.000Z' };
+  assert.deepEqual(oomReport(rec, 1, undefined), { oomKills: 3, lastOomKillAt: rec.lastOomKillAt, oomKilled: false });
+  assert.deepEqual(oomReport(undefined, 2, undefined), { oomKills: 2, lastOomKillAt: null, oomKilled: false });
+  assert.deepEqual(oomReport(undefined, undefined, { exitCode: 0, signal: null, exitedAt: '' }), { oomKills: 0, lastOomKillAt: null, oomKilled: false });
+  assert.equal(oomReport(rec, undefined, { exitCode: 137, signal: 'SIGKILL', exitedAt: '', oomKilled: true }).oomKilled, true);
+  const now = Date.parse(rec.lastOomKillAt) + 65_000;
+  assert.equal(oomCell(0, null, now), '-');
+  assert.equal(oomCell(3, rec.lastOomKillAt, now), '3, 1m5s ago');
+  assert.equal(oomCell(2, null, now), '2');
 });
