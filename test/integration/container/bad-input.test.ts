@@ -43,6 +43,10 @@ const cases: Array<{ what: string; name: string; args: string[]; env?: NodeJS.Pr
   { what: 'an unknown --security-opt', name: 'c16', args: ['--image', 'busybox', '--security-opt', 'apparmor=unconfined'], want: /--security-opt "apparmor=unconfined" is not understood/, code: 2 },
   { what: '--privileged with --cap-drop', name: 'c17', args: ['--image', 'busybox', '--privileged', '--cap-drop', 'KILL'], want: /--privileged cannot be combined/, code: 2 },
   { what: 'an unknown --userns mode', name: 'c18', args: ['--image', 'busybox', '--userns', 'keep-id'], want: /invalid --userns "keep-id".*--userns auto/, code: 2 },
+  { what: '--log-max-size 0', name: 'c21', args: ['--image', 'busybox', '--log-max-size', '0'], want: /invalid --log-max-size "0"; give a size of at least 4k/, code: 2 },
+  { what: '--log-max-size abc', name: 'c22', args: ['--image', 'busybox', '--log-max-size', 'abc'], want: /invalid --log-max-size "abc"/, code: 2 },
+  { what: 'a negative --log-max-size', name: 'c23', args: ['--image', 'busybox', '--log-max-size', '-5'], want: /invalid --log-max-size "-5"/, code: 2 },
+  { what: 'a bad --log-opt', name: 'c24', args: ['--image', 'busybox', '--log-opt', 'max-file=0'], want: /invalid --log-opt max-file "0"/, code: 2 },
   { what: 'not root', name: 'c10', args: ['--image', 'busybox'], uid: 65534, want: /needs root.*sudo/, code: 4 },
 ];
 
