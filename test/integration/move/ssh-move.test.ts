@@ -7,7 +7,7 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync, spawn } from 'node:child_process';
-import { readdirSync, readFileSync, rmSync, existsSync } from 'node:fs';
+import { readdirSync, readFileSync, rmSync, existsSync, statSync } from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
 import { cli, cliOk, eventually, sleep, tempRoot, CLI } from '../../helpers/cli.js';
@@ -39,7 +39,7 @@ before(async () => {
   await importBusybox(A);
 });
 after(async () => {
-  for (const n of ['sm', 'tcp', 'flt']) {
+  for (const n of ['sm', 'lg', 'tcp', 'flt']) {
     await cli(A, ['rm', '-f', n]);
     if (B) await cli(B, ['rm', '-f', n]);
   }
@@ -121,6 +121,45 @@ test('move over SSH: the container runs on B with its state, the report and hist
   const hist = JSON.parse(await TA(['--json', 'history'])) as unknown[];
   assert.equal(hist.length, 1);
   await TB(['rm', '-f', 'sm']);
+});
+
+test('move over SSH hands over the log, rotated files too, and the OOM record; the peer rotates under the same limit', async () => {
+  // a child OOM-killed at 32 MiB, a burst that fills the three 4 KiB files, then a slow tick
+  const hog = 'x=$(head -c 1048576 /dev/zero | tr "\\0" a); s=""; i=0; while [ $i -lt 100 ]; do s="$s$x"; i=$((i+1)); done';
+  const burst = (word: string) => `i=0; while [ $i -lt 100 ]; do i=$((i+1)); echo "${word} $i ${'x'.repeat(100)}"; done`;
+  await TA(['run', '-d', 'lg', '--image', 'busybox', '--memory', '32m', '--log-max-size', '4k', '--log-max-files', '3', '-e', `HOG=${hog}`, '--', 'sh', '-c',
+    `sh -c "$HOG"; ${burst('burst')}; i=0; while true; do i=$((i+1)); echo $i > /tmp/count; echo "tick $i"; sleep 0.5; done`]);
+  const logDir = (root: string) => path.join(root, 'containers', 'lg');
+  const logFiles = (root: string) => readdirSync(logDir(root)).filter((f) => /^container\.log/.test(f)).sort();
+  const lines = async (root: string, word: string) => [...(await cliOk(root, ['logs', 'lg'])).matchAll(new RegExp(`^${word} (\\d+)`, 'gm'))].map((m) => Number(m[1]));
+  const consecutive = (ns: number[]) => ns.every((n, i) => i === 0 || n === ns[i - 1]! + 1);
+  const inspect = async (root: string) => JSON.parse(await cliOk(root, ['inspect', 'lg'])) as { config: { log: unknown }; oomKills: number; lastOomKillAt: string };
+  await eventually(async () => (await count(A, 'lg')) > 2, 30000);
+  assert.deepEqual(logFiles(A), ['container.log', 'container.log.1', 'container.log.2']);
+  const onA = await inspect(A);
+  assert.equal(onA.oomKills, 1);
+  const r = await moveCli('lg');
+  assert.equal(r.code, 0, r.stderr);
+  const report = (r.stdout.trim().split('\n').map((l) => JSON.parse(l) as { event: string; report?: { bytes: { logs: number } } }).find((e) => e.event === 'done'))!.report!;
+  assert.ok(report.bytes.logs > 2 * 4096, `the log went along (${report.bytes.logs} bytes)`);
+  await assertOneCopy('lg', 'B');
+  // on B: the burst's newest lines and every tick, from before the move to after it, in order
+  const c = await count(B, 'lg');
+  const [bursts, ticks] = [await lines(B, 'burst'), await lines(B, 'tick')];
+  assert.ok(bursts.length > 30 && bursts.at(-1) === 100 && consecutive(bursts), `burst lines ${bursts[0]}..${bursts.at(-1)}`);
+  assert.ok(consecutive(ticks), `ticks in order: ${ticks.join(' ')}`);
+  assert.ok(ticks[0] === 1 && ticks.at(-1)! >= c, `ticks ${ticks[0]}..${ticks.at(-1)}, the counter at ${c}`);
+  const onB = await inspect(B);
+  assert.deepEqual(onB.config.log, { maxBytes: 4096, maxFiles: 3 });
+  assert.deepEqual([onB.oomKills, onB.lastOomKillAt], [1, onA.lastOomKillAt], 'the OOM record came along');
+  // B's supervisor rotates under the same limit: 11 KB more on the init's stdout
+  const inode = statSync(path.join(logDir(B), 'container.log')).ino;
+  await TB(['exec', 'lg', '--', 'sh', '-c', `(${burst('extra')}) > /proc/1/fd/1`]);
+  await eventually(async () => (await lines(B, 'extra')).at(-1) === 100, 10000);
+  assert.notEqual(statSync(path.join(logDir(B), 'container.log')).ino, inode);
+  assert.deepEqual(logFiles(B), ['container.log', 'container.log.1', 'container.log.2']);
+  for (const f of logFiles(B)) assert.ok(statSync(path.join(logDir(B), f)).size <= 4096, f);
+  await TB(['rm', '-f', 'lg']);
 });
 
 test('the SSH connection killed mid-stream: rolled back, one copy on A, a retry succeeds', async () => {
