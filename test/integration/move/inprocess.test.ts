@@ -124,7 +124,7 @@ function faultyPeer(root: string, m: keyof AgentApi): () => Promise<PeerConnecti
   };
 }
 
-for (const m of ['putUpper', 'putImages', 'prepare'] as const) {
+for (const m of ['putUpper', 'putLogs', 'putImages', 'prepare'] as const) {
   test(`a failure on the peer in ${m} leaves the container running on the source, unchanged; a retry succeeds`, async () => {
     await T(A, ['run', '-d', 'flt', '--image', 'busybox', '--', ...counter]);
     await eventually(async () => (await count(A, 'flt')) > 3);
