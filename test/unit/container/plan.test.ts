@@ -55,15 +55,15 @@ test('illegal transitions are refused', () => {
 });
 
 test('the supervisor gets the log policy (the default for configs from before it) and its cgroup OOM counter', () => {
-  const c = planConfig({ name: 'w', image: 'b', command: ['true'], env: [], limits: {}, net: 'none', log: { maxBytes: 8192, maxFiles: 3 } }, img, new Date(0));
-  const a = shimRunArgs(c, '/r', '/sys/fs/cgroup/memory/t/w/memory.oom_control');
+  const c = planConfig({ name: 'w', image: 'b', command: ['true'], env: [], limits: {}, net: 'none', log: { maxBytes: 8192, maxFiles: 3 } }, img, new Date(0), LEGACY_PROFILE);
+  const a = shimRunArgs(c, '/r', undefined, '/sys/fs/cgroup/memory/t/w/memory.oom_control');
   const opts = a.slice(0, a.indexOf('--'));
   const at = opts.indexOf('--log-max-size');
   assert.deepEqual(opts.slice(at, at + 8), [
     '--log-max-size', '8192', '--log-max-files', '3', '--oom-file', '/sys/fs/cgroup/memory/t/w/memory.oom_control', '--oom-kills-before', '0',
   ]);
   assert.deepEqual(supervisorArgs({ log: logPolicyOf({}), oomFile: undefined, oomKillsBefore: 3 }), ['--log-max-size', String(10 << 20), '--log-max-files', '2']);
-  assert.deepEqual(planConfig({ name: 'w', image: 'b', command: ['true'], env: [], limits: {}, net: 'none' }, img, new Date(0)).log, DEFAULT_LOG_POLICY);
+  assert.deepEqual(planConfig({ name: 'w', image: 'b', command: ['true'], env: [], limits: {}, net: 'none' }, img, new Date(0), LEGACY_PROFILE).log, DEFAULT_LOG_POLICY);
 });
 
 test('OOM report: the supervisor record, else the cgroup count without a time; ps shows kills and age', () => {
