@@ -37,6 +37,9 @@ int mode_restore(const struct shim_opts *o)
 {
     struct log_writer log;
     log_open(&log, o);
+    /* the OOM counter's baseline before the container's first task exists */
+    struct oom_watch oom;
+    oom_open(&oom, o);
     if (prctl(PR_SET_CHILD_SUBREAPER, 1) < 0)
         die("PR_SET_CHILD_SUBREAPER: %s", strerror(errno));
     int sync_fd = fcntl(o->sync_fd, F_DUPFD_CLOEXEC, 10);
@@ -102,5 +105,5 @@ int mode_restore(const struct shim_opts *o)
     sync_say(sync_fd, "pid %d\n", pid, NULL);
     sync_say(sync_fd, "ok\n", 0, NULL);
     close(sync_fd);
-    return supervise(o, pid, out[0], eout[0], &log);
+    return supervise(o, pid, out[0], eout[0], &log, &oom);
 }

@@ -108,6 +108,9 @@ int mode_run(const struct shim_opts *o)
 {
     struct log_writer log;
     log_open(&log, o);
+    /* the OOM counter's baseline before the container's first task exists */
+    struct oom_watch oom;
+    oom_open(&oom, o);
     if (prctl(PR_SET_CHILD_SUBREAPER, 1) < 0)
         die("PR_SET_CHILD_SUBREAPER: %s", strerror(errno));
     int go[2], errp[2], out[2], eout[2];
@@ -182,5 +185,5 @@ int mode_run(const struct shim_opts *o)
     }
     sync_say(o->sync_fd, "ok\n", 0, NULL);
     close(o->sync_fd);
-    return supervise(o, pid, out[0], eout[0], &log);
+    return supervise(o, pid, out[0], eout[0], &log, &oom);
 }

@@ -90,7 +90,8 @@ int oom_timeout_ms(const struct oom_watch *w);
 int oom_recent(const struct oom_watch *w);
 
 /* supervise.c */
-int supervise(const struct shim_opts *o, pid_t init_pid, int out_fd, int err_fd, struct log_writer *log);
+int supervise(const struct shim_opts *o, pid_t init_pid, int out_fd, int err_fd, struct log_writer *log,
+              struct oom_watch *oom);
 
 void apply_env_path(const struct shim_opts *o);
 void sync_say(int fd, const char *fmt, int arg, const char *str);

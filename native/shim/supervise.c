@@ -52,7 +52,8 @@ static int pump(int from, struct log_writer *log)
     return 1;
 }
 
-int supervise(const struct shim_opts *o, pid_t init_pid, int out_fd, int err_fd, struct log_writer *log)
+int supervise(const struct shim_opts *o, pid_t init_pid, int out_fd, int err_fd, struct log_writer *log,
+              struct oom_watch *oom)
 {
     sigset_t mask;
     sigemptyset(&mask);
@@ -63,16 +64,14 @@ int supervise(const struct shim_opts *o, pid_t init_pid, int out_fd, int err_fd,
     int sfd = signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK);
     if (sfd < 0)
         die("signalfd: %s", strerror(errno));
-    struct oom_watch oom;
-    oom_open(&oom, o);
 
     int init_done = 0, status = 0, oom_killed = 0;
     struct timespec deadline = {0, 0};
     for (;;) {
         struct pollfd p[4] = {
-            {sfd, POLLIN, 0}, {out_fd, POLLIN, 0}, {err_fd, POLLIN, 0}, {oom.fd, POLLIN, 0},
+            {sfd, POLLIN, 0}, {out_fd, POLLIN, 0}, {err_fd, POLLIN, 0}, {oom->fd, POLLIN, 0},
         };
-        int timeout = init_done ? -1 : oom_timeout_ms(&oom);
+        int timeout = init_done ? -1 : oom_timeout_ms(oom);
         if (init_done) {
             /* after init is gone, drain the pipes for at most one second */
             struct timespec now;
@@ -87,11 +86,11 @@ int supervise(const struct shim_opts *o, pid_t init_pid, int out_fd, int err_fd,
         if (n < 0 && errno != EINTR)
             die("poll: %s", strerror(errno));
         if (!init_done)
-            oom_tick(&oom, o->state_dir);
+            oom_tick(oom, o->state_dir);
         if (n <= 0)
             continue;
         if (p[3].fd >= 0 && (p[3].revents & POLLIN))
-            oom_event(&oom, o->state_dir);
+            oom_event(oom, o->state_dir);
         if (p[1].fd >= 0 && (p[1].revents & (POLLIN | POLLHUP)) && !pump(out_fd, log)) {
             close(out_fd);
             out_fd = -1;
@@ -118,8 +117,8 @@ int supervise(const struct shim_opts *o, pid_t init_pid, int out_fd, int err_fd,
                     init_done = 1;
                     status = st;
                     /* an OOM kill is counted before its SIGKILL is sent */
-                    oom_check(&oom, o->state_dir);
-                    oom_killed = oom_recent(&oom);
+                    oom_check(oom, o->state_dir);
+                    oom_killed = oom_recent(oom);
                     clock_gettime(CLOCK_MONOTONIC, &deadline);
                     deadline.tv_sec += 1;
                 }
