@@ -5,7 +5,7 @@
  *   restore  --state-dir D --sync-fd N --pidfile F [--net-setup VETH,BR,ADDR/N,GW,MAC]
  *            [SUPERVISOR OPTIONS] -- /path/to/criu restore ARGS...
  *   exec     --pid P [--cgroup-procs FILE]... [--cwd C] [--user UID:GID]
- *            [--env K=V]... -- CMD ARGS...
+ *            [--env K=V]... [--interactive] [--tty] -- CMD ARGS...
  * run and exec also take the security profile (src/security/shim-args.ts):
  *   [--caps 0xMASK] [--no-new-privs] [--seccomp FILE] [--userns START:SIZE]
  *   idmap-mount --userns START:SIZE -- SOURCE TARGET
@@ -138,6 +138,14 @@ int main(int argc, char **argv)
         }
         if (strcmp(a, "--sys-rw") == 0) {
             o.sys_rw = 1;
+            continue;
+        }
+        if (strcmp(a, "--interactive") == 0) {
+            o.interactive = 1;
+            continue;
+        }
+        if (strcmp(a, "--tty") == 0) {
+            o.tty = 1;
             continue;
         }
         if (i + 1 >= argc)

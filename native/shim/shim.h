@@ -18,6 +18,8 @@ struct shim_opts {
     gid_t gid;
     int sync_fd;                /* run/restore: socket to the CLI for the handshake */
     int exec_pid;               /* exec: the container init's host pid */
+    int interactive;            /* exec: relay the caller's stdin (else the process reads /dev/null) */
+    int tty;                    /* exec: the process gets a pty of the container's devpts */
     const char *pidfile;        /* restore: CRIU's --pidfile */
     const char *net_setup;      /* restore: --net-setup, TSM_NET for the action script (netsetup.c) */
     long long log_max_bytes;    /* run/restore: rotate container.log at this size (0: never) */
@@ -102,6 +104,29 @@ int write_id_maps(pid_t pid, uid_t start, uid_t size);
 
 /* netsetup.c: run by CRIU as its --action-script */
 int criu_action(const char *action);
+
+/* pty.c */
+int pty_open(int *master, int *slave, char *err, size_t errlen);
+int term_raw(int fd, int input_too);
+void winsize_copy(int from, int to);
+
+/* relay.c: one direction of the exec relay */
+struct copy {
+    int from, to;
+    int is_input;               /* the caller's stdin to the process */
+    int discard;                /* the reader went away: read and drop */
+    size_t off, len;
+    char buf[16384];
+};
+#define RELAY_MAX 3
+struct relay {
+    struct copy c[RELAY_MAX];
+    int n;
+    int master;                 /* the pty master, or -1 */
+    int term;                   /* the caller's terminal (window size), or -1 */
+};
+void relay_block_signals(void);
+int relay_run(struct relay *r, pid_t child);
 
 /* modes */
 int mode_idmap_mount(const struct shim_opts *o);

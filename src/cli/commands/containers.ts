@@ -1,5 +1,6 @@
+import { isatty } from 'node:tty';
 import type { Command } from 'commander';
-import { execInContainer } from '../../container/exec.js';
+import { checkTerminal, execInContainer } from '../../container/exec.js';
 import { inspectContainer, listContainers } from '../../container/list.js';
 import { streamLogs } from '../../container/logs.js';
 import { freezeContainer, thawContainer } from '../../container/pause.js';
@@ -19,6 +20,31 @@ async function waitForExit(rt: Runtime, name: string, ms: number) {
     const e = await rt.store.exitInfo(name);
     if (e || Date.now() > deadline) return e;
     await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
+interface ExecFlags {
+  env?: string[];
+  workdir?: string;
+  user?: string;
+  interactive?: boolean;
+  tty?: boolean;
+}
+
+/**
+ * While the shim relays: SIGTERM and SIGHUP are passed to it (it passes them to the process). SIGINT and
+ * SIGQUIT are only kept from killing the CLI: the terminal sends them to the whole foreground process
+ * group, the shim included, which forwards them once.
+ */
+async function withSignalsForwarded<T>(run: (onStart: (signal: (s: NodeJS.Signals) => void) => void) => Promise<T>): Promise<T> {
+  let send: ((s: NodeJS.Signals) => void) | undefined;
+  const forward = (s: NodeJS.Signals) => send?.(s);
+  const keep = () => undefined;
+  process.on('SIGTERM', forward).on('SIGHUP', forward).on('SIGINT', keep).on('SIGQUIT', keep);
+  try {
+    return await run((signal) => (send = signal));
+  } finally {
+    process.off('SIGTERM', forward).off('SIGHUP', forward).off('SIGINT', keep).off('SIGQUIT', keep);
   }
 }
 
@@ -135,15 +161,21 @@ export function registerContainerCommands(program: Command, setExit: (code: numb
     .option('-e, --env <K=V>', 'extra environment variable (repeatable)', collect)
     .option('-w, --workdir <dir>', 'working directory')
     .option('-u, --user <uid:gid>', 'numeric user and group')
-    .action(async (name: string, command: string[], o: { env?: string[]; workdir?: string; user?: string }, cmd: Command) => {
+    .option('-i, --interactive', 'keep stdin open and relay it to the command')
+    .option('-t, --tty', "give the command a terminal of its own (a pty of the container's)")
+    .action(async (name: string, command: string[], o: ExecFlags, cmd: Command) => {
       const { rt } = runtimeFor(cmd);
-      const r = await execInContainer(rt, {
+      const req = {
         name,
         command,
         env: (o.env ?? []).map(parseEnv),
         ...(o.workdir ? { workdir: parseWorkdir(o.workdir) } : {}),
         ...(o.user ? { user: parseUser(o.user) } : {}),
-      });
+        interactive: Boolean(o.interactive),
+        tty: Boolean(o.tty),
+      };
+      checkTerminal(req, isatty(0));
+      const r = await withSignalsForwarded((onStart) => execInContainer(rt, req, { onStart }));
       setExit(r.code);
     });
 

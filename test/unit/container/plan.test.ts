@@ -2,7 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { planConfig, shimRunArgs } from '../../../src/container/run.js';
 import { LEGACY_PROFILE } from '../../../src/security/profile.js';
-import { shimExecArgs } from '../../../src/container/exec.js';
+import { checkTerminal, shimExecArgs } from '../../../src/container/exec.js';
 import { deriveStatus, refusal } from '../../../src/container/status.js';
 import type { ContainerRuntimeState } from '../../../src/container/types.js';
 import { DEFAULT_LOG_POLICY, logPolicyOf } from '../../../src/container/log-files.js';
@@ -29,6 +29,31 @@ test('shim argv keeps the command after -- verbatim', () => {
   assert.ok(a.includes('--user') && a[a.indexOf('--user') + 1] === '1:2');
   const e = shimExecArgs(42, { memory: '/sys/fs/cgroup/memory/t/w' }, ['A=1'], { name: 'w', command: ['id'] });
   assert.deepEqual(e.slice(0, 5), ['exec', '--pid', '42', '--cgroup-procs', '/sys/fs/cgroup/memory/t/w/cgroup.procs']);
+});
+
+test('exec argv: -i and -t become shim flags before --, a terminal gets TERM=xterm unless one is set', () => {
+  const plain = shimExecArgs(42, {}, ['A=1'], { name: 'w', command: ['sh'] });
+  assert.deepEqual(plain, ['exec', '--pid', '42', '--cwd', '/', '--env', 'A=1', '--', 'sh']);
+  const it = shimExecArgs(42, {}, ['A=1'], { name: 'w', command: ['sh', '--tty'], interactive: true, tty: true });
+  assert.deepEqual(it, ['exec', '--pid', '42', '--cwd', '/', '--env', 'A=1', '--env', 'TERM=xterm', '--interactive', '--tty', '--', 'sh', '--tty']);
+  const own = shimExecArgs(42, {}, ['TERM=vt100'], { name: 'w', command: ['sh'], tty: true });
+  assert.deepEqual(own.filter((a) => a.startsWith('TERM=')), ['TERM=vt100']);
+  const mine = shimExecArgs(42, {}, [], { name: 'w', command: ['sh'], tty: true, env: ['TERM=dumb'] });
+  assert.deepEqual(mine.filter((a) => a.startsWith('TERM=')), ['TERM=dumb']);
+});
+
+test('exec: only -i -t needs a terminal on stdin', () => {
+  const cases: Array<[{ interactive?: boolean; tty?: boolean }, boolean, boolean]> = [
+    [{}, false, true],
+    [{ interactive: true }, false, true],
+    [{ tty: true }, false, true],
+    [{ interactive: true, tty: true }, true, true],
+    [{ interactive: true, tty: true }, false, false],
+  ];
+  for (const [req, isTty, ok] of cases) {
+    if (ok) checkTerminal(req, isTty);
+    else assert.throws(() => checkTerminal(req, isTty), { code: 'EINVAL_ARG', message: /-i -t needs a terminal on stdin/ });
+  }
 });
 
 const st = (status: ContainerRuntimeState['status']): ContainerRuntimeState => ({
