@@ -83,7 +83,7 @@ static void make_pipe(int p[2])
 static void plan_stdio(const struct shim_opts *o, int devnull, struct exec_stdio *io, struct relay *r)
 {
     memset(r, 0, sizeof *r);
-    r->master = r->term = -1;
+    r->master = r->term = r->size_sock = -1;
     if (o->tty) {
         char err[256];
         int m, s;

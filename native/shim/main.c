@@ -1,9 +1,11 @@
 /*
  * tsm-shim MODE [options] -- ARGV...
  *   run      --state-dir D --rootfs R --sync-fd N [--hostname H] [--cwd C]
- *            [--user UID:GID] [--env K=V]... [SUPERVISOR OPTIONS] -- CMD ARGS...
+ *            [--user UID:GID] [--env K=V]... [--tty [--tty-size ROWSxCOLS]] [SUPERVISOR OPTIONS]
+ *            -- CMD ARGS...
  *   restore  --state-dir D --sync-fd N --pidfile F [--net-setup VETH,BR,ADDR/N,GW,MAC]
  *            [SUPERVISOR OPTIONS] -- /path/to/criu restore ARGS...
+ *   attach   --state-dir D [--interactive]
  *   exec     --pid P [--cgroup-procs FILE]... [--cwd C] [--user UID:GID]
  *            [--env K=V]... [--interactive] [--tty] -- CMD ARGS...
  * run and exec also take the security profile (src/security/shim-args.ts):
@@ -49,6 +51,16 @@ static void parse_user(struct shim_opts *o, const char *s)
     o->uid = (uid_t)u;
     o->gid = (gid_t)gi;
     o->have_user = 1;
+}
+
+static void parse_size(struct shim_opts *o, const char *s)
+{
+    unsigned r, c;
+    char x;
+    if (sscanf(s, "%ux%u%c", &r, &c, &x) != 2 || r > 0xffff || c > 0xffff)
+        die("bad --tty-size %s (want ROWSxCOLS)", s);
+    o->rows = (unsigned short)r;
+    o->cols = (unsigned short)c;
 }
 
 /*
@@ -165,6 +177,8 @@ int main(int argc, char **argv)
             o.sync_fd = (int)parse_num(v, "--sync-fd");
         else if (strcmp(a, "--pid") == 0)
             o.exec_pid = (int)parse_num(v, "--pid");
+        else if (strcmp(a, "--tty-size") == 0)
+            parse_size(&o, v);
         else if (strcmp(a, "--pidfile") == 0)
             o.pidfile = v;
         else if (strcmp(a, "--net-setup") == 0)
@@ -213,6 +227,11 @@ int main(int argc, char **argv)
     }
     o.argv = argv + i;
     o.argc = argc - i;
+    if (strcmp(o.mode, "attach") == 0) {
+        if (!o.state_dir)
+            die("attach needs --state-dir");
+        return mode_attach(&o);
+    }
     if (o.argc < 1)
         die("no command after --");
 

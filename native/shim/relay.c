@@ -1,7 +1,10 @@
 /*
- * The exec relay: copies the caller's stdin to the container process (with
- * -i) and its output back to the caller's stdout and stderr, forwards
- * signals and window size changes, and returns the process's wait status.
+ * The relay of exec and attach: copies the caller's stdin to the container
+ * process (with -i) and its output back to the caller's stdout and stderr,
+ * forwards signals and window size changes, and returns the process's wait
+ * status. For attach there is no process: the other end is the supervisor's
+ * attach.sock, input goes in frames (console.c) and the relay ends when the
+ * supervisor closes the connection.
  * The container's ends (pipes or the pty master) are non-blocking and
  * buffered, so a process that does not read its stdin never stalls its
  * output. Output still buffered when the process exits is drained until it
@@ -13,6 +16,7 @@
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/signalfd.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -67,25 +71,22 @@ static void copy_broken(struct relay *r, struct copy *c)
 
 static void copy_flush(struct relay *r, struct copy *c)
 {
-    while (c->off < c->len) {
-        ssize_t n = write(c->to, c->buf + c->off, c->len - c->off);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n < 0 && errno == EAGAIN)
-            return;
-        if (n <= 0) {
-            copy_broken(r, c);
-            return;
-        }
-        c->off += (size_t)n;
+    ssize_t n = write_some(c->to, c->buf + c->off, c->len - c->off);
+    if (n < 0) {
+        copy_broken(r, c);
+        return;
     }
-    c->off = c->len = 0;
+    c->off += (size_t)n;
+    if (c->off == c->len)
+        c->off = c->len = 0;
 }
 
 /* returns 1 if something was read */
 static int copy_read(struct relay *r, struct copy *c)
 {
-    ssize_t n = read(c->from, c->buf, sizeof c->buf);
+    size_t head = c->framed ? 3 : 0;
+    size_t room = c->framed ? FRAME_MAX : sizeof c->buf;
+    ssize_t n = read(c->from, c->buf + head, room);
     if (n < 0 && (errno == EINTR || errno == EAGAIN))
         return 0;
     if (n <= 0) { /* EOF, or EIO from a master whose slaves are all closed */
@@ -100,10 +101,41 @@ static int copy_read(struct relay *r, struct copy *c)
     }
     if (c->discard)
         return 1;
+    if (c->framed) {
+        c->buf[0] = 'd';
+        c->buf[1] = (char)(n >> 8);
+        c->buf[2] = (char)(n & 0xff);
+    }
     c->off = 0;
-    c->len = (size_t)n;
+    c->len = head + (size_t)n;
     copy_flush(r, c);
     return 1;
+}
+
+/* attach: the caller's window size as a 'w' frame, between two input frames */
+static void send_size(struct relay *r)
+{
+    struct winsize ws;
+    if (r->term < 0 || ioctl(r->term, TIOCGWINSZ, &ws) < 0) {
+        r->size_dirty = 0;
+        return;
+    }
+    struct copy *in = NULL;
+    for (int i = 0; i < r->n; i++)
+        if (r->c[i].is_input && r->c[i].to == r->size_sock)
+            in = &r->c[i];
+    if (in && in->off < in->len)
+        return; /* after the frame under way */
+    char f[7] = {'w', 0, 4, (char)(ws.ws_row >> 8), (char)ws.ws_row, (char)(ws.ws_col >> 8), (char)ws.ws_col};
+    r->size_dirty = 0;
+    if (in) {
+        memcpy(in->buf, f, sizeof f);
+        in->off = 0;
+        in->len = sizeof f;
+        copy_flush(r, in);
+    } else if (write(r->size_sock, f, sizeof f) != (ssize_t)sizeof f) {
+        r->size_dirty = 1;
+    }
 }
 
 /*
@@ -127,13 +159,22 @@ static void on_signals(struct relay *r, int sfd, pid_t child, int *exited, int *
     struct signalfd_siginfo si;
     while (read(sfd, &si, sizeof si) == sizeof si) {
         int sig = (int)si.ssi_signo;
-        if (sig == SIGWINCH && r->master >= 0)
-            winsize_copy(r->term, r->master);
-        else if (sig != SIGCHLD && sig != SIGWINCH && !*exited)
+        if (sig == SIGWINCH) {
+            if (r->master >= 0)
+                winsize_copy(r->term, r->master);
+            if (r->size_sock >= 0)
+                r->size_dirty = 1;
+        } else if (sig == SIGCHLD || *exited) {
+            continue;
+        } else if (child) {
             forward(r, child, sig);
+        } else if (sig == SIGTERM || sig == SIGHUP) {
+            *exited = 1; /* attach: leave; the container goes on */
+        }
+        /* attach: Ctrl-C and Ctrl-\ reach the whole foreground group, and the CLI passes them on */
     }
     int st;
-    if (!*exited && waitpid(child, &st, WNOHANG) == child) {
+    if (child && !*exited && waitpid(child, &st, WNOHANG) == child) {
         *exited = 1;
         *status = st;
     }
@@ -150,6 +191,8 @@ int relay_run(struct relay *r, pid_t child)
     int exited = 0, status = 0;
     long exit_at = 0, last_data = 0;
     for (;;) {
+        if (r->size_dirty && !exited)
+            send_size(r);
         struct pollfd p[RELAY_MAX + 1];
         int which[RELAY_MAX + 1];
         int np = 0, busy = 0;
@@ -169,6 +212,8 @@ int relay_run(struct relay *r, pid_t child)
                     busy = 1;
             }
         }
+        if (!child && (!busy || exited))
+            break; /* attach: the supervisor closed the connection, or the caller left */
         int timeout = -1;
         if (exited) {
             long t = now_ms();

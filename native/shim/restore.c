@@ -105,5 +105,5 @@ int mode_restore(const struct shim_opts *o)
     sync_say(sync_fd, "pid %d\n", pid, NULL);
     sync_say(sync_fd, "ok\n", 0, NULL);
     close(sync_fd);
-    return supervise(o, pid, out[0], eout[0], &log, &oom);
+    return supervise(o, pid, out[0], eout[0], &log, &oom, NULL);
 }

@@ -15,7 +15,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/prctl.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -24,6 +26,7 @@
 struct child_args {
     const struct shim_opts *o;
     int go_r, err_w, out_w, errout_w;
+    int pty_w;                  /* -t: the pty's master goes to the supervisor through this socket */
 };
 
 static void child_fail(int err_w, const char *msg)
@@ -39,6 +42,45 @@ void apply_env_path(const struct shim_opts *o)
         if (strncmp(o->env[i], "PATH=", 5) == 0)
             path = o->env[i] + 5;
     setenv("PATH", path, 1);
+}
+
+/* stdin /dev/null, stdout and stderr the pipes the supervisor logs */
+static int pipe_stdio(struct child_args *a, char *err, size_t errlen)
+{
+    int devnull = open("/dev/null", O_RDWR);
+    if (devnull < 0 || dup2(devnull, 0) < 0 || dup2(a->out_w, 1) < 0 || dup2(a->errout_w, 2) < 0) {
+        snprintf(err, errlen, "stdio: %s", strerror(errno));
+        return -1;
+    }
+    if (devnull > 2)
+        close(devnull);
+    close(a->out_w);
+    close(a->errout_w);
+    return 0;
+}
+
+/*
+ * -t: a pty of the container's devpts (mounted by now) is the init's stdio and
+ * controlling terminal; its master goes to the supervisor.
+ */
+static int tty_stdio(struct child_args *a, char *err, size_t errlen)
+{
+    const struct shim_opts *o = a->o;
+    int m, s;
+    if (pty_open(&m, &s, err, errlen) < 0)
+        return -1;
+    struct winsize ws = {.ws_row = o->rows, .ws_col = o->cols};
+    if ((o->rows && ioctl(m, TIOCSWINSZ, &ws) < 0) || (o->have_user && fchown(s, o->uid, (gid_t)-1) < 0) ||
+        send_fd(a->pty_w, m) < 0 || dup2(s, 0) < 0 || dup2(s, 1) < 0 || dup2(s, 2) < 0 || ioctl(0, TIOCSCTTY, 0) < 0) {
+        snprintf(err, errlen, "terminal: %s", strerror(errno));
+        return -1;
+    }
+    close(m);
+    close(s);
+    close(a->pty_w);
+    close(a->out_w);
+    close(a->errout_w);
+    return 0;
 }
 
 static int child_main(void *arg)
@@ -64,15 +106,8 @@ static int child_main(void *arg)
         snprintf(err, sizeof err, "sethostname: %s", strerror(errno));
         child_fail(a->err_w, err);
     }
-    int devnull = open("/dev/null", O_RDWR);
-    if (devnull < 0 || dup2(devnull, 0) < 0 || dup2(a->out_w, 1) < 0 || dup2(a->errout_w, 2) < 0) {
-        snprintf(err, sizeof err, "stdio: %s", strerror(errno));
+    if ((o->tty ? tty_stdio(a, err, sizeof err) : pipe_stdio(a, err, sizeof err)) < 0)
         child_fail(a->err_w, err);
-    }
-    if (devnull > 2)
-        close(devnull);
-    close(a->out_w);
-    close(a->errout_w);
     const char *cwd = o->cwd ? o->cwd : "/";
     if (chdir(cwd) < 0) {
         snprintf(err, sizeof err, "working directory %s: %s", cwd, strerror(errno));
@@ -113,10 +148,12 @@ int mode_run(const struct shim_opts *o)
     oom_open(&oom, o);
     if (prctl(PR_SET_CHILD_SUBREAPER, 1) < 0)
         die("PR_SET_CHILD_SUBREAPER: %s", strerror(errno));
-    int go[2], errp[2], out[2], eout[2];
+    int go[2], errp[2], out[2], eout[2], ptys[2] = {-1, -1};
     if (pipe2(go, O_CLOEXEC) < 0 || pipe2(errp, O_CLOEXEC) < 0 || pipe2(out, O_CLOEXEC) < 0 ||
         pipe2(eout, O_CLOEXEC) < 0)
         die("pipe: %s", strerror(errno));
+    if (o->tty && socketpair(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0, ptys) < 0)
+        die("socketpair: %s", strerror(errno));
     /* the container's ends must survive exec */
     fcntl(out[1], F_SETFD, 0);
     fcntl(eout[1], F_SETFD, 0);
@@ -130,7 +167,7 @@ int mode_run(const struct shim_opts *o)
     sigaddset(&mask, SIGHUP);
     sigprocmask(SIG_BLOCK, &mask, NULL);
 
-    struct child_args a = {o, go[0], errp[1], out[1], eout[1]};
+    struct child_args a = {o, go[0], errp[1], out[1], eout[1], ptys[1]};
     size_t stack_size = 1 << 20;
     char *stack = malloc(stack_size);
     if (!stack)
@@ -153,6 +190,8 @@ int mode_run(const struct shim_opts *o)
     close(errp[1]);
     close(out[1]);
     close(eout[1]);
+    if (o->tty)
+        close(ptys[1]);
 
     char path[4096], buf[64];
     snprintf(path, sizeof path, "%s/init.pid", o->state_dir);
@@ -183,7 +222,25 @@ int mode_run(const struct shim_opts *o)
         unlink(path);
         return 1;
     }
+    if (!o->tty) {
+        sync_say(o->sync_fd, "ok\n", 0, NULL);
+        close(o->sync_fd);
+        return supervise(o, pid, out[0], eout[0], &log, &oom, NULL);
+    }
+    /* the init sent the master before its exec succeeded */
+    static struct console con;
+    int master = recv_fd(ptys[0]);
+    if (master < 0 || console_open(&con, o, master) < 0) {
+        sync_say(o->sync_fd, "err the container's terminal: %s\n", 0, strerror(errno));
+        kill(pid, SIGKILL);
+        waitpid(pid, NULL, 0);
+        unlink(path);
+        return 1;
+    }
+    close(ptys[0]);
+    close(out[0]);
+    close(eout[0]);
     sync_say(o->sync_fd, "ok\n", 0, NULL);
     close(o->sync_fd);
-    return supervise(o, pid, out[0], eout[0], &log, &oom);
+    return supervise(o, pid, master, -1, &log, &oom, &con);
 }

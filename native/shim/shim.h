@@ -6,6 +6,7 @@
 #include <sys/types.h>
 
 #define MAX_LIST 256
+#define FRAME_MAX 4096          /* the largest input frame of attach.sock (console.c) */
 
 struct shim_opts {
     const char *mode;           /* "run", "restore" or "exec" */
@@ -19,7 +20,8 @@ struct shim_opts {
     int sync_fd;                /* run/restore: socket to the CLI for the handshake */
     int exec_pid;               /* exec: the container init's host pid */
     int interactive;            /* exec: relay the caller's stdin (else the process reads /dev/null) */
-    int tty;                    /* exec: the process gets a pty of the container's devpts */
+    int tty;                    /* run, exec: the process gets a pty of the container's devpts */
+    unsigned short rows, cols;  /* run -t: the pty's first window size */
     const char *pidfile;        /* restore: CRIU's --pidfile */
     const char *net_setup;      /* restore: --net-setup, TSM_NET for the action script (netsetup.c) */
     long long log_max_bytes;    /* run/restore: rotate container.log at this size (0: never) */
@@ -51,16 +53,39 @@ struct shim_opts {
 /* util.c */
 void die(const char *fmt, ...) __attribute__((noreturn, format(printf, 1, 2)));
 int write_all(int fd, const void *buf, size_t len);
+ssize_t write_some(int fd, const void *buf, size_t len);
 int write_file(const char *path, const char *data);
 int write_file_atomic(const char *path, const char *data);
 int read_line(int fd, char *buf, size_t len);
 int join_cgroups(const struct shim_opts *o, pid_t pid);
+int send_fd(int sock, int fd);
+int recv_fd(int sock);
 
 /* rootfs.c: runs in the container's new mount namespace */
 int setup_rootfs(const struct shim_opts *o, char *err, size_t errlen);
 
 /* security.c: just before the container's command is exec'd */
 int apply_security(const struct shim_opts *o, char *err, size_t errlen);
+
+/* console.c: the pty of a container run with -t, and the client attached to it */
+#define EARLY_MAX 65536
+struct pollfd;
+struct console {
+    int master, listener, client;
+    int attached;               /* a client came once */
+    size_t nearly;
+    char early[EARLY_MAX];      /* output before the first attach */
+    size_t nin;
+    unsigned char in[2 * (3 + FRAME_MAX)]; /* frames from the client */
+    size_t pend_off, pend_len;
+    char pend[FRAME_MAX];       /* input the pty has not taken yet */
+};
+int console_open(struct console *c, const struct shim_opts *o, int master);
+void console_output(struct console *c, const char *buf, size_t n);
+int console_fds(struct console *c, struct pollfd *p);
+void console_ready(struct console *c, const struct pollfd *p, int n);
+void console_close(struct console *c, const struct shim_opts *o);
+
 
 /* logfile.c: container.log, rotated by size */
 struct log_writer {
@@ -91,9 +116,9 @@ int oom_timeout_ms(const struct oom_watch *w);
 /* whether the counter rose within the last second */
 int oom_recent(const struct oom_watch *w);
 
-/* supervise.c */
+/* supervise.c: con is NULL without a terminal */
 int supervise(const struct shim_opts *o, pid_t init_pid, int out_fd, int err_fd, struct log_writer *log,
-              struct oom_watch *oom);
+              struct oom_watch *oom, struct console *con);
 
 void apply_env_path(const struct shim_opts *o);
 void sync_say(int fd, const char *fmt, int arg, const char *str);
@@ -110,10 +135,11 @@ int pty_open(int *master, int *slave, char *err, size_t errlen);
 int term_raw(int fd, int input_too);
 void winsize_copy(int from, int to);
 
-/* relay.c: one direction of the exec relay */
+/* relay.c: one direction of the exec or attach relay */
 struct copy {
     int from, to;
     int is_input;               /* the caller's stdin to the process */
+    int framed;                 /* attach: input goes in 'd' frames (console.c) */
     int discard;                /* the reader went away: read and drop */
     size_t off, len;
     char buf[16384];
@@ -124,6 +150,8 @@ struct relay {
     int n;
     int master;                 /* the pty master, or -1 */
     int term;                   /* the caller's terminal (window size), or -1 */
+    int size_sock;              /* attach: the window size goes here in 'w' frames, or -1 */
+    int size_dirty;             /* a 'w' frame is due */
 };
 void relay_block_signals(void);
 int relay_run(struct relay *r, pid_t child);
@@ -133,5 +161,7 @@ int mode_idmap_mount(const struct shim_opts *o);
 int mode_run(const struct shim_opts *o);
 int mode_restore(const struct shim_opts *o);
 int mode_exec(const struct shim_opts *o);
+int mode_attach(const struct shim_opts *o);
+#define ATTACH_NO_CONSOLE 3     /* attach's exit code: nothing listens on attach.sock */
 
 #endif

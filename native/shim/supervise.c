@@ -1,6 +1,6 @@
 /*
- * The supervisor loop: copy the container's stdout and stderr to its log
- * (logfile.c), reap every child (the shim is a child subreaper, so orphans of
+ * The supervisor loop: copy the container's stdout and stderr (or its pty,
+ * with a console: console.c) to its log (logfile.c) and the attached client, reap every child (the shim is a child subreaper, so orphans of
  * the container land here too), record OOM kills (oom.c), and when the
  * container's init exits, record its exit status in exit.json and leave.
  */
@@ -39,8 +39,8 @@ static void record_exit(const struct shim_opts *o, int status, int oom_killed)
         fprintf(stderr, "tsm-shim: cannot write %s: %s\n", path, strerror(errno));
 }
 
-/* copy what is readable; returns 0 on EOF, 1 otherwise */
-static int pump(int from, struct log_writer *log)
+/* copy what is readable; returns 0 on EOF (or EIO: a pty with no process left), 1 otherwise */
+static int pump(int from, struct log_writer *log, struct console *con)
 {
     char buf[65536];
     ssize_t n = read(from, buf, sizeof buf);
@@ -49,11 +49,13 @@ static int pump(int from, struct log_writer *log)
     if (n == 0)
         return 0;
     log_write(log, buf, (size_t)n);
+    if (con)
+        console_output(con, buf, (size_t)n);
     return 1;
 }
 
 int supervise(const struct shim_opts *o, pid_t init_pid, int out_fd, int err_fd, struct log_writer *log,
-              struct oom_watch *oom)
+              struct oom_watch *oom, struct console *con)
 {
     sigset_t mask;
     sigemptyset(&mask);
@@ -68,9 +70,10 @@ int supervise(const struct shim_opts *o, pid_t init_pid, int out_fd, int err_fd,
     int init_done = 0, status = 0, oom_killed = 0;
     struct timespec deadline = {0, 0};
     for (;;) {
-        struct pollfd p[4] = {
+        struct pollfd p[7] = {
             {sfd, POLLIN, 0}, {out_fd, POLLIN, 0}, {err_fd, POLLIN, 0}, {oom->fd, POLLIN, 0},
         };
+        int np = 4 + (con ? console_fds(con, p + 4) : 0);
         int timeout = init_done ? -1 : oom_timeout_ms(oom);
         if (init_done) {
             /* after init is gone, drain the pipes for at most one second */
@@ -82,7 +85,7 @@ int supervise(const struct shim_opts *o, pid_t init_pid, int out_fd, int err_fd,
             if (timeout < 0 || ms < timeout)
                 timeout = (int)ms;
         }
-        int n = poll(p, 4, timeout);
+        int n = poll(p, (nfds_t)np, timeout);
         if (n < 0 && errno != EINTR)
             die("poll: %s", strerror(errno));
         if (!init_done)
@@ -91,11 +94,13 @@ int supervise(const struct shim_opts *o, pid_t init_pid, int out_fd, int err_fd,
             continue;
         if (p[3].fd >= 0 && (p[3].revents & POLLIN))
             oom_event(oom, o->state_dir);
-        if (p[1].fd >= 0 && (p[1].revents & (POLLIN | POLLHUP)) && !pump(out_fd, log)) {
+        if (con)
+            console_ready(con, p + 4, np - 4);
+        if (p[1].fd >= 0 && (p[1].revents & (POLLIN | POLLHUP | POLLERR)) && !pump(out_fd, log, con)) {
             close(out_fd);
             out_fd = -1;
         }
-        if (p[2].fd >= 0 && (p[2].revents & (POLLIN | POLLHUP)) && !pump(err_fd, log)) {
+        if (p[2].fd >= 0 && (p[2].revents & (POLLIN | POLLHUP)) && !pump(err_fd, log, con)) {
             close(err_fd);
             err_fd = -1;
         }
@@ -128,6 +133,8 @@ int supervise(const struct shim_opts *o, pid_t init_pid, int out_fd, int err_fd,
     /* reap what is left (the kernel killed the rest of the PID namespace) */
     while (waitpid(-1, NULL, WNOHANG) > 0)
         ;
+    if (con)
+        console_close(con, o);
     record_exit(o, status, oom_killed);
     return 0;
 }

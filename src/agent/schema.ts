@@ -158,6 +158,7 @@ export const containerConfig = obj<ContainerConfig>({
   createdAt: str({ max: 64 }),
   security: optional(securityProfile),
   userns: optional(obj<IdRange>({ start: num({ int: true, min: 1, max: 0xffff_ffff }), size: num({ int: true, min: 1, max: 0xffff_ffff }) })),
+  tty: optional(bool()),
 });
 
 export const networkPlan = obj<NetworkPlan>({

@@ -42,6 +42,8 @@ export interface RawRunOptions {
   logMaxFiles?: string;
   /** docker's and podman's spelling: max-size=SIZE, max-file=N (repeatable) */
   logOpt?: string[];
+  tty?: boolean;
+  interactive?: boolean;
 }
 
 const bad = (msg: string, fix: string) => new TsmError('EINVAL_ARG', msg, { fix });
@@ -182,5 +184,9 @@ export function parseRunRequest(name: string, command: string[], o: RawRunOption
   };
   const log = parseLogPolicy(o, DEFAULT_LOG_POLICY);
   if (log) req.log = log;
+  if (o.interactive && !o.tty) {
+    throw bad('run -i without -t is not supported yet', 'add -t (the container gets a terminal), or pipe input in with tsmigrate exec -i');
+  }
+  if (o.tty) req.tty = true;
   return req;
 }

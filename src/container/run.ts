@@ -36,6 +36,10 @@ export interface RunRequest {
   userns?: 'auto' | 'host';
   /** container.log rotation (default: DEFAULT_LOG_POLICY) */
   log?: LogPolicy;
+  /** -t: the init gets a pty (the supervisor logs it and relays it to `attach`) */
+  tty?: boolean;
+  /** the pty's size at start: the caller's terminal */
+  ttySize?: { rows: number; cols: number };
 }
 
 const DEFAULT_PATH = 'PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
@@ -46,6 +50,7 @@ export function planConfig(req: RunRequest, image: { name: string; digest: strin
   if (!env.some((e) => e.startsWith('PATH='))) env.unshift(DEFAULT_PATH);
   if (!env.some((e) => e.startsWith('HOSTNAME='))) env.push(`HOSTNAME=${req.hostname ?? req.name}`);
   if (!env.some((e) => e.startsWith('HOME='))) env.push(`HOME=${req.user && req.user.uid !== 0 ? '/' : '/root'}`);
+  if (req.tty && !env.some((e) => e.startsWith('TERM='))) env.push('TERM=xterm');
   return {
     name: req.name,
     image,
@@ -60,16 +65,19 @@ export function planConfig(req: RunRequest, image: { name: string; digest: strin
     createdAt: now.toISOString(),
     security,
     ...(userns ? { userns } : {}),
+    ...(req.tty ? { tty: true } : {}),
   };
 }
 
-/** Pure: the tsm-shim arguments for a config (oomFile: where its cgroup counts OOM kills). */
-export function shimRunArgs(c: ContainerConfig, rootfs: string, seccompFile: string | undefined, oomFile?: string): string[] {
+/** Pure: the tsm-shim arguments for a config (oomFile: where its cgroup counts OOM kills; ttySize: a terminal's first size). */
+export function shimRunArgs(c: ContainerConfig, rootfs: string, seccompFile: string | undefined, oomFile?: string, ttySize?: { rows: number; cols: number }): string[] {
   const a = ['--rootfs', rootfs, '--hostname', c.hostname, '--cwd', c.workdir];
   a.push(...supervisorArgs({ log: logPolicyOf(c), oomFile, oomKillsBefore: 0 }));
   if (c.user) a.push('--user', `${c.user.uid}:${c.user.gid}`);
   if (c.security) a.push(...securityShimArgs(c.security, seccompFile), ...rootfsShimArgs(c.security));
   if (c.userns) a.push('--userns', `${c.userns.start}:${c.userns.size}`);
+  if (c.tty) a.push('--tty');
+  if (c.tty && ttySize) a.push('--tty-size', `${ttySize.rows}x${ttySize.cols}`);
   for (const e of c.env) a.push('--env', e);
   return [...a, '--', ...c.command];
 }
@@ -95,14 +103,14 @@ export async function runContainer(rt: Runtime, req: RunRequest): Promise<Contai
     const image = await resolveImage(rt.paths, req.image);
     const userns = req.userns === 'auto' ? await allocateRange(rt.paths.root, req.name) : undefined;
     const config = planConfig(req, { name: image.name, digest: image.digest }, new Date(), security, userns);
-    return createAndStart(rt, config, image.rootfs).catch(async (e: unknown) => {
+    return createAndStart(rt, config, image.rootfs, req.ttySize).catch(async (e: unknown) => {
       await releaseRange(rt.paths.root, req.name);
       throw e;
     });
   });
 }
 
-async function createAndStart(rt: Runtime, config: ContainerConfig, imageRootfs: string): Promise<ContainerConfig> {
+async function createAndStart(rt: Runtime, config: ContainerConfig, imageRootfs: string, ttySize?: { rows: number; cols: number }): Promise<ContainerConfig> {
   const undo = new UndoStack(rt.logger);
   const dir = rt.paths.container(config.name);
   const cg = rt.cgroups(config.name); // detects the cgroup layout: fails before any side effect
@@ -127,7 +135,7 @@ async function createAndStart(rt: Runtime, config: ContainerConfig, imageRootfs:
     const net = await planNetwork(config.net.mode, config.net.ip, { root: rt.paths.root, container: config.name }, rt.network);
     undo.push('release network', () => releaseNetwork(net, rt.network));
 
-    const shim = await startShim('run', shimRunArgs(config, layout.merged, seccompFile, cg.oomKillFile()), dir);
+    const shim = await startShim('run', shimRunArgs(config, layout.merged, seccompFile, cg.oomKillFile(), ttySize), dir);
     undo.push('stop the container', async () => {
       try {
         process.kill(shim.initPid, 'SIGKILL');
@@ -141,7 +149,7 @@ async function createAndStart(rt: Runtime, config: ContainerConfig, imageRootfs:
     await attachNetwork(net, shim.initPid);
     await shim.go();
 
-    Object.assign(state, await runningFacts(shim, cg, net, true));
+    Object.assign(state, await runningFacts(shim, cg, net, !config.tty));
     await rt.store.saveState(config.name, state);
     undo.commit();
     rt.logger.info(`started ${config.name} (pid ${shim.initPid}${net.ip ? `, ip ${net.ip}` : ''})`);

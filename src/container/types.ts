@@ -28,6 +28,8 @@ export interface ContainerConfig {
   readonly security?: SecurityProfile;
   /** --userns auto: the host ids of the container's user namespace (root is start); kept across moves */
   readonly userns?: IdRange;
+  /** run -t: the init's stdio is a pty of the container's devpts, its master held by the supervisor */
+  readonly tty?: boolean;
 }
 
 /** What the runtime made for it: changes with every start, restore or move. */

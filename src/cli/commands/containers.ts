@@ -1,5 +1,6 @@
 import { isatty } from 'node:tty';
 import type { Command } from 'commander';
+import { attachTerminal } from '../../container/attach.js';
 import { checkTerminal, execInContainer } from '../../container/exec.js';
 import { inspectContainer, listContainers } from '../../container/list.js';
 import { streamLogs } from '../../container/logs.js';
@@ -95,9 +96,14 @@ export function registerContainerCommands(program: Command, setExit: (code: numb
     .option('--log-max-size <size>', 'rotate container.log at this size (default 10m)')
     .option('--log-max-files <n>', 'log files kept, the current one included (default 2)')
     .option('--log-opt <key=value>', 'docker-style log option: max-size=SIZE or max-file=N (repeatable)', collect)
+    .option('-i, --interactive', 'relay stdin to the container (with -t)')
+    .option('-t, --tty', "give the container's init a terminal (a pty of its own devpts)")
     .action(async (name: string, command: string[], o: RawRunOptions & { detach?: boolean }, cmd: Command) => {
       const { rt, json } = runtimeFor(cmd);
       const req = parseRunRequest(name, command, o);
+      const relayInput = Boolean(o.interactive && !o.detach);
+      checkTerminal({ interactive: relayInput, tty: req.tty ?? false }, isatty(0));
+      if (req.tty && !o.detach && process.stdout.isTTY) req.ttySize = { rows: process.stdout.rows, cols: process.stdout.columns };
       await runContainer(rt, req);
       if (o.detach) {
         if (json) printJson((await inspectContainer(rt, name)) as object);
@@ -113,7 +119,8 @@ export function registerContainerCommands(program: Command, setExit: (code: numb
       };
       process.on('SIGINT', onSig);
       process.on('SIGTERM', onSig);
-      await streamLogs(rt, name, process.stdout, true, ac.signal);
+      // a command that ended before the attach left its output in the log
+      if (!req.tty || (await attachTerminal(rt, name, relayInput)) === 'gone') await streamLogs(rt, name, process.stdout, true, ac.signal);
       // the supervisor writes exit.json once it has drained the container's output
       const exit = await waitForExit(rt, name, 5000);
       setExit(exit?.exitCode ?? 1);

@@ -1,37 +1,17 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFile, spawn } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { CLI, REPO, cli, cliOk, tempRoot } from '../../helpers/cli.js';
+import { CLI, cli, cliOk, tempRoot } from '../../helpers/cli.js';
 import { debianRootfs, importBusybox } from '../../helpers/images.js';
+import { atTerminal, tsmAt, type Session } from '../../helpers/terminal.js';
 
 const root = tempRoot();
-const DRIVER = path.join(REPO, 'test/fixtures/pty-session.py');
 const LEGACY_TIOCSTI = '/proc/sys/dev/tty/legacy_tiocsti';
 let savedLegacy: string | undefined;
 
-interface Session {
-  ok: boolean;
-  failed: unknown;
-  transcript: string;
-  exit: number;
-  pending: string;
-  termiosRestored: boolean;
-  tty: string;
-}
-type Step = { send: string } | { expect: string; timeout?: number } | { resize: [number, number] } | { sleep: number };
-
-/** Runs argv as a person at a terminal would: a real pty, the command leading a session with it as controlling terminal. */
-function atTerminal(steps: Step[], argv: string[], opts: string[] = []): Promise<Session> {
-  return new Promise((resolve, reject) => {
-    execFile('python3', [DRIVER, JSON.stringify(steps), ...opts, '--', ...argv], { timeout: 60000 }, (err, stdout, stderr) => {
-      if (err) reject(new Error(`${err.message}\n${stderr}`));
-      else resolve(JSON.parse(stdout) as Session);
-    });
-  });
-}
-const tsm = (...args: string[]) => [process.execPath, CLI, '--root', root, ...args];
+const tsm = tsmAt(root);
 
 // Pushes "echo PWNED\n" with TIOCSTI through every descriptor it has and through /dev/tty; reports each outcome.
 const INJECT = `

@@ -95,3 +95,9 @@ for (const [what, o, want] of badLog) {
     assert.throws(() => parseLogPolicy(o, { maxBytes: 1 << 20, maxFiles: 2 }), (e: unknown) => want.test((e as TsmError).oneLine()));
   });
 }
+
+test('run: -t makes a tty request, -i needs -t', () => {
+  assert.equal(parseRunRequest('w', ['sh'], { image: 'b', tty: true, interactive: true }, '0-1').tty, true);
+  assert.equal(parseRunRequest('w', ['sh'], { image: 'b' }, '0-1').tty, undefined);
+  assert.throws(() => parseRunRequest('w', ['sh'], { image: 'b', interactive: true }, '0-1'), { code: 'EINVAL_ARG', message: /run -i without -t/ });
+});

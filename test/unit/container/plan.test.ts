@@ -31,6 +31,19 @@ test('shim argv keeps the command after -- verbatim', () => {
   assert.deepEqual(e.slice(0, 5), ['exec', '--pid', '42', '--cgroup-procs', '/sys/fs/cgroup/memory/t/w/cgroup.procs']);
 });
 
+test('run -t: the config says tty, TERM=xterm unless set, the shim gets --tty and the first window size', () => {
+  const c = planConfig({ name: 'w', image: 'b', command: ['sh'], env: [], limits: {}, net: 'none', tty: true }, img, new Date(0));
+  assert.equal(c.tty, true);
+  assert.ok(c.env.includes('TERM=xterm'));
+  const a = shimRunArgs(c, '/r', { rows: 37, cols: 111 });
+  assert.deepEqual(a.slice(a.indexOf('--tty'), a.indexOf('--tty') + 3), ['--tty', '--tty-size', '37x111']);
+  const own = planConfig({ name: 'w', image: 'b', command: ['sh'], env: ['TERM=vt100'], limits: {}, net: 'none', tty: true }, img, new Date(0));
+  assert.deepEqual(own.env.filter((e) => e.startsWith('TERM=')), ['TERM=vt100']);
+  const plain = planConfig({ name: 'w', image: 'b', command: ['sh'], env: [], limits: {}, net: 'none' }, img, new Date(0));
+  assert.equal('tty' in plain, false);
+  assert.ok(!shimRunArgs(plain, '/r', { rows: 1, cols: 1 }).includes('--tty'));
+});
+
 test('exec argv: -i and -t become shim flags before --, a terminal gets TERM=xterm unless one is set', () => {
   const plain = shimExecArgs(42, {}, ['A=1'], { name: 'w', command: ['sh'] });
   assert.deepEqual(plain, ['exec', '--pid', '42', '--cwd', '/', '--env', 'A=1', '--', 'sh']);
