@@ -34,3 +34,25 @@ export function atTerminal(steps: Step[], argv: string[], opts: string[] = []): 
 export const tsmAt =
   (root: string) =>
   (...args: string[]): string[] => [process.execPath, CLI, '--root', root, ...args];
+
+/**
+ * A person at an interactive shell started in a 37x111 terminal (pass SHELL_SIZE to atTerminal): asks
+ * for the terminal's name and size, interrupts a sleep with Ctrl-C, checks the shell survived, resizes
+ * the terminal to 50x150 and asks again, and leaves with exit 7.
+ */
+export const SHELL_SIZE = ['--rows', '37', '--cols', '111'];
+export const SHELL_SESSION: Step[] = [
+  { expect: '# ' },
+  { send: 'tty; stty size\r' },
+  { expect: '/dev/pts/\\d+\\r\\n37 111\\r\\n' },
+  { send: 'sleep 100\r' },
+  { sleep: 0.5 },
+  { send: '\x03' },
+  // the arithmetic tells the shell's answer from the echo of the typed line
+  { send: 'echo alive-$((6*7))\r' },
+  { expect: 'alive-42', timeout: 5 },
+  { resize: [50, 150] },
+  { send: 'stty size\r' },
+  { expect: '50 150\\r\\n' },
+  { send: 'exit 7\r' },
+];

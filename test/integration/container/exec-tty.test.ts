@@ -5,7 +5,7 @@ import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { CLI, cli, cliOk, tempRoot } from '../../helpers/cli.js';
 import { debianRootfs, importBusybox } from '../../helpers/images.js';
-import { atTerminal, tsmAt, type Session } from '../../helpers/terminal.js';
+import { SHELL_SESSION, SHELL_SIZE, atTerminal, tsmAt, type Session } from '../../helpers/terminal.js';
 
 const root = tempRoot();
 const LEGACY_TIOCSTI = '/proc/sys/dev/tty/legacy_tiocsti';
@@ -47,27 +47,7 @@ after(async () => {
 });
 
 test('exec -it: an interactive shell on a pty of its own, Ctrl-C reaches its foreground job, window size follows the caller', async () => {
-  const s = await atTerminal(
-    [
-      { expect: '# ' },
-      { send: 'tty\r' },
-      { expect: '/dev/pts/\\d+\\r\\n' },
-      { send: 'stty size\r' },
-      { expect: '37 111\\r\\n' },
-      { send: 'sleep 100\r' },
-      { sleep: 0.5 },
-      { send: '\x03' },
-      // the arithmetic tells the shell's answer from the echo of the typed line
-      { send: 'echo alive-$((6*7))\r' },
-      { expect: 'alive-42', timeout: 5 },
-      { resize: [50, 150] },
-      { send: 'stty size\r' },
-      { expect: '50 150\\r\\n' },
-      { send: 'exit 7\r' },
-    ],
-    tsm('exec', '-it', 'ttybb', '--', 'sh'),
-    ['--rows', '37', '--cols', '111'],
-  );
+  const s = await atTerminal(SHELL_SESSION, tsm('exec', '-it', 'ttybb', '--', 'sh'), SHELL_SIZE);
   assert.ok(s.ok, `step ${JSON.stringify(s.failed)} failed; the terminal showed:\n${s.transcript}`);
   assert.equal(s.exit, 7, 'the shell exit code is passed on');
   assert.ok(s.termiosRestored, 'the caller terminal leaves raw mode');

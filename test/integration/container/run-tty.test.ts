@@ -4,7 +4,7 @@ import { existsSync, readFileSync, rmSync } from 'node:fs';
 import path from 'node:path';
 import { cli, cliOk, tempRoot } from '../../helpers/cli.js';
 import { importBusybox } from '../../helpers/images.js';
-import { atTerminal, tsmAt } from '../../helpers/terminal.js';
+import { SHELL_SESSION, SHELL_SIZE, atTerminal, tsmAt } from '../../helpers/terminal.js';
 
 const root = tempRoot();
 const tsm = tsmAt(root);
@@ -19,24 +19,7 @@ after(async () => {
 });
 
 test('run -it: the init is a shell on a pty of its own, sized like the caller, Ctrl-C reaches its job, the log keeps the session', async () => {
-  const s = await atTerminal(
-    [
-      { expect: '# ' },
-      { send: 'tty; stty size\r' },
-      { expect: '/dev/pts/\\d+\\r\\n37 111\\r\\n' },
-      { send: 'sleep 100\r' },
-      { sleep: 0.5 },
-      { send: '\x03' },
-      { send: 'echo alive-$((6*7))\r' },
-      { expect: 'alive-42', timeout: 5 },
-      { resize: [50, 150] },
-      { send: 'stty size\r' },
-      { expect: '50 150\\r\\n' },
-      { send: 'exit 7\r' },
-    ],
-    tsm('run', '-it', 'rit', '--image', 'busybox', '--', 'sh'),
-    ['--rows', '37', '--cols', '111'],
-  );
+  const s = await atTerminal(SHELL_SESSION, tsm('run', '-it', 'rit', '--image', 'busybox', '--', 'sh'), SHELL_SIZE);
   assert.ok(s.ok, `step ${JSON.stringify(s.failed)} failed; the terminal showed:\n${s.transcript}`);
   assert.equal(s.exit, 7, "the init's exit code is the CLI's");
   assert.ok(s.termiosRestored);
