@@ -4,6 +4,7 @@
  * as it comes, input (with -i) in frames, the window size at once and on
  * every SIGWINCH. The caller's terminal is raw with -i, and only loses
  * output processing without (the container's pty has done it), as in exec.
+ * Ctrl-P Ctrl-Q detaches (with -i): the relay ends, the container goes on.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -12,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <unistd.h>
@@ -40,6 +42,9 @@ static int connect_attach(const char *state_dir)
 
 int mode_attach(const struct shim_opts *o)
 {
+    /* the CLI gone, the relay ends (SIGHUP) and the caller's terminal is given back */
+    if (prctl(PR_SET_PDEATHSIG, SIGHUP) < 0)
+        die("prctl: %s", strerror(errno));
     int s = connect_attach(o->state_dir);
     static struct relay r;
     r.master = -1;
@@ -64,5 +69,5 @@ int mode_attach(const struct shim_opts *o)
     if (isatty(fd) && term_raw(fd, o->interactive) < 0)
         fprintf(stderr, "tsm-shim: cannot put the terminal in raw mode: %s\n", strerror(errno));
     relay_run(&r, 0);
-    return 0;
+    return r.detached ? ATTACH_DETACHED : 0;
 }

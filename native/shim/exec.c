@@ -87,7 +87,7 @@ static void plan_stdio(const struct shim_opts *o, int devnull, struct exec_stdio
     if (o->tty) {
         char err[256];
         int m, s;
-        if (pty_open(&m, &s, err, sizeof err) < 0)
+        if (pty_open(CONTAINER_PTMX, &m, &s, err, sizeof err) < 0)
             die("%s", err);
         if (o->have_user && fchown(s, o->uid, (gid_t)-1) < 0)
             die("cannot give the pty to user %u: %s", o->uid, strerror(errno));

@@ -1,35 +1,39 @@
 /*
  * Terminals. The process run with a terminal gets a pty of the container's
  * own devpts instance (mounted newinstance at /dev/pts by rootfs.c), never
- * the caller's; the caller's terminal is only read and written by the shim,
+ * the caller's (a restored init gets one of the host's: CRIU restores the
+ * container's devpts itself, after the descriptors it inherits are made); the caller's terminal is only read and written by the shim,
  * in raw mode while it is relayed and restored at exit.
  */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
-#include <linux/magic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
-#include <sys/vfs.h>
 #include <termios.h>
 #include <unistd.h>
 
 #include "shim.h"
 
-int pty_open(int *master, int *slave, char *err, size_t errlen)
+/*
+ * A pty from the devpts whose ptmx is `ptmx`: the container's /dev/pts/ptmx
+ * (called inside its mount namespace), or the host's /dev/ptmx.
+ */
+int pty_open(const char *ptmx, int *master, int *slave, char *err, size_t errlen)
 {
-    /* called inside the container's mount namespace: this is its devpts, not the host's */
-    int m = open("/dev/pts/ptmx", O_RDWR | O_NOCTTY | O_CLOEXEC | O_NOFOLLOW);
+    int m = open(ptmx, O_RDWR | O_NOCTTY | O_CLOEXEC | O_NOFOLLOW);
+    if (m < 0 && errno == ELOOP && strcmp(ptmx, CONTAINER_PTMX) != 0) /* the host's may be a link to pts/ptmx */
+        m = open(ptmx, O_RDWR | O_NOCTTY | O_CLOEXEC);
     if (m < 0) {
-        snprintf(err, errlen, "cannot open the container's /dev/pts/ptmx: %s", strerror(errno));
+        snprintf(err, errlen, "cannot open %s: %s", ptmx, strerror(errno));
         return -1;
     }
-    struct statfs sf;
+    unsigned n;
     int unlock = 0;
-    if (fstatfs(m, &sf) < 0 || sf.f_type != DEVPTS_SUPER_MAGIC) {
-        snprintf(err, errlen, "the container's /dev/pts is not a devpts file system");
+    if (ioctl(m, TIOCGPTN, &n) < 0) {
+        snprintf(err, errlen, "%s is not a pty multiplexer", ptmx);
         close(m);
         return -1;
     }

@@ -81,11 +81,41 @@ static void copy_flush(struct relay *r, struct copy *c)
         c->off = c->len = 0;
 }
 
+#define CTRL_P 0x10
+#define CTRL_Q 0x11
+
+/*
+ * attach: Ctrl-P Ctrl-Q (Podman's and Docker's detach keys) end the relay and
+ * leave the container running; a Ctrl-P followed by anything else goes
+ * through (held while the next key is unknown). Returns the bytes to send.
+ */
+static size_t detach_keys(struct relay *r, char *p, size_t n)
+{
+    char out[FRAME_MAX + 1];
+    size_t k = 0;
+    for (size_t i = 0; i < n && !r->detached; i++) {
+        if (r->held_ctrl_p) {
+            r->held_ctrl_p = 0;
+            if (p[i] == CTRL_Q) {
+                r->detached = 1;
+                break;
+            }
+            out[k++] = CTRL_P;
+        }
+        if (p[i] == CTRL_P)
+            r->held_ctrl_p = 1;
+        else
+            out[k++] = p[i];
+    }
+    memcpy(p, out, k);
+    return k;
+}
+
 /* returns 1 if something was read */
 static int copy_read(struct relay *r, struct copy *c)
 {
     size_t head = c->framed ? 3 : 0;
-    size_t room = c->framed ? FRAME_MAX : sizeof c->buf;
+    size_t room = c->framed ? FRAME_MAX - 1 : sizeof c->buf; /* -1: a held Ctrl-P may come back */
     ssize_t n = read(c->from, c->buf + head, room);
     if (n < 0 && (errno == EINTR || errno == EAGAIN))
         return 0;
@@ -102,6 +132,9 @@ static int copy_read(struct relay *r, struct copy *c)
     if (c->discard)
         return 1;
     if (c->framed) {
+        n = (ssize_t)detach_keys(r, c->buf + head, (size_t)n);
+        if (n == 0)
+            return 1;
         c->buf[0] = 'd';
         c->buf[1] = (char)(n >> 8);
         c->buf[2] = (char)(n & 0xff);
@@ -212,7 +245,7 @@ int relay_run(struct relay *r, pid_t child)
                     busy = 1;
             }
         }
-        if (!child && (!busy || exited))
+        if (!child && (!busy || exited || r->detached))
             break; /* attach: the supervisor closed the connection, or the caller left */
         int timeout = -1;
         if (exited) {

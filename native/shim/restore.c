@@ -2,8 +2,10 @@
  * restore mode: become the parent of a process tree that CRIU restores.
  * The shim makes fresh stdout/stderr pipes, puts their write ends at fds 3
  * and 4 for CRIU (the CLI passes --inherit-fd fd[3]:pipe:[OLD] ... so the
- * restored tasks write to the new pipes), runs CRIU with --restore-sibling so
- * that the restored init becomes the shim's child, reads CRIU's pidfile, says
+ * restored tasks write to the new pipes); with --tty it makes a pty instead
+ * and puts its slave at fd 3 (--inherit-fd fd[3]:tty[RDEV:DEV]). It runs
+ * CRIU with --restore-sibling so that the restored init becomes the shim's
+ * child, reads CRIU's pidfile, says
  * "pid N" and "ok" (or "err ...") on the sync socket and supervises.
  */
 #define _GNU_SOURCE
@@ -47,9 +49,12 @@ int mode_restore(const struct shim_opts *o)
         die("dup sync fd: %s", strerror(errno));
     if (o->sync_fd != sync_fd)
         close(o->sync_fd);
-    int out[2], eout[2];
+    int out[2], eout[2], master = -1, slave = -1;
     if (pipe2(out, O_CLOEXEC) < 0 || pipe2(eout, O_CLOEXEC) < 0)
         die("pipe: %s", strerror(errno));
+    char err[256];
+    if (o->tty && pty_open("/dev/ptmx", &master, &slave, err, sizeof err) < 0)
+        die("%s", err);
 
     sigset_t mask;
     sigemptyset(&mask);
@@ -72,8 +77,8 @@ int mode_restore(const struct shim_opts *o)
         int devnull = open("/dev/null", O_RDONLY);
         if (outf < 0 || devnull < 0)
             _exit(126);
-        if (dup2(out[1], 3) < 0 || dup2(eout[1], 4) < 0 || dup2(devnull, 0) < 0 ||
-            dup2(outf, 1) < 0 || dup2(outf, 2) < 0)
+        int ok = o->tty ? dup2(slave, 3) >= 0 : dup2(out[1], 3) >= 0 && dup2(eout[1], 4) >= 0;
+        if (!ok || dup2(devnull, 0) < 0 || dup2(outf, 1) < 0 || dup2(outf, 2) < 0)
             _exit(126);
         if (o->net_setup && setenv("TSM_NET", o->net_setup, 1) < 0)
             _exit(126);
@@ -82,6 +87,8 @@ int mode_restore(const struct shim_opts *o)
     }
     close(out[1]);
     close(eout[1]);
+    if (o->tty)
+        close(slave);
     int st;
     while (waitpid(criu, &st, 0) < 0)
         if (errno != EINTR)
@@ -102,8 +109,19 @@ int mode_restore(const struct shim_opts *o)
     snprintf(path, sizeof path, "%s/init.pid", o->state_dir);
     snprintf(buf, sizeof buf, "%d\n", (int)pid);
     write_file_atomic(path, buf);
+    static struct console con;
+    if (o->tty && console_open(&con, o, master) < 0) {
+        sync_say(sync_fd, "err the container's terminal: %s\n", 0, strerror(errno));
+        kill(pid, SIGKILL);
+        return 1;
+    }
     sync_say(sync_fd, "pid %d\n", pid, NULL);
     sync_say(sync_fd, "ok\n", 0, NULL);
     close(sync_fd);
+    if (o->tty) {
+        close(out[0]);
+        close(eout[0]);
+        return supervise(o, pid, master, -1, &log, &oom, &con);
+    }
     return supervise(o, pid, out[0], eout[0], &log, &oom, NULL);
 }

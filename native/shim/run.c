@@ -67,7 +67,7 @@ static int tty_stdio(struct child_args *a, char *err, size_t errlen)
 {
     const struct shim_opts *o = a->o;
     int m, s;
-    if (pty_open(&m, &s, err, errlen) < 0)
+    if (pty_open(CONTAINER_PTMX, &m, &s, err, errlen) < 0)
         return -1;
     struct winsize ws = {.ws_row = o->rows, .ws_col = o->cols};
     if ((o->rows && ioctl(m, TIOCSWINSZ, &ws) < 0) || (o->have_user && fchown(s, o->uid, (gid_t)-1) < 0) ||

@@ -131,7 +131,8 @@ int write_id_maps(pid_t pid, uid_t start, uid_t size);
 int criu_action(const char *action);
 
 /* pty.c */
-int pty_open(int *master, int *slave, char *err, size_t errlen);
+#define CONTAINER_PTMX "/dev/pts/ptmx" /* inside the container's mount namespace */
+int pty_open(const char *ptmx, int *master, int *slave, char *err, size_t errlen);
 int term_raw(int fd, int input_too);
 void winsize_copy(int from, int to);
 
@@ -152,6 +153,7 @@ struct relay {
     int term;                   /* the caller's terminal (window size), or -1 */
     int size_sock;              /* attach: the window size goes here in 'w' frames, or -1 */
     int size_dirty;             /* a 'w' frame is due */
+    int held_ctrl_p, detached;  /* attach: the detach keys (relay.c) */
 };
 void relay_block_signals(void);
 int relay_run(struct relay *r, pid_t child);
@@ -163,5 +165,6 @@ int mode_restore(const struct shim_opts *o);
 int mode_exec(const struct shim_opts *o);
 int mode_attach(const struct shim_opts *o);
 #define ATTACH_NO_CONSOLE 3     /* attach's exit code: nothing listens on attach.sock */
+#define ATTACH_DETACHED 4       /* attach's exit code: the caller detached (Ctrl-P Ctrl-Q) */
 
 #endif

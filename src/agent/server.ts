@@ -10,7 +10,7 @@ import { DecompressStream } from 'zstd-napi';
 import { detectLayout } from '../cgroup/detect.js';
 import { filesystemOf, makeStagingDir, stagingBase } from '../checkpoint/staging.js';
 import { logPolicyOf } from '../container/log-files.js';
-import { fdPipe } from '../container/proc.js';
+import { readStdio } from '../container/stdio.js';
 import { releaseResources } from '../container/stop.js';
 import { loadView } from '../container/view.js';
 import { criuCheck, locateCriu, probeCapabilities } from '../criu/binary.js';
@@ -288,8 +288,8 @@ export class LocalAgent implements AgentApi {
     const st = await this.rt.store.state(m.name);
     st.status = 'running';
     if (st.initPid) {
-      const [stdout, stderr] = await Promise.all([fdPipe(st.initPid, 1), fdPipe(st.initPid, 2)]);
-      if (stdout && stderr) st.stdio = { stdout, stderr };
+      const stdio = await readStdio(st.initPid, Boolean((await this.rt.store.config(m.name)).tty));
+      if (stdio) st.stdio = stdio;
     }
     await this.rt.store.saveState(m.name, st);
   }

@@ -9,6 +9,7 @@ import { locateCriu, type CriuBinary } from '../criu/binary.js';
 import { criuCpuinfoDump } from '../criu/cpuinfo.js';
 import { runCriu } from '../criu/run.js';
 import type { ContainerConfig, ContainerRuntimeState } from '../container/types.js';
+import { dumpExternals } from '../container/stdio.js';
 import { stopLocked } from '../container/stop.js';
 import { assertAllowed, loadView } from '../container/view.js';
 import { TsmError } from '../errors/errors.js';
@@ -120,7 +121,7 @@ export async function captureLocked(rt: Runtime, req: CaptureRequest, criu: Criu
     fileLocks: req.fileLocks,
     freezeCgroup: cg.freezerPath(),
     manageCgroups: 'soft',
-    externals: [...(state.network?.mode === 'bridge' && state.network.hostVeth ? [`veth[eth0]:${state.network.hostVeth}`] : []), ...deviceDumpExternals(config)],
+    externals: [...dumpExternals(state.network, state.stdio), ...deviceDumpExternals(config)],
   });
   const timings = { frozenMs: 0, dumpMs: 0, snapshotMs: 0 };
   try {

@@ -1,4 +1,5 @@
 import type { ContainerConfig } from '../container/types.js';
+import { validStdio } from '../container/stdio.js';
 import { TsmError } from '../errors/errors.js';
 import type { NetworkPlan } from '../network/setup.js';
 
@@ -68,7 +69,7 @@ export function parseManifest(text: string): CheckpointManifest {
   if (typeof o.id !== 'string' || !ID.test(o.id)) throw bad('bad id');
   if (!o.container || typeof o.container.name !== 'string' || !Array.isArray(o.container.command)) throw bad('bad container config');
   if (!o.image || typeof o.image.digest !== 'string' || !/^sha256:[0-9a-f]{64}$/.test(o.image.digest)) throw bad('bad image digest');
-  if (!o.stdio || !/^pipe:\[\d+\]$/.test(o.stdio.stdout) || !/^pipe:\[\d+\]$/.test(o.stdio.stderr)) throw bad('bad stdio');
+  if (!validStdio(o.stdio)) throw bad('bad stdio');
   if (!o.blobs) throw bad('no blobs');
   for (const b of BLOB_NAMES) {
     const info = o.blobs[b];

@@ -149,7 +149,7 @@ async function createAndStart(rt: Runtime, config: ContainerConfig, imageRootfs:
     await attachNetwork(net, shim.initPid);
     await shim.go();
 
-    Object.assign(state, await runningFacts(shim, cg, net, !config.tty));
+    Object.assign(state, await runningFacts(shim, cg, net, { tty: Boolean(config.tty) }));
     await rt.store.saveState(config.name, state);
     undo.commit();
     rt.logger.info(`started ${config.name} (pid ${shim.initPid}${net.ip ? `, ip ${net.ip}` : ''})`);

@@ -1,6 +1,7 @@
 import type { CgroupManager } from '../cgroup/manager.js';
 import type { NetworkPlan } from '../network/setup.js';
-import { fdPipe, procStartTime } from './proc.js';
+import { procStartTime } from './proc.js';
+import { readStdio } from './stdio.js';
 import type { ContainerRuntimeState } from './types.js';
 
 /** The runtime facts of a container whose init now runs under a supervisor (after run or restore). */
@@ -8,13 +9,10 @@ export async function runningFacts(
   shim: { shimPid: number; initPid: number },
   cg: CgroupManager,
   net: NetworkPlan,
-  withStdio: boolean,
+  /** read the init's stdio keys (after a run; a restored tree is read at resume) */
+  stdio: { tty: boolean } | false,
 ): Promise<Partial<ContainerRuntimeState>> {
-  const [stdout, stderr, startTime] = await Promise.all([
-    withStdio ? fdPipe(shim.initPid, 1) : undefined,
-    withStdio ? fdPipe(shim.initPid, 2) : undefined,
-    procStartTime(shim.initPid),
-  ]);
+  const [keys, startTime] = await Promise.all([stdio ? readStdio(shim.initPid, stdio.tty) : undefined, procStartTime(shim.initPid)]);
   return {
     status: 'running',
     shimPid: shim.shimPid,
@@ -23,6 +21,6 @@ export async function runningFacts(
     startedAt: new Date().toISOString(),
     cgroupPaths: cg.paths,
     network: net,
-    ...(stdout && stderr ? { stdio: { stdout, stderr } } : {}),
+    ...(keys ? { stdio: keys } : {}),
   };
 }

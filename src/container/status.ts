@@ -12,10 +12,11 @@ export function deriveStatus(state: ContainerRuntimeState, initAlive: boolean, f
   return 'exited';
 }
 
-export type Verb = 'exec' | 'freeze' | 'thaw' | 'stop' | 'rm' | 'checkpoint' | 'move';
+export type Verb = 'exec' | 'attach' | 'freeze' | 'thaw' | 'stop' | 'rm' | 'checkpoint' | 'move';
 
 const allowed: Record<Verb, ContainerStatus[]> = {
   exec: ['running'],
+  attach: ['running', 'frozen'],
   freeze: ['running', 'frozen'],
   thaw: ['running', 'frozen'],
   stop: ['running', 'frozen', 'exited'],

@@ -158,7 +158,7 @@ function commonArgs(r: { imagesDir: string; workDir?: string; logFile?: string; 
   return out;
 }
 
-const INHERIT_KEY = /^(?:pipe|socket):\[\d+\]$/;
+const INHERIT_KEY = /^(?:(?:pipe|socket):\[\d+\]|tty\[[0-9a-f]+:[0-9a-f]+\])$/;
 
 function inheritFdArgs(v: unknown): string[] {
   if (v === undefined) return [];
@@ -184,7 +184,7 @@ function inheritFdArgs(v: unknown): string[] {
       // CRIU names regular files by their path relative to the root, without the leading '/'
       criuKey = path.normalize(p).replace(/^\/+/, '');
     } else {
-      throw bad(`inheritFds[${i}].key ${JSON.stringify(key)} is not 'pipe:[N]', 'socket:[N]' or 'file:/PATH'`, 'use the key /proc/PID/fd/N showed at dump time');
+      throw bad(`inheritFds[${i}].key ${JSON.stringify(key)} is not 'pipe:[N]', 'socket:[N]', 'tty[RDEV:DEV]' or 'file:/PATH'`, 'use the key /proc/PID/fd/N showed at dump time');
     }
     out.push('--inherit-fd', `fd[${fd}]:${criuKey}`);
   }

@@ -22,6 +22,7 @@ export type CriuFailureReason =
   | 'traced' // someone else ptraces a task (debugger, strace)
   | 'no-process' // the task to dump does not exist (any more)
   | 'shell-job' // the root task does not lead its session
+  | 'terminal-held' // a task holds /dev/tty open while the container's pty is external (run -t)
   | 'pid-in-use' // restore: the PID is taken
   | 'iptables-missing' // iptables-restore not installed / not on PATH
   | 'file-changed' // restore: an open file changed since the dump
@@ -293,6 +294,16 @@ const RULES: Rule[] = [
       reason: 'shell-job',
       message: `${pid !== undefined ? `process ${pid}` : 'the process'} does not lead its own session (it was started from a shell or a terminal), so its session is outside the checkpoint`,
       fix: 'start it with setsid (containers started by tsmigrate already are), or dump it as a shell job',
+    };
+  },
+  (s) => {
+    const d = findDiag(s, /ctty inheritance detected sid\/pgrp (\d+)/);
+    if (!d) return null;
+    return {
+      reason: 'terminal-held',
+      message:
+        "a process holds /dev/tty open (busybox sh does, bash does not), and CRIU checkpoints that only when the terminal's master is in the checkpoint too: here the supervisor holds it",
+      fix: 'run the shell as bash, or run the container without -t',
     };
   },
   (s) => {

@@ -10,6 +10,7 @@ import { PROTOCOL_VERSION } from '../agent/api.js';
 import { filesystemOf, makeStagingDir, stagingBase } from '../checkpoint/staging.js';
 import { logPolicyOf } from '../container/log-files.js';
 import { isSameProcess, waitFor } from '../container/proc.js';
+import { dumpExternals } from '../container/stdio.js';
 import { releaseResources } from '../container/stop.js';
 import { assertAllowed, loadView } from '../container/view.js';
 import { dumpArgv } from '../criu/argv.js';
@@ -250,7 +251,7 @@ export async function moveContainer(
       const dumped = runCriu(criu, dumpArgv({
         pid: state.initPid, imagesDir: images, logFile: 'dump.log', leaveRunning: true, tcpEstablished: true, stream: Boolean(capture),
         freezeCgroup: cg.freezerPath(), manageCgroups: 'soft',
-        externals: [...(state.network?.mode === 'bridge' && state.network.hostVeth ? [`veth[eth0]:${state.network.hostVeth}`] : []), ...deviceDumpExternals(config)],
+        externals: [...dumpExternals(state.network, state.stdio), ...deviceDumpExternals(config)],
       }), { imagesDir: images, logFile: 'dump.log' }); // never cancelled half-way: a killed CRIU can leave its parasite in the tasks
       let tDumped = 0;
       const afterDump = dumped.then(async () => {

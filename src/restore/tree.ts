@@ -1,10 +1,10 @@
 import { deviceRestoreExternals } from '../security/criu-externals.js';
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
-import { fdPipe } from '../container/proc.js';
 import { logPolicyOf } from '../container/log-files.js';
 import { readOomRecord } from '../container/oom.js';
 import { runningFacts } from '../container/running.js';
+import { readStdio, stdioInheritFds, type StdioKeys } from '../container/stdio.js';
 import type { ContainerConfig, ContainerRuntimeState } from '../container/types.js';
 import { assertApplicable } from '../cgroup/support.js';
 import { restoreArgv } from '../criu/argv.js';
@@ -31,7 +31,7 @@ export interface RestoreTreeOptions {
   clone: boolean;
   /** on one machine (local test hosts) the source's lease is handed over, and back on rollback */
   leaseOwner: { root: string; container: string } | null;
-  stdio: { stdout: string; stderr: string };
+  stdio: StdioKeys;
   criuOptions: { tcpEstablished: boolean; fileLocks: boolean };
   imageRootfs: string;
   /** an unpacked CRIU image directory */
@@ -118,10 +118,7 @@ export async function restoreTree(rt: Runtime, o: RestoreTreeOptions): Promise<H
       fileLocks: o.criuOptions.fileLocks,
       manageCgroups: 'soft',
       cgroupRoot: `/${rt.cgroupParent}/${name}`,
-      inheritFds: [
-        { fd: 3, key: o.stdio.stdout },
-        { fd: 4, key: o.stdio.stderr },
-      ],
+      inheritFds: stdioInheritFds(o.stdio),
       externals: [...(!wireNetns && net.mode === 'bridge' && net.hostVeth && net.bridge ? [`veth[eth0]:${net.hostVeth}@${net.bridge}`] : []), ...deviceRestoreExternals(o.config)],
       ...(wireNetns ? { emptyNetns: true, actionScript: shimPath() } : {}),
       stream: Boolean(o.stream),
@@ -132,7 +129,7 @@ export async function restoreTree(rt: Runtime, o: RestoreTreeOptions): Promise<H
     const tCriu = performance.now();
     // the log and the OOM record of the container's earlier life (restore in place, move) continue
     const supervisor = supervisorArgs({ log: logPolicyOf(o.config), oomFile: cg.oomKillFile(), oomKillsBefore: (await readOomRecord(dir))?.oomKills ?? 0 });
-    const shim = await startShim('restore', [...supervisor, '--pidfile', pidfile, ...netSetup.flatMap((v) => ['--net-setup', v]), '--', o.criu.path, ...argv], dir).catch(async (e: Error) => {
+    const shim = await startShim('restore', [...supervisor, ...(o.config.tty ? ['--tty'] : []), '--pidfile', pidfile, ...netSetup.flatMap((v) => ['--net-setup', v]), '--', o.criu.path, ...argv], dir).catch(async (e: Error) => {
       const log = await fs.readFile(path.join(o.imagesDir, 'restore.log'), 'utf8').catch(() => '');
       const kept = path.join(rt.paths.root, `restore-failed-${name}-${Date.now()}.log`);
       await fs.writeFile(kept, log, { mode: 0o600 }).catch(() => undefined);
@@ -161,8 +158,8 @@ export async function restoreTree(rt: Runtime, o: RestoreTreeOptions): Promise<H
             /* exited */
           }
         }
-        const [stdout, stderr] = await Promise.all([fdPipe(shim.initPid, 1), fdPipe(shim.initPid, 2)]);
-        if (stdout && stderr) state.stdio = { stdout, stderr };
+        const stdio = await readStdio(shim.initPid, Boolean(o.config.tty));
+        if (stdio) state.stdio = stdio;
         await rt.store.saveState(name, state);
       },
       rollback: () => undo.unwind(),

@@ -8,7 +8,7 @@ import { freezeContainer, thawContainer } from '../../container/pause.js';
 import { removeContainer } from '../../container/remove.js';
 import { runContainer } from '../../container/run.js';
 import { stopContainer } from '../../container/stop.js';
-import { loadView } from '../../container/view.js';
+import { assertAllowed, loadView } from '../../container/view.js';
 import type { Runtime } from '../../runtime/context.js';
 import { TsmError } from '../../errors/errors.js';
 import { parseEnv, parseRunRequest, parseUser, parseWorkdir, type RawRunOptions } from '../parse.js';
@@ -119,8 +119,10 @@ export function registerContainerCommands(program: Command, setExit: (code: numb
       };
       process.on('SIGINT', onSig);
       process.on('SIGTERM', onSig);
-      // a command that ended before the attach left its output in the log
-      if (!req.tty || (await attachTerminal(rt, name, relayInput)) === 'gone') await streamLogs(rt, name, process.stdout, true, ac.signal);
+      const attached = req.tty ? await attachTerminal(rt, name, relayInput) : 'gone';
+      if (attached === 'detached') return;
+      // without a terminal, or a command that ended before the attach: the output is in the log
+      if (attached === 'gone') await streamLogs(rt, name, process.stdout, true, ac.signal);
       // the supervisor writes exit.json once it has drained the container's output
       const exit = await waitForExit(rt, name, 5000);
       setExit(exit?.exitCode ?? 1);
@@ -184,6 +186,19 @@ export function registerContainerCommands(program: Command, setExit: (code: numb
       checkTerminal(req, isatty(0));
       const r = await withSignalsForwarded((onStart) => execInContainer(rt, req, { onStart }));
       setExit(r.code);
+    });
+
+  program
+    .command('attach')
+    .description('put this terminal on the terminal of a container run with -t (Ctrl-P Ctrl-Q detaches)')
+    .argument('<name>')
+    .option('--no-stdin', 'only show its output')
+    .action(async (name: string, o: { stdin: boolean }, cmd: Command) => {
+      const { rt } = runtimeFor(cmd);
+      assertAllowed(await loadView(rt, name), 'attach');
+      const r = await attachTerminal(rt, name, o.stdin);
+      if (r === 'gone') throw new TsmError('EBAD_STATE', `${name} is no longer running`, { fix: `see its output with tsmigrate logs ${name}` });
+      if (r === 'ended') setExit((await waitForExit(rt, name, 5000))?.exitCode ?? 1);
     });
 
   program

@@ -92,6 +92,7 @@ const CASES: Array<{ file: string; op: CriuOp; reason: CriuFailureReason; messag
   { file: 'file-changed-mode.log', op: 'restore', reason: 'file-changed', message: /held\.txt.*mode now 0100600, 0100644 at the checkpoint/, fix: /upper layer/ },
   { file: 'kernel-feature.log', op: 'dump', reason: 'kernel-feature', message: /no soft-dirty memory tracking/, fix: /plain checkpoint/ },
   { file: 'kernel-feature-predump.log', op: 'pre-dump', reason: 'kernel-feature', message: /BUG at criu\/mem\.c:46.*soft-dirty/, fix: /plain checkpoint/ },
+  { file: 'terminal-ctty.log', op: 'dump', reason: 'terminal-held', message: /holds \/dev\/tty open/, fix: /bash|without -t/ },
   { file: 'shell-job.log', op: 'dump', reason: 'shell-job', message: /process 479 does not lead its own session/, fix: /setsid/ },
   { file: 'no-process.log', op: 'dump', reason: 'no-process', message: /process 999999 does not exist/, fix: /still running/ },
   { file: 'criu-too-old.log', op: 'restore', reason: 'criu-too-old', message: /newer CRIU.*images version 9/, fix: /CRIU 4\.2/ },
