@@ -121,6 +121,22 @@ static char *read_small_file(const char *path, size_t max)
     return buf;
 }
 
+/* the options that take no value */
+static int *bool_option(struct shim_opts *o, const char *a)
+{
+    const struct {
+        const char *name;
+        int *flag;
+    } opts[] = {
+        {"--no-new-privs", &o->nnp}, {"--cgroupns", &o->cgroupns}, {"--sys-rw", &o->sys_rw},
+        {"--interactive", &o->interactive}, {"--tty", &o->tty},
+    };
+    for (size_t i = 0; i < sizeof opts / sizeof opts[0]; i++)
+        if (strcmp(a, opts[i].name) == 0)
+            return opts[i].flag;
+    return NULL;
+}
+
 int main(int argc, char **argv)
 {
     struct shim_opts o;
@@ -131,7 +147,7 @@ int main(int argc, char **argv)
     if (argc == 1 && action)
         return criu_action(action);
     if (argc < 2)
-        die("usage: tsm-shim run|restore|exec [options] -- ARGV...");
+        die("usage: tsm-shim run|restore|exec|attach [options] -- ARGV...");
     o.mode = argv[1];
     int i = 2;
     for (; i < argc; i++) {
@@ -140,24 +156,9 @@ int main(int argc, char **argv)
             i++;
             break;
         }
-        if (strcmp(a, "--no-new-privs") == 0) {
-            o.nnp = 1;
-            continue;
-        }
-        if (strcmp(a, "--cgroupns") == 0) {
-            o.cgroupns = 1;
-            continue;
-        }
-        if (strcmp(a, "--sys-rw") == 0) {
-            o.sys_rw = 1;
-            continue;
-        }
-        if (strcmp(a, "--interactive") == 0) {
-            o.interactive = 1;
-            continue;
-        }
-        if (strcmp(a, "--tty") == 0) {
-            o.tty = 1;
+        int *flag = bool_option(&o, a);
+        if (flag) {
+            *flag = 1;
             continue;
         }
         if (i + 1 >= argc)
