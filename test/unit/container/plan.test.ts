@@ -35,13 +35,13 @@ test('run -t: the config says tty, TERM=xterm unless set, the shim gets --tty an
   const c = planConfig({ name: 'w', image: 'b', command: ['sh'], env: [], limits: {}, net: 'none', tty: true }, img, new Date(0), LEGACY_PROFILE);
   assert.equal(c.tty, true);
   assert.ok(c.env.includes('TERM=xterm'));
-  const a = shimRunArgs(c, '/r', undefined, { rows: 37, cols: 111 });
+  const a = shimRunArgs(c, '/r', undefined, undefined, { rows: 37, cols: 111 });
   assert.deepEqual(a.slice(a.indexOf('--tty'), a.indexOf('--tty') + 3), ['--tty', '--tty-size', '37x111']);
   const own = planConfig({ name: 'w', image: 'b', command: ['sh'], env: ['TERM=vt100'], limits: {}, net: 'none', tty: true }, img, new Date(0), LEGACY_PROFILE);
   assert.deepEqual(own.env.filter((e) => e.startsWith('TERM=')), ['TERM=vt100']);
   const plain = planConfig({ name: 'w', image: 'b', command: ['sh'], env: [], limits: {}, net: 'none' }, img, new Date(0), LEGACY_PROFILE);
   assert.equal('tty' in plain, false);
-  assert.ok(!shimRunArgs(plain, '/r', undefined, { rows: 1, cols: 1 }).includes('--tty'));
+  assert.ok(!shimRunArgs(plain, '/r', undefined, undefined, { rows: 1, cols: 1 }).includes('--tty'));
 });
 
 test('exec argv: -i and -t become shim flags before --, a terminal gets TERM=xterm unless one is set', () => {
