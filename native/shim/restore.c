@@ -7,6 +7,12 @@
  * CRIU with --restore-sibling so that the restored init becomes the shim's
  * child, reads CRIU's pidfile, says
  * "pid N" and "ok" (or "err ...") on the sync socket and supervises.
+ *
+ * Before that it says "stdio pipe:[A] pipe:[B]" (the new pipes, which a later
+ * checkpoint records; not with --tty) and "criu C": CRIU runs in its own process group C, so
+ * that the CLI can kill it with everything it forked when it stops making
+ * progress. Whenever CRIU fails (or is killed), whatever it had restored so
+ * far is killed here: those tasks are the shim's children, not CRIU's.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -68,6 +74,7 @@ int mode_restore(const struct shim_opts *o)
     if (criu < 0)
         die("fork: %s", strerror(errno));
     if (criu == 0) {
+        setpgid(0, 0);
         sigset_t none;
         sigemptyset(&none);
         sigprocmask(SIG_SETMASK, &none, NULL);
@@ -85,10 +92,14 @@ int mode_restore(const struct shim_opts *o)
         execv(o->argv[0], o->argv);
         _exit(127);
     }
+    setpgid(criu, criu); /* also here: the CLI may signal the group before the child ran */
     close(out[1]);
     close(eout[1]);
     if (o->tty)
         close(slave);
+    else /* a pty's key is read from the restored init (the CLI does, at resume) */
+        say_stdio(sync_fd, out[0], eout[0]);
+    sync_say(sync_fd, "criu %d\n", criu, NULL);
     int st;
     while (waitpid(criu, &st, 0) < 0)
         if (errno != EINTR)
@@ -97,11 +108,13 @@ int mode_restore(const struct shim_opts *o)
         char msg[128];
         snprintf(msg, sizeof msg, "criu restore failed (status %d)",
                  WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st));
+        kill_children();
         sync_say(sync_fd, "err %s\n", 0, msg);
         return 1;
     }
     pid_t pid = read_pidfile(o->pidfile);
     if (pid <= 0) {
+        kill_children();
         sync_say(sync_fd, "err %s\n", 0, "criu restore wrote no pidfile");
         return 1;
     }

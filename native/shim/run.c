@@ -1,7 +1,8 @@
 /*
  * run mode: start a container. The shim clones the container's init into new
  * PID, mount, UTS, IPC and network namespaces, where it waits. The shim tells
- * the CLI "pid N" on the sync socket; the CLI puts N in the cgroups and wires
+ * the CLI "stdio pipe:[A] pipe:[B]" (the pipes it hands the init as stdout
+ * and stderr) and "pid N" on the sync socket; the CLI puts N in the cgroups and wires
  * the network, then answers "go" (or "abort"). The init then sets up its root
  * filesystem and execs the command; the shim reports "ok" or "err MESSAGE"
  * (from a close-on-exec pipe) and becomes the container's supervisor.
@@ -198,6 +199,8 @@ int mode_run(const struct shim_opts *o)
     snprintf(buf, sizeof buf, "%d\n", (int)pid);
     write_file_atomic(path, buf);
 
+    if (!o->tty) /* a pty's key is read from the init once it opened it (the CLI does) */
+        say_stdio(o->sync_fd, out[0], eout[0]);
     sync_say(o->sync_fd, "pid %d\n", pid, NULL);
     char line[256];
     if (read_line(o->sync_fd, line, sizeof line) < 0 || strcmp(line, "go") != 0) {

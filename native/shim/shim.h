@@ -60,6 +60,8 @@ int read_line(int fd, char *buf, size_t len);
 int join_cgroups(const struct shim_opts *o, pid_t pid);
 int send_fd(int sock, int fd);
 int recv_fd(int sock);
+void say_stdio(int sync_fd, int out_fd, int err_fd);
+void kill_children(void);
 
 /* rootfs.c: runs in the container's new mount namespace */
 int setup_rootfs(const struct shim_opts *o, char *err, size_t errlen);

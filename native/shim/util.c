@@ -1,4 +1,5 @@
 #define _GNU_SOURCE
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdarg.h>
@@ -6,6 +7,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <signal.h>
 #include <unistd.h>
 
 #include "shim.h"
@@ -155,4 +160,80 @@ int recv_fd(int sock)
     int fd;
     memcpy(&fd, CMSG_DATA(h), sizeof fd);
     return fd;
+}
+
+/*
+ * Tell the CLI the pipes the container's stdout and stderr were handed:
+ * "stdio pipe:[A] pipe:[B]". These, not whatever the init's fds 1 and 2 are
+ * now (it may have redirected or closed them), are what a later restore
+ * hands over with --inherit-fd.
+ */
+void say_stdio(int sync_fd, int out_fd, int err_fd)
+{
+    struct stat o, e;
+    if (fstat(out_fd, &o) < 0 || fstat(err_fd, &e) < 0)
+        die("fstat stdio pipes: %s", strerror(errno));
+    char line[128];
+    snprintf(line, sizeof line, "stdio pipe:[%lu] pipe:[%lu]\n", (unsigned long)o.st_ino, (unsigned long)e.st_ino);
+    write_all(sync_fd, line, strlen(line));
+}
+
+/* The pids whose parent is this process, at most max of them. */
+static int list_children(pid_t *out, int max)
+{
+    DIR *d = opendir("/proc");
+    if (!d)
+        return 0;
+    pid_t self = getpid();
+    int n = 0;
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL && n < max) {
+        char *end;
+        long pid = strtol(e->d_name, &end, 10);
+        if (*end || pid <= 0)
+            continue;
+        char path[64], buf[512];
+        snprintf(path, sizeof path, "/proc/%ld/stat", pid);
+        int fd = open(path, O_RDONLY | O_CLOEXEC);
+        if (fd < 0)
+            continue;
+        ssize_t len = read(fd, buf, sizeof buf - 1);
+        close(fd);
+        if (len <= 0)
+            continue;
+        buf[len] = '\0';
+        /* "pid (comm) state ppid ...": comm may hold spaces and parentheses */
+        char *rp = strrchr(buf, ')');
+        char state;
+        long ppid;
+        if (rp && sscanf(rp + 1, " %c %ld", &state, &ppid) == 2 && ppid == self)
+            out[n++] = (pid_t)pid;
+    }
+    closedir(d);
+    return n;
+}
+
+/*
+ * SIGKILL every child (a tree CRIU left half restored: its root is pid 1 of
+ * its own PID namespace, so the kernel takes the rest with it) and reap them,
+ * for at most five seconds.
+ */
+void kill_children(void)
+{
+    struct timespec start, now;
+    clock_gettime(CLOCK_MONOTONIC, &start);
+    for (;;) {
+        pid_t kids[256];
+        int n = list_children(kids, 256);
+        for (int i = 0; i < n; i++)
+            kill(kids[i], SIGKILL);
+        while (waitpid(-1, NULL, WNOHANG) > 0)
+            ;
+        if (waitpid(-1, NULL, WNOHANG) < 0 && errno == ECHILD)
+            return;
+        clock_gettime(CLOCK_MONOTONIC, &now);
+        if (now.tv_sec - start.tv_sec >= 5)
+            return;
+        usleep(10000);
+    }
 }

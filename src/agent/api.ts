@@ -1,5 +1,6 @@
 import type { Readable } from 'node:stream';
 import type { ContainerConfig } from '../container/types.js';
+import type { CriuDeadlineSettings } from '../criu/deadline.js';
 import type { NetworkPlan } from '../network/setup.js';
 import type { StoreApi } from '../store/api.js';
 
@@ -50,6 +51,8 @@ export interface BeginRequest {
   leaseOwner: { root: string; container: string } | null;
   stdio: { stdout: string; stderr: string };
   criuOptions: { tcpEstablished: boolean; fileLocks: boolean };
+  /** the source's --criu-deadline: the peer's restore keeps to it (default: the peer's own setting) */
+  criuDeadline?: CriuDeadlineSettings;
 }
 
 export interface PutUpperRequest {

@@ -5,7 +5,7 @@
  * by then) and CRIU reads the pages as they arrive. The outcome is the same as
  * prepare's restore after the transfer: a tree held stopped, or nothing.
  *
- *   const early = await RestoreWhileReceiving.start(dir, () => restoreTree(..., stream: true));
+ *   const early = await RestoreWhileReceiving.start(dir, (w) => restoreTree(..., stream: true, ...w));
  *   receiveRecords(data, dir, { dirExists: true, onManifest: early.manifest, onWritten: early.written });
  *   const { value, held, tailMs } = await early.settle(received);
  *
@@ -18,20 +18,29 @@ import type { HeldContainer } from '../restore/tree.js';
 import { TsmError } from '../errors/errors.js';
 import { serveImages, type ImageServer } from '../transfer/stream-serve.js';
 
+/** What the restore knows of the images when it starts: their total size, and when the last of them arrived. */
+export interface ArrivingImages {
+  imagesBytes: number;
+  /** settles when the stream ended, whole or not */
+  imagesComplete: Promise<void>;
+}
+
 export class RestoreWhileReceiving {
   private restoring: Promise<HeldContainer> | undefined;
   private begin!: (restoring: Promise<HeldContainer>) => void;
   /** resolves with the restore once it has started */
   private readonly begun = new Promise<Promise<HeldContainer>>((resolve) => (this.begin = resolve));
+  private arrived!: () => void;
+  private readonly imagesComplete = new Promise<void>((resolve) => (this.arrived = resolve));
 
   private constructor(
     private readonly srv: ImageServer,
-    private readonly restore: () => Promise<HeldContainer>,
+    private readonly restore: (w: ArrivingImages) => Promise<HeldContainer>,
     private readonly onStart: () => void,
   ) {}
 
   /** Start serving `dir` (made, empty); `restore` runs at the manifest, after `onStart`. */
-  static async start(dir: string, restore: () => Promise<HeldContainer>, onStart: () => void = () => undefined): Promise<RestoreWhileReceiving> {
+  static async start(dir: string, restore: (w: ArrivingImages) => Promise<HeldContainer>, onStart: () => void = () => undefined): Promise<RestoreWhileReceiving> {
     return new RestoreWhileReceiving(await serveImages(dir), restore, onStart);
   }
 
@@ -40,7 +49,7 @@ export class RestoreWhileReceiving {
     if (this.restoring) return;
     this.srv.manifest(files);
     this.onStart();
-    this.restoring = this.restore();
+    this.restoring = this.restore({ imagesBytes: files.reduce((a, [, size]) => a + size, 0), imagesComplete: this.imagesComplete });
     this.restoring.catch(() => undefined); // settle() reports it
     this.begin(this.restoring);
   };
@@ -51,6 +60,7 @@ export class RestoreWhileReceiving {
   /** Wait for the stream and the restore; see the file's comment. */
   async settle<T>(received: Promise<T>): Promise<{ value: T; held: HeldContainer; tailMs: number; criuTailMs: number }> {
     received.catch(() => undefined);
+    void received.finally(() => this.arrived()).catch(() => undefined);
     // a restore that fails while the stream goes on ends the wait at once
     const restoreFailed = this.begun.then((r) => r.then(() => new Promise<never>(() => undefined)));
     restoreFailed.catch(() => undefined);

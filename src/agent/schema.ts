@@ -41,6 +41,8 @@ const U32 = num({ int: true, min: 0, max: 0xffff_ffff });
 const BYTES = num({ int: true, min: 0 });
 const MS = num({ min: 0 });
 const TEXT = str({ max: 1024 });
+/** CRIU's --inherit-fd key of a pipe */
+const PIPE_KEY = str({ max: 32, pattern: /^pipe:\[\d+\]$/ });
 
 /** A path relative to a directory: not absolute, no '..' component, no NUL, not empty. */
 export const REL_PATH = refine(
@@ -217,8 +219,11 @@ export const beginRequest = obj<BeginRequest>({
   config: containerConfig,
   network: nullable(networkPlan),
   leaseOwner: nullable(leaseOwner),
-  stdio: obj<BeginRequest['stdio']>({ stdout: str({ max: 256 }), stderr: str({ max: 256 }) }),
+  stdio: obj<BeginRequest['stdio']>({ stdout: PIPE_KEY, stderr: PIPE_KEY }),
   criuOptions: obj<BeginRequest['criuOptions']>({ tcpEstablished: bool(), fileLocks: bool() }),
+  criuDeadline: optional(obj<NonNullable<BeginRequest['criuDeadline']>>({
+    baseS: num({ min: 1, max: 86_400 }), perGiBS: num({ min: 0, max: 86_400 }), stallS: num({ min: 0, max: 86_400 }),
+  })),
 });
 
 export const putUpperRequest = obj<PutUpperRequest>({

@@ -10,7 +10,7 @@ import { DecompressStream } from 'zstd-napi';
 import { detectLayout } from '../cgroup/detect.js';
 import { filesystemOf, makeStagingDir, stagingBase } from '../checkpoint/staging.js';
 import { logPolicyOf } from '../container/log-files.js';
-import { readStdio } from '../container/stdio.js';
+import { stdioOf } from '../container/stdio.js';
 import { releaseResources } from '../container/stop.js';
 import { loadView } from '../container/view.js';
 import { criuCheck, locateCriu, probeCapabilities } from '../criu/binary.js';
@@ -28,7 +28,7 @@ import type { AgentApi, Checksum, BeginRequest, ContainerStatusResult, HelloResu
 import { PROTOCOL_VERSION } from './api.js';
 import { MigrationRecords, type IncomingMigration } from './migrations.js';
 import { peerPreflight } from './preflight.js';
-import { RestoreWhileReceiving } from './restore-while-receiving.js';
+import { RestoreWhileReceiving, type ArrivingImages } from './restore-while-receiving.js';
 
 /**
  * The destination side of a move: what `tsmigrate agent --stdio` serves over
@@ -193,7 +193,7 @@ export class LocalAgent implements AgentApi {
       await fs.mkdir(images, { mode: 0o700 });
       // at the manifest the pool is out of play and the restore needs the memory held for it
       // where the streamer cannot run, prepare restores after the transfer, as without `restore`
-      early = await RestoreWhileReceiving.start(images, () => this.restoreHeld(m, images, true), () => this.coolDown(m.id)).catch((e: Error) => {
+      early = await RestoreWhileReceiving.start(images, (w) => this.restoreHeld(m, images, w), () => this.coolDown(m.id)).catch((e: Error) => {
         this.rt.logger.warn(`migration ${m.id}: restoring after the transfer: ${e.message}`);
         return undefined;
       });
@@ -229,15 +229,15 @@ export class LocalAgent implements AgentApi {
     if (m.received.images !== p.expect.images || JSON.stringify(m.received.upper) !== JSON.stringify(p.expect.upper)) throw corrupted(m.id);
     const t0 = performance.now();
     // restored while the images arrived (putImages with restore), or now
-    const held = this.held.get(m.id) ?? (await this.restoreHeld(m, path.join(m.staging!, 'images'), false));
+    const held = this.held.get(m.id) ?? (await this.restoreHeld(m, path.join(m.staging!, 'images')));
     this.held.set(m.id, held);
     m.phase = 'prepared';
     await this.records.save(m);
     return { restoreMs: performance.now() - t0, initPid: held.initPid, setupMs: held.timings.setupMs, criuMs: held.timings.criuMs };
   }
 
-  /** The migration's container restored from `images`, held stopped (stream: CRIU asks the image streamer for them). */
-  private async restoreHeld(m: IncomingMigration, images: string, stream: boolean): Promise<HeldContainer> {
+  /** The migration's container restored from `images`, held stopped (arriving: CRIU asks the image streamer for them as they arrive). */
+  private async restoreHeld(m: IncomingMigration, images: string, arriving?: ArrivingImages): Promise<HeldContainer> {
     await this.faultBeforeRestore?.();
     this.coolDown(m.id);
     const b = m.begin;
@@ -253,7 +253,9 @@ export class LocalAgent implements AgentApi {
       imagesDir: images,
       criu: await locateCriu(),
       extraState: { migrationId: m.id, epoch: m.epoch },
-      stream,
+      stream: arriving !== undefined,
+      ...(arriving ?? {}),
+      ...(b.criuDeadline ? { criuDeadline: b.criuDeadline } : {}),
     });
   }
 
@@ -287,10 +289,10 @@ export class LocalAgent implements AgentApi {
     }
     const st = await this.rt.store.state(m.name);
     st.status = 'running';
-    if (st.initPid) {
-      const stdio = await readStdio(st.initPid, Boolean((await this.rt.store.config(m.name)).tty));
-      if (stdio) st.stdio = stdio;
-    }
+    // restoreTree recorded the pipes it handed the tree; a pty's key is read from the init (so is an older agent's record's)
+    const tty = Boolean((await this.rt.store.config(m.name)).tty);
+    const stdio = await stdioOf(tty ? { ...st, stdio: undefined } : st, tty);
+    if (stdio) st.stdio = stdio;
     await this.rt.store.saveState(m.name, st);
   }
 

@@ -7,9 +7,10 @@ import { execa } from 'execa';
 import { dumpArgv } from '../criu/argv.js';
 import { locateCriu, type CriuBinary } from '../criu/binary.js';
 import { criuCpuinfoDump } from '../criu/cpuinfo.js';
+import { formatCriuDeadline, planCriuDeadline } from '../criu/deadline.js';
 import { runCriu } from '../criu/run.js';
 import type { ContainerConfig, ContainerRuntimeState } from '../container/types.js';
-import { dumpExternals } from '../container/stdio.js';
+import { dumpExternals, stdioOf } from '../container/stdio.js';
 import { stopLocked } from '../container/stop.js';
 import { assertAllowed, loadView } from '../container/view.js';
 import { TsmError } from '../errors/errors.js';
@@ -99,7 +100,9 @@ export async function captureLocked(rt: Runtime, req: CaptureRequest, criu: Criu
   if (view.status === 'frozen') {
     throw new TsmError('EBAD_STATE', `container "${req.name}" is frozen by the user`, { fix: `thaw it first: tsmigrate thaw ${req.name}` });
   }
-  const { config, state } = view;
+  const { config } = view;
+  const stdio = await stdioOf(view.state, Boolean(view.config.tty));
+  const state = { ...view.state, ...(stdio ? { stdio } : {}) };
   if (!state.initPid || !state.stdio) {
     throw new TsmError('EBAD_STATE', `container "${req.name}" has no recorded init or stdio`, { fix: 'restart it with tsmigrate run' });
   }
@@ -124,6 +127,15 @@ export async function captureLocked(rt: Runtime, req: CaptureRequest, criu: Criu
     externals: [...dumpExternals(state.network, state.stdio), ...deviceDumpExternals(config)],
   });
   const timings = { frozenMs: 0, dumpMs: 0, snapshotMs: 0 };
+  const criuRun = {
+    imagesDir: images,
+    logFile: 'dump.log',
+    deadline: planCriuDeadline(rt.criuDeadline, { memoryBytes: stats.memoryBytes ?? 0 }),
+    progress: { cgroupCpuNs: async () => (await cg.stats()).cpuUsageNs },
+    stalledFix: `the container was thawed and runs on; if CRIU is only slow here, allow it more with --criu-deadline (now ${formatCriuDeadline(rt.criuDeadline)})`,
+    // the staging goes; the log stays with the container, where the error says
+    keepLog: path.join(rt.paths.container(req.name), `dump-failed-${Date.now()}.log`),
+  };
   try {
     // ---- frozen window: as short as we can make it ----
     const tf = performance.now();
@@ -134,7 +146,7 @@ export async function captureLocked(rt: Runtime, req: CaptureRequest, criu: Criu
       // the cgroup is frozen: the upper layer cannot change, so it is copied while CRIU dumps
       const td = performance.now();
       await Promise.all([
-        runCriu(criu, argv, { imagesDir: images, logFile: 'dump.log' }).then(() => (timings.dumpMs = round(performance.now() - td))),
+        runCriu(criu, argv, criuRun).then(() => (timings.dumpMs = round(performance.now() - td))),
         execa('cp', ['-a', '--reflink=auto', state.rootfs.upper, upper]).then(() => (timings.snapshotMs = round(performance.now() - td))),
       ]);
     } finally {
@@ -145,8 +157,6 @@ export async function captureLocked(rt: Runtime, req: CaptureRequest, criu: Criu
       timings.frozenMs = round(performance.now() - tf);
     }
   } catch (e) {
-    const dst = path.join(rt.paths.container(req.name), `dump-failed-${Date.now()}.log`);
-    await fs.copyFile(path.join(images, 'dump.log'), dst).catch(() => undefined);
     await cleanup();
     throw e;
   }

@@ -1,4 +1,5 @@
 import type { Command } from 'commander';
+import { criuDeadlineSetting } from '../criu/deadline.js';
 import { createRuntime, type Runtime } from '../runtime/context.js';
 import { resolveRoot } from '../state/paths.js';
 import { stderrLogger } from '../util/logger.js';
@@ -7,12 +8,13 @@ export interface GlobalOpts {
   root?: string;
   json?: boolean;
   verbose?: boolean;
+  criuDeadline?: string;
 }
 
 /** Options are normalised once here, at the entry point. */
 export function runtimeFor(cmd: Command): { rt: Runtime; json: boolean } {
   const g = cmd.optsWithGlobals<GlobalOpts>();
-  const rt = createRuntime({ root: resolveRoot(g.root), logger: stderrLogger(Boolean(g.verbose)) });
+  const rt = createRuntime({ root: resolveRoot(g.root), logger: stderrLogger(Boolean(g.verbose)), criuDeadline: criuDeadlineSetting(g.criuDeadline) });
   return { rt, json: Boolean(g.json) };
 }
 

@@ -27,6 +27,7 @@ export async function main(argv: string[]): Promise<number> {
     .version(version(), '-V, --version')
     .option('--root <dir>', 'state root (default $TSMIGRATE_ROOT or /var/lib/tsmigrate)')
     .option('--config <file>', 'hosts config (default $TSMIGRATE_CONFIG or /etc/tsmigrate/config.yaml)')
+    .option('--criu-deadline <spec>', 'how long CRIU may run: BASE[+PER/GiB][,stall=S|off] seconds (default 60+20/GiB,stall=30, or $TSMIGRATE_CRIU_DEADLINE)')
     .option('--json', 'machine-readable output')
     .option('-v, --verbose', 'say what is happening')
     .exitOverride()

@@ -1,18 +1,26 @@
 import type { CgroupManager } from '../cgroup/manager.js';
 import type { NetworkPlan } from '../network/setup.js';
 import { procStartTime } from './proc.js';
-import { readStdio } from './stdio.js';
+import { readStdio, type StdioKeys } from './stdio.js';
 import type { ContainerRuntimeState } from './types.js';
 
-/** The runtime facts of a container whose init now runs under a supervisor (after run or restore). */
+/**
+ * The runtime facts of a container whose init now runs under a supervisor
+ * (after run or restore). Its stdio are the pipes the supervisor handed it
+ * (reported by the shim), whatever the init did with its own descriptors
+ * since; a pty's key is read from the init.
+ */
 export async function runningFacts(
-  shim: { shimPid: number; initPid: number },
+  shim: { shimPid: number; initPid: number; stdio?: StdioKeys | undefined },
   cg: CgroupManager,
   net: NetworkPlan,
-  /** read the init's stdio keys (after a run; a restored tree is read at resume) */
+  /** read a pty's key from the init (after a run; a restored tree's is read at resume) */
   stdio: { tty: boolean } | false,
 ): Promise<Partial<ContainerRuntimeState>> {
-  const [keys, startTime] = await Promise.all([stdio ? readStdio(shim.initPid, stdio.tty) : undefined, procStartTime(shim.initPid)]);
+  const [keys, startTime] = await Promise.all([
+    shim.stdio ?? (stdio && stdio.tty ? readStdio(shim.initPid, true) : undefined),
+    procStartTime(shim.initPid),
+  ]);
   return {
     status: 'running',
     shimPid: shim.shimPid,

@@ -1,11 +1,19 @@
 import { promises as fs } from 'node:fs';
 import type { NetworkPlan } from '../network/setup.js';
-import { fdPipe } from './proc.js';
+import { fdPipe, isSameProcess } from './proc.js';
+import type { ContainerRuntimeState } from './types.js';
 
 /**
  * How CRIU names the init's stdout and stderr, recorded at start and after every restore: the
  * pipes to the supervisor ('pipe:[INODE]' each), or for a container run with -t its pty, the same
  * 'tty[RDEV:DEV]' (hex, as CRIU prints them) for both.
+ *
+ * The pipes are the ones the supervisor handed the init, as it reports them (native/shim/run.c,
+ * restore.c), not what the init's fds 1 and 2 are now: it may have redirected them to a file or
+ * closed them, and a child may still write to the pipe. A container started before the shim
+ * reported them has them in state.json only if its init still had them at fds 1 and 2 when `run`
+ * looked; for the others they are read from the supervisor's descriptors (its only pipes are the
+ * read ends of those two, stdout's first).
  */
 export interface StdioKeys {
   stdout: string;
@@ -65,4 +73,34 @@ export function stdioInheritFds(stdio: StdioKeys): Array<{ fd: number; key: stri
     { fd: 3, key: stdio.stdout },
     { fd: 4, key: stdio.stderr },
   ];
+}
+
+/**
+ * A pipe the supervisor no longer holds had no writer left (it read to the
+ * end and closed it): nothing in the container holds it, so any key that
+ * matches no pipe is as good. The kernel never numbers an inode 0.
+ */
+export const NO_PIPE = 'pipe:[0]';
+
+/** The pipes among a process's descriptors, in descriptor order. */
+export async function pipesOf(pid: number): Promise<string[]> {
+  const dir = `/proc/${pid}/fd`;
+  const fds = (await fs.readdir(dir).catch(() => [] as string[])).map(Number).filter((n) => Number.isInteger(n)).sort((a, b) => a - b);
+  const links = await Promise.all(fds.map((fd) => fs.readlink(`${dir}/${fd}`).catch(() => '')));
+  return links.filter((l) => PIPE_KEY.test(l));
+}
+
+/**
+ * The stdio keys of a running container: as recorded, else (recorded before the supervisor
+ * reported them) a pty's read from its init, pipes from its supervisor; undefined when gone.
+ */
+export async function stdioOf(state: Pick<ContainerRuntimeState, 'stdio' | 'shimPid' | 'initPid'>, tty: boolean): Promise<StdioKeys | undefined> {
+  if (state.stdio) return state.stdio;
+  if (tty) return state.initPid ? readStdio(state.initPid, true) : undefined;
+  if (!state.shimPid || !(await isSameProcess(state.shimPid, undefined))) return undefined;
+  const comm = await fs.readFile(`/proc/${state.shimPid}/comm`, 'utf8').catch(() => '');
+  if (comm.trim() !== 'tsm-shim') return undefined;
+  const pipes = await pipesOf(state.shimPid);
+  if (pipes.length > 2) return undefined;
+  return { stdout: pipes[0] ?? NO_PIPE, stderr: pipes[1] ?? NO_PIPE };
 }

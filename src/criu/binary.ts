@@ -10,8 +10,8 @@
 import { constants as fsConstants } from 'node:fs';
 import { access, stat } from 'node:fs/promises';
 import path from 'node:path';
-import { execa } from 'execa';
 import { TsmError } from '../errors/errors.js';
+import { spawnCriu } from './spawn.js';
 
 export interface CriuVersion {
   major: number;
@@ -81,7 +81,7 @@ type Probe =
   | { kind: 'broken'; path: string; detail: string };
 
 async function probe(p: string): Promise<Probe> {
-  const r = await execa(p, ['--version'], { reject: false, all: true, timeout: VERSION_TIMEOUT_MS, stdin: 'ignore' });
+  const r = await spawnCriu(p, ['--version'], { timeoutMs: VERSION_TIMEOUT_MS }).result;
   const out = String(r.all ?? '');
   const v = parseCriuVersion(out);
   if (r.exitCode !== 0 || !v) {
@@ -148,7 +148,7 @@ export function resetCriuCache(): void {
 
 /** `criu check`: ok when it exits 0 and says "Looks good." (warnings are fine). Needs root. */
 export async function criuCheck(bin: CriuBinary): Promise<{ ok: boolean; output: string }> {
-  const r = await execa(bin.path, ['check'], { reject: false, all: true, timeout: CHECK_TIMEOUT_MS, stdin: 'ignore' });
+  const r = await spawnCriu(bin.path, ['check'], { timeoutMs: CHECK_TIMEOUT_MS }).result;
   const output = String(r.all ?? '');
   return { ok: r.exitCode === 0 && /Looks good/.test(output), output };
 }
@@ -178,7 +178,7 @@ export async function criuFeature(bin: CriuBinary, name: string): Promise<boolea
   if (!/^[a-z0-9][a-z0-9_-]*$/.test(name)) {
     throw new TsmError('EINVAL_ARG', `not a CRIU feature name: ${JSON.stringify(name)}`, { fix: `use one of ${CRIU_FEATURES.join(', ')}` });
   }
-  const r = await execa(bin.path, ['check', '--feature', name], { reject: false, all: true, timeout: CHECK_TIMEOUT_MS, stdin: 'ignore' });
+  const r = await spawnCriu(bin.path, ['check', '--feature', name], { timeoutMs: CHECK_TIMEOUT_MS }).result;
   if (r.exitCode === 0) return true;
   const out = String(r.all ?? '');
   if (/Unknown feature/.test(out)) {

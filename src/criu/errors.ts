@@ -30,6 +30,7 @@ export type CriuFailureReason =
   | 'criu-too-old' // images from a newer CRIU, or an option this CRIU does not know
   | 'kernel-feature' // the kernel lacks something CRIU needs (soft-dirty, ...)
   | 'interrupted' // runCriu only: timed out or cancelled
+  | 'stalled' // killed by the watchdog: no progress, or past its deadline (watchdog.ts)
   | 'unknown';
 
 export interface CriuFailure {
@@ -442,6 +443,30 @@ export function explainCriuFailure(op: CriuOp, logText: string): CriuFailure {
     message = tail !== undefined ? `CRIU logged no error; its last words: ${oneLine(tail, 200)}` : 'CRIU logged no error';
   }
   return { reason: 'unknown', message, fix: 'read the CRIU log for the details', excerpt: excerptFor(s, null) };
+}
+
+/** The last `n` non-blank lines of a log, clipped, oldest first. Pure. */
+export function lastLogLines(logText: string, n = 3, max = 200): string[] {
+  return splitLines(logText).filter((l) => !isBlank(l)).slice(-n).map((l) => clip(l, max));
+}
+
+/**
+ * The failure of a CRIU run its watchdog killed (watchdog.ts): what stopped,
+ * after how long, and CRIU's last log lines, quoted in the message itself
+ * (the CLI prints only the message and the fix). Pure.
+ */
+export function stoppedCriuFailure(
+  x: { kind: 'deadline' | 'stalled'; afterMs: number; quietMs: number; deadline: { hardMs: number; why: string } },
+  logText: string,
+  fix: string,
+): CriuFailure {
+  const s = (ms: number) => `${Math.round(ms / 100) / 10} s`;
+  const what = x.kind === 'stalled'
+    ? `CRIU stopped making progress (nothing logged, written or computed for ${s(x.quietMs)}) and was killed after ${s(x.afterMs)}`
+    : `CRIU stopped making progress within its deadline (${s(x.deadline.hardMs)}: ${x.deadline.why}) and was killed after ${s(x.afterMs)}`;
+  const last = lastLogLines(logText);
+  const quoted = last.length > 0 ? `; its last log lines: ${last.map((l) => `"${l.trim()}"`).join(' | ')}` : '; it logged nothing';
+  return { reason: 'stalled', message: `${what}${quoted}`, fix, excerpt: lastLogLines(logText, 20, MAX_LINE) };
 }
 
 /**

@@ -1,14 +1,19 @@
 /**
  * Running CRIU: one argument array (from argv.ts), no shell, stdin closed,
- * stdout/stderr captured. A non-zero exit becomes a CriuError explaining the
- * failure from CRIU's log (see errors.ts), with the log's path kept.
+ * stdout/stderr captured, in its own process group so that a CRIU that is
+ * stopped (its watchdog fired, a timeout, a cancel) goes with everything it
+ * forked. A non-zero exit becomes a CriuError explaining the failure from
+ * CRIU's log (see errors.ts), with the log's path kept.
  */
-import { rm, readFile } from 'node:fs/promises';
+import { copyFile, rm, readFile } from 'node:fs/promises';
 import path from 'node:path';
-import { execa } from 'execa';
 import { TsmError } from '../errors/errors.js';
 import { CRIU_FIX, type CriuBinary } from './binary.js';
-import { CriuError, explainCriuFailure, type CriuOp } from './errors.js';
+import type { CriuDeadline } from './deadline.js';
+import { CriuError, explainCriuFailure, stoppedCriuFailure, type CriuOp } from './errors.js';
+import { spawnCriu } from './spawn.js';
+import { unlockCriuNetwork } from './unlock.js';
+import { killGroup, watchCriu, type CriuWatch, type ProgressSources } from './watchdog.js';
 
 export interface RunCriuOptions {
   /**
@@ -24,6 +29,18 @@ export interface RunCriuOptions {
   signal?: AbortSignal;
   /** Stop CRIU after this long (same way). Default: no limit. */
   timeoutMs?: number;
+  /**
+   * The watchdog (deadline.ts, watchdog.ts): CRIU is killed past the hard
+   * deadline or once it stops making progress, and the error (reason
+   * 'stalled') says so and quotes its last log lines.
+   */
+  deadline?: CriuDeadline;
+  /** More signs of progress for the watchdog (the container's cgroup CPU time). */
+  progress?: Pick<ProgressSources, 'cgroupCpuNs'>;
+  /** The fix of a 'stalled' error (default: a generic one). */
+  stalledFix?: string;
+  /** On failure, copy the log here and name this copy in the error (callers remove the images directory). */
+  keepLog?: string;
   /** Added to (and overriding) this process's environment, e.g. PATH. */
   env?: NodeJS.ProcessEnv;
 }
@@ -73,11 +90,15 @@ export function criuLogPath(opts: { imagesDir: string; workDir?: string; logFile
   return path.isAbsolute(opts.logFile) ? opts.logFile : path.join(opts.workDir ?? opts.imagesDir, opts.logFile);
 }
 
+const STALLED_FIX = 'if CRIU is only slow here, allow it more with --criu-deadline (see README)';
+
 /**
  * Run `bin argv...`. Resolves when CRIU exits 0. Otherwise throws:
  * - CriuError (code ECRIU, with reason/excerpt/logPath) when CRIU ran and failed,
- *   was killed, timed out or was cancelled (reason 'interrupted');
+ *   was killed, stopped by its watchdog (reason 'stalled'), timed out or was
+ *   cancelled (reason 'interrupted');
  * - TsmError ECRIU_MISSING when the binary cannot be started.
+ * A dump stopped before its end has its network lock taken away (unlock.ts).
  */
 export async function runCriu(bin: CriuBinary | string, argv: readonly string[], opts: RunCriuOptions): Promise<RunCriuResult> {
   const op = criuOpOf(argv);
@@ -97,38 +118,50 @@ export async function runCriu(bin: CriuBinary | string, argv: readonly string[],
   if (logPath !== undefined) await rm(logPath, { force: true });
 
   const t0 = performance.now();
-  const r = await execa(file, [...argv], {
-    reject: false,
-    stdin: 'ignore',
-    stdout: 'pipe',
-    stderr: 'pipe',
-    encoding: 'utf8',
+  const child = spawnCriu(file, argv, {
     ...(opts.env !== undefined ? { env: opts.env } : {}),
-    ...(opts.timeoutMs !== undefined ? { timeout: opts.timeoutMs } : {}),
-    ...(opts.signal !== undefined ? { cancelSignal: opts.signal } : {}),
-    killSignal: 'SIGTERM',
-    forceKillAfterDelay: 5000,
+    ...(opts.timeoutMs !== undefined ? { timeoutMs: opts.timeoutMs } : {}),
+    ...(opts.signal !== undefined ? { signal: opts.signal } : {}),
   });
+  const pid = child.pid;
+  let watch: CriuWatch | undefined;
+  if (opts.deadline && pid !== undefined) {
+    watch = watchCriu({ deadline: opts.deadline, sources: { logPath, imagesDir, pid, ...opts.progress }, kill: () => killGroup(pid) });
+  }
+  const r = await child.result;
+  watch?.stop();
+  const how = child.stopped();
   const durationMs = performance.now() - t0;
   const stdout = String(r.stdout ?? '');
   const stderr = String(r.stderr ?? '');
-  if (r.exitCode === 0 && !r.failed) return { durationMs, logPath, stdout, stderr };
+  const expiry = watch?.fired();
+  if (r.exitCode === 0 && !r.failed && !how && !expiry) return { durationMs, logPath, stdout, stderr };
 
   // could not start at all
-  if (r.exitCode === undefined && r.signal === undefined && !r.timedOut && !r.isCanceled) {
+  if (r.exitCode === undefined && r.signal === undefined && !how && !expiry) {
     const why = (r.cause as NodeJS.ErrnoException | undefined)?.code ?? r.shortMessage ?? 'unknown error';
     throw new TsmError('ECRIU_MISSING', `cannot run CRIU at ${file}: ${why}`, { fix: CRIU_FIX, cause: r.cause });
   }
+  if (expiry && pid !== undefined) killGroup(pid);
+  const dumpPid = Number(argvOption(argv, 'tree', 't'));
+  if ((how || expiry) && (op === 'dump' || op === 'pre-dump') && dumpPid > 0) await unlockCriuNetwork(dumpPid).catch(() => false);
 
   const log = logPath !== undefined ? await readFile(logPath, 'utf8').catch(() => undefined) : undefined;
   const text = [log ?? '', stderr].filter((t) => t.trim() !== '').join('\n');
-  const keep = log !== undefined ? { logPath } : {};
+  let shownLog = log !== undefined ? logPath : undefined;
+  if (shownLog !== undefined && opts.keepLog !== undefined) {
+    shownLog = await copyFile(shownLog, opts.keepLog).then(() => opts.keepLog, () => shownLog);
+  }
+  const keep = shownLog !== undefined ? { logPath: shownLog } : {};
   const status = { ...(r.exitCode !== undefined ? { exitCode: r.exitCode } : {}), ...(r.signal !== undefined ? { signal: r.signal } : {}) };
 
-  if (r.timedOut || r.isCanceled) {
+  if (expiry) {
+    throw new CriuError(op, stoppedCriuFailure(expiry, text, opts.stalledFix ?? STALLED_FIX), { ...keep, ...status });
+  }
+  if (how) {
     const x = explainCriuFailure(op, text);
     const limit = opts.timeoutMs ?? 0;
-    const what = r.timedOut ? `did not finish within ${limit < 1000 ? `${limit} ms` : `${Math.round(limit / 1000)} s`} and was stopped` : 'was cancelled and stopped';
+    const what = how === 'timedOut' ? `did not finish within ${limit < 1000 ? `${limit} ms` : `${Math.round(limit / 1000)} s`} and was stopped` : 'was cancelled and stopped';
     const hint = op === 'dump' || op === 'pre-dump' ? 'the dumped tasks may be left frozen or stopped: check them (tsmigrate ps) and thaw or restart them' : 'check what it left behind (tsmigrate ps) and try again';
     throw new CriuError(op, { reason: 'interrupted', message: what, fix: hint, excerpt: x.excerpt }, { ...keep, ...status, cause: r.cause });
   }

@@ -10,12 +10,13 @@ import { PROTOCOL_VERSION } from '../agent/api.js';
 import { filesystemOf, makeStagingDir, stagingBase } from '../checkpoint/staging.js';
 import { logPolicyOf } from '../container/log-files.js';
 import { isSameProcess, waitFor } from '../container/proc.js';
-import { dumpExternals } from '../container/stdio.js';
+import { dumpExternals, stdioOf } from '../container/stdio.js';
 import { releaseResources } from '../container/stop.js';
 import { assertAllowed, loadView } from '../container/view.js';
 import { dumpArgv } from '../criu/argv.js';
 import { locateCriu, probeCapabilities } from '../criu/binary.js';
 import { criuCpuinfoDump } from '../criu/cpuinfo.js';
+import { formatCriuDeadline, planCriuDeadline } from '../criu/deadline.js';
 import { runCriu } from '../criu/run.js';
 import { TsmError } from '../errors/errors.js';
 import { resolveImage } from '../image/store.js';
@@ -129,7 +130,9 @@ export async function moveContainer(
     const t0 = performance.now();
     const view = await loadView(rt, req.name);
     assertAllowed(view, 'move');
-    const { config, state } = view;
+    const { config } = view;
+    const stdio = await stdioOf(view.state, Boolean(view.config.tty));
+    const state = { ...view.state, ...(stdio ? { stdio } : {}) };
     if (!state.initPid || !state.stdio) {
       throw new TsmError('EBAD_STATE', `container "${req.name}" has no recorded ${state.initPid ? 'stdout/stderr pipes (CRIU hands them over on restore)' : 'init'}`, { fix: 'restart it with tsmigrate run' });
     }
@@ -190,7 +193,7 @@ export async function moveContainer(
       const useZstd = chooseCompression(req.compress, link, linkZstd);
       await peer.begin({
         migrationId: id, epoch, name: req.name, config, network: state.network ?? null, leaseOwner, stdio: state.stdio,
-        criuOptions: { tcpEstablished: true, fileLocks: false },
+        criuOptions: { tcpEstablished: true, fileLocks: false }, criuDeadline: { ...rt.criuDeadline },
       });
       await journal.append('begun', { useZstd });
       emit({ phase: 'upper' });
@@ -248,11 +251,21 @@ export async function moveContainer(
       emit({ phase: 'dump' });
       // the images go to the peer while CRIU writes them (transfer/stream-capture.ts, or transfer/live-images.ts)
       const hostVeth = state.network?.mode === 'bridge' ? state.network.hostVeth : undefined;
+      // streamed, CRIU writes only as fast as the link takes the images: its deadline allows for that
+      const streamBps = useZstd ? linkZstd : link;
       const dumped = runCriu(criu, dumpArgv({
         pid: state.initPid, imagesDir: images, logFile: 'dump.log', leaveRunning: true, tcpEstablished: true, stream: Boolean(capture),
         freezeCgroup: cg.freezerPath(), manageCgroups: 'soft',
         externals: [...dumpExternals(state.network, state.stdio), ...deviceDumpExternals(config)],
-      }), { imagesDir: images, logFile: 'dump.log' }); // never cancelled half-way: a killed CRIU can leave its parasite in the tasks
+      }), {
+        imagesDir: images,
+        logFile: 'dump.log',
+        // never cancelled half-way (a killed CRIU can leave its parasite in the tasks), unless it stops making progress
+        deadline: planCriuDeadline(rt.criuDeadline, { memoryBytes: stats.memoryBytes ?? 0, ...(capture && streamBps > 0 ? { linkBps: streamBps } : {}) }),
+        progress: { cgroupCpuNs: async () => (await cg.stats()).cpuUsageNs },
+        stalledFix: `the move was rolled back and the container runs on here; if CRIU is only slow, allow it more with --criu-deadline (now ${formatCriuDeadline(rt.criuDeadline)})`,
+        keepLog: path.join(rt.paths.container(req.name), `dump-failed-${id}.log`),
+      });
       let tDumped = 0;
       const afterDump = dumped.then(async () => {
         tDumped = performance.now();

@@ -9,8 +9,9 @@ import type { ContainerConfig, ContainerRuntimeState } from '../container/types.
 import { assertApplicable } from '../cgroup/support.js';
 import { restoreArgv } from '../criu/argv.js';
 import type { CriuBinary } from '../criu/binary.js';
-import { explainCriuFailure } from '../criu/errors.js';
-import { TsmError } from '../errors/errors.js';
+import { formatCriuDeadline, planCriuDeadline, type CriuDeadlineSettings } from '../criu/deadline.js';
+import { CriuError, explainCriuFailure, stoppedCriuFailure } from '../criu/errors.js';
+import { filesBytes, killGroup, watchCriu, type CriuWatch } from '../criu/watchdog.js';
 import { transferLease } from '../network/ipam.js';
 import { planNetwork, releaseNetwork, type NetworkPlan } from '../network/setup.js';
 import { mountRootfs, rootfsLayout, unmountRootfs } from '../rootfs/overlay.js';
@@ -41,6 +42,16 @@ export interface RestoreTreeOptions {
   extraState?: Partial<ContainerRuntimeState>;
   /** CRIU asks the streamer serving imagesDir for the images (transfer/stream-serve.ts) */
   stream?: boolean;
+  /** CRIU's deadline (default: the runtime's setting) */
+  criuDeadline?: CriuDeadlineSettings;
+  /** the images' total size (default: what imagesDir holds now) */
+  imagesBytes?: number;
+  /**
+   * Restoring while the images arrive: settles when the last of them did.
+   * The hard deadline counts from then (the transfer has its own pace); the
+   * stall watchdog watches throughout, the arriving images being progress.
+   */
+  imagesComplete?: Promise<unknown>;
 }
 
 /** A restored process tree, held stopped until resume(). */
@@ -126,15 +137,31 @@ export async function restoreTree(rt: Runtime, o: RestoreTreeOptions): Promise<H
     // the restored tasks read some images from inside the new user namespace (see handImagesToNamespace)
     if (o.config.userns && !o.stream) await handImagesToNamespace(o.imagesDir);
     await rt.store.clearExit(name);
+    const settings = o.criuDeadline ?? rt.criuDeadline;
+    const deadline = planCriuDeadline(settings, { memoryBytes: o.imagesBytes ?? (await filesBytes(o.imagesDir)) });
+    const logPath = path.join(o.imagesDir, 'restore.log');
+    let watch: CriuWatch | undefined;
+    const watchCriuRun = (pid: number) =>
+      (watch = watchCriu({
+        deadline,
+        sources: { logPath, imagesDir: o.imagesDir, pid, cgroupCpuNs: async () => (await cg.stats()).cpuUsageNs },
+        // CRIU leads its own process group (native/shim/restore.c); the shim kills what it restored
+        kill: () => killGroup(pid),
+        ...(o.imagesComplete ? { hardFrom: o.imagesComplete } : {}),
+      }));
     const tCriu = performance.now();
     // the log and the OOM record of the container's earlier life (restore in place, move) continue
     const supervisor = supervisorArgs({ log: logPolicyOf(o.config), oomFile: cg.oomKillFile(), oomKillsBefore: (await readOomRecord(dir))?.oomKills ?? 0 });
-    const shim = await startShim('restore', [...supervisor, ...(o.config.tty ? ['--tty'] : []), '--pidfile', pidfile, ...netSetup.flatMap((v) => ['--net-setup', v]), '--', o.criu.path, ...argv], dir).catch(async (e: Error) => {
-      const log = await fs.readFile(path.join(o.imagesDir, 'restore.log'), 'utf8').catch(() => '');
+    const shim = await startShim('restore', [...supervisor, ...(o.config.tty ? ['--tty'] : []), '--pidfile', pidfile, ...netSetup.flatMap((v) => ['--net-setup', v]), '--', o.criu.path, ...argv], dir, { watchCriu: watchCriuRun }).catch(async (e: Error) => {
+      // the log stays where the message says: the images directory is removed by the caller
+      const log = await fs.readFile(logPath, 'utf8').catch(() => '');
       const kept = path.join(rt.paths.root, `restore-failed-${name}-${Date.now()}.log`);
       await fs.writeFile(kept, log, { mode: 0o600 }).catch(() => undefined);
-      const x = explainCriuFailure('restore', log);
-      throw new TsmError('ECRIU', `restore of ${name} failed: ${x.message}`, { fix: `${x.fix} (CRIU log: ${kept})`, cause: e });
+      const expiry = watch?.fired();
+      const x = expiry
+        ? stoppedCriuFailure(expiry, log, `everything the restore made was removed; if CRIU is only slow here, allow it more with --criu-deadline (now ${formatCriuDeadline(settings)})`)
+        : explainCriuFailure('restore', log);
+      throw new CriuError('restore', x, { logPath: kept, cause: e });
     });
     const tRestored = performance.now();
     undo.push('kill restored tasks', async () => {
@@ -158,8 +185,11 @@ export async function restoreTree(rt: Runtime, o: RestoreTreeOptions): Promise<H
             /* exited */
           }
         }
-        const stdio = await readStdio(shim.initPid, Boolean(o.config.tty));
-        if (stdio) state.stdio = stdio;
+        // a pty's key is read from the resumed init; pipes came from the shim
+        if (o.config.tty) {
+          const stdio = await readStdio(shim.initPid, true);
+          if (stdio) state.stdio = stdio;
+        }
         await rt.store.saveState(name, state);
       },
       rollback: () => undo.unwind(),
@@ -169,3 +199,4 @@ export async function restoreTree(rt: Runtime, o: RestoreTreeOptions): Promise<H
     throw e;
   }
 }
+

@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
 import { createCgroupManager, type CgroupManager } from '../cgroup/manager.js';
 import { ContainerStore } from '../container/store.js';
+import { criuDeadlineSetting, type CriuDeadlineSettings } from '../criu/deadline.js';
 import { defaultNetworkSettings, type NetworkSettings } from '../network/setup.js';
 import { DEFAULT_ROOT, statePaths, type StatePaths } from '../state/paths.js';
 import type { Logger } from '../util/logger.js';
@@ -16,6 +17,8 @@ export interface Runtime {
   readonly logger: Logger;
   readonly network: NetworkSettings;
   readonly cgroupParent: string;
+  /** how long CRIU may run (criu/deadline.ts): --criu-deadline, else $TSMIGRATE_CRIU_DEADLINE, else the defaults */
+  readonly criuDeadline: CriuDeadlineSettings;
   cgroups(name: string): CgroupManager;
 }
 
@@ -27,7 +30,7 @@ export function cgroupParentFor(root: string, env: NodeJS.ProcessEnv = process.e
   return `tsmigrate-${createHash('sha256').update(root).digest('hex').slice(0, 8)}`;
 }
 
-export function createRuntime(opts: { root: string; logger?: Logger; env?: NodeJS.ProcessEnv }): Runtime {
+export function createRuntime(opts: { root: string; logger?: Logger; env?: NodeJS.ProcessEnv; criuDeadline?: CriuDeadlineSettings }): Runtime {
   const env = opts.env ?? process.env;
   const paths = statePaths(opts.root);
   const cgroupParent = cgroupParentFor(paths.root, env);
@@ -37,6 +40,7 @@ export function createRuntime(opts: { root: string; logger?: Logger; env?: NodeJ
     logger: opts.logger ?? silentLogger,
     network: defaultNetworkSettings(env),
     cgroupParent,
+    criuDeadline: opts.criuDeadline ?? criuDeadlineSetting(undefined, env),
     cgroups: (name) =>
       createCgroupManager({
         name,

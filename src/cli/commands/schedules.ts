@@ -1,3 +1,4 @@
+import { criuDeadlineSetting } from '../../criu/deadline.js';
 import type { Command } from 'commander';
 import { TsmError } from '../../errors/errors.js';
 import { resolveConfigPath } from '../../hosts/config.js';
@@ -95,11 +96,12 @@ export function registerScheduleCommands(program: Command): void {
     .command('daemon')
     .description('run the schedules (one daemon per state root; SIGTERM finishes the checkpoint in progress, then exits)')
     .action(async (_o: unknown, cmd: Command) => {
-      const g = cmd.optsWithGlobals<{ root?: string; config?: string }>();
+      const g = cmd.optsWithGlobals<{ root?: string; config?: string; criuDeadline?: string }>();
       requireRoot('run the daemon');
       const stamp = () => new Date().toISOString();
       const rt = createRuntime({
         root: resolveRoot(g.root),
+        criuDeadline: criuDeadlineSetting(g.criuDeadline),
         logger: { debug: () => undefined, info: (m) => process.stderr.write(`${stamp()} ${m}\n`), warn: (m) => process.stderr.write(`${stamp()} warning: ${m}\n`) },
       });
       const ac = new AbortController();
