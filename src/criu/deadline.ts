@@ -47,7 +47,7 @@ export function planCriuDeadline(s: CriuDeadlineSettings, w: CriuWork): CriuDead
   const gib = Math.max(0, w.memoryBytes) / GiB;
   const linkS = w.linkBps !== undefined && w.linkBps > 0 ? (LINK_SLACK * Math.max(0, w.memoryBytes)) / w.linkBps : 0;
   const hardS = s.baseS + s.perGiBS * gib + linkS;
-  const size = gib >= 1 ? `${round1(gib)} GiB` : `${Math.round(gib * 1024)} MiB`;
+  const size = gib >= 1 ? `${round1(gib)} GiB` : gib * 1024 >= 1 ? `${Math.round(gib * 1024)} MiB` : `${Math.round(gib * 1024 * 1024)} KiB`;
   const parts = [`${s.baseS} s`, `${s.perGiBS} s/GiB x ${size}`];
   if (linkS > 0) parts.push(`${Math.round(linkS)} s for the link`);
   return { hardMs: Math.round(hardS * 1000), stallMs: Math.round(s.stallS * 1000), why: parts.join(' + ') };

@@ -12,7 +12,7 @@ import { CRIU_FIX, type CriuBinary } from './binary.js';
 import type { CriuDeadline } from './deadline.js';
 import { CriuError, explainCriuFailure, stoppedCriuFailure, type CriuOp } from './errors.js';
 import { spawnCriu } from './spawn.js';
-import { unlockCriuNetwork } from './unlock.js';
+import { unlockCriuNetwork, unmountCriuYard } from './leftovers.js';
 import { killGroup, watchCriu, type CriuWatch, type ProgressSources } from './watchdog.js';
 
 export interface RunCriuOptions {
@@ -98,7 +98,7 @@ const STALLED_FIX = 'if CRIU is only slow here, allow it more with --criu-deadli
  *   was killed, stopped by its watchdog (reason 'stalled'), timed out or was
  *   cancelled (reason 'interrupted');
  * - TsmError ECRIU_MISSING when the binary cannot be started.
- * A dump stopped before its end has its network lock taken away (unlock.ts).
+ * A run stopped before its end has what it left taken away (leftovers.ts).
  */
 export async function runCriu(bin: CriuBinary | string, argv: readonly string[], opts: RunCriuOptions): Promise<RunCriuResult> {
   const op = criuOpOf(argv);
@@ -145,6 +145,8 @@ export async function runCriu(bin: CriuBinary | string, argv: readonly string[],
   if (expiry && pid !== undefined) killGroup(pid);
   const dumpPid = Number(argvOption(argv, 'tree', 't'));
   if ((how || expiry) && (op === 'dump' || op === 'pre-dump') && dumpPid > 0) await unlockCriuNetwork(dumpPid).catch(() => false);
+  const workBase = workDir ?? imagesDir;
+  if ((how || expiry) && workBase !== undefined) unmountCriuYard(workBase);
 
   const log = logPath !== undefined ? await readFile(logPath, 'utf8').catch(() => undefined) : undefined;
   const text = [log ?? '', stderr].filter((t) => t.trim() !== '').join('\n');
