@@ -110,37 +110,34 @@ function mntnsDirs(): string[] {
   return readdirSync('/tmp').filter((n) => n.startsWith('.criu.mntns.'));
 }
 
+/**
+ * `ARGS... NAME` (a checkpoint) with CRIU made to stall (`run`'s env): it fails with one
+ * line matching `re` within `withinMs`, CRIU and what it forked are gone, the
+ * container runs thawed with its network unlocked, and nothing is left.
+ */
+async function stalledCheckpoint(name: string, args: string[], run: { env: NodeJS.ProcessEnv; pids: string }, re: RegExp, what: string, withinMs: number) {
+  const t0 = Date.now();
+  const r = await cli(A, [...args, name], { env: run.env, timeoutMs: 60000 });
+  const ms = Date.now() - t0;
+  assert.equal(r.code, 1, r.stderr);
+  assert.match(r.stderr, re);
+  assert.equal(r.stderr.trim().split('\n').length, 1, 'one line');
+  assert.ok(ms < withinMs, `returned after ${ms} ms`);
+  console.log(`# ${what}: checkpoint returned after ${ms} ms`);
+  assertLogKept(r.stderr);
+  await assertAllDead(run.pids, what);
+  await assertRunsOn(A, name);
+  await assertNoCheckpointLeft(A, name);
+}
+
 test('(a) a fake CRIU dump that hangs: checkpoint returns once it stopped making progress, the container runs thawed, nothing left', async () => {
   await T(A, ['run', '-d', 'hang', '--image', 'busybox', '--', ...counter]);
   await eventually(async () => (await count(A, 'hang')) > 3);
-  const f = fake('dump', 'silent');
-  const t0 = Date.now();
-  const r = await cli(A, [...STALL, 'checkpoint', 'hang'], { env: f.env, timeoutMs: 60000 });
-  const ms = Date.now() - t0;
-  assert.equal(r.code, 1, r.stderr);
-  assert.match(r.stderr, /criu dump failed: CRIU stopped making progress \(nothing logged, written or computed for 2(\.\d)? s\)/);
-  assert.match(r.stderr, /its last log lines: .*"\(00\.000200\) waiting for something that never comes"/);
-  assert.match(r.stderr, /the container was thawed and runs on/);
-  assert.equal(r.stderr.trim().split('\n').length, 1, 'one line');
-  assert.ok(ms < 10_000, `returned after ${ms} ms`);
-  console.log(`# a hanging fake dump: checkpoint returned after ${ms} ms`);
-  assertLogKept(r.stderr);
-  await assertAllDead(f.pids, 'the fake CRIU and its child');
-  await assertRunsOn(A, 'hang');
-  await assertNoCheckpointLeft(A, 'hang');
-
+  const silent = /criu dump failed: CRIU stopped making progress \(nothing logged, written or computed for 2(\.\d)? s\).*its last log lines: .*"\(00\.000200\) waiting for something that never comes"; the container was thawed and runs on/;
+  await stalledCheckpoint('hang', [...STALL, 'checkpoint'], fake('dump', 'silent'), silent, 'a hanging fake dump', 10_000);
   // one that keeps logging is stopped by the hard deadline instead
-  const g = fake('dump', 'chatty');
-  const t1 = Date.now();
-  const r2 = await cli(A, ['--criu-deadline', '4+0/GiB,stall=2', 'checkpoint', 'hang'], { env: g.env, timeoutMs: 60000 });
-  const ms2 = Date.now() - t1;
-  assert.equal(r2.code, 1);
-  assert.match(r2.stderr, /CRIU stopped making progress within its deadline \(4 s: 4 s \+ 0 s\/GiB x \d+ (KiB|MiB)\) and was killed after 4(\.\d)? s; its last log lines: .*still busy/);
-  assert.ok(ms2 < 12_000, `returned after ${ms2} ms`);
-  console.log(`# a busy fake dump past its 4 s deadline: checkpoint returned after ${ms2} ms`);
-  await assertAllDead(g.pids, 'the fake CRIU and its child');
-  await assertRunsOn(A, 'hang');
-  await assertNoCheckpointLeft(A, 'hang');
+  const busy = /CRIU stopped making progress within its deadline \(4 s: 4 s \+ 0 s\/GiB x \d+ (KiB|MiB)\) and was killed after 4(\.\d)? s; its last log lines: .*still busy/;
+  await stalledCheckpoint('hang', ['--criu-deadline', '4+0/GiB,stall=2', 'checkpoint'], fake('dump', 'chatty'), busy, 'a busy fake dump past its 4 s deadline', 12_000);
   // and the next checkpoint, with the real CRIU, works
   await T(A, ['checkpoint', 'hang']);
   await T(A, ['rm', '-f', 'hang']);
@@ -149,18 +146,8 @@ test('(a) a fake CRIU dump that hangs: checkpoint returns once it stopped making
 test('(b) the real CRIU stopped after dumping (tasks seized, network locked): killed, the lock taken away, the container runs, a retry works', async () => {
   await T(A, ['run', '-d', 'stop', '--image', 'busybox', '--memory', '64m', '--', ...counter]);
   await eventually(async () => (await count(A, 'stop')) > 3);
-  const s = stopAt('post-dump');
-  const t0 = Date.now();
-  const r = await cli(A, [...STALL, 'checkpoint', '--tcp-established', 'stop'], { env: s.env, timeoutMs: 60000 });
-  const ms = Date.now() - t0;
-  assert.equal(r.code, 1, r.stderr);
-  assert.match(r.stderr, /criu dump failed: CRIU stopped making progress .*its last log lines: .*Running post-dump scripts/);
-  assert.ok(ms < 12_000, `returned after ${ms} ms`);
-  console.log(`# the real dump stopped at post-dump: checkpoint returned after ${ms} ms`);
-  assertLogKept(r.stderr);
-  await assertAllDead(s.pids, 'the stopped CRIU');
-  await assertRunsOn(A, 'stop');
-  await assertNoCheckpointLeft(A, 'stop');
+  const re = /criu dump failed: CRIU stopped making progress .*its last log lines: .*Running post-dump scripts/;
+  await stalledCheckpoint('stop', [...STALL, 'checkpoint', '--tcp-established'], stopAt('post-dump'), re, 'the real dump stopped at post-dump', 12_000);
   await T(A, ['checkpoint', 'stop']);
   await T(A, ['rm', '-f', 'stop']);
 });
