@@ -28,18 +28,3 @@ export async function waitFor(pred: () => Promise<boolean>, timeoutMs: number, s
     await new Promise((r) => setTimeout(r, stepMs));
   }
 }
-
-/**
- * The pipe:[inode] behind /proc/PID/fd/N, if it is a pipe. Right after an exec the
- * kernel may briefly refuse /proc/PID/fd (the exec is still finishing): retry a little.
- */
-export async function fdPipe(pid: number, fd: number, timeoutMs = 2000): Promise<string | undefined> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const link = await fs.readlink(`/proc/${pid}/fd/${fd}`).catch(() => '');
-    if (/^pipe:\[\d+\]$/.test(link)) return link;
-    // not a pipe yet: the init may still be between the clone and the dup2 of its stdio
-    if (Date.now() > deadline || !(await procStartTime(pid))) return undefined;
-    await new Promise((r) => setTimeout(r, 10));
-  }
-}
