@@ -11,7 +11,7 @@ import path from 'node:path';
 import { Readable } from 'node:stream';
 import { randomBytes } from 'node:crypto';
 import type { AgentApi } from '../../src/agent/api.js';
-import { fdPipe, procStartTime, waitFor } from '../../src/container/proc.js';
+import { procStartTime, waitFor } from '../../src/container/proc.js';
 import type { CriuBinary } from '../../src/criu/binary.js';
 import type { Runtime } from '../../src/runtime/context.js';
 import { startShim } from '../../src/shim/spawn.js';
@@ -80,9 +80,7 @@ export async function plainRestore(rt: Runtime, criu: CriuBinary, t: Target, dir
   });
   const elapsed = performance.now() - t0;
   const s = await rt.store.state(t.name);
-  const [stdout, stderr] = await Promise.all([fdPipe(shim.initPid, 1), fdPipe(shim.initPid, 2)]);
-  Object.assign(s, { initPid: shim.initPid, shimPid: shim.shimPid, initStartTime: await procStartTime(shim.initPid) });
-  if (stdout && stderr) s.stdio = { stdout, stderr };
+  Object.assign(s, { initPid: shim.initPid, shimPid: shim.shimPid, initStartTime: await procStartTime(shim.initPid), stdio: shim.stdio });
   await rt.store.saveState(t.name, s);
   return { ms: elapsed };
 }
