@@ -88,7 +88,9 @@ async function assertRunsOn(root: string, name: string) {
   const st = JSON.parse(readFileSync(path.join(root, 'containers', name, 'state.json'), 'utf8')) as { initPid: number };
   const rules = execFileSync('nsenter', [`--net=/proc/${st.initPid}/ns/net`, '--', 'iptables', '-S'], { encoding: 'utf8' });
   assert.doesNotMatch(rules, /CRIU/, 'the network lock was taken away');
-  await T(root, ['exec', name, '--', 'ping', '-c', '1', '-W', '2', '127.0.0.1']);
+  // a TCP round trip over loopback (the lock drops everything, lo included)
+  const echo = await T(root, ['exec', name, '--', 'sh', '-c', 'nc -l -p 7777 > /tmp/got & sleep 0.3; echo hi | nc -w 2 127.0.0.1 7777; sleep 0.2; cat /tmp/got']);
+  assert.match(echo, /^hi$/m, 'loopback works');
 }
 /** no staging, no freeze marker, no checkpoint of `name` */
 async function assertNoCheckpointLeft(root: string, name: string) {
