@@ -89,7 +89,15 @@ async function assertRunsOn(root: string, name: string) {
   const rules = execFileSync('nsenter', [`--net=/proc/${st.initPid}/ns/net`, '--', 'iptables', '-S'], { encoding: 'utf8' });
   assert.doesNotMatch(rules, /CRIU/, 'the network lock was taken away');
   // a TCP round trip over loopback (the lock drops everything, lo included)
-  const echo = await T(root, ['exec', name, '--', 'sh', '-c', 'nc -l -p 7777 > /tmp/got & sleep 0.3; echo hi | nc -w 2 127.0.0.1 7777; sleep 0.2; cat /tmp/got']);
+  // (a fresh port each time; connected to once /proc/net/tcp shows it listening, again until the
+  // listener wrote what it got: busybox nc loses it now and then. The listener goes at the end: a
+  // process of exec's session left in the container would keep CRIU from dumping it.)
+  const script = 'p=$((20000 + $$ % 20000)); h=$(printf %04X $p); rm -f /tmp/got; '
+    + '(while true; do nc -l -p $p >> /tmp/got & echo $! > /tmp/nc.pid; wait $!; done) >/dev/null 2>&1 & L=$!; '
+    + 'for i in $(seq 50); do grep -q ":$h [0-9A-F]*:0000 0A" /proc/net/tcp /proc/net/tcp6 && break; sleep 0.1; done; '
+    + 'for i in $(seq 10); do echo hi | nc -w 1 127.0.0.1 $p; sleep 0.1; grep -q hi /tmp/got && break; done; '
+    + 'kill $L; sleep 0.1; kill $(cat /tmp/nc.pid) 2>/dev/null; cat /tmp/got';
+  const echo = await T(root, ['exec', name, '--', 'sh', '-c', script]);
   assert.match(echo, /^hi$/m, 'loopback works');
 }
 /** no staging, no freeze marker, no checkpoint of `name` */
