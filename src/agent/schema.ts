@@ -12,6 +12,7 @@ import { MAX_LOG_FILES, MIN_LOG_BYTES } from '../container/log-files.js';
 import type { ContainerConfig, LogPolicy } from '../container/types.js';
 import type { LeaseOwner } from '../network/ipam.js';
 import type { NetworkPlan } from '../network/setup.js';
+import { validStdio } from '../container/stdio.js';
 import { isIPv4, tryParseCidr } from '../network/cidr.js';
 import { isValidIfName } from '../network/bridge.js';
 import type { AgentApi, Checksum, BeginRequest, HelloResult, PreflightRequest, PreflightResult, PutImagesRequest, PutImagesResult, PutLogsRequest, PutUpperRequest, StreamResult } from './api.js';
@@ -41,8 +42,8 @@ const U32 = num({ int: true, min: 0, max: 0xffff_ffff });
 const BYTES = num({ int: true, min: 0 });
 const MS = num({ min: 0 });
 const TEXT = str({ max: 1024 });
-/** CRIU's --inherit-fd key of a pipe */
-const PIPE_KEY = str({ max: 32, pattern: /^pipe:\[\d+\]$/ });
+/** CRIU's --inherit-fd key of a pipe or a pty (container/stdio.ts) */
+const STDIO_KEY = str({ max: 64, pattern: /^(?:pipe:\[\d+\]|tty\[[0-9a-f]+:[0-9a-f]+\])$/ });
 
 /** A path relative to a directory: not absolute, no '..' component, no NUL, not empty. */
 export const REL_PATH = refine(
@@ -219,7 +220,7 @@ export const beginRequest = obj<BeginRequest>({
   config: containerConfig,
   network: nullable(networkPlan),
   leaseOwner: nullable(leaseOwner),
-  stdio: obj<BeginRequest['stdio']>({ stdout: PIPE_KEY, stderr: PIPE_KEY }),
+  stdio: refine(obj<BeginRequest['stdio']>({ stdout: STDIO_KEY, stderr: STDIO_KEY }), validStdio, 'pipes or one pty'),
   criuOptions: obj<BeginRequest['criuOptions']>({ tcpEstablished: bool(), fileLocks: bool() }),
   criuDeadline: optional(obj<NonNullable<BeginRequest['criuDeadline']>>({
     baseS: num({ min: 1, max: 86_400 }), perGiBS: num({ min: 0, max: 86_400 }), stallS: num({ min: 0, max: 86_400 }),

@@ -1,7 +1,7 @@
 import type { CgroupManager } from '../cgroup/manager.js';
 import type { NetworkPlan } from '../network/setup.js';
 import { procStartTime } from './proc.js';
-import { readStdio, type StdioKeys } from './stdio.js';
+import { readTtyStdio, type StdioKeys } from './stdio.js';
 import type { ContainerRuntimeState } from './types.js';
 
 /**
@@ -18,7 +18,7 @@ export async function runningFacts(
   stdio: { tty: boolean } | false,
 ): Promise<Partial<ContainerRuntimeState>> {
   const [keys, startTime] = await Promise.all([
-    shim.stdio ?? (stdio && stdio.tty ? readStdio(shim.initPid, true) : undefined),
+    shim.stdio ?? (stdio && stdio.tty ? readTtyStdio(shim.initPid) : undefined),
     procStartTime(shim.initPid),
   ]);
   return {

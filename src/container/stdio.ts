@@ -1,6 +1,6 @@
 import { promises as fs } from 'node:fs';
 import type { NetworkPlan } from '../network/setup.js';
-import { fdPipe, isSameProcess } from './proc.js';
+import { isSameProcess } from './proc.js';
 import type { ContainerRuntimeState } from './types.js';
 
 /**
@@ -48,14 +48,10 @@ export async function fdTty(pid: number, fd: number): Promise<string | undefined
   return `tty[${st.rdev.toString(16)}:${st.dev.toString(16)}]`;
 }
 
-/** The init's stdio keys now, or undefined if they are not what its config says. */
-export async function readStdio(pid: number, tty: boolean): Promise<StdioKeys | undefined> {
-  if (tty) {
-    const k = await fdTty(pid, 1);
-    return k ? { stdout: k, stderr: k } : undefined;
-  }
-  const [stdout, stderr] = await Promise.all([fdPipe(pid, 1), fdPipe(pid, 2)]);
-  return stdout && stderr ? { stdout, stderr } : undefined;
+/** A run -t init's stdio keys now (its pty), or undefined if fd 1 is no pty slave. */
+export async function readTtyStdio(pid: number): Promise<StdioKeys | undefined> {
+  const k = await fdTty(pid, 1);
+  return k ? { stdout: k, stderr: k } : undefined;
 }
 
 /** Pure: what a dump names as external: the bridge's veth, the pty whose master the supervisor holds. */
@@ -96,7 +92,7 @@ export async function pipesOf(pid: number): Promise<string[]> {
  */
 export async function stdioOf(state: Pick<ContainerRuntimeState, 'stdio' | 'shimPid' | 'initPid'>, tty: boolean): Promise<StdioKeys | undefined> {
   if (state.stdio) return state.stdio;
-  if (tty) return state.initPid ? readStdio(state.initPid, true) : undefined;
+  if (tty) return state.initPid ? readTtyStdio(state.initPid) : undefined;
   if (!state.shimPid || !(await isSameProcess(state.shimPid, undefined))) return undefined;
   const comm = await fs.readFile(`/proc/${state.shimPid}/comm`, 'utf8').catch(() => '');
   if (comm.trim() !== 'tsm-shim') return undefined;

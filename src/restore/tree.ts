@@ -4,7 +4,7 @@ import path from 'node:path';
 import { logPolicyOf } from '../container/log-files.js';
 import { readOomRecord } from '../container/oom.js';
 import { runningFacts } from '../container/running.js';
-import { readStdio, stdioInheritFds, type StdioKeys } from '../container/stdio.js';
+import { readTtyStdio, stdioInheritFds, type StdioKeys } from '../container/stdio.js';
 import type { ContainerConfig, ContainerRuntimeState } from '../container/types.js';
 import { assertApplicable } from '../cgroup/support.js';
 import { restoreArgv } from '../criu/argv.js';
@@ -194,7 +194,7 @@ export async function restoreTree(rt: Runtime, o: RestoreTreeOptions): Promise<H
         }
         // a pty's key is read from the resumed init; pipes came from the shim
         if (o.config.tty) {
-          const stdio = await readStdio(shim.initPid, true);
+          const stdio = await readTtyStdio(shim.initPid);
           if (stdio) state.stdio = stdio;
         }
         await rt.store.saveState(name, state);
