@@ -8,12 +8,12 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync, spawn } from 'node:child_process';
 import { readdirSync, readFileSync, rmSync, existsSync, statSync } from 'node:fs';
-import net from 'node:net';
 import path from 'node:path';
 import { cli, cliOk, eventually, sleep, tempRoot, CLI } from '../../helpers/cli.js';
 import { importBusybox, debianRootfs } from '../../helpers/images.js';
 import { leftovers } from '../../helpers/leftovers.js';
 import { Rig } from '../../helpers/rig.js';
+import { COUNTER_SERVER, connectCounter } from '../../helpers/tcp-counter.js';
 import { assertLocalRoute } from '../../../src/network/guard.js';
 
 const A = tempRoot('tsm-srcA-');
@@ -274,41 +274,11 @@ test('a changed host key refuses the move with both fingerprints, before anythin
 
 test('--net bridge: the IP is kept and a TCP client connected from the host stays connected across the move', async () => {
   await TA(['image', 'import', 'debian', debianRootfs()]);
-  const server = [
-    'import socket, time, threading',
-    's = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1); s.bind(("0.0.0.0", 7000)); s.listen(1)',
-    'c, _ = s.accept()',
-    'threading.Thread(target=lambda: [None for _ in iter(lambda: c.recv(65536), b"")], daemon=True).start()',
-    'n = 0',
-    'while True:',
-    '    n += 1',
-    '    c.sendall(f"{n}\\n".encode())',
-    '    time.sleep(0.05)',
-  ].join('\n');
-  await TA(['run', '-d', 'tcp', '--image', 'debian', '--net', 'bridge', '--', 'python3', '-u', '-c', server]);
+  await TA(['run', '-d', 'tcp', '--image', 'debian', '--net', 'bridge', '--', 'python3', '-u', '-c', COUNTER_SERVER]);
   const ip = (JSON.parse(await TA(['--json', 'ps'])) as Array<{ name: string; ip: string }>).find((r) => r.name === 'tcp')!.ip;
   await assertLocalRoute(ip, 'tsm0');
-  const lines: number[] = [];
-  const sock = await eventually(
-    () =>
-      new Promise<net.Socket | undefined>((resolve) => {
-        const s = net.connect({ host: ip, port: 7000 }, () => resolve(s));
-        s.once('error', () => resolve(undefined));
-      }),
-    20000,
-    200,
-  );
-  let closed = false;
-  let buf = '';
-  sock.setEncoding('utf8').on('data', (d: string) => {
-    buf += d;
-    const parts = buf.split('\n');
-    buf = parts.pop()!;
-    for (const p of parts) lines.push(Number(p));
-  });
-  sock.on('close', () => (closed = true));
-  // a client that talks too (as real ones do): its segments make the restored server side answer at once
-  const talk = setInterval(() => sock.write('ping\n'), 100);
+  const client = await connectCounter(ip);
+  const { lines } = client;
   try {
     await eventually(async () => lines.length > 10);
     const r = await moveCli('tcp');
@@ -316,12 +286,11 @@ test('--net bridge: the IP is kept and a TCP client connected from the host stay
     assert.match(r.stdout, /"tcpEstablished":true/);
     const before = lines.length;
     await eventually(async () => lines.length > before + 10, 30000);
-    assert.equal(closed, false, 'the connection was not closed');
+    assert.equal(client.closed(), false, 'the connection was not closed');
     for (let i = 1; i < lines.length; i++) assert.equal(lines[i], lines[i - 1]! + 1, 'no gap and no repeat in the stream');
     assert.equal((JSON.parse(await TB(['--json', 'ps'])) as Array<{ name: string; ip: string }>).find((x) => x.name === 'tcp')?.ip, ip);
   } finally {
-    clearInterval(talk);
-    sock.destroy();
+    client.stop();
   }
   await TB(['rm', '-f', 'tcp']);
   await sleep(100);
