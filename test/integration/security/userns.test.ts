@@ -30,7 +30,7 @@ before(async () => {
 });
 
 after(async () => {
-  for (const n of ['u1', 'u2', 'utcp', 'umv', 'ublk']) {
+  for (const n of ['u1', 'u2', 'utcp', 'umv', 'ublk', 'udr']) {
     await cli(A, ['rm', '-f', n]);
     if (B) await cli(B, ['rm', '-f', n]);
   }
@@ -113,4 +113,18 @@ test('a move is refused before the freeze when the peer holds the container\'s r
   assert.equal((JSON.parse(await cliOk(B, ['--json', 'ps'])) as Array<{ name: string }>).some((c) => c.name === 'umv'), false);
   await cliOk(A, ['rm', '-f', 'umv']);
   await cliOk(B, ['rm', '-f', 'ublk']);
+});
+
+test('a disaster-recovery restore from a store brings a --userns auto container back in its range', async () => {
+  await cliOk(A, ['run', '-d', 'udr', '--userns', 'auto', '--image', 'debian', '--', 'sh', '-c', 'i=0; while true; do i=$((i+1)); echo $i > /tmp/n; sleep 0.1; done']);
+  const range = (await inspect(A, 'udr')).config.userns!;
+  await eventually(async () => Number((await cliOk(A, ['exec', 'udr', '--', 'cat', '/tmp/n'])).trim()) > 3);
+  await cliOk(A, ['checkpoint', 'udr', '--store', 'local']);
+  await cliOk(A, ['rm', '-f', 'udr']);
+  await cliOk(A, ['restore', 'udr', '--latest'], { timeoutMs: 120000 });
+  const i = await inspect(A, 'udr');
+  assert.deepEqual(i.config.userns, range);
+  assert.equal(hostUid(i.pid), range.start);
+  assert.ok(Number((await cliOk(A, ['exec', 'udr', '--', 'cat', '/tmp/n'])).trim()) > 3, 'the counter kept its value');
+  await cliOk(A, ['rm', '-f', 'udr']);
 });
