@@ -8,7 +8,8 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync, rmSync, statSync } from 'node:fs';
 import path from 'node:path';
-import { cli, cliOk, eventually, tempRoot } from '../../helpers/cli.js';
+import { CLI, cli, cliOk, eventually, tempRoot } from '../../helpers/cli.js';
+import { SHELL_SESSION, SHELL_SIZE, atTerminal } from '../../helpers/terminal.js';
 import { debianRootfs } from '../../helpers/images.js';
 import { addRigPeer, Rig } from '../../helpers/rig.js';
 import { COUNTER_SERVER, connectCounter } from '../../helpers/tcp-counter.js';
@@ -30,7 +31,7 @@ before(async () => {
 });
 
 after(async () => {
-  for (const n of ['u1', 'u2', 'utcp', 'umv', 'ublk', 'udr']) {
+  for (const n of ['u1', 'u2', 'utcp', 'umv', 'ublk', 'udr', 'uit']) {
     await cli(A, ['rm', '-f', n]);
     if (B) await cli(B, ['rm', '-f', n]);
   }
@@ -127,4 +128,17 @@ test('a disaster-recovery restore from a store brings a --userns auto container 
   assert.equal(hostUid(i.pid), range.start);
   assert.ok(Number((await cliOk(A, ['exec', 'udr', '--', 'cat', '/tmp/n'])).trim()) > 3, 'the counter kept its value');
   await cliOk(A, ['rm', '-f', 'udr']);
+});
+
+test('exec -it into a --userns auto container: an interactive shell on its own pty, as the namespace\'s root', async () => {
+  await cliOk(A, ['run', '-d', 'uit', '--userns', 'auto', '--image', 'debian', '--', 'sleep', '100000']);
+  try {
+    const s = await atTerminal(SHELL_SESSION, [process.execPath, CLI, '--root', A, 'exec', '-it', 'uit', '--', 'sh'], SHELL_SIZE);
+    assert.ok(s.ok, `step ${JSON.stringify(s.failed)} failed; the terminal showed:\n${s.transcript}`);
+    assert.equal(s.exit, 7);
+    const id = await atTerminal([], [process.execPath, CLI, '--root', A, 'exec', '-t', 'uit', '--', 'id', '-u']);
+    assert.match(id.transcript, /^0\r\n/);
+  } finally {
+    await cliOk(A, ['rm', '-f', 'uit']);
+  }
 });
