@@ -14,7 +14,7 @@ export interface GlobalOpts {
 /** Options are normalised once here, at the entry point. */
 export function runtimeFor(cmd: Command): { rt: Runtime; json: boolean } {
   const g = cmd.optsWithGlobals<GlobalOpts>();
-  const rt = createRuntime({ root: resolveRoot(g.root), logger: stderrLogger(Boolean(g.verbose)), criuDeadline: criuDeadlineSetting(g.criuDeadline) });
+  const rt = createRuntime({ root: resolveRoot(g.root), logger: stderrLogger(Boolean(g.verbose)), criuDeadline: criuDeadlineSetting(g.criuDeadline, process.env) });
   return { rt, json: Boolean(g.json) };
 }
 

@@ -82,7 +82,7 @@ export function parseCriuDeadline(spec: string, from: string): CriuDeadlineSetti
 }
 
 /** The setting in force: the flag, else $TSMIGRATE_CRIU_DEADLINE, else the defaults. */
-export function criuDeadlineSetting(flag: string | undefined, env: NodeJS.ProcessEnv = process.env): CriuDeadlineSettings {
+export function criuDeadlineSetting(flag: string | undefined, env: NodeJS.ProcessEnv): CriuDeadlineSettings {
   if (flag !== undefined) return parseCriuDeadline(flag, '--criu-deadline');
   const v = env['TSMIGRATE_CRIU_DEADLINE'];
   if (v !== undefined && v !== '') return parseCriuDeadline(v, 'TSMIGRATE_CRIU_DEADLINE');

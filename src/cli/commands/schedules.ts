@@ -101,7 +101,7 @@ export function registerScheduleCommands(program: Command): void {
       const stamp = () => new Date().toISOString();
       const rt = createRuntime({
         root: resolveRoot(g.root),
-        criuDeadline: criuDeadlineSetting(g.criuDeadline),
+        criuDeadline: criuDeadlineSetting(g.criuDeadline, process.env),
         logger: { debug: () => undefined, info: (m) => process.stderr.write(`${stamp()} ${m}\n`), warn: (m) => process.stderr.write(`${stamp()} warning: ${m}\n`) },
       });
       const ac = new AbortController();
