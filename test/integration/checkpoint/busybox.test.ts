@@ -9,7 +9,8 @@ import { hostVeths, leftovers } from '../../helpers/leftovers.js';
 
 const root = tempRoot();
 const env = { TSMIGRATE_BRIDGE: 'tsmt2', TSMIGRATE_SUBNET: '10.216.0.0/24', TSMIGRATE_IPAM_DIR: `${root}/ipam` };
-const counter = ['sh', '-c', 'i=0; while true; do i=$((i+1)); echo $i > /tmp/count; echo tick $i; sleep 0.1; done'];
+// The count is renamed into place, so a checkpoint taken mid-write still holds a whole number.
+const counter = ['sh', '-c', 'i=0; while true; do i=$((i+1)); echo $i > /tmp/count.n; mv /tmp/count.n /tmp/count; echo tick $i; sleep 0.1; done'];
 const T = (args: string[]) => cliOk(root, args, { env, timeoutMs: 120000 });
 
 before(async () => importBusybox(root));
