@@ -1,5 +1,6 @@
 #!/usr/bin/env -S node --initial-old-space-size=256
-import { readFileSync } from 'node:fs';
+import { readFileSync, realpathSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
 import { Command, CommanderError } from 'commander';
 import { exitCodeFor, TsmError } from '../errors/errors.js';
 import { registerContainerCommands } from './commands/containers.js';
@@ -11,6 +12,12 @@ import { registerHostCommands } from './commands/hosts.js';
 import { registerStoreCommands } from './commands/stores.js';
 import { registerScheduleCommands } from './commands/schedules.js';
 import { tuneMallocForStreaming } from '../native/native.js';
+import type { SourceFaults } from '../move/local-source.js';
+
+/** Test seams a test's own entry point (test/helpers/fault-cli.ts) sets; production passes none. */
+export interface CliSeams {
+  moveFaults?: SourceFaults;
+}
 
 function version(): string {
   const pkg = JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as { version: string };
@@ -18,7 +25,7 @@ function version(): string {
 }
 
 /** The only place that prints errors and decides exit codes. */
-export async function main(argv: string[]): Promise<number> {
+export async function main(argv: string[], seams: CliSeams = {}): Promise<number> {
   let exitCode = 0;
   // moves, checkpoints and the agent stream bulk data through short-lived Buffers (see native.ts)
   tuneMallocForStreaming();
@@ -38,7 +45,7 @@ export async function main(argv: string[]): Promise<number> {
   registerDoctorCommand(program, setExit);
   registerCheckpointCommands(program);
   registerHostCommands(program);
-  registerMoveCommands(program, setExit);
+  registerMoveCommands(program, setExit, seams);
   registerStoreCommands(program);
   registerScheduleCommands(program);
   try {
@@ -60,6 +67,10 @@ export async function main(argv: string[]): Promise<number> {
   }
 }
 
-main(process.argv).then((code) => {
-  process.exitCode = code;
-});
+// the entry point (also through npm's bin symlink); imported by a test's entry, it only exports
+const entry = process.argv[1] ? realpathSync(process.argv[1]) : '';
+if (entry === fileURLToPath(import.meta.url)) {
+  main(process.argv).then((code) => {
+    process.exitCode = code;
+  });
+}

@@ -30,6 +30,8 @@ export type ErrorCode =
   | 'EEXIST_CHECKPOINT'
   | 'EPREFLIGHT'
   | 'EMOVE_UNFINISHED'
+  | 'EDOWNTIME'
+  | 'EMOVE_ABORTED'
   | 'EINTERRUPTED'
   | 'ENOSPC'
   | 'EPROTO'

@@ -1,13 +1,15 @@
 import { promises as fs, constants } from 'node:fs';
 import path from 'node:path';
+import { TsmError } from '../errors/errors.js';
 import type { StatePaths } from '../state/paths.js';
+import { isFinal, sourceMayGo, type SourcePhase } from './phases.js';
 
 /**
  * The source's journal of a move: one JSON line per phase, fsynced, so that
- * `tsmigrate recover` can finish or undo a move cut off by a crash. Phases
- * before `decided` roll back; from `decided` on the move must complete.
+ * `tsmigrate recover` can finish or undo a move cut off by a crash. Only the
+ * transitions phases.ts lists are written.
  */
-export type MovePhase = 'started' | 'preflight-ok' | 'begun' | 'upper-sent' | 'frozen' | 'dumped' | 'sent' | 'prepared' | 'decided' | 'committed' | 'done' | 'aborted';
+export type MovePhase = SourcePhase;
 
 export interface JournalEntry {
   phase: MovePhase;
@@ -61,6 +63,9 @@ export class MoveJournal {
   }
 
   async append(phase: MovePhase, extra: Record<string, unknown> = {}): Promise<void> {
+    if (this.record.entries.length && !sourceMayGo(this.phase, phase)) {
+      throw new TsmError('EINTERNAL', `move ${this.record.id}: no transition from ${this.phase} to ${phase}`, { fix: 'report a tsmigrate bug with the journal ' + this.file });
+    }
     const e: JournalEntry = { phase, at: new Date().toISOString(), ...extra };
     const fh = await fs.open(this.file, constants.O_WRONLY | constants.O_APPEND | constants.O_CREAT, 0o600);
     try {
@@ -79,7 +84,7 @@ export async function unfinishedMoves(paths: StatePaths): Promise<MoveJournal[]>
   const out: MoveJournal[] = [];
   for (const n of names.filter((x) => x.endsWith('.jsonl')).sort()) {
     const j = await MoveJournal.load(path.join(dir, n));
-    if (j.phase !== 'done' && j.phase !== 'aborted') out.push(j);
+    if (!isFinal(j.phase)) out.push(j);
   }
   return out;
 }

@@ -1,4 +1,6 @@
 /** Pure decisions of a move, table-tested. */
+import { TsmError } from '../errors/errors.js';
+import { estimateDowntime, type DowntimeEstimate, type Rates } from './estimate.js';
 
 export type CompressChoice = 'auto' | 'on' | 'off';
 
@@ -45,4 +47,98 @@ export interface Downtime {
 
 export function migrationId(rand: string, now: Date): string {
   return `m-${now.toISOString().replace(/[-:T]/g, '').slice(0, 14)}-${rand}`;
+}
+
+/** --max-downtime when none is given: see planMigration. */
+export const DEFAULT_MAX_DOWNTIME_MS = 30_000;
+
+/**
+ * `--max-downtime`: a duration (`500ms`, `10s`, `2m`, a plain number being
+ * seconds), or `off` for no bound.
+ */
+export function parseMaxDowntime(text: string): number | null {
+  const s = String(text).trim();
+  if (s === 'off' || s === 'none') return null;
+  const m = /^(\d+(?:\.\d+)?)(ms|s|m)?$/.exec(s);
+  const value = m ? Number(m[1]) * (m[2] === 'ms' ? 1 : m[2] === 'm' ? 60_000 : 1000) : Number.NaN;
+  if (!(value >= 100) || value > 3_600_000) {
+    throw new TsmError('EINVAL_ARG', `invalid --max-downtime ${JSON.stringify(s.slice(0, 40))}`, {
+      fix: 'give a duration between 100ms and 60m, e.g. 500ms, 10s or 2m, or off for no bound',
+    });
+  }
+  return Math.round(value);
+}
+
+export interface MigrationFacts {
+  compress: CompressChoice;
+  link: { plainBps: number; zstdBps: number };
+  memoryBytes: number;
+  upperBytes: number;
+  /** CRIU's image streamer forced on or off (undefined: auto) */
+  criuStream: boolean | undefined;
+  staging: { tmpfs: boolean; freeBytes: number };
+  restoreWhileReceiving: boolean;
+  warmMemory: boolean;
+  /** null: no bound */
+  maxDowntimeMs: number | null;
+  rates: Rates;
+  /** the container holds file locks (CRIU's --file-locks) */
+  fileLocks: boolean;
+}
+
+export interface MigrationPlan {
+  useZstd: boolean;
+  imagePath: { stream: boolean; why: string };
+  /** the peer restores as the images arrive (following files only: the streamer has no manifest to start from) */
+  restoreWhileReceiving: boolean;
+  warm: { sourceBytes: number; peerBytes: number };
+  criu: { tcpEstablished: boolean; fileLocks: boolean };
+  estimate: DowntimeEstimate;
+  /** the bound the frozen phase is held to, null for none */
+  maxDowntimeMs: number | null;
+  /** why the move must not start, or null */
+  refusal: string | null;
+}
+
+/**
+ * Every decision of a move from the facts measured before the freeze.
+ *
+ * The default bound of 30 s holds a few GiB on a 10 Gbit/s link and 1 GiB on
+ * 1 Gbit/s with room to spare, and stays inside what TCP peers (minutes of
+ * retransmission) and most clients' request timeouts (30-60 s) survive: a
+ * move that would take longer is refused before the freeze, with the
+ * estimate, and one that runs over while frozen is rolled back.
+ */
+export function planMigration(f: MigrationFacts): MigrationPlan {
+  const useZstd = chooseCompression(f.compress, f.link.plainBps, f.link.zstdBps);
+  const imagePath = chooseImagePath(f.criuStream, f.memoryBytes, f.staging);
+  const restoreWhileReceiving = !imagePath.stream && f.restoreWhileReceiving;
+  const estimate = estimateDowntime({
+    memoryBytes: f.memoryBytes,
+    upperDeltaBytes: f.upperBytes,
+    linkBps: useZstd ? f.link.zstdBps : f.link.plainBps,
+    restoreWhileReceiving,
+    rates: f.rates,
+  });
+  const refusal =
+    // a link that could not be measured estimates nothing: the bound then holds while frozen only
+    f.maxDowntimeMs !== null && Number.isFinite(estimate.totalMs) && estimate.totalMs > f.maxDowntimeMs
+      ? `the downtime would be about ${fmtMs(estimate.totalMs)} (dump ${fmtMs(estimate.dumpMs)}, transfer ${fmtMs(estimate.transferMs)} at ${Math.round((useZstd ? f.link.zstdBps : f.link.plainBps) / 1e6)} MB/s, restore ${fmtMs(estimate.restoreMs)}), over the --max-downtime of ${fmtMs(f.maxDowntimeMs)}`
+      : null;
+  const warmBytes = f.warmMemory ? f.memoryBytes : 0;
+  return {
+    useZstd,
+    imagePath,
+    restoreWhileReceiving,
+    warm: { sourceBytes: warmBytes, peerBytes: 2 * warmBytes },
+    criu: { tcpEstablished: true, fileLocks: f.fileLocks },
+    estimate,
+    maxDowntimeMs: f.maxDowntimeMs,
+    refusal,
+  };
+}
+
+export function fmtMs(n: number): string {
+  if (!Number.isFinite(n)) return 'unbounded';
+  return n < 10_000 ? `${(n / 1000).toFixed(1)} s` : `${Math.round(n / 1000)} s`;
 }

@@ -14,6 +14,8 @@ export interface DaemonOptions {
   /** how often schedules are re-read and due times checked (default 1 s) */
   tickMs?: number;
   now?: () => Date;
+  /** deliver the aborts moves could not (move/recover.ts settlePendingAborts), every SETTLE_MS */
+  settleMoves?: () => Promise<string[]>;
 }
 
 interface Slot {
@@ -26,6 +28,7 @@ interface Slot {
 
 const BUSY_RETRY_MS = 5_000;
 const FAIL_RETRY_MS = 60_000;
+const SETTLE_MS = 30_000;
 
 /**
  * Run the schedules until the signal aborts: one daemon per state root (a
@@ -51,8 +54,13 @@ export async function runDaemon(rt: Runtime, o: DaemonOptions): Promise<void> {
     await writeJsonAtomic(statusFile, { pid: process.pid, updatedAt: now().toISOString(), schedules: out }, 0o600).catch(() => undefined);
   };
   rt.logger.info(`daemon started for ${rt.paths.root} (pid ${process.pid})`);
+  let settledAt = 0;
   try {
     while (!o.signal.aborted) {
+      if (o.settleMoves && Date.now() - settledAt >= SETTLE_MS) {
+        settledAt = Date.now();
+        for (const line of await o.settleMoves().catch((e: Error) => [`pending move aborts: ${e.message}`])) rt.logger.info(line);
+      }
       const schedules = await book.list().catch((e: Error) => {
         rt.logger.warn(`cannot read the schedules: ${e.message}`);
         return [] as Schedule[];

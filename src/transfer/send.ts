@@ -108,11 +108,17 @@ export async function probeLink(
     })());
     return call(zstd ? src.pipe(new CompressStream({ compressionLevel: 1 })) : src, zstd ? 'zstd' : 'none', n);
   };
-  const warm = o.warmupBytes ?? 32 << 20;
+  // a first look: a slow link gets samples of about half a second, not the fast link's 100 MiB
+  const t0 = performance.now();
+  const first = 2 << 20;
+  await send(first, false);
+  const rate0 = first / Math.max(0.001, (performance.now() - t0) / 1000);
+  const slow = rate0 < 64e6 && o.bytes === undefined;
+  const warm = slow ? 0 : (o.warmupBytes ?? 32 << 20);
   if (warm > 0) await send(warm, false);
-  const n = o.bytes ?? 32 << 20;
+  const n = slow ? Math.max(1 << 20, Math.round(rate0 / 2)) : (o.bytes ?? 32 << 20);
   const best = { plain: 0, zstd: 0 };
-  for (let r = 0; r < (o.rounds ?? 2); r++) {
+  for (let r = 0; r < (slow ? 1 : (o.rounds ?? 2)); r++) {
     for (const mode of ['plain', 'zstd'] as const) {
       if (!o[mode]) continue;
       const t0 = performance.now();

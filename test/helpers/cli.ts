@@ -6,6 +6,8 @@ import { fileURLToPath } from 'node:url';
 
 export const REPO = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../..');
 export const CLI = path.join(REPO, 'dist/src/cli/main.js');
+/** the CLI with a source-side test fault (fault-cli.ts): node FAULT_CLI --fault NAME ... */
+export const FAULT_CLI = path.join(REPO, 'dist/test/helpers/fault-cli.js');
 
 export interface CliResult {
   code: number;

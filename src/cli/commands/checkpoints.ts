@@ -1,3 +1,4 @@
+import { settleBefore } from '../settle.js';
 import type { Command } from 'commander';
 import { exportCheckpoint, importCheckpoint } from '../../checkpoint/archive-file.js';
 import { checkpointContainer } from '../../checkpoint/checkpoint.js';
@@ -41,6 +42,7 @@ export function registerCheckpointCommands(program: Command): void {
         });
       }
       const { rt, json } = runtimeFor(cmd);
+      await settleBefore(cmd, rt, name);
       const r = await checkpointContainer(rt, { name, stop: Boolean(o.stop), tcpEstablished: Boolean(o.tcpEstablished), fileLocks: Boolean(o.fileLocks), ...(o.tag ? { tag: o.tag } : {}) });
       if (json) printJson(r.manifest);
       else {

@@ -1,3 +1,4 @@
+import { settleBefore } from '../settle.js';
 import { isatty } from 'node:tty';
 import type { Command } from 'commander';
 import { attachTerminal } from '../../container/attach.js';
@@ -221,6 +222,7 @@ export function registerContainerCommands(program: Command, setExit: (code: numb
     .action(async (names: string[], o: { force?: boolean }, cmd: Command) => {
       const { rt } = runtimeFor(cmd);
       for (const n of names) {
+        await settleBefore(cmd, rt, n);
         await removeContainer(rt, n, Boolean(o.force));
         print(n);
       }

@@ -6,18 +6,21 @@ import { resolveConfigPath } from '../../hosts/config.js';
 import { sshPeer } from '../../move/connect.js';
 import { readHistory } from '../../move/history.js';
 import { moveContainer, type MoveEvent, type MoveReport } from '../../move/move.js';
-import { recoverMoves } from '../../move/recover.js';
+import { recoverMoves, settlePendingAborts } from '../../move/recover.js';
+import { fmtMs, parseMaxDowntime } from '../../move/plan.js';
 import { hostCheck } from '../../move/check.js';
 import { TsmError } from '../../errors/errors.js';
 import { widenPipe } from '../../native/native.js';
 import { humanBytes, table } from '../output.js';
 import { print, printJson, runtimeFor } from '../context.js';
+import type { CliSeams } from '../main.js';
 
 function renderReport(r: MoveReport): string {
   const d = r.downtime;
   return [
     `moved ${r.name} to ${r.host} (migration ${r.id}, epoch ${r.epoch})`,
     `downtime ${d.totalMs} ms = freeze ${d.freezeMs} + dump ${d.dumpMs} + transfer ${d.transferMs} + restore ${d.restoreMs} + resume ${d.resumeMs}`,
+    r.estimate ? `estimated before the freeze: ${fmtMs(r.estimate.totalMs)}; bound ${r.maxDowntimeMs === null ? 'none (--max-downtime off)' : fmtMs(r.maxDowntimeMs)}` : '',
     r.restoreParts.duringTransfer
       ? `restore: during the transfer, as the images arrived (set-up ${r.restoreParts.setupMs} ms, criu ${r.restoreParts.criuMs} ms); ${d.restoreMs} ms of it after the last byte${r.restoreParts.criuAfterLastByteMs === undefined ? '' : ` (criu ${r.restoreParts.criuAfterLastByteMs} ms)`}`
       : `restore: after the transfer (set-up ${r.restoreParts.setupMs} ms, criu ${r.restoreParts.criuMs} ms)`,
@@ -26,7 +29,8 @@ function renderReport(r: MoveReport): string {
     `pre-copy: ${r.preCopy}`,
     r.images ? `images: ${r.images.via === 'stream' ? "streamed from CRIU's image streamer, no copy in tmpfs here" : 'written to tmpfs and sent as CRIU wrote them'}${r.images.note ? ` (${r.images.note})` : ''}` : '',
     r.warmMemory ? `memory faulted in before the freeze: ${humanBytes(r.warmMemory.sourceBytes)} here, ${humanBytes(r.warmMemory.peerBytes)} on ${r.host}${r.warmMemory.peerPoolBytes ? `, ${humanBytes(r.warmMemory.peerPoolBytes)} of it a tmpfs file for the largest image` : ''} (${r.warmMemory.ms} ms, outside the downtime)` : '',
-    `network: ${r.network.ip ? `kept ${r.network.ip}; established TCP connections carried (--tcp-established)` : 'none (loopback only)'}`,
+    `network: ${r.network.ip ? `kept ${r.network.ip}` : 'none (loopback only)'}`,
+    r.carried ? `carried by CRIU: ${[r.carried.tcpEstablished ? 'established TCP connections' : '', r.carried.fileLocks ? 'file locks' : ''].filter(Boolean).join(', ') || 'memory and files only'}` : '',
   ].filter(Boolean).join('\n');
 }
 
@@ -58,7 +62,7 @@ function progress(json: boolean): (e: MoveEvent) => void {
   };
 }
 
-export function registerMoveCommands(program: Command, setExit: (code: number) => void): void {
+export function registerMoveCommands(program: Command, setExit: (code: number) => void, seams: CliSeams = {}): void {
   const hostCmd = program.commands.find((c) => c.name() === 'host');
   (hostCmd ?? program)
     .command('check')
@@ -88,8 +92,10 @@ export function registerMoveCommands(program: Command, setExit: (code: number) =
     .option('--no-warm-memory', 'do not fault in, before the freeze, the memory the dump and the restore will need')
     .option('--criu-stream <mode>', "images from CRIU's image streamer (criu dump --stream) or from the files it writes to tmpfs: auto (files where tmpfs has room), on, off", 'auto')
     .option('--no-restore-while-receiving', 'restore on the peer after the transfer, not while the images arrive (taking them from tmpfs files only)')
-    .action(async (name: string, host: string, o: { compress: string; warmMemory: boolean; criuStream: string; restoreWhileReceiving: boolean }, cmd: Command) => {
+    .option('--max-downtime <duration>', 'the longest the container may stay frozen, e.g. 500ms, 10s, 2m, or off: a move estimated longer is refused before the freeze, one running longer is rolled back', '30s')
+    .action(async (name: string, host: string, o: { compress: string; warmMemory: boolean; criuStream: string; restoreWhileReceiving: boolean; maxDowntime: string }, cmd: Command) => {
       const { rt, json } = runtimeFor(cmd);
+      const maxDowntimeMs = parseMaxDowntime(o.maxDowntime);
       if (!['auto', 'on', 'off'].includes(o.compress)) throw new TsmError('EINVAL_ARG', `invalid --compress "${o.compress}"`, { fix: 'use auto, on or off' });
       if (!['auto', 'on', 'off'].includes(o.criuStream)) throw new TsmError('EINVAL_ARG', `invalid --criu-stream "${o.criuStream}"`, { fix: 'use auto, on or off' });
       const g = cmd.optsWithGlobals<{ config?: string }>();
@@ -98,11 +104,13 @@ export function registerMoveCommands(program: Command, setExit: (code: number) =
       process.on('SIGINT', onSig);
       process.on('SIGTERM', onSig);
       try {
+        // an abort an earlier move of this container could not deliver goes first
+        await settlePendingAborts(rt, (h) => sshPeer(resolveConfigPath(g.config), h, { logger: rt.logger })(), name);
         const report = await moveContainer(
           rt,
           {
-            name, host, compress: o.compress as 'auto' | 'on' | 'off', warmMemory: o.warmMemory, ...(o.criuStream === 'auto' ? {} : { criuStream: o.criuStream === 'on' }), restoreWhileReceiving: o.restoreWhileReceiving, signal: ac.signal, onEvent: progress(json),
-            faultCorruptImages: process.env['TSMIGRATE_TEST_FAULT'] === 'corrupt-images',
+            name, host, compress: o.compress as 'auto' | 'on' | 'off', warmMemory: o.warmMemory, ...(o.criuStream === 'auto' ? {} : { criuStream: o.criuStream === 'on' }), restoreWhileReceiving: o.restoreWhileReceiving, maxDowntimeMs, signal: ac.signal, onEvent: progress(json),
+            ...(seams.moveFaults ? { faults: seams.moveFaults } : {}),
           },
           sshPeer(resolveConfigPath(g.config), host, { signal: ac.signal, logger: rt.logger }),
           sshPeer(resolveConfigPath(g.config), host, { logger: rt.logger }),

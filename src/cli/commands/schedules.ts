@@ -1,3 +1,5 @@
+import { settlePendingAborts } from '../../move/recover.js';
+import { sshPeer } from '../../move/connect.js';
 import { criuDeadlineSetting } from '../../criu/deadline.js';
 import type { Command } from 'commander';
 import { TsmError } from '../../errors/errors.js';
@@ -109,7 +111,12 @@ export function registerScheduleCommands(program: Command): void {
       process.on('SIGTERM', stop);
       process.on('SIGINT', stop);
       try {
-        await runDaemon(rt, { configFile: resolveConfigPath(g.config), signal: ac.signal });
+        await runDaemon(rt, {
+          configFile: resolveConfigPath(g.config),
+          signal: ac.signal,
+          settleMoves: async () =>
+            (await settlePendingAborts(rt, (h) => sshPeer(resolveConfigPath(g.config), h, { logger: rt.logger })())).map((a) => `move ${a.migration} of ${a.container}: ${a.action}: ${a.detail}`),
+        });
       } finally {
         process.off('SIGTERM', stop);
         process.off('SIGINT', stop);

@@ -142,7 +142,7 @@ for (const m of ['putUpper', 'putLogs', 'putImages', 'prepare'] as const) {
 test('a corrupted byte in the memory images is caught; the source keeps running', async () => {
   await T(A, ['run', '-d', 'flt', '--image', 'busybox', '--', ...counter]);
   await eventually(async () => (await count(A, 'flt')) > 3);
-  await assert.rejects(moveContainer(rtA, { name: 'flt', host: 'B', compress: 'off', faultCorruptImages: true }, peerOf(B).connect), (e: Error & { code?: string }) => {
+  await assert.rejects(moveContainer(rtA, { name: 'flt', host: 'B', compress: 'off', faults: { corruptImages: true } }, peerOf(B).connect), (e: Error & { code?: string }) => {
     assert.match(e.message, /corrupt|invalid|tar/i);
     return true;
   });

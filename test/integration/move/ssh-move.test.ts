@@ -9,7 +9,7 @@ import assert from 'node:assert/strict';
 import { execFileSync, spawn } from 'node:child_process';
 import { readdirSync, readFileSync, rmSync, existsSync, statSync } from 'node:fs';
 import path from 'node:path';
-import { cli, cliOk, eventually, sleep, tempRoot, CLI } from '../../helpers/cli.js';
+import { cli, cliOk, eventually, sleep, tempRoot, CLI, FAULT_CLI } from '../../helpers/cli.js';
 import { importBusybox, debianRootfs } from '../../helpers/images.js';
 import { leftovers } from '../../helpers/leftovers.js';
 import { Rig } from '../../helpers/rig.js';
@@ -70,10 +70,11 @@ async function assertOneCopy(name: string, where: 'A' | 'B') {
 }
 
 /** Run `tsmigrate --json move` and call onEvent for each progress line; resolves with the exit code and output. */
-function moveCli(name: string, onEvent?: (e: { phase: string }, child: ReturnType<typeof spawn>) => void, extra: NodeJS.ProcessEnv = {}) {
+function moveCli(name: string, onEvent?: (e: { phase: string }, child: ReturnType<typeof spawn>) => void, fault?: string) {
   return new Promise<{ code: number; stdout: string; stderr: string }>((resolve) => {
-    const child = spawn(process.execPath, [CLI, '--root', A, '--config', CFG, '--json', 'move', name, 'tsm-peer-b'], {
-      env: { ...process.env, ...env, ...extra },
+    const entry = fault ? [FAULT_CLI, '--fault', fault] : [CLI];
+    const child = spawn(process.execPath, [...entry, '--root', A, '--config', CFG, '--json', 'move', name, 'tsm-peer-b'], {
+      env: { ...process.env, ...env },
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     let stdout = '';
@@ -217,7 +218,7 @@ for (const fault of ['fail-restore', 'exit-in-restore']) {
 test('a corrupted byte in the stream is caught; SIGINT in each phase rolls back', async () => {
   await TA(['run', '-d', 'flt', '--image', 'busybox', '--', ...counter]);
   await eventually(async () => (await count(A, 'flt')) > 3);
-  const c = await moveCli('flt', undefined, { TSMIGRATE_TEST_FAULT: 'corrupt-images' });
+  const c = await moveCli('flt', undefined, 'corrupt-images');
   assert.notEqual(c.code, 0);
   assert.match(c.stderr, /corrupt|invalid|tar|zstd/i);
   await assertOneCopy('flt', 'A');
