@@ -3,6 +3,7 @@ import path from 'node:path';
 import { TsmError } from '../errors/errors.js';
 import { readJsonIfExists, writeJsonAtomic } from '../state/atomic.js';
 import type { StatePaths } from '../state/paths.js';
+import { peerMayGo, type PeerPhase } from '../move/phases.js';
 import type { BeginRequest } from './api.js';
 
 /** The peer's record of a migration it receives (fsynced at every phase). */
@@ -10,7 +11,7 @@ export interface IncomingMigration {
   id: string;
   name: string;
   epoch: number;
-  phase: 'begun' | 'receiving' | 'prepared' | 'committed' | 'aborted';
+  phase: PeerPhase;
   begin: BeginRequest;
   received: { images?: string; upper: string[] };
   staging?: string;
@@ -34,7 +35,12 @@ export class MigrationRecords {
     if (!m) throw new TsmError('EBAD_STATE', `this host knows no migration ${id}`, { fix: 'start the move again' });
     return m;
   }
+  /** Written only along the transitions phases.ts lists (the record on disk is the phase it leaves). */
   async save(m: IncomingMigration): Promise<void> {
+    const was = await this.get(m.id).catch(() => undefined);
+    if (was && was.phase !== m.phase && !peerMayGo(was.phase, m.phase)) {
+      throw new TsmError('EBAD_STATE', `migration ${m.id} is ${was.phase} here: it cannot become ${m.phase}`, { fix: 'start a new move (tsmigrate recover on the source settles this one)' });
+    }
     await fs.mkdir(this.dir, { recursive: true, mode: 0o700 });
     m.updatedAt = new Date().toISOString();
     await writeJsonAtomic(this.file(m.id), m, 0o600);
