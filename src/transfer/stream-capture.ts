@@ -53,9 +53,10 @@ export async function listenForImages(dir: string, o: { env?: NodeJS.ProcessEnv 
       async function* run(): AsyncGenerator<Buffer> {
         for await (const chunk of child.stdout) yield chunk as Buffer;
         const { code } = await exit;
+        // CRIU's own failure is the one to report (the streamer ends cleanly, without the end
+        // record, when CRIU failed): the stream fails with it rather than ending short
+        await dumped;
         if (code !== 0) {
-          // CRIU's own failure is the one to report; this is what the stream saw
-          await dumped;
           throw new TsmError('EIO', `streaming CRIU's images failed: ${failure()}`, { fix: "see the dump log in the move's staging directory; report a tsmigrate bug if CRIU succeeded" });
         }
       }
