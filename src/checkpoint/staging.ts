@@ -1,5 +1,6 @@
 import { promises as fs, statfsSync } from 'node:fs';
 import path from 'node:path';
+import { TsmError } from '../errors/errors.js';
 import { alive } from '../state/lock.js';
 
 const TMPFS_MAGIC = 0x01021994;
@@ -29,8 +30,11 @@ export function stagingBase(root: string, neededBytes: number, env: NodeJS.Proce
 
 /** A fresh private directory (0700) under the staging base, marked with its owner's pid. */
 export async function makeStagingDir(base: string, label: string): Promise<string> {
-  await fs.mkdir(base, { recursive: true, mode: 0o700 });
-  await fs.chmod(base, 0o700);
+  await fs.mkdir(path.dirname(base), { recursive: true, mode: 0o700 });
+  await fs.mkdir(base, { mode: 0o700 }).catch((e: NodeJS.ErrnoException) => {
+    if (e.code !== 'EEXIST') throw e;
+  });
+  await assertPrivateBase(base);
   await sweepStaleStaging(base);
   const dir = await fs.mkdtemp(path.join(base, `${label}-`));
   await fs.writeFile(path.join(dir, OWNER), `${process.pid}\n`, { mode: 0o600 });
@@ -38,6 +42,27 @@ export async function makeStagingDir(base: string, label: string): Promise<strin
 }
 
 const OWNER = '.tsmigrate-owner';
+
+/**
+ * The staging base holds memory images (secrets, and code CRIU will run): it
+ * must be a real directory (not a link), owned by us, that nobody else may
+ * enter. Under a world-writable parent (/dev/shm) another user can create it
+ * first, after a reboot; it is then refused, never adopted or chmod'ed.
+ */
+export async function assertPrivateBase(base: string): Promise<void> {
+  const st = await fs.lstat(base);
+  const uid = process.geteuid?.() ?? 0;
+  const fix = `remove it (rm -rf ${base}) so that tsmigrate creates it, or point TSMIGRATE_STAGING at a directory only root can enter`;
+  if (st.isSymbolicLink() || !st.isDirectory()) {
+    throw new TsmError('EBAD_STATE', `the staging directory ${base} is ${st.isSymbolicLink() ? 'a symbolic link' : 'not a directory'}: memory images will not be written there`, { fix });
+  }
+  if (st.uid !== uid) {
+    throw new TsmError('EBAD_STATE', `the staging directory ${base} belongs to uid ${st.uid}, not to tsmigrate's uid ${uid}: another user may have created it to read or replace memory images`, { fix });
+  }
+  if ((st.mode & 0o077) !== 0) {
+    throw new TsmError('EBAD_STATE', `the staging directory ${base} has mode ${(st.mode & 0o777).toString(8)}: other users may enter it (tsmigrate makes it 0700)`, { fix });
+  }
+}
 
 /**
  * Remove staging directories whose owner died (a checkpoint or move killed
