@@ -133,8 +133,8 @@ export async function captureLocked(rt: Runtime, req: CaptureRequest, criu: Criu
     deadline: planCriuDeadline(rt.criuDeadline, { memoryBytes: stats.memoryBytes ?? 0 }),
     progress: { cgroupCpuNs: async () => (await cg.stats()).cpuUsageNs },
     stalledFix: `the container was thawed and runs on; if CRIU is only slow here, allow it more with --criu-deadline (now ${formatCriuDeadline(rt.criuDeadline)})`,
-    // the staging goes; the log stays with the container, where the error says
-    keepLog: path.join(rt.paths.container(req.name), `dump-failed-${Date.now()}.log`),
+    // the staging goes; the log is kept under <root>/logs/criu, where the error says
+    keepLog: { root: rt.paths.root, container: req.name },
   };
   try {
     // ---- frozen window: as short as we can make it ----

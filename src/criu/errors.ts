@@ -11,6 +11,7 @@
  */
 import { TsmError } from '../errors/errors.js';
 import { CRIU_FIX } from './binary.js';
+import { criuLogNote } from './kept-logs.js';
 
 /** What CRIU was asked to do (the log's wording depends on it). */
 export type CriuOp = 'dump' | 'pre-dump' | 'restore' | 'check' | 'cpuinfo' | 'page-server' | 'lazy-pages';
@@ -41,6 +42,8 @@ export interface CriuFailure {
   fix: string;
   /** The relevant log lines, as logged (at most ~20). */
   excerpt: string[];
+  /** What the error message quotes: CRIU's last Error/Warn lines, sanitised (criuKeyLines). */
+  keyLines?: string[];
 }
 
 /** Error lines CRIU logs on every run here that mean nothing for the outcome. */
@@ -122,6 +125,30 @@ export function extractCriuErrors(logText: string, context = 2): string[] {
   }
   return out;
 }
+
+/** A log line made safe to show on a terminal: control characters and escapes become spaces, clipped. Pure. */
+export function sanitiseLine(line: string, max = 200): string {
+  // eslint-disable-next-line no-control-regex
+  const t = line.replace(/\x1b\[[0-9;?]*[ -/]*[@-~]/g, ' ').replace(/[\x00-\x1f\x7f-\x9f\u2028\u2029]+/g, ' ').replace(/\s+/g, ' ').trim();
+  return t.length > max ? `${t.slice(0, max - 3)}...` : t;
+}
+
+/**
+ * The key lines of a CRIU log: the last `n` distinct Error and Warn lines
+ * (the harmless ones left out), without their timestamps, sanitised. Pure.
+ */
+export function criuKeyLines(logText: string, n = 3): string[] {
+  const out: string[] = [];
+  for (const raw of logText.split(/\r?\n/).reverse()) {
+    const p = parseCriuLogLine(raw);
+    if (!p || HARMLESS_CRIU_ERRORS.some((re) => re.test(raw))) continue;
+    const line = sanitiseLine(`${p.level} (${p.source}): ${p.text}`);
+    if (!out.includes(line)) out.unshift(line);
+    if (out.length >= n) break;
+  }
+  return out;
+}
+
 
 // ---------------------------------------------------------------------------
 
@@ -429,7 +456,7 @@ export function explainCriuFailure(op: CriuOp, logText: string): CriuFailure {
   const s: Scan = { op, text: logText, lines, diag };
   for (const rule of RULES) {
     const hit = rule(s);
-    if (hit) return { reason: hit.reason, message: oneLine(hit.message, 400), fix: oneLine(hit.fix, 400), excerpt: excerptFor(s, hit) };
+    if (hit) return { reason: hit.reason, message: oneLine(hit.message, 400), fix: oneLine(hit.fix, 400), excerpt: excerptFor(s, hit), keyLines: criuKeyLines(logText) };
   }
   const errors = diag.filter((d) => d.p.level === 'Error');
   const first = errors.find((d) => !GENERIC_ERROR.test(d.p.text)) ?? errors[0];
@@ -442,7 +469,7 @@ export function explainCriuFailure(op: CriuOp, logText: string): CriuFailure {
     const tail = lines.filter((l) => !isBlank(l) && !isHarmless(l)).slice(-1)[0];
     message = tail !== undefined ? `CRIU logged no error; its last words: ${oneLine(tail, 200)}` : 'CRIU logged no error';
   }
-  return { reason: 'unknown', message, fix: 'read the CRIU log for the details', excerpt: excerptFor(s, null) };
+  return { reason: 'unknown', message, fix: 'read the CRIU log for the details', excerpt: excerptFor(s, null), keyLines: criuKeyLines(logText) };
 }
 
 /** The last `n` non-blank lines of a log, clipped, oldest first. Pure. */
@@ -477,7 +504,9 @@ export class CriuError extends TsmError {
   readonly op: CriuOp;
   readonly reason: CriuFailureReason;
   readonly excerpt: string[];
-  /** The CRIU log file, when there is one (callers may want to keep it). */
+  /** The lines the message quotes. */
+  readonly keyLines: string[];
+  /** The CRIU log file, when there is one: the kept copy (kept-logs.ts) when it could be kept. */
   readonly logPath: string | undefined;
   readonly exitCode: number | undefined;
   readonly signal: string | undefined;
@@ -486,11 +515,14 @@ export class CriuError extends TsmError {
     failure: CriuFailure,
     opts: { logPath?: string; exitCode?: number; signal?: string; cause?: unknown } = {},
   ) {
-    const where = opts.logPath !== undefined ? ` (CRIU log: ${opts.logPath})` : '';
-    super('ECRIU', `criu ${op} failed: ${failure.message}`, { fix: `${failure.fix}${where}`, cause: opts.cause });
+    const where = opts.logPath !== undefined ? ` ${criuLogNote(opts.logPath)}` : '';
+    const key = failure.keyLines ?? [];
+    const said = key.length > 0 ? `; CRIU logged: ${key.map((l) => `"${l}"`).join(' | ')}` : '';
+    super('ECRIU', `criu ${op} failed: ${failure.message}${said}`, { fix: `${failure.fix}${where}`, cause: opts.cause });
     this.op = op;
     this.reason = failure.reason;
     this.excerpt = failure.excerpt;
+    this.keyLines = key;
     this.logPath = opts.logPath;
     this.exitCode = opts.exitCode;
     this.signal = opts.signal;

@@ -5,12 +5,13 @@
  * forked. A non-zero exit becomes a CriuError explaining the failure from
  * CRIU's log (see errors.ts), with the log's path kept.
  */
-import { copyFile, rm, readFile } from 'node:fs/promises';
+import { rm, readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { TsmError } from '../errors/errors.js';
 import { CRIU_FIX, type CriuBinary } from './binary.js';
 import type { CriuDeadline } from './deadline.js';
 import { CriuError, explainCriuFailure, stoppedCriuFailure, type CriuOp } from './errors.js';
+import { keepCriuLog } from './kept-logs.js';
 import { spawnCriu } from './spawn.js';
 import { unlockCriuNetwork, unmountCriuYard } from './leftovers.js';
 import { killGroup, watchCriu, type CriuWatch, type ProgressSources } from './watchdog.js';
@@ -39,8 +40,11 @@ export interface RunCriuOptions {
   progress?: Pick<ProgressSources, 'cgroupCpuNs'>;
   /** The fix of a 'stalled' error (default: a generic one). */
   stalledFix?: string;
-  /** On failure, copy the log here and name this copy in the error (callers remove the images directory). */
-  keepLog?: string;
+  /**
+   * On failure, keep the log under <root>/logs/criu (kept-logs.ts) and name
+   * that copy in the error: callers remove the images directory.
+   */
+  keepLog?: { root: string; container?: string };
   /** Added to (and overriding) this process's environment, e.g. PATH. */
   env?: NodeJS.ProcessEnv;
 }
@@ -151,8 +155,8 @@ export async function runCriu(bin: CriuBinary | string, argv: readonly string[],
   const log = logPath !== undefined ? await readFile(logPath, 'utf8').catch(() => undefined) : undefined;
   const text = [log ?? '', stderr].filter((t) => t.trim() !== '').join('\n');
   let shownLog = log !== undefined ? logPath : undefined;
-  if (shownLog !== undefined && opts.keepLog !== undefined) {
-    shownLog = await copyFile(shownLog, opts.keepLog).then(() => opts.keepLog, () => shownLog);
+  if (opts.keepLog !== undefined && text.trim() !== '') {
+    shownLog = (await keepCriuLog({ ...opts.keepLog, op, text })) ?? shownLog;
   }
   const keep = shownLog !== undefined ? { logPath: shownLog } : {};
   const status = { ...(r.exitCode !== undefined ? { exitCode: r.exitCode } : {}), ...(r.signal !== undefined ? { signal: r.signal } : {}) };
@@ -165,7 +169,7 @@ export async function runCriu(bin: CriuBinary | string, argv: readonly string[],
     const limit = opts.timeoutMs ?? 0;
     const what = how === 'timedOut' ? `did not finish within ${limit < 1000 ? `${limit} ms` : `${Math.round(limit / 1000)} s`} and was stopped` : 'was cancelled and stopped';
     const hint = op === 'dump' || op === 'pre-dump' ? 'the dumped tasks may be left frozen or stopped: check them (tsmigrate ps) and thaw or restart them' : 'check what it left behind (tsmigrate ps) and try again';
-    throw new CriuError(op, { reason: 'interrupted', message: what, fix: hint, excerpt: x.excerpt }, { ...keep, ...status, cause: r.cause });
+    throw new CriuError(op, { reason: 'interrupted', message: what, fix: hint, excerpt: x.excerpt, keyLines: x.keyLines ?? [] }, { ...keep, ...status, cause: r.cause });
   }
 
   const x = explainCriuFailure(op, text);

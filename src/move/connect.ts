@@ -22,7 +22,7 @@ export function sshPeer(configFile: string, hostName: string, o: { signal?: Abor
     try {
       const channel = await session.exec([...host.command, 'agent', '--stdio']);
       channel.stderr.on('data', (d: Buffer) => o.logger?.debug(`${hostName}: ${d.toString().trimEnd()}`));
-      const client = await connectAgent(channel, { ...(o.signal ? { signal: o.signal } : {}), ...(o.logger ? { logger: o.logger } : {}) });
+      const client = await connectAgent(channel, { peerName: hostName, ...(o.signal ? { signal: o.signal } : {}), ...(o.logger ? { logger: o.logger } : {}) });
       return {
         agent: client,
         close: async () => {

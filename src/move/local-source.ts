@@ -185,7 +185,7 @@ export class LocalSource implements MoveSource {
       deadline: planCriuDeadline(this.rt.criuDeadline, { memoryBytes, ...(this.capture && linkBps > 0 ? { linkBps } : {}) }),
       progress: { cgroupCpuNs: async () => (await cg.stats()).cpuUsageNs },
       stalledFix: `the move was rolled back and the container runs on here; if CRIU is only slow, allow it more with --criu-deadline (now ${formatCriuDeadline(this.rt.criuDeadline)})`,
-      keepLog: path.join(this.rt.paths.container(this.name), `dump-failed-${id}.log`),
+      keepLog: { root: this.rt.paths.root, container: this.name },
     });
     let dumpedAt = 0;
     const afterDump = dumped.then(async () => {

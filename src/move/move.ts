@@ -10,7 +10,7 @@ import { withLock } from '../state/lock.js';
 import { requireRoot } from '../util/root.js';
 import { validateName } from '../util/name.js';
 import { learnRates } from './estimate.js';
-import { appendHistory, pastMoves } from './history.js';
+import { pastMoves, recordFailedMove, recordMove } from './history.js';
 import { MoveJournal } from './journal.js';
 import { LocalSource, type SourceFaults } from './local-source.js';
 import { DEFAULT_TIMING, runMigration, type MoveSettings, type MoveTiming } from './machine.js';
@@ -96,8 +96,11 @@ export async function moveContainer(
         logger: rt.logger,
       },
       { id, name: req.name, host: req.host, epoch, settings, ...(req.signal ? { signal: req.signal } : {}), emit: req.onEvent ?? (() => undefined) },
-    );
-    await appendHistory(rt.paths, report);
+    ).catch(async (e: unknown) => {
+      await recordFailedMove(rt.paths, { id, name: req.name, host: req.host }, e, { phase: journal.phase, begun: journal.has('begun'), interrupted: Boolean(req.signal?.aborted) });
+      throw e;
+    });
+    await recordMove(rt.paths, { id, name: req.name, host: req.host, outcome: 'committed', report, at: report.at });
     return report;
   });
 }

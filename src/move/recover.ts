@@ -2,6 +2,7 @@ import { LocalAgent } from '../agent/server.js';
 import { MigrationRecords } from '../agent/migrations.js';
 import type { Runtime } from '../runtime/context.js';
 import { withLock } from '../state/lock.js';
+import { recordRecovery } from './history.js';
 import { unfinishedMoves, type MoveJournal } from './journal.js';
 import { abortOnPeer, commitOnPeer, HELLO, withTimeout } from './peer-calls.js';
 import { recoveryFor } from './phases.js';
@@ -62,8 +63,9 @@ export async function settlePendingAborts(rt: Runtime, connectTo: ConnectTo, nam
 }
 
 /** One journal, under the container's lock (a move still running holds it: busy). */
-export function recoverMove(rt: Runtime, j: MoveJournal, connectTo: ConnectTo): Promise<RecoverAction> {
-  return recoverWith(
+export async function recoverMove(rt: Runtime, j: MoveJournal, connectTo: ConnectTo): Promise<RecoverAction> {
+  const before = j.phase;
+  const a = await recoverWith(
     {
       connectTo,
       lock: (name, fn) => withLock(rt.store.lockDir(name), `container ${name}`, fn),
@@ -71,6 +73,9 @@ export function recoverMove(rt: Runtime, j: MoveJournal, connectTo: ConnectTo): 
     },
     j,
   );
+  const { id, name, host } = j.record;
+  await recordRecovery(rt.paths, { id, name, host }, before, j.phase, a);
+  return a;
 }
 
 /** What recovery does to the source copy, and how it locks it (tests drive recovery with fakes). */

@@ -11,6 +11,7 @@ import { restoreArgv } from '../criu/argv.js';
 import type { CriuBinary } from '../criu/binary.js';
 import { formatCriuDeadline, planCriuDeadline, type CriuDeadlineSettings } from '../criu/deadline.js';
 import { CriuError, explainCriuFailure, stoppedCriuFailure } from '../criu/errors.js';
+import { keepCriuLog } from '../criu/kept-logs.js';
 import { removeCriuMntnsDirs, unmountCriuYard } from '../criu/leftovers.js';
 import { filesBytes, killGroup, watchCriu, type CriuWatch } from '../criu/watchdog.js';
 import { transferLease } from '../network/ipam.js';
@@ -155,10 +156,9 @@ export async function restoreTree(rt: Runtime, o: RestoreTreeOptions): Promise<H
     const supervisor = supervisorArgs({ log: logPolicyOf(o.config), oomFile: cg.oomKillFile(), oomKillsBefore: (await readOomRecord(dir))?.oomKills ?? 0 });
     const criuStarted = Date.now();
     const shim = await startShim('restore', [...supervisor, ...(o.config.tty ? ['--tty'] : []), '--pidfile', pidfile, ...netSetup.flatMap((v) => ['--net-setup', v]), '--', o.criu.path, ...argv], dir, { watchCriu: watchCriuRun }).catch(async (e: Error) => {
-      // the log stays where the message says: the images directory is removed by the caller
+      // the log is kept where the message says (kept-logs.ts): the images directory is removed by the caller
       const log = await fs.readFile(logPath, 'utf8').catch(() => '');
-      const kept = path.join(rt.paths.root, `restore-failed-${name}-${Date.now()}.log`);
-      await fs.writeFile(kept, log, { mode: 0o600 }).catch(() => undefined);
+      const kept = log.trim() !== '' ? await keepCriuLog({ root: rt.paths.root, op: 'restore', container: name, text: log }) : undefined;
       const expiry = watch?.fired();
       // CRIU killed half-way: its cgroup yard is still mounted in the images directory, its mount namespace's directory is in /tmp
       if (expiry) {
@@ -168,7 +168,7 @@ export async function restoreTree(rt: Runtime, o: RestoreTreeOptions): Promise<H
       const x = expiry
         ? stoppedCriuFailure(expiry, log, `everything the restore made was removed; if CRIU is only slow here, allow it more with --criu-deadline (now ${formatCriuDeadline(settings)})`)
         : explainCriuFailure('restore', log);
-      throw new CriuError('restore', x, { logPath: kept, cause: e });
+      throw new CriuError('restore', x, { ...(kept !== undefined ? { logPath: kept } : {}), cause: e });
     });
     const tRestored = performance.now();
     undo.push('kill restored tasks', async () => {

@@ -13,6 +13,7 @@ import { type AgentMethod, agentSpec } from '../schema.js';
 import { FrameKind, jsonPayload, protocolError } from './frames.js';
 import { type ErrorMsg, type ResultMsg, type WireError, fromWireError, lostError, oneLine, replyMsg } from './messages.js';
 import { chunksOf } from '../../util/chunks.js';
+import { onPeer } from '../../criu/kept-logs.js';
 import { Wire } from './wire.js';
 
 export interface ConnectOptions {
@@ -26,6 +27,8 @@ export interface ConnectOptions {
   /** what this side says in its hello (default: tsmigrate and its package version) */
   tool?: string;
   version?: string;
+  /** the peer's name here (hosts config): a CRIU log its errors cite is then said to be on that host */
+  peerName?: string;
 }
 
 export interface AgentClient extends AgentApi {
@@ -174,7 +177,7 @@ class Connection {
       return;
     }
     if (msg.type === 'result') this.settle(msg.id, msg.value);
-    else this.settle(msg.id, undefined, fromWireError(msg));
+    else this.settle(msg.id, undefined, fromWireError(this.opts.peerName === undefined ? msg : namePeer(msg, this.opts.peerName)));
   }
 
   private onClosed(reason: TsmError | undefined): void {
@@ -262,4 +265,9 @@ function ownVersion(): string {
     }
   }
   return cachedVersion;
+}
+
+/** A peer's error with its CRIU log notes naming the peer (kept-logs.ts). */
+function namePeer<T extends WireError>(w: T, host: string): T {
+  return { ...w, message: onPeer(w.message, host), ...(w.fix !== undefined ? { fix: onPeer(w.fix, host) } : {}) };
 }

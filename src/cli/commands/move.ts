@@ -4,7 +4,7 @@ import { serveAgent } from '../../agent/protocol/rpc.js';
 import { LocalAgent } from '../../agent/server.js';
 import { resolveConfigPath } from '../../hosts/config.js';
 import { sshPeer } from '../../move/connect.js';
-import { readHistory } from '../../move/history.js';
+import { readHistory, type MoveHistoryEntry } from '../../move/history.js';
 import { moveContainer, type MoveEvent, type MoveReport } from '../../move/move.js';
 import { recoverMoves, settlePendingAborts } from '../../move/recover.js';
 import { fmtMs, parseMaxDowntime } from '../../move/plan.js';
@@ -32,6 +32,17 @@ function renderReport(r: MoveReport): string {
     `network: ${r.network.ip ? `kept ${r.network.ip}` : 'none (loopback only)'}`,
     r.carried ? `carried by CRIU: ${[r.carried.tcpEstablished ? 'established TCP connections' : '', r.carried.fileLocks ? 'file locks' : ''].filter(Boolean).join(', ') || 'memory and files only'}` : '',
   ].filter(Boolean).join('\n');
+}
+
+/** One row of `history`: the figures of a committed move, the reason of any other. */
+export function historyRow(e: MoveHistoryEntry): string[] {
+  const r = e.report;
+  const d = r?.downtime;
+  const outcome = e.outcome === 'recovered' && e.finished ? `recovered (${e.finished})` : e.outcome;
+  const figures = r && d
+    ? [`${d.totalMs}ms`, `${d.freezeMs}`, `${d.dumpMs}`, `${d.transferMs}`, `${d.restoreMs}`, `${d.resumeMs}`, humanBytes(r.bytes.images + r.bytes.upperBase + r.bytes.upperDelta), r.compression.used ? 'yes' : 'no']
+    : ['-', '-', '-', '-', '-', '-', '-', '-'];
+  return [e.at, e.id, e.name, e.host, outcome, ...figures, e.reason ?? ''];
 }
 
 /** The progress line's tail: bytes, rate and, when the total is known, how long is left. */
@@ -140,16 +151,15 @@ export function registerMoveCommands(program: Command, setExit: (code: number) =
 
   program
     .command('history')
-    .description('past moves: downtime, bytes, compression')
+    .description('past moves and how each ended (committed, rolled-back, failed, refused, recovered): downtime, bytes, compression, why')
     .action(async (_o: unknown, cmd: Command) => {
       const { rt, json } = runtimeFor(cmd);
       const rows = await readHistory(rt.paths);
       if (json) return printJson(rows);
       print(
         table(
-          ['WHEN', 'CONTAINER', 'HOST', 'DOWNTIME', 'FREEZE', 'DUMP', 'TRANSFER', 'RESTORE', 'RESUME', 'SENT', 'ZSTD'],
-          rows.map((r) => [r.at, r.name, r.host, `${r.downtime.totalMs}ms`, `${r.downtime.freezeMs}`, `${r.downtime.dumpMs}`, `${r.downtime.transferMs}`,
-            `${r.downtime.restoreMs}`, `${r.downtime.resumeMs}`, humanBytes(r.bytes.images + r.bytes.upperBase + r.bytes.upperDelta), r.compression.used ? 'yes' : 'no']),
+          ['WHEN', 'MIGRATION', 'CONTAINER', 'HOST', 'OUTCOME', 'DOWNTIME', 'FREEZE', 'DUMP', 'TRANSFER', 'RESTORE', 'RESUME', 'SENT', 'ZSTD', 'REASON'],
+          rows.map(historyRow),
         ),
       );
     });

@@ -5,6 +5,7 @@ import { PROTOCOL_VERSION } from '../../../src/agent/api.js';
 import { FrameKind, encodeFrame } from '../../../src/agent/protocol/frames.js';
 import { connectAgent, serveAgent } from '../../../src/agent/protocol/rpc.js';
 import { TsmError, isTsmError } from '../../../src/errors/errors.js';
+import { CriuError, explainCriuFailure } from '../../../src/criu/errors.js';
 import { MID, RawPeer, SHA, beginReq, fakeAgent, helloResult, isCode, preflightReq, raw, setup, sha, socketPair } from './helpers.js';
 
 test('every method round-trips; the client is an AgentApi', async () => {
@@ -209,6 +210,25 @@ test('errors thrown by the impl reach the client: TsmError fields kept, others b
     await assert.rejects(t.client.status({ migrationId: MID }), isCode('EPEER', /^the peer agent failed: boom with a second line$/));
     await assert.rejects(t.client.abort({ migrationId: MID }), isCode('EINTERNAL', /agent's abort result is invalid/));
     assert.deepEqual(await t.client.prepare({ migrationId: MID, expect: { images: `crc32:${SHA.slice(0, 8)}`, upper: [] } }), { restoreMs: 12.5, initPid: 4242, setupMs: 2.5, criuMs: 9 });
+  } finally {
+    await t.cleanup();
+  }
+});
+
+test('a peer CRIU error cites its kept log as on the peer, by the name the source knows it by', async () => {
+  const impl = fakeAgent({
+    prepare: async () => {
+      throw new CriuError('restore', explainCriuFailure('restore', '(00.1) Error (criu/cr-restore.c:1237): Can\'t fork for 31851: File exists\n'), { logPath: '/var/lib/tsmigrate/logs/criu/restore-web-x.log' });
+    },
+  });
+  const t = await setup(impl, { peerName: 'host-b' });
+  try {
+    await assert.rejects(t.client.prepare({ migrationId: MID, expect: { images: `crc32:${SHA.slice(0, 8)}`, upper: [] } }), (e: unknown) => {
+      assert.ok(e instanceof TsmError);
+      assert.match(e.fix ?? '', /\(CRIU log on host-b: \/var\/lib\/tsmigrate\/logs\/criu\/restore-web-x\.log\)$/);
+      assert.match(e.message, /CRIU logged: "Error \(criu\/cr-restore\.c:1237\): Can't fork for 31851: File exists"/);
+      return true;
+    });
   } finally {
     await t.cleanup();
   }
