@@ -3,6 +3,7 @@ import { criuDeadlineSetting } from '../criu/deadline.js';
 import { createRuntime, type Runtime } from '../runtime/context.js';
 import { resolveRoot } from '../state/paths.js';
 import { stderrLogger } from '../util/logger.js';
+import { writeErr, writeOut } from './stdio.js';
 
 export interface GlobalOpts {
   root?: string;
@@ -14,14 +15,14 @@ export interface GlobalOpts {
 /** Options are normalised once here, at the entry point. */
 export function runtimeFor(cmd: Command): { rt: Runtime; json: boolean } {
   const g = cmd.optsWithGlobals<GlobalOpts>();
-  const rt = createRuntime({ root: resolveRoot(g.root), logger: stderrLogger(Boolean(g.verbose)), criuDeadline: criuDeadlineSetting(g.criuDeadline, process.env) });
+  const rt = createRuntime({ root: resolveRoot(g.root), logger: stderrLogger(Boolean(g.verbose), writeErr), criuDeadline: criuDeadlineSetting(g.criuDeadline, process.env) });
   return { rt, json: Boolean(g.json) };
 }
 
 export function print(s: string): void {
-  process.stdout.write(s.endsWith('\n') ? s : `${s}\n`);
+  writeOut(s.endsWith('\n') ? s : `${s}\n`);
 }
 
 export function printJson(v: unknown): void {
-  process.stdout.write(JSON.stringify(v, null, 2) + '\n');
+  writeOut(JSON.stringify(v, null, 2) + '\n');
 }

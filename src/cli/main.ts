@@ -13,6 +13,7 @@ import { registerStoreCommands } from './commands/stores.js';
 import { registerScheduleCommands } from './commands/schedules.js';
 import { tuneMallocForStreaming } from '../native/native.js';
 import type { SourceFaults } from '../move/local-source.js';
+import { guardStdio, writeErr } from './stdio.js';
 
 /** Test seams a test's own entry point (test/helpers/fault-cli.ts) sets; production passes none. */
 export interface CliSeams {
@@ -27,6 +28,8 @@ function version(): string {
 /** The only place that prints errors and decides exit codes. */
 export async function main(argv: string[], seams: CliSeams = {}): Promise<number> {
   let exitCode = 0;
+  // a reader gone from stdout or stderr must not kill a command half-way (a move between its phases)
+  guardStdio();
   // moves, checkpoints and the agent stream bulk data through short-lived Buffers (see native.ts)
   tuneMallocForStreaming();
   const program = new Command('tsmigrate')
@@ -54,15 +57,15 @@ export async function main(argv: string[], seams: CliSeams = {}): Promise<number
   } catch (e) {
     if (e instanceof CommanderError) {
       if (e.code === 'commander.helpDisplayed' || e.code === 'commander.version' || e.code === 'commander.help') return 0;
-      process.stderr.write(`tsmigrate: error: ${e.message.replace(/^error: /, '')}; see tsmigrate --help\n`);
+      writeErr(`tsmigrate: error: ${e.message.replace(/^error: /, '')}; see tsmigrate --help\n`);
       return 2;
     }
     if (e instanceof TsmError) {
-      process.stderr.write(`tsmigrate: error: ${e.oneLine()}\n`);
-      if (process.env['TSMIGRATE_DEBUG'] && e.cause) process.stderr.write(`${String((e.cause as Error).stack ?? e.cause)}\n`);
+      writeErr(`tsmigrate: error: ${e.oneLine()}\n`);
+      if (process.env['TSMIGRATE_DEBUG'] && e.cause) writeErr(`${String((e.cause as Error).stack ?? e.cause)}\n`);
       return exitCodeFor(e);
     }
-    process.stderr.write(`tsmigrate: internal error: ${(e as Error).stack ?? String(e)}\n`);
+    writeErr(`tsmigrate: internal error: ${(e as Error).stack ?? String(e)}\n`);
     return exitCodeFor(e);
   }
 }

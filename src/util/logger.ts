@@ -7,10 +7,11 @@ export interface Logger {
 
 export const silentLogger: Logger = { debug() {}, info() {}, warn() {} };
 
-export function stderrLogger(verbose: boolean): Logger {
+/** `write` is the CLI's guarded writer (src/cli/stdio.ts) where a closed stderr must not matter. */
+export function stderrLogger(verbose: boolean, write: (s: string) => unknown = (s) => process.stderr.write(s)): Logger {
   return {
-    debug: (m) => { if (verbose) process.stderr.write(`debug: ${m}\n`); },
-    info: (m) => { if (verbose) process.stderr.write(`${m}\n`); },
-    warn: (m) => process.stderr.write(`warning: ${m}\n`),
+    debug: (m) => { if (verbose) write(`debug: ${m}\n`); },
+    info: (m) => { if (verbose) write(`${m}\n`); },
+    warn: (m) => write(`warning: ${m}\n`),
   };
 }

@@ -14,6 +14,7 @@ import { widenPipe } from '../../native/native.js';
 import { humanBytes, table } from '../output.js';
 import { print, printJson, runtimeFor } from '../context.js';
 import type { CliSeams } from '../main.js';
+import { writeErr, writeOut } from '../stdio.js';
 
 function renderReport(r: MoveReport): string {
   const d = r.downtime;
@@ -56,20 +57,20 @@ export function progressText(bytes: number, seconds: number, totalBytes?: number
 
 /** Live progress on a terminal: phase, bytes, rate, time left. */
 function progress(json: boolean): (e: MoveEvent) => void {
-  if (json) return (e) => process.stdout.write(JSON.stringify({ event: 'progress', ...e, at: Date.now() }) + '\n');
-  if (!process.stderr.isTTY) return (e) => e.bytes === undefined && process.stderr.write(`${e.phase}${e.message ? `: ${e.message}` : ''}\n`);
+  if (json) return (e) => writeOut(JSON.stringify({ event: 'progress', ...e, at: Date.now() }) + '\n');
+  if (!process.stderr.isTTY) return (e) => e.bytes === undefined && writeErr(`${e.phase}${e.message ? `: ${e.message}` : ''}\n`);
   let phase = '';
   let bytes = 0;
   let t0 = Date.now();
   return (e) => {
     if (e.phase !== phase) {
-      if (phase) process.stderr.write('\n');
+      if (phase) writeErr('\n');
       phase = e.phase;
       bytes = 0;
       t0 = Date.now();
     }
     bytes += e.bytes ?? 0;
-    process.stderr.write(`\r\x1b[K${phase}${progressText(bytes, (Date.now() - t0) / 1000, e.totalBytes)}${e.message ? `: ${e.message}` : ''}`);
+    writeErr(`\r\x1b[K${phase}${progressText(bytes, (Date.now() - t0) / 1000, e.totalBytes)}${e.message ? `: ${e.message}` : ''}`);
   };
 }
 
@@ -126,9 +127,9 @@ export function registerMoveCommands(program: Command, setExit: (code: number) =
           sshPeer(resolveConfigPath(g.config), host, { signal: ac.signal, logger: rt.logger }),
           sshPeer(resolveConfigPath(g.config), host, { logger: rt.logger }),
         );
-        if (json) process.stdout.write(JSON.stringify({ event: 'done', report }) + '\n');
+        if (json) writeOut(JSON.stringify({ event: 'done', report }) + '\n');
         else {
-          if (process.stderr.isTTY) process.stderr.write('\n');
+          if (process.stderr.isTTY) writeErr('\n');
           print(renderReport(report));
         }
       } finally {
