@@ -130,6 +130,12 @@ test('a dump CRIU refuses (a traced process) leaves the container running and th
     assert.notEqual(r.code, 0);
     assert.equal(r.stderr.trim().split('\n').length, 1, r.stderr);
     assert.match(r.stderr, /trac|ptrace|seize/i);
+    // the log is kept where the message says (the staging it was written to is gone), and the message quotes it
+    const kept = /\(CRIU log: (\S+)\)/.exec(r.stderr)?.[1];
+    assert.ok(kept?.startsWith(path.join(root, 'logs/criu/dump-tr-')), r.stderr);
+    const quoted = /CRIU logged: "(?:Error|Warn) \(([^)]*)\): ([^"]*)"/.exec(r.stderr);
+    assert.ok(quoted, `a CRIU line is quoted: ${r.stderr}`);
+    assert.ok(readFileSync(kept!, 'utf8').includes(`(${quoted[1]}): ${quoted[2]!.replace(/\.\.\.$/, '')}`), `${kept} holds the quoted line`);
   } finally {
     strace.kill('SIGINT');
   }

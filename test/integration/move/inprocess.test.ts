@@ -11,6 +11,7 @@ import { existsSync, mkdirSync, readFileSync, readdirSync, rmSync } from 'node:f
 import path from 'node:path';
 import type { AgentApi } from '../../../src/agent/api.js';
 import { moveContainer, type MoveEvent, type PeerConnection } from '../../../src/move/move.js';
+import { readHistory } from '../../../src/move/history.js';
 import { recoverMoves } from '../../../src/move/recover.js';
 import { createRuntime } from '../../../src/runtime/context.js';
 import { cli, cliOk, eventually, sleep, tempRoot } from '../../helpers/cli.js';
@@ -208,6 +209,11 @@ test('a move cut off after the decision is completed by recover; before it, roll
   assert.equal(info.status, 'creating', 'the peer holds its copy (restored, stopped, not yet resumed)');
   const actions = await recoverMoves(rtA, async () => ({ agent: p.agent, close: async () => undefined }));
   assert.deepEqual(actions.map((a) => [a.container, a.action]), [['rec', 'completed']]);
+  // the history has the move as failed (why), then as finished by recover
+  const h = (await readHistory(rtA.paths)).filter((e) => e.name === 'rec');
+  assert.deepEqual(h.map((e) => [e.outcome, e.finished]), [['failed', undefined], ['recovered', 'committed']]);
+  assert.match(h[0]!.reason ?? '', /connection lost/);
+  assert.equal(h[0]!.id, h[1]!.id);
   await assertOneCopy('rec', B);
   const c = await count(B, 'rec');
   await eventually(async () => (await count(B, 'rec')) > c + 2);
@@ -224,6 +230,7 @@ test('a peer whose disk is too small refuses the move before anything is frozen'
     await assertOneCopy('flt', A);
     const ev = readFileSync(path.join(A, 'migrations/outgoing', readdirSync(path.join(A, 'migrations/outgoing')).sort().pop()!), 'utf8');
     assert.doesNotMatch(ev, /"frozen"/, 'never frozen');
+    assert.equal((await readHistory(rtA.paths)).filter((e) => e.name === 'flt').at(-1)?.outcome, 'refused');
   } finally {
     execFileSync('umount', ['-l', small]);
     await T(A, ['rm', '-f', 'flt']);

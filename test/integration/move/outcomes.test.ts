@@ -175,7 +175,7 @@ function assertKeptLog(message: string, where: RegExp, root: string): string {
   return file;
 }
 
-test("the peer's real CRIU failing its restore: the message names the peer's kept log and quotes CRIU; history says rolled-back with it", async () => {
+test("the peer's real CRIU failing its restore: the message names the peer's kept log and quotes CRIU; history says rolled-back with it", async (t) => {
   await runCounter('orst');
   const conf = path.join(A, 'criu-fail.conf');
   writeFileSync(conf, `action-script ${path.join(REPO, 'test/fixtures/criu-fail-action.sh')}\n`);
@@ -195,6 +195,7 @@ test("the peer's real CRIU failing its restore: the message names the peer's kep
   const line = r.stderr.trim().split('\n').filter((l) => l.startsWith('tsmigrate: error'));
   assert.equal(line.length, 1, r.stderr);
   assert.match(line[0]!, /criu restore failed/);
+  t.diagnostic(line[0]!);
   await eventually(async () => (await stateOf(B, 'orst')) === undefined && leftovers(B, 'orst').length === 0, 20000);
   assertKeptLog(line[0]!, new RegExp(`\\(CRIU log on ${PEER}: (\\S+)\\)`), B);
   assert.equal(await stateOf(A, 'orst'), 'running');
@@ -204,7 +205,7 @@ test("the peer's real CRIU failing its restore: the message names the peer's kep
   await TA(['rm', '-f', 'orst']);
 });
 
-test('a dump CRIU refuses on the source (a traced process): the message names the kept log under the state root and quotes CRIU', async () => {
+test('a dump CRIU refuses on the source (a traced process): the message names the kept log under the state root and quotes CRIU', async (t) => {
   await runCounter('otr');
   const pid = Number(readFileSync(path.join(A, 'containers/otr/init.pid'), 'utf8'));
   const strace = spawn('strace', ['-p', String(pid), '-o', '/dev/null'], { stdio: 'ignore' });
@@ -219,6 +220,7 @@ test('a dump CRIU refuses on the source (a traced process): the message names th
   const line = r.stderr.trim().split('\n').filter((l) => l.startsWith('tsmigrate: error'));
   assert.equal(line.length, 1, r.stderr);
   assert.match(line[0]!, /criu dump failed/);
+  t.diagnostic(line[0]!);
   assertKeptLog(line[0]!, /\(CRIU log: (\S+)\)/, A);
   await eventually(async () => (await stateOf(A, 'otr')) === 'running', 10000);
   assert.equal(await stateOf(B, 'otr'), undefined);
