@@ -5,6 +5,8 @@ import path from 'node:path';
 import { detectLayout } from '../cgroup/detect.js';
 import { criuCheck, locateCriu } from '../criu/binary.js';
 import { criuCpuinfoCheck } from '../criu/cpuinfo.js';
+import { criuKeyLines } from '../criu/errors.js';
+import { keepCriuLog } from '../criu/kept-logs.js';
 import { resolveImage } from '../image/store.js';
 import { readLease } from '../network/ipam.js';
 import type { Runtime } from '../runtime/context.js';
@@ -48,13 +50,20 @@ export async function peerPreflight(rt: Runtime, records: MigrationRecords, p: P
   try {
     const criu = await locateCriu();
     const chk = await criuCheck(criu);
-    if (!chk.ok) add('criu', `criu check fails on the peer (${criu.versionText})`, 'run scripts/setup.sh on the peer and tsmigrate doctor there');
+    if (!chk.ok) {
+      // its output kept here, where the peer's operator can read it
+      const kept = await keepCriuLog({ root: rt.paths.root, op: 'check', text: chk.output });
+      const said = criuKeyLines(chk.output);
+      const quoted = said.length > 0 ? `: ${said.map((l) => `"${l}"`).join(' | ')}` : '';
+      add('criu', `criu check fails on the peer (${criu.versionText})${quoted}${kept !== undefined ? `; its output is kept there at ${kept}` : ''}`, 'run scripts/setup.sh on the peer and tsmigrate doctor there');
+    }
     if (p.cpuinfo) {
       const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'tsm-cpuinfo-'));
       try {
         await fs.writeFile(path.join(dir, 'cpuinfo.img'), Buffer.from(p.cpuinfo, 'base64'));
-        const r = await criuCpuinfoCheck(criu, dir);
-        if (!r.ok) add('cpu', `the peer's CPU lacks features the container may use: ${r.detail}`, 'move it to a host with the same or a newer CPU');
+        const r = await criuCpuinfoCheck(criu, dir, { root: rt.paths.root, container: p.name });
+        const kept = r.keptLog !== undefined ? ` (CRIU's output is kept there at ${r.keptLog})` : '';
+        if (!r.ok) add('cpu', `the peer's CPU lacks features the container may use: ${r.detail}${kept}`, 'move it to a host with the same or a newer CPU');
       } finally {
         await fs.rm(dir, { recursive: true, force: true });
       }

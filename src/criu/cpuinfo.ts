@@ -34,18 +34,23 @@ function errorText(out: string): string {
  * reason in detail when it cannot, or when there is no cpuinfo.img. Throws
  * only when CRIU cannot be run.
  */
-export async function criuCpuinfoCheck(bin: CriuBinary | string, dir: string): Promise<{ ok: boolean; detail: string }> {
+export async function criuCpuinfoCheck(
+  bin: CriuBinary | string,
+  dir: string,
+  /** keep CRIU's output when the check fails (kept-logs.ts), named in keptLog */
+  keepLog?: { root: string; container?: string },
+): Promise<{ ok: boolean; detail: string; keptLog?: string }> {
   const argv = cpuinfoCheckArgv(dir);
   const img = path.join(dir, CPUINFO_IMAGE);
   if (!(await access(img).then(() => true, () => false))) {
     return { ok: false, detail: `no ${CPUINFO_IMAGE} in ${dir} (the checkpoint did not record its CPU)` };
   }
   try {
-    await runCriu(bin, argv, { imagesDir: dir, timeoutMs: CPUINFO_TIMEOUT_MS });
+    await runCriu(bin, argv, { imagesDir: dir, timeoutMs: CPUINFO_TIMEOUT_MS, ...(keepLog ? { keepLog } : {}) });
     return { ok: true, detail: `this host's CPU can run what ${img} describes` };
   } catch (e) {
     if (!isCriuError(e) || e.reason === 'interrupted') throw e;
     const detail = e.excerpt.length > 0 ? errorText(e.excerpt.join('\n')) : '';
-    return { ok: false, detail: detail !== '' ? detail : e.message };
+    return { ok: false, detail: detail !== '' ? detail : e.message, ...(keepLog && e.logPath !== undefined ? { keptLog: e.logPath } : {}) };
   }
 }
