@@ -78,12 +78,17 @@ export class FakeSource implements MoveSource {
   async prepareImages(_plan: MigrationPlan): Promise<void> {
     this.step('prepareImages');
   }
+  /** performance.now() at the last freeze and thaw: the downtime as the container saw it */
+  frozenAt = 0;
+  thawedAt = 0;
   async freeze(): Promise<void> {
     this.step('freeze');
     this.frozen = true;
+    this.frozenAt = performance.now();
   }
   async thaw(): Promise<void> {
     this.frozen = false;
+    this.thawedAt = performance.now();
   }
   async dumpAndSend(_peer: AgentApi, id: string, _p: MigrationPlan, _r: RunningCopy, signal: AbortSignal | undefined, _e: unknown, onLinkDown: () => void): Promise<FrozenCopy> {
     this.step('dumpAndSend');
