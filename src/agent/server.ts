@@ -119,7 +119,7 @@ export class LocalAgent implements AgentApi {
     await fs.mkdir(layout.upper, { recursive: true, mode: 0o755 });
     await this.rt.store.saveConfig(p.config);
     await this.rt.store.saveState(p.name, { status: 'creating', cgroupParent: this.rt.cgroupParent, rootfs: layout, migrationId: p.migrationId, epoch: p.epoch });
-    const staging = await makeStagingDir(stagingBase(this.rt.paths.root, 1 << 30), `move-${p.migrationId}`);
+    const staging = await makeStagingDir(stagingBase(this.rt.paths.root, p.memoryBytes ?? 1 << 30), `move-${p.migrationId}`);
     const m: IncomingMigration = { id: p.migrationId, name: p.name, epoch: p.epoch, phase: 'begun', begin: p, received: { upper: [] }, staging, updatedAt: '' };
     await this.records.save(m);
     this.begunHere.add(p.migrationId);

@@ -7,6 +7,7 @@ import { startFrozenBudget, type FrozenBudget } from './budget.js';
 import type { Rates } from './estimate.js';
 import type { MoveJournal } from './journal.js';
 import { abortOnPeer, commitOnPeer, HELLO, untilAborted } from './peer-calls.js';
+import { preflightAsk, preflightRefusal } from './peer-check.js';
 import { isFinal } from './phases.js';
 import { planMigration, type CompressChoice, type MigrationPlan } from './plan.js';
 import type { MoveEvent, MoveReport, PeerConnection } from './report.js';
@@ -95,12 +96,9 @@ export async function runMigration(d: MachineDeps, r: MigrationRequest): Promise
     const sameMachine = hello.hostname === d.local.hostname && hello.root !== d.local.root;
     const leaseOwner = sameMachine ? { root: d.local.root, container: r.name } : null;
     emit({ phase: 'preflight' });
-    const pre = await peer.preflight({
-      name: r.name, config: facts.config, network: facts.network, cpuinfo: facts.cpuinfo, memoryBytes: facts.memoryBytes, upperBytes: facts.upperBytes, leaseOwner, epoch: r.epoch,
-    });
-    if (!pre.ok) {
-      throw new TsmError('EPREFLIGHT', `${r.host} cannot take "${r.name}": ${pre.problems.map((x) => x.message).join('; ')}`, { fix: pre.problems.map((x) => x.fix).join('; ') });
-    }
+    const pre = await peer.preflight(preflightAsk(facts, { leaseOwner, epoch: r.epoch }));
+    const refused = preflightRefusal(r.host, r.name, pre);
+    if (refused) throw refused;
     sig?.throwIfAborted();
     await journal.append('preflight-ok');
     let imageBytes = 0;
@@ -128,7 +126,7 @@ export async function runMigration(d: MachineDeps, r: MigrationRequest): Promise
     });
     await peer.begin({
       migrationId: r.id, epoch: r.epoch, name: r.name, config: facts.config, network: facts.network, leaseOwner, stdio: facts.stdio,
-      criuOptions: plan.criu, criuDeadline: { ...d.criuDeadline },
+      criuOptions: plan.criu, memoryBytes: facts.memoryBytes, criuDeadline: { ...d.criuDeadline },
     });
     await journal.append('begun', { useZstd: plan.useZstd, estimateMs: plan.estimate.totalMs, maxDowntimeMs: plan.maxDowntimeMs });
     emit({ phase: 'upper' });

@@ -12,7 +12,10 @@ export interface SourceFacts {
   stdio: StdioKeys;
   epoch: number;
   memoryBytes: number;
+  /** the upper layer, the log files a move sends, the image's rootfs: each file rounded up to whole blocks (peer-check.ts) */
   upperBytes: number;
+  logBytes: number;
+  imageBytes: number;
   /** CRIU's cpuinfo image of this host, base64, for the peer's compatibility check */
   cpuinfo: string;
   image: { name: string; digest: string };

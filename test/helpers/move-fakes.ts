@@ -50,6 +50,8 @@ export class FakeSource implements MoveSource {
       epoch: 1,
       memoryBytes: this.memoryBytes,
       upperBytes: 4096,
+      logBytes: 0,
+      imageBytes: 0,
       cpuinfo: '',
       image: { name: 'busybox', digest: 'sha256:00' },
       staging: { tmpfs: true, freeBytes: 8 << 30 },

@@ -9,6 +9,7 @@ import { moveContainer, type MoveEvent, type MoveReport } from '../../move/move.
 import { recoverMoves, settlePendingAborts } from '../../move/recover.js';
 import { fmtMs, parseMaxDowntime } from '../../move/plan.js';
 import { hostCheck } from '../../move/check.js';
+import { spaceLines } from '../../move/peer-check.js';
 import { TsmError } from '../../errors/errors.js';
 import { widenPipe } from '../../native/native.js';
 import { humanBytes, table } from '../output.js';
@@ -92,6 +93,7 @@ export function registerMoveCommands(program: Command, setExit: (code: number) =
       if (r.preflight) {
         if (r.preflight.ok) print(`${name}: can move to ${host}${r.preflight.needImage ? ' (its image will be sent first)' : ''}`);
         for (const p of r.preflight.problems) print(`  ${p.check}: ${p.message}; ${p.fix}`);
+        for (const l of spaceLines(r.preflight)) print(`  space: ${l}`);
       }
     });
 
