@@ -7,7 +7,7 @@ import { startFrozenBudget, type FrozenBudget } from './budget.js';
 import type { Rates } from './estimate.js';
 import type { MoveJournal } from './journal.js';
 import { abortOnPeer, commitOnPeer, HELLO, untilAborted } from './peer-calls.js';
-import { preflightAsk, preflightRefusal } from './peer-check.js';
+import { namedPeerError, preflightAsk, preflightRefusal } from './peer-check.js';
 import { isFinal } from './phases.js';
 import { planMigration, type CompressChoice, type MigrationPlan } from './plan.js';
 import type { MoveEvent, MoveReport, PeerConnection } from './report.js';
@@ -225,7 +225,7 @@ export async function runMigration(d: MachineDeps, r: MigrationRequest): Promise
     await undo.unwind();
     if (peerTold) {
       await journal.append('aborted', { error: e.message });
-      throw e;
+      throw namedPeerError(r.host, e);
     }
     await journal.append('abort-pending', { error: e.message });
     throw new TsmError((e as TsmError).code ?? 'EINTERNAL', `${e.message} (the container runs here; ${r.host} could not be told to remove its partial copy yet)`, {

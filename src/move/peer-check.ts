@@ -72,3 +72,9 @@ export function preflightRefusal(host: string, name: string, pre: PreflightResul
 export function spaceLines(pre: PreflightResult): string[] {
   return (pre.space ?? []).map(spaceLine);
 }
+
+/** A peer's error as the move reports it: a full disk on the peer names the host it happened on. */
+export function namedPeerError(host: string, e: Error): Error {
+  if (!(e instanceof TsmError) || e.code !== 'ENOSPC') return e;
+  return new TsmError('ENOSPC', `${host}: ${e.message}`, { ...(e.fix ? { fix: e.fix } : {}), cause: e });
+}
