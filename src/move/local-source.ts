@@ -22,6 +22,7 @@ import { measureZstd, probeLink, sendReadable, sendTree } from '../transfer/send
 import { deltaFilter, diffIndex, indexTree, type TreeIndex } from '../transfer/upper-index.js';
 import { WarmMemory } from '../util/warm-memory.js';
 import type { MigrationPlan } from './plan.js';
+import { checkFileLocks } from './file-locks-read.js';
 import { diskBytes, spaceFacts } from './peer-check.js';
 import { removeSourceCopy } from './source-copy.js';
 import type { FrozenCopy, LinkMeasure, MoveSource, Progress, RunningCopy, SourceFacts, Warmed } from './source.js';
@@ -72,6 +73,8 @@ export class LocalSource implements MoveSource {
   }
 
   async inspect(): Promise<SourceFacts> {
+    // what CRIU cannot carry is refused before anything is sent or frozen
+    const locks = await checkFileLocks(this.name, await this.cg().pids());
     const stats = await this.cg().stats();
     const memoryBytes = stats.memoryBytes ?? 0;
     this.staging = await makeStagingDir(stagingBase(this.rt.paths.root, memoryBytes), `move-${this.id}`);
@@ -88,7 +91,8 @@ export class LocalSource implements MoveSource {
       cpuinfo,
       image: { name: this.image.name, digest: this.image.digest },
       staging: filesystemOf(this.staging),
-      fileLocks: false,
+      fileLocks: locks.fileLocks,
+      locks: locks.held,
     };
   }
 

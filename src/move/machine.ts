@@ -11,7 +11,7 @@ import { namedPeerError, preflightAsk, preflightRefusal } from './peer-check.js'
 import { isFinal } from './phases.js';
 import { planMigration, type CompressChoice, type MigrationPlan } from './plan.js';
 import type { MoveEvent, MoveReport, PeerConnection } from './report.js';
-import type { MoveSource } from './source.js';
+import type { MoveSource, SourceFacts } from './source.js';
 
 /** The user's choices for one move (flags), resolved. */
 export interface MoveSettings {
@@ -194,7 +194,7 @@ export async function runMigration(d: MachineDeps, r: MigrationRequest): Promise
     emit({ phase: 'cleanup' });
     await source.removeCopy();
     await journal.append('done');
-    return report(r, plan, {
+    return report(r, plan, facts.locks, {
       downtime: {
         freezeMs: ms(tFreeze, tFrozen), dumpMs: ms(tFrozen, sent.dumpedAt), transferMs: ms(sent.dumpedAt, tSent),
         restoreMs: ms(tSent, tRestored), resumeMs: ms(tRestored, tResumed), totalMs: ms(tFreeze, tResumed),
@@ -245,6 +245,7 @@ export async function runMigration(d: MachineDeps, r: MigrationRequest): Promise
 function report(
   r: MigrationRequest,
   plan: MigrationPlan,
+  locks: SourceFacts['locks'],
   m: Pick<MoveReport, 'downtime' | 'restoreParts' | 'preCopy' | 'warmMemory' | 'images' | 'compression' | 'bytes' | 'network' | 'totalMs'>,
 ): MoveReport {
   return {
@@ -253,7 +254,7 @@ function report(
     estimate: plan.estimate,
     maxDowntimeMs: plan.maxDowntimeMs,
     tcpEstablished: plan.criu.tcpEstablished,
-    carried: { tcpEstablished: plan.criu.tcpEstablished, fileLocks: plan.criu.fileLocks },
+    carried: { tcpEstablished: plan.criu.tcpEstablished, fileLocks: plan.criu.fileLocks, locks },
     at: new Date().toISOString(),
   };
 }

@@ -4,6 +4,7 @@ import type { ContainerConfig } from '../container/types.js';
 import type { StdioKeys } from '../container/stdio.js';
 import type { NetworkPlan } from '../network/setup.js';
 import type { MigrationPlan } from './plan.js';
+import type { LockPlan } from './file-locks.js';
 
 /** What the source knows of the container before anything is sent or frozen. */
 export interface SourceFacts {
@@ -20,8 +21,10 @@ export interface SourceFacts {
   cpuinfo: string;
   image: { name: string; digest: string };
   staging: { tmpfs: boolean; freeBytes: number };
-  /** the container's processes hold file locks (CRIU must carry them) */
+  /** pass CRIU's --file-locks (file-locks.ts: always, it costs nothing) */
   fileLocks: boolean;
+  /** the locks the container's processes held when inspected */
+  locks: LockPlan['held'];
 }
 
 export interface LinkMeasure {

@@ -55,7 +55,8 @@ export class FakeSource implements MoveSource {
       cpuinfo: '',
       image: { name: 'busybox', digest: 'sha256:00' },
       staging: { tmpfs: true, freeBytes: 8 << 30 },
-      fileLocks: false,
+      fileLocks: true,
+      locks: { flock: 0, posix: 0, ofd: 0, lease: 0 },
     };
   }
   async sendImage(): Promise<number> {

@@ -10,6 +10,7 @@ import { recoverMoves, settlePendingAborts } from '../../move/recover.js';
 import { fmtMs, parseMaxDowntime } from '../../move/plan.js';
 import { hostCheck } from '../../move/check.js';
 import { spaceLines } from '../../move/peer-check.js';
+import { heldText } from '../../move/file-locks.js';
 import { TsmError } from '../../errors/errors.js';
 import { widenPipe } from '../../native/native.js';
 import { humanBytes, table } from '../output.js';
@@ -32,7 +33,7 @@ function renderReport(r: MoveReport): string {
     r.images ? `images: ${r.images.via === 'stream' ? "streamed from CRIU's image streamer, no copy in tmpfs here" : 'written to tmpfs and sent as CRIU wrote them'}${r.images.note ? ` (${r.images.note})` : ''}` : '',
     r.warmMemory ? `memory faulted in before the freeze: ${humanBytes(r.warmMemory.sourceBytes)} here, ${humanBytes(r.warmMemory.peerBytes)} on ${r.host}${r.warmMemory.peerPoolBytes ? `, ${humanBytes(r.warmMemory.peerPoolBytes)} of it a tmpfs file for the largest image` : ''} (${r.warmMemory.ms} ms, outside the downtime)` : '',
     `network: ${r.network.ip ? `kept ${r.network.ip}` : 'none (loopback only)'}`,
-    r.carried ? `carried by CRIU: ${[r.carried.tcpEstablished ? 'established TCP connections' : '', r.carried.fileLocks ? 'file locks' : ''].filter(Boolean).join(', ') || 'memory and files only'}` : '',
+    r.carried ? `carried by CRIU: ${[r.carried.tcpEstablished ? 'established TCP connections' : '', r.carried.fileLocks ? `file locks (${r.carried.locks ? heldText(r.carried.locks) : 'if held'})` : ''].filter(Boolean).join(', ') || 'memory and files only'}` : '',
   ].filter(Boolean).join('\n');
 }
 
