@@ -6,11 +6,11 @@
  */
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { copyFileSync, readFileSync, rmSync } from 'node:fs';
+import { readFileSync, rmSync } from 'node:fs';
 import path from 'node:path';
 import { cli, cliOk, eventually, tempRoot, CLI } from '../../helpers/cli.js';
 import { importLocker } from '../../helpers/locker.js';
-import { Rig } from '../../helpers/rig.js';
+import { Rig, addRigPeer } from '../../helpers/rig.js';
 import { spawnSync } from 'node:child_process';
 import { cgroupParentFor } from '../../../src/runtime/context.js';
 
@@ -24,13 +24,7 @@ const TB = (args: string[]) => cliOk(B, args, { timeoutMs: 60000 });
 const loop = 'i=0; while true; do i=$((i+1)); echo $i > /tmp/count; sleep 0.1; done';
 
 before(async () => {
-  const h = await rig.start('tsm-peer-l', '127.0.0.6');
-  B = h.root;
-  const add = [...h.addCommand];
-  const k = add.indexOf('--known-hosts') + 1;
-  copyFileSync(add[k]!, path.join(A, 'known_hosts'));
-  add[k] = path.join(A, 'known_hosts');
-  await TA(add);
+  B = await addRigPeer(rig, 'tsm-peer-l', '127.0.0.6', A, TA);
   await importLocker(A);
 });
 after(async () => {
