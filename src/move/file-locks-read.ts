@@ -1,21 +1,35 @@
 import { promises as fs } from 'node:fs';
 import { TsmError } from '../errors/errors.js';
-import { parseFdinfoLocks, planFileLocks, type HeldLock, type LockPlan } from './file-locks.js';
+import { lockFileKey, parseFdinfoLocks, parseProcLocks, planFileLocks, type LockFacts, type LockPlan } from './file-locks.js';
 
-/** The locks the processes `pids` hold, from /proc/PID/fdinfo (processes and descriptors that go away meanwhile are skipped). */
-export async function readHeldLocks(pids: number[], proc = '/proc'): Promise<HeldLock[]> {
-  const out: HeldLock[] = [];
+const field = (text: string, name: string) => new RegExp(`^${name}:\\s*(\\d+)$`, 'm').exec(text)?.[1];
+
+/**
+ * The facts planFileLocks needs: the locks the processes `pids` hold and the
+ * files they have open (/proc/PID/fdinfo, the device from their mountinfo),
+ * and the host's /proc/locks. Processes and descriptors that go away
+ * meanwhile are skipped.
+ */
+export async function readLockFacts(pids: number[], proc = '/proc'): Promise<LockFacts> {
+  const facts: LockFacts = { held: [], system: [], openFiles: new Map(), pids: new Set(pids) };
   for (const pid of pids) {
-    const fds = await fs.readdir(`${proc}/${pid}/fdinfo`).catch(() => [] as string[]);
-    for (const name of fds) {
-      const fd = Number(name);
+    const devs = new Map<string, string>();
+    for (const line of (await fs.readFile(`${proc}/${pid}/mountinfo`, 'utf8').catch(() => '')).split('\n')) {
+      const [id, , dev] = line.split(' ');
+      if (id && dev) devs.set(id, dev);
+    }
+    for (const name of await fs.readdir(`${proc}/${pid}/fdinfo`).catch(() => [] as string[])) {
       const text = await fs.readFile(`${proc}/${pid}/fdinfo/${name}`, 'utf8').catch(() => '');
-      if (!text.includes('lock:')) continue;
-      const path = await fs.readlink(`${proc}/${pid}/fd/${name}`).catch(() => `descriptor ${fd}`);
-      out.push(...parseFdinfoLocks(text, { pid, fd, path }));
+      const dev = devs.get(field(text, 'mnt_id') ?? '');
+      const ino = field(text, 'ino');
+      if (!dev || !ino) continue;
+      const path = await fs.readlink(`${proc}/${pid}/fd/${name}`).catch(() => `descriptor ${name} of process ${pid}`);
+      facts.openFiles.set(lockFileKey(dev, ino), path);
+      if (text.includes('lock:')) facts.held.push(...parseFdinfoLocks(text, { pid, fd: Number(name), path }));
     }
   }
-  return out;
+  facts.system = parseProcLocks(await fs.readFile(`${proc}/locks`, 'utf8').catch(() => ''));
+  return facts;
 }
 
 /**
@@ -23,10 +37,10 @@ export async function readHeldLocks(pids: number[], proc = '/proc'): Promise<Hel
  * move cannot carry (nothing frozen, nothing sent yet).
  */
 export async function checkFileLocks(name: string, pids: number[]): Promise<LockPlan> {
-  const plan = planFileLocks(await readHeldLocks(pids));
+  const plan = planFileLocks(await readLockFacts(pids));
   if (plan.refused.length) {
-    throw new TsmError('EPREFLIGHT', `"${name}" holds file locks a move cannot carry: ${plan.refused.join('; ')}`, {
-      fix: 'release them (or stop what holds them) and move again; the container was not frozen',
+    throw new TsmError('EPREFLIGHT', `a move cannot carry the file locks of "${name}": ${plan.refused.join('; ')}`, {
+      fix: 'release those locks (or stop the process that holds them) and move again; nothing was frozen',
     });
   }
   return plan;

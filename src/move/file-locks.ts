@@ -13,7 +13,12 @@
  *
  * What it cannot carry, refused here with the reason: a kind of lock it does
  * not know (its parser fails the whole dump on anything but POSIX, FLOCK,
- * OFDLCK and LEASE: an NFS server's DELEG, a kind a newer kernel adds).
+ * OFDLCK and LEASE: an NFS server's DELEG, a kind a newer kernel adds); and a
+ * lock on a file the container has open that is held through a descriptor no
+ * process of the container has (a process outside it locked the container's
+ * file, or the descriptor is in flight in a socket): CRIU sees only the
+ * container's descriptors, so on the peer the lock would be gone and whoever
+ * in the container waits for it or respects it would go on without it.
  */
 
 /** One `lock:` line of /proc/PID/fdinfo/FD, and where it was seen. */
@@ -36,17 +41,49 @@ export interface HeldLock {
   path: string;
 }
 
-const LINE = /^lock:\s+\d+:\s*(?:->\s*)?(\S+)\s+(\S+)\s+(\S+)\s+(-?\d+)\s+([0-9a-fA-F]+:[0-9a-fA-F]+:\d+)\s+(\d+)\s+(\S+)/;
+const LINE = /^(?:lock:\s+)?\d+:\s*(->\s*)?(\S+)\s+(\S+)\s+(\S+)\s+(-?\d+)\s+([0-9a-fA-F]+:[0-9a-fA-F]+:\d+)\s+(\d+)\s+(\S+)/;
 
 /** The locks an fdinfo file lists (kernels since 4.1 add a `lock:` line per lock held through the descriptor). */
 export function parseFdinfoLocks(text: string, at: { pid: number; fd: number; path: string }): HeldLock[] {
   const out: HeldLock[] = [];
   for (const line of text.split('\n')) {
-    const m = LINE.exec(line);
-    if (!m) continue;
-    out.push({ ...at, kind: m[1]!, state: m[2]!, type: m[3]!, ownerPid: Number(m[4]), file: m[5]!, start: Number(m[6]), end: m[7]! });
+    const m = line.startsWith('lock:') ? LINE.exec(line) : null;
+    if (m) out.push({ ...at, ...fields(m) });
   }
   return out;
+}
+
+function fields(m: RegExpExecArray): Omit<HeldLock, 'pid' | 'fd' | 'path'> {
+  return { kind: m[2]!, state: m[3]!, type: m[4]!, ownerPid: Number(m[5]), file: m[6]!, start: Number(m[7]), end: m[8]! };
+}
+
+/** A line of /proc/locks: a lock held on the host, or (blocked) one a process waits for. */
+export type SystemLock = Omit<HeldLock, 'pid' | 'fd' | 'path'> & { blocked: boolean };
+
+/** The locks /proc/locks lists. */
+export function parseProcLocks(text: string): SystemLock[] {
+  const out: SystemLock[] = [];
+  for (const line of text.split('\n')) {
+    const m = LINE.exec(line);
+    if (m) out.push({ ...fields(m), blocked: Boolean(m[1]) });
+  }
+  return out;
+}
+
+/** "MAJ:MIN:INODE" as /proc/locks writes it (hex device numbers), from mountinfo's decimal "MAJ:MIN" and an inode. */
+export function lockFileKey(dev: string, ino: number | string): string {
+  const [maj, min] = dev.split(':').map((n) => Number(n).toString(16).padStart(2, '0'));
+  return `${maj}:${min}:${ino}`;
+}
+
+/** What the move knows of the container's locks: its own (fdinfo), the host's (/proc/locks), and the files it has open. */
+export interface LockFacts {
+  held: HeldLock[];
+  system: SystemLock[];
+  /** lockFileKey of every file the container's processes have open, and a path of it for messages */
+  openFiles: Map<string, string>;
+  /** the container's processes (host pids): a lock one of them took while the facts were read is its own */
+  pids: Set<number>;
 }
 
 export interface LockPlan {
@@ -60,20 +97,30 @@ export interface LockPlan {
 
 const KINDS: Record<string, keyof LockPlan['held']> = { FLOCK: 'flock', POSIX: 'posix', OFDLCK: 'ofd', LEASE: 'lease' };
 
+const lockKey = (l: Omit<HeldLock, 'pid' | 'fd' | 'path'>) => `${l.kind} ${l.type} ${l.ownerPid} ${l.file} ${l.start} ${l.end}`;
+
 /** What the move does with the container's locks. */
-export function planFileLocks(locks: HeldLock[]): LockPlan {
+export function planFileLocks(f: LockFacts): LockPlan {
+  const locks = f.held;
   const held = { flock: 0, posix: 0, ofd: 0, lease: 0 };
   const refused: string[] = [];
   const seen = new Set<string>();
   for (const l of locks) {
     // descriptors sharing one open file description (fork, dup) show its flock or OFD lock each
-    const key = `${l.kind} ${l.type} ${l.ownerPid} ${l.file} ${l.start} ${l.end}`;
+    const key = lockKey(l);
     if (seen.has(key)) continue;
     seen.add(key);
     const kind = KINDS[l.kind];
     const where = `${l.path} (process ${l.pid}, descriptor ${l.fd})`;
     if (kind) held[kind]++;
     else refused.push(`${where} holds a ${l.kind} lock, a kind CRIU cannot checkpoint`);
+  }
+  for (const l of f.system) {
+    const path = f.openFiles.get(l.file);
+    if (l.blocked || path === undefined || f.pids.has(l.ownerPid) || seen.has(lockKey(l))) continue;
+    seen.add(lockKey(l));
+    const who = l.ownerPid > 0 ? `process ${l.ownerPid}` : 'an open file description';
+    refused.push(`${path} is locked (${l.kind} ${l.type}) by ${who} outside the container, which the move cannot take along`);
   }
   return { fileLocks: true, held, refused };
 }

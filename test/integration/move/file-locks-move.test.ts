@@ -2,16 +2,19 @@
  * A container holding file locks, moved over real SSH with real CRIU: on the
  * peer the moved processes still hold them (another process of the container
  * cannot take them, the peer's /proc/locks lists them for the moved
- * processes), the report says what was carried.
+ * processes), the report says what was carried. A lock CRIU cannot carry (one
+ * held from outside the container on a file it has open) is refused before
+ * the freeze.
  */
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync, rmSync } from 'node:fs';
 import path from 'node:path';
 import { cli, cliOk, eventually, tempRoot, CLI } from '../../helpers/cli.js';
-import { importLocker } from '../../helpers/locker.js';
+import { importLocker, lockerRootfs } from '../../helpers/locker.js';
 import { Rig, addRigPeer } from '../../helpers/rig.js';
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
+import { existsSync, readdirSync } from 'node:fs';
 import { cgroupParentFor } from '../../../src/runtime/context.js';
 
 const A = tempRoot('tsm-locksA-');
@@ -28,7 +31,7 @@ before(async () => {
   await importLocker(A);
 });
 after(async () => {
-  for (const n of ['lk']) {
+  for (const n of ['lk', 'lease', 'outside']) {
     await cli(A, ['rm', '-f', n]);
     if (B) await cli(B, ['rm', '-f', n]);
   }
@@ -78,4 +81,52 @@ test('a container holding an flock and a POSIX lock is moved: the moved processe
     assert.ok(held[0]!.cgroup.includes(cgroup), `held by a process of B's container (${held[0]!.cgroup})`);
   }
   await TB(['rm', '-f', 'lk']);
+});
+
+function moveJson(name: string): { status: number | null; stderr: string; report?: { carried: unknown } } {
+  const r = spawnSync(process.execPath, [CLI, '--root', A, '--config', CFG, '--json', 'move', name, 'tsm-peer-l'], { env: { ...process.env, ...env }, encoding: 'utf8', timeout: 180000 });
+  const done = r.stdout.trim().split('\n').filter(Boolean).map((l) => JSON.parse(l) as { event: string; report?: { carried: unknown } }).find((e) => e.event === 'done');
+  return { status: r.status, stderr: r.stderr, ...(done?.report ? { report: done.report } : {}) };
+}
+
+test('leases and OFD locks are carried too (CRIU 4.2 restores them): held on the peer by the moved processes', async () => {
+  await TA(['run', '-d', 'lease', '--image', 'locker', '--', 'sh', '-c', `echo x > /tmp/l; locker hold lease /tmp/l & locker hold ofd /tmp/o & ${loop}`]);
+  await eventually(async () => (await cliOk(A, ['logs', 'lease'])).split('held').length === 3, 15000);
+  const r = moveJson('lease');
+  assert.equal(r.status, 0, r.stderr);
+  assert.deepEqual(r.report?.carried, { tcpEstablished: true, fileLocks: { flock: 0, posix: 0, ofd: 1, lease: 1 } });
+  assert.equal(await tryLock(B, 'lease', 'ofd', '/tmp/o'), 1, 'the OFD lock is held on the peer');
+  // opening the file for writing breaks a read lease: refused without waiting while one is held
+  assert.equal((await cli(B, ['exec', 'lease', '--', 'locker', 'break', '/tmp/l'])).code, 0, 'the lease is held on the peer');
+  const held = await hostLocks(B, 'lease', '/tmp/l');
+  assert.deepEqual(held.map((h) => [h.kind, h.cmd]), [['LEASE', 'locker hold lease /tmp/l']]);
+  await TB(['rm', '-f', 'lease']);
+});
+
+test('a lock held from outside the container on a file it has open is refused before the freeze, with the reason; nothing on the peer', async () => {
+  await TA(['run', '-d', 'outside', '--image', 'locker', '--', 'sh', '-c', `echo x > /tmp/shared; exec 3</tmp/shared; ${loop}`]);
+  await eventually(async () => (await count(A, 'outside').catch(() => 0)) > 2, 15000);
+  // a host process locks the container's file through its rootfs
+  const merged = path.join(A, 'containers', 'outside', 'rootfs', 'merged');
+  const holder = spawn(path.join(lockerRootfs(), 'bin/locker'), ['hold', 'flock', path.join(merged, 'tmp/shared')], { stdio: ['ignore', 'pipe', 'inherit'] });
+  try {
+    await new Promise((resolve) => holder.stdout!.once('data', resolve));
+    const before = await count(A, 'outside');
+    const r = moveJson('outside');
+    assert.notEqual(r.status, 0);
+    assert.match(r.stderr, new RegExp(`a move cannot carry the file locks of "outside": /tmp/shared is locked \\(FLOCK WRITE\\) by process ${holder.pid} outside the container, which the move cannot take along; release those locks`));
+    const dir = path.join(A, 'migrations/outgoing');
+    assert.doesNotMatch(readFileSync(path.join(dir, readdirSync(dir).sort().pop()!), 'utf8'), /"frozen"/, 'never frozen');
+    // the counter went on all along, on A only
+    assert.ok((await count(A, 'outside')) > before);
+    assert.equal(existsSync(path.join(B, 'containers', 'outside')), false, 'nothing on the peer');
+    const inc = path.join(B, 'migrations/incoming');
+    for (const f of existsSync(inc) ? readdirSync(inc) : []) assert.doesNotMatch(readFileSync(path.join(inc, f), 'utf8'), /"outside"/, 'the peer never began it');
+  } finally {
+    holder.kill('SIGKILL');
+  }
+  // released: the move goes
+  const again = moveJson('outside');
+  assert.equal(again.status, 0, again.stderr);
+  await TB(['rm', '-f', 'outside']);
 });
