@@ -94,7 +94,7 @@ test('leases and OFD locks are carried too (CRIU 4.2 restores them): held on the
   await eventually(async () => (await cliOk(A, ['logs', 'lease'])).split('held').length === 3, 15000);
   const r = moveJson('lease');
   assert.equal(r.status, 0, r.stderr);
-  assert.deepEqual(r.report?.carried, { tcpEstablished: true, fileLocks: { flock: 0, posix: 0, ofd: 1, lease: 1 } });
+  assert.deepEqual(r.report?.carried, { tcpEstablished: true, fileLocks: true, locks: { flock: 0, posix: 0, ofd: 1, lease: 1 } });
   assert.equal(await tryLock(B, 'lease', 'ofd', '/tmp/o'), 1, 'the OFD lock is held on the peer');
   // opening the file for writing breaks a read lease: refused without waiting while one is held
   assert.equal((await cli(B, ['exec', 'lease', '--', 'locker', 'break', '/tmp/l'])).code, 0, 'the lease is held on the peer');
