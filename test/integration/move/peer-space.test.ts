@@ -62,14 +62,14 @@ async function runsHereOnly(name: string): Promise<void> {
   const c = await count(name);
   await eventually(async () => (await count(name)) > c + 2, 10000);
   assert.deepEqual(leftovers(S, name), [], 'nothing of it on the peer');
-  assert.deepEqual(readdirSync(path.join(S, 'staging')).filter((f) => f.startsWith('move-')), [], 'no staging left on the peer');
+  const staging = path.join(S, 'staging');
+  assert.deepEqual(existsSync(staging) ? readdirSync(staging).filter((f) => f.startsWith('move-')) : [], [], 'no staging left on the peer');
   for (const f of existsSync(path.join(S, 'migrations/incoming')) ? readdirSync(path.join(S, 'migrations/incoming')) : []) {
     assert.match(readFileSync(path.join(S, 'migrations/incoming', f), 'utf8'), /"phase": ?"aborted"/, f);
   }
 }
 
 test('a peer state root too small for the upper layer: refused before the freeze with the filesystem, MiB needed and free; host check says the same', async () => {
-  mkdirSync(path.join(S, 'staging'), { recursive: true });
   await TA(['run', '-d', 'big', '--image', 'busybox', '--', 'sh', '-c', `dd if=/dev/zero of=/big bs=1M count=40 2>/dev/null; ${counter[2]}`]);
   await eventually(async () => (await count('big').catch(() => 0)) > 2, 30000);
   const check = await cli(A, ['--config', CFG, '--json', 'host', 'check', 'tsm-peer-s', 'big'], { env });
@@ -101,7 +101,6 @@ test('a peer state root too small for the upper layer: refused before the freeze
 });
 
 test('the peer disk filling after the pre-flight: the move rolls back with one line naming the peer, the filesystem and the fix; nothing left there', async () => {
-  mkdirSync(path.join(S, 'staging'), { recursive: true });
   await TA(['run', '-d', 'full', '--image', 'busybox', '--', ...counter]);
   await eventually(async () => (await count('full').catch(() => 0)) > 2, 30000);
   // room for the estimate (the images staged here too, and the margin) until the agent fills it
