@@ -76,3 +76,29 @@ test('spaceProblem names the filesystem, what is needed and what is free in MiB,
   assert.match(p.fix, /^free at least \d+ MiB under \/var\/lib\/tsm on the peer, or set the peer's TSMIGRATE_STAGING to a directory on a filesystem with room for the memory images, or move the container to another host$/);
   assert.match(spaceLine(u!), /^\/var\/lib\/tsm \(tmpfs\): needs \d+ MiB \(memory images 64 \+ upper layer 41 \+ logs 0 \+ image 4 \+ margin \d+\), 32 MiB free: DOES NOT FIT$/);
 });
+
+test('a full disk during the move: found through wrapped errors, named by the failed path or the fullest directory', async () => {
+  const { isNoSpace, noSpaceError, guardSpace } = await import('../../../src/agent/space-errors.js');
+  const enospc = Object.assign(new Error('ENOSPC: no space left on device, write'), { code: 'ENOSPC', path: '/var/lib/tsm/staging/move-1/images/pages-1.img' });
+  assert.equal(isNoSpace(enospc), true);
+  assert.equal(isNoSpace(new Error('stream failed', { cause: new Error('x', { cause: enospc }) })), true, 'wrapped');
+  assert.equal(isNoSpace(new Error('criu: write failed: No space left on device')), true, 'from a message');
+  assert.equal(isNoSpace(Object.assign(new Error('EIO'), { code: 'EIO' })), false);
+  const fsOf = mounts([{ at: '/', id: 'vda', free: 900 * MiB }, { at: '/var/lib/tsm/staging', id: 'small', free: 0, tmpfs: true }]);
+  const e = noSpaceError(enospc, ['/var/lib/tsm/containers'], fsOf);
+  assert.equal(e.code, 'ENOSPC');
+  assert.match(e.message, /^no space left on the peer's tmpfs at \/var\/lib\/tsm\/staging \(0 MiB free now\)/);
+  assert.match(e.fix!, /rolled back .*free space under \/var\/lib\/tsm\/staging on the peer/);
+  // no path in the error: the fullest of the move's directories
+  assert.match(noSpaceError(new Error('No space left on device'), ['/var/lib/tsm/containers', '/var/lib/tsm/staging/move-1'], fsOf).message, /tmpfs at \/var\/lib\/tsm\/staging /);
+  // guardSpace: only a full disk is turned into it, other errors pass unchanged
+  const agent = {
+    async put(p: { fail: Error }): Promise<void> {
+      throw p.fail;
+    },
+  };
+  guardSpace(agent, ['put'], async () => ['/var/lib/tsm/staging']);
+  await assert.rejects(agent.put({ fail: enospc }), (x: Error & { code?: string }) => x.code === 'ENOSPC' && /no space left on the peer's/.test(x.message));
+  const other = new Error('boom');
+  await assert.rejects(agent.put({ fail: other }), (x: Error) => x === other);
+});
