@@ -3,6 +3,7 @@ import type { ContainerConfig } from '../container/types.js';
 import type { CriuDeadlineSettings } from '../criu/deadline.js';
 import type { NetworkPlan } from '../network/setup.js';
 import type { StoreApi } from '../store/api.js';
+import type { SpaceUse } from './peer-space.js';
 
 /**
  * What the source of a move asks of the destination. One TypeScript interface:
@@ -29,7 +30,12 @@ export interface PreflightRequest {
   /** the source's `criu cpuinfo dump` image, base64 */
   cpuinfo: string | null;
   memoryBytes: number;
+  /** the upper layer's files, each rounded up to whole blocks */
   upperBytes: number;
+  /** the container's log files and OOM record (absent from older sources: 0) */
+  logBytes?: number;
+  /** the image's unpacked rootfs, counted when the peer lacks it (absent from older sources: 0) */
+  imageBytes?: number;
   /** when the source and the peer share one machine (local test hosts), the lease owner that may hand over the IP */
   leaseOwner: { root: string; container: string } | null;
   epoch: number;
@@ -39,7 +45,10 @@ export interface PreflightResult {
   ok: boolean;
   problems: Array<{ check: string; message: string; fix: string }>;
   needImage: boolean;
+  /** free bytes of the state root's filesystem */
   freeBytes: number;
+  /** every filesystem the move writes to on the peer: what goes there, the margin, what is free (peer-space.ts) */
+  space?: SpaceUse[];
 }
 
 export interface BeginRequest {
@@ -51,6 +60,8 @@ export interface BeginRequest {
   leaseOwner: { root: string; container: string } | null;
   stdio: { stdout: string; stderr: string };
   criuOptions: { tcpEstablished: boolean; fileLocks: boolean };
+  /** the container's memory, as given to preflight: the peer stages the images where preflight counted them */
+  memoryBytes?: number;
   /** the source's --criu-deadline: the peer's restore keeps to it (default: the peer's own setting) */
   criuDeadline?: CriuDeadlineSettings;
 }

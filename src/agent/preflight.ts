@@ -1,5 +1,5 @@
 import { securityProblems } from './preflight-security.js';
-import { promises as fs, statfsSync } from 'node:fs';
+import { promises as fs } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { detectLayout } from '../cgroup/detect.js';
@@ -10,22 +10,13 @@ import { keepCriuLog } from '../criu/kept-logs.js';
 import { resolveImage } from '../image/store.js';
 import { readLease } from '../network/ipam.js';
 import type { Runtime } from '../runtime/context.js';
+import { stagingBase } from '../checkpoint/staging.js';
+import { filesystemReader } from './filesystems.js';
+import { peerSpaceNeeds, planSpace, spaceProblem, type FilesystemFacts, type SpaceUse } from './peer-space.js';
 import type { PreflightRequest, PreflightResult } from './api.js';
 import type { MigrationRecords } from './migrations.js';
 
 type Problem = PreflightResult['problems'][number];
-
-/** Free bytes of the filesystem that holds `dir` (or would: its nearest existing ancestor). */
-function freeBytes(dir: string): number {
-  for (let d = path.resolve(dir); ; d = path.dirname(d)) {
-    try {
-      const st = statfsSync(d);
-      return Number(st.bavail) * Number(st.bsize);
-    } catch {
-      if (d === '/') return 0;
-    }
-  }
-}
 
 async function memAvailable(): Promise<number> {
   const text = await fs.readFile('/proc/meminfo', 'utf8').catch(() => '');
@@ -41,6 +32,20 @@ function neededControllers(p: PreflightRequest): string[] {
   if (l.cpusetCpus !== undefined) need.push('cpuset');
   if (l.ioWeight !== undefined) need.push('blkio');
   return need;
+}
+
+/**
+ * Where the move's bytes go on this host: the memory images to the staging
+ * directory begin() will choose (the same function, the same figures), the
+ * upper layer and logs under the state root's containers, a missing image to
+ * its images.
+ */
+export function peerSpace(rt: Runtime, p: PreflightRequest, needImage: boolean, fsOf: (dir: string) => FilesystemFacts = filesystemReader()): SpaceUse[] {
+  const needs = peerSpaceNeeds(
+    { memoryBytes: p.memoryBytes, upperBytes: p.upperBytes, logBytes: p.logBytes ?? 0, imageBytes: p.imageBytes ?? 0, needImage },
+    { staging: stagingBase(rt.paths.root, p.memoryBytes), containers: rt.paths.containers, images: rt.paths.images },
+  );
+  return planSpace(needs, fsOf);
 }
 
 /** Everything that would make the move fail later, checked before anything is frozen. */
@@ -84,12 +89,11 @@ export async function peerPreflight(rt: Runtime, records: MigrationRecords, p: P
   } catch (e) {
     add('cgroups', `cgroups on the peer: ${(e as Error).message}`, 'mount cgroups on the peer');
   }
-  const needDisk = p.upperBytes * 2 + (64 << 20);
-  const disk = freeBytes(rt.paths.root);
-  if (disk < needDisk) add('disk', `the peer's state root has ${disk} bytes free, the container's upper layer needs about ${needDisk}`, `free space under ${rt.paths.root} on the peer`);
+  const needImage = await resolveImage(rt.paths, p.config.image.digest).then(() => false, () => true);
+  const space = peerSpace(rt, p, needImage);
+  for (const u of space) if (!u.fits) problems.push(spaceProblem(u));
   const mem = await memAvailable();
   if (mem < p.memoryBytes * 2 + (128 << 20)) add('memory', `the peer has ${mem} bytes of memory available, the move needs about ${p.memoryBytes * 2}`, 'free memory on the peer or choose another host');
-  const needImage = await resolveImage(rt.paths, p.config.image.digest).then(() => false, () => true);
   if (await rt.store.exists(p.name)) add('name', `a container named "${p.name}" already exists on the peer`, `remove it there (tsmigrate rm -f ${p.name}) or choose another host`);
   const seen = await records.seenEpoch(p.name);
   if (seen > p.epoch) add('epoch', `the peer has seen epoch ${seen} of "${p.name}", newer than this copy's ${p.epoch}`, 'this copy is stale: do not move it; run tsmigrate recover');
@@ -104,5 +108,5 @@ export async function peerPreflight(rt: Runtime, records: MigrationRecords, p: P
     if (lease && !mine) add('ip', `address ${p.network.ip} is taken on the peer by ${lease.container}`, 'free it on the peer or move the container elsewhere');
   }
   problems.push(...(await securityProblems(rt.paths.root, p.name, p.config)));
-  return { ok: problems.length === 0, problems, needImage, freeBytes: disk };
+  return { ok: problems.length === 0, problems, needImage, freeBytes: filesystemReader()(rt.paths.root).freeBytes, space };
 }

@@ -17,6 +17,7 @@ import { isIPv4, tryParseCidr } from '../network/cidr.js';
 import { isValidIfName } from '../network/bridge.js';
 import type { AgentApi, Checksum, BeginRequest, HelloResult, PreflightRequest, PreflightResult, PutImagesRequest, PutImagesResult, PutLogsRequest, PutUpperRequest, StreamResult } from './api.js';
 import { storeSpec } from '../store/schema.js';
+import type { SpaceUse } from './peer-space.js';
 import { CAPABILITY_NAMES } from '../security/capabilities.js';
 import type { IdRange } from '../userns/ranges.js';
 import type { DeviceNode, DeviceRule } from '../security/devices.js';
@@ -202,8 +203,20 @@ export const preflightRequest = obj<PreflightRequest>({
   cpuinfo: nullable(str({ max: 1 << 17, pattern: /^[A-Za-z0-9+/]*={0,2}$/ })),
   memoryBytes: BYTES,
   upperBytes: BYTES,
+  logBytes: optional(BYTES),
+  imageBytes: optional(BYTES),
   leaseOwner: nullable(leaseOwner),
   epoch: BYTES,
+});
+
+const spaceUse = obj<SpaceUse>({
+  mountPoint: ABS_PATH,
+  tmpfs: bool(),
+  items: arr(obj<SpaceUse['items'][number]>({ what: oneOf(lit('memory images'), lit('upper layer'), lit('logs'), lit('image')), bytes: BYTES }), { max: 8 }),
+  marginBytes: BYTES,
+  needBytes: BYTES,
+  freeBytes: BYTES,
+  fits: bool(),
 });
 
 export const preflightResult = obj<PreflightResult>({
@@ -211,6 +224,7 @@ export const preflightResult = obj<PreflightResult>({
   problems: arr(obj<PreflightResult['problems'][number]>({ check: str({ max: 64 }), message: TEXT, fix: TEXT }), { max: 256 }),
   needImage: bool(),
   freeBytes: BYTES,
+  space: optional(arr(spaceUse, { max: 8 })),
 });
 
 export const beginRequest = obj<BeginRequest>({
@@ -222,6 +236,7 @@ export const beginRequest = obj<BeginRequest>({
   leaseOwner: nullable(leaseOwner),
   stdio: refine(obj<BeginRequest['stdio']>({ stdout: STDIO_KEY, stderr: STDIO_KEY }), validStdio, 'pipes or one pty'),
   criuOptions: obj<BeginRequest['criuOptions']>({ tcpEstablished: bool(), fileLocks: bool() }),
+  memoryBytes: optional(BYTES),
   criuDeadline: optional(obj<NonNullable<BeginRequest['criuDeadline']>>({
     baseS: num({ min: 1, max: 86_400 }), perGiBS: num({ min: 0, max: 86_400 }), stallS: num({ min: 0, max: 86_400 }),
   })),

@@ -28,6 +28,7 @@ import type { AgentApi, Checksum, BeginRequest, ContainerStatusResult, HelloResu
 import { PROTOCOL_VERSION } from './api.js';
 import { MigrationRecords, type IncomingMigration } from './migrations.js';
 import { peerPreflight } from './preflight.js';
+import { guardSpace } from './space-errors.js';
 import { RestoreWhileReceiving, type ArrivingImages } from './restore-while-receiving.js';
 
 /**
@@ -47,6 +48,12 @@ export class LocalAgent implements AgentApi {
   faultBeforeRestore: (() => void | Promise<void>) | undefined;
   constructor(private readonly rt: Runtime, private readonly version: string) {
     this.records = new MigrationRecords(rt.paths);
+    // a disk that fills after the pre-flight: one clear error naming the filesystem, not an agent failure
+    guardSpace(this, ['putImage', 'begin', 'putUpper', 'putLogs', 'putImages', 'prepare'], async (p) => {
+      const id = (p as { migrationId?: string }).migrationId;
+      const m = id ? await this.records.get(id).catch(() => undefined) : undefined;
+      return [this.rt.paths.containers, this.rt.paths.images, ...(m?.staging ? [m.staging] : [])];
+    });
   }
 
   async hello(p: { protocol: number; tool: string; version: string }): Promise<HelloResult> {
@@ -119,7 +126,7 @@ export class LocalAgent implements AgentApi {
     await fs.mkdir(layout.upper, { recursive: true, mode: 0o755 });
     await this.rt.store.saveConfig(p.config);
     await this.rt.store.saveState(p.name, { status: 'creating', cgroupParent: this.rt.cgroupParent, rootfs: layout, migrationId: p.migrationId, epoch: p.epoch });
-    const staging = await makeStagingDir(stagingBase(this.rt.paths.root, 1 << 30), `move-${p.migrationId}`);
+    const staging = await makeStagingDir(stagingBase(this.rt.paths.root, p.memoryBytes ?? 1 << 30), `move-${p.migrationId}`);
     const m: IncomingMigration = { id: p.migrationId, name: p.name, epoch: p.epoch, phase: 'begun', begin: p, received: { upper: [] }, staging, updatedAt: '' };
     await this.records.save(m);
     this.begunHere.add(p.migrationId);

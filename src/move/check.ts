@@ -7,6 +7,8 @@ import { locateCriu } from '../criu/binary.js';
 import { criuCpuinfoDump } from '../criu/cpuinfo.js';
 import type { Runtime } from '../runtime/context.js';
 import type { PeerConnection } from './move.js';
+import { preflightAsk, spaceFacts } from './peer-check.js';
+import { resolveImage } from '../image/store.js';
 
 /**
  * `tsmigrate host check HOST [NAME]`: the move's pre-flight on its own, with
@@ -25,16 +27,9 @@ export async function hostCheck(rt: Runtime, name: string | undefined, connect: 
       const cpuinfo = (await fs.readFile(path.join(dir, 'cpuinfo.img'))).toString('base64');
       const stats = await rt.cgroups(name).stats().catch(() => ({ memoryBytes: 0 }));
       const sameMachine = hello.hostname === os.hostname() && hello.root !== rt.paths.root;
-      const preflight = await conn.agent.preflight({
-        name,
-        config: view.config,
-        network: view.state.network ?? null,
-        cpuinfo,
-        memoryBytes: stats.memoryBytes ?? 0,
-        upperBytes: 0,
-        leaseOwner: sameMachine ? { root: rt.paths.root, container: name } : null,
-        epoch: (view.state.epoch ?? 0) + 1,
-      });
+      const image = await resolveImage(rt.paths, view.config.image.digest);
+      const facts = { config: view.config, network: view.state.network ?? null, cpuinfo, memoryBytes: stats.memoryBytes ?? 0, ...(await spaceFacts(rt, view, image.rootfs)) };
+      const preflight = await conn.agent.preflight(preflightAsk(facts, { leaseOwner: sameMachine ? { root: rt.paths.root, container: name } : null, epoch: (view.state.epoch ?? 0) + 1 }));
       return { hello, preflight };
     } finally {
       await fs.rm(dir, { recursive: true, force: true });

@@ -22,6 +22,8 @@ import { measureZstd, probeLink, sendReadable, sendTree } from '../transfer/send
 import { deltaFilter, diffIndex, indexTree, type TreeIndex } from '../transfer/upper-index.js';
 import { WarmMemory } from '../util/warm-memory.js';
 import type { MigrationPlan } from './plan.js';
+import { checkFileLocks } from './file-locks-read.js';
+import { diskBytes, spaceFacts } from './peer-check.js';
 import { removeSourceCopy } from './source-copy.js';
 import type { FrozenCopy, LinkMeasure, MoveSource, Progress, RunningCopy, SourceFacts, Warmed } from './source.js';
 
@@ -71,6 +73,8 @@ export class LocalSource implements MoveSource {
   }
 
   async inspect(): Promise<SourceFacts> {
+    // what CRIU cannot carry is refused before anything is sent or frozen
+    const locks = await checkFileLocks(this.name, await this.cg().pids());
     const stats = await this.cg().stats();
     const memoryBytes = stats.memoryBytes ?? 0;
     this.staging = await makeStagingDir(stagingBase(this.rt.paths.root, memoryBytes), `move-${this.id}`);
@@ -83,11 +87,12 @@ export class LocalSource implements MoveSource {
       stdio: this.stdio,
       epoch: (state.epoch ?? 0) + 1,
       memoryBytes,
-      upperBytes: await duBytes(state.rootfs.upper),
+      ...(await spaceFacts(this.rt, this.view, this.image.rootfs)),
       cpuinfo,
       image: { name: this.image.name, digest: this.image.digest },
       staging: filesystemOf(this.staging),
-      fileLocks: false,
+      fileLocks: locks.fileLocks,
+      locks: locks.held,
     };
   }
 
@@ -105,7 +110,7 @@ export class LocalSource implements MoveSource {
 
   async sendRunning(peer: AgentApi, id: string, plan: MigrationPlan, signal: AbortSignal | undefined, emit: Progress): Promise<RunningCopy> {
     const upper = this.view.state.rootfs.upper;
-    const upperBytes = await duBytes(upper);
+    const upperBytes = await diskBytes(upper);
     this.index0 = await indexTree(upper);
     const compression = plan.useZstd ? 'zstd' : 'none';
     const upperBase = await sendTree(upper, (d) => peer.putUpper({ migrationId: id, phase: 'base', deleted: [], compression, checksum: CHECKSUM }, d), {
@@ -242,17 +247,4 @@ export class LocalSource implements MoveSource {
 
 function sig(signal: AbortSignal | undefined): { signal?: AbortSignal } {
   return signal ? { signal } : {};
-}
-
-async function duBytes(dir: string): Promise<number> {
-  let total = 0;
-  const walk = async (d: string): Promise<void> => {
-    for (const e of await fs.readdir(d, { withFileTypes: true }).catch(() => [])) {
-      const p = path.join(d, e.name);
-      if (e.isDirectory()) await walk(p);
-      else total += (await fs.lstat(p).catch(() => ({ size: 0 }))).size;
-    }
-  };
-  await walk(dir);
-  return total;
 }

@@ -7,10 +7,11 @@ import { startFrozenBudget, type FrozenBudget } from './budget.js';
 import type { Rates } from './estimate.js';
 import type { MoveJournal } from './journal.js';
 import { abortOnPeer, commitOnPeer, HELLO, untilAborted } from './peer-calls.js';
+import { namedPeerError, preflightAsk, preflightRefusal } from './peer-check.js';
 import { isFinal } from './phases.js';
 import { planMigration, type CompressChoice, type MigrationPlan } from './plan.js';
 import type { MoveEvent, MoveReport, PeerConnection } from './report.js';
-import type { MoveSource } from './source.js';
+import type { MoveSource, SourceFacts } from './source.js';
 
 /** The user's choices for one move (flags), resolved. */
 export interface MoveSettings {
@@ -95,12 +96,9 @@ export async function runMigration(d: MachineDeps, r: MigrationRequest): Promise
     const sameMachine = hello.hostname === d.local.hostname && hello.root !== d.local.root;
     const leaseOwner = sameMachine ? { root: d.local.root, container: r.name } : null;
     emit({ phase: 'preflight' });
-    const pre = await peer.preflight({
-      name: r.name, config: facts.config, network: facts.network, cpuinfo: facts.cpuinfo, memoryBytes: facts.memoryBytes, upperBytes: facts.upperBytes, leaseOwner, epoch: r.epoch,
-    });
-    if (!pre.ok) {
-      throw new TsmError('EPREFLIGHT', `${r.host} cannot take "${r.name}": ${pre.problems.map((x) => x.message).join('; ')}`, { fix: pre.problems.map((x) => x.fix).join('; ') });
-    }
+    const pre = await peer.preflight(preflightAsk(facts, { leaseOwner, epoch: r.epoch }));
+    const refused = preflightRefusal(r.host, r.name, pre);
+    if (refused) throw refused;
     sig?.throwIfAborted();
     await journal.append('preflight-ok');
     let imageBytes = 0;
@@ -128,7 +126,7 @@ export async function runMigration(d: MachineDeps, r: MigrationRequest): Promise
     });
     await peer.begin({
       migrationId: r.id, epoch: r.epoch, name: r.name, config: facts.config, network: facts.network, leaseOwner, stdio: facts.stdio,
-      criuOptions: plan.criu, criuDeadline: { ...d.criuDeadline },
+      criuOptions: plan.criu, memoryBytes: facts.memoryBytes, criuDeadline: { ...d.criuDeadline },
     });
     await journal.append('begun', { useZstd: plan.useZstd, estimateMs: plan.estimate.totalMs, maxDowntimeMs: plan.maxDowntimeMs });
     emit({ phase: 'upper' });
@@ -196,7 +194,7 @@ export async function runMigration(d: MachineDeps, r: MigrationRequest): Promise
     emit({ phase: 'cleanup' });
     await source.removeCopy();
     await journal.append('done');
-    return report(r, plan, {
+    return report(r, plan, facts.locks, {
       downtime: {
         freezeMs: ms(tFreeze, tFrozen), dumpMs: ms(tFrozen, sent.dumpedAt), transferMs: ms(sent.dumpedAt, tSent),
         restoreMs: ms(tSent, tRestored), resumeMs: ms(tRestored, tResumed), totalMs: ms(tFreeze, tResumed),
@@ -227,7 +225,7 @@ export async function runMigration(d: MachineDeps, r: MigrationRequest): Promise
     await undo.unwind();
     if (peerTold) {
       await journal.append('aborted', { error: e.message });
-      throw e;
+      throw namedPeerError(r.host, e);
     }
     await journal.append('abort-pending', { error: e.message });
     throw new TsmError((e as TsmError).code ?? 'EINTERNAL', `${e.message} (the container runs here; ${r.host} could not be told to remove its partial copy yet)`, {
@@ -247,6 +245,7 @@ export async function runMigration(d: MachineDeps, r: MigrationRequest): Promise
 function report(
   r: MigrationRequest,
   plan: MigrationPlan,
+  locks: SourceFacts['locks'],
   m: Pick<MoveReport, 'downtime' | 'restoreParts' | 'preCopy' | 'warmMemory' | 'images' | 'compression' | 'bytes' | 'network' | 'totalMs'>,
 ): MoveReport {
   return {
@@ -255,7 +254,7 @@ function report(
     estimate: plan.estimate,
     maxDowntimeMs: plan.maxDowntimeMs,
     tcpEstablished: plan.criu.tcpEstablished,
-    carried: { tcpEstablished: plan.criu.tcpEstablished, fileLocks: plan.criu.fileLocks },
+    carried: { tcpEstablished: plan.criu.tcpEstablished, fileLocks: plan.criu.fileLocks, locks },
     at: new Date().toISOString(),
   };
 }

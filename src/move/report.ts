@@ -1,6 +1,7 @@
 import type { AgentApi } from '../agent/api.js';
 import type { DowntimeEstimate } from './estimate.js';
 import type { Downtime } from './plan.js';
+import type { LockPlan } from './file-locks.js';
 
 export interface PeerConnection {
   agent: AgentApi;
@@ -38,8 +39,8 @@ export interface MoveReport {
   /** logs: the container's log files and OOM record, sent while it ran and in the downtime */
   bytes: { upperBase: number; upperDelta: number; images: number; imagesTar: number; image: number; logs: number };
   tcpEstablished: boolean;
-  /** what CRIU carried besides memory: established TCP connections, file locks */
-  carried: { tcpEstablished: boolean; fileLocks: boolean };
+  /** what CRIU carried besides memory: established TCP connections, file locks (and which the container held at the check, file-locks.ts) */
+  carried: { tcpEstablished: boolean; fileLocks: boolean; locks?: LockPlan['held'] };
   network: { ip: string | null; keptIp: boolean };
   totalMs: number;
   at: string;

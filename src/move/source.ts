@@ -4,6 +4,7 @@ import type { ContainerConfig } from '../container/types.js';
 import type { StdioKeys } from '../container/stdio.js';
 import type { NetworkPlan } from '../network/setup.js';
 import type { MigrationPlan } from './plan.js';
+import type { LockPlan } from './file-locks.js';
 
 /** What the source knows of the container before anything is sent or frozen. */
 export interface SourceFacts {
@@ -12,13 +13,18 @@ export interface SourceFacts {
   stdio: StdioKeys;
   epoch: number;
   memoryBytes: number;
+  /** the upper layer, the log files a move sends, the image's rootfs: each file rounded up to whole blocks (peer-check.ts) */
   upperBytes: number;
+  logBytes: number;
+  imageBytes: number;
   /** CRIU's cpuinfo image of this host, base64, for the peer's compatibility check */
   cpuinfo: string;
   image: { name: string; digest: string };
   staging: { tmpfs: boolean; freeBytes: number };
-  /** the container's processes hold file locks (CRIU must carry them) */
+  /** pass CRIU's --file-locks (file-locks.ts: always, it costs nothing) */
   fileLocks: boolean;
+  /** the locks the container's processes held when inspected */
+  locks: LockPlan['held'];
 }
 
 export interface LinkMeasure {

@@ -50,10 +50,13 @@ export class FakeSource implements MoveSource {
       epoch: 1,
       memoryBytes: this.memoryBytes,
       upperBytes: 4096,
+      logBytes: 0,
+      imageBytes: 0,
       cpuinfo: '',
       image: { name: 'busybox', digest: 'sha256:00' },
       staging: { tmpfs: true, freeBytes: 8 << 30 },
-      fileLocks: false,
+      fileLocks: true,
+      locks: { flock: 0, posix: 0, ofd: 0, lease: 0 },
     };
   }
   async sendImage(): Promise<number> {

@@ -9,6 +9,8 @@ import { moveContainer, type MoveEvent, type MoveReport } from '../../move/move.
 import { recoverMoves, settlePendingAborts } from '../../move/recover.js';
 import { fmtMs, parseMaxDowntime } from '../../move/plan.js';
 import { hostCheck } from '../../move/check.js';
+import { spaceLines } from '../../move/peer-check.js';
+import { heldText } from '../../move/file-locks.js';
 import { TsmError } from '../../errors/errors.js';
 import { widenPipe } from '../../native/native.js';
 import { humanBytes, table } from '../output.js';
@@ -31,7 +33,7 @@ function renderReport(r: MoveReport): string {
     r.images ? `images: ${r.images.via === 'stream' ? "streamed from CRIU's image streamer, no copy in tmpfs here" : 'written to tmpfs and sent as CRIU wrote them'}${r.images.note ? ` (${r.images.note})` : ''}` : '',
     r.warmMemory ? `memory faulted in before the freeze: ${humanBytes(r.warmMemory.sourceBytes)} here, ${humanBytes(r.warmMemory.peerBytes)} on ${r.host}${r.warmMemory.peerPoolBytes ? `, ${humanBytes(r.warmMemory.peerPoolBytes)} of it a tmpfs file for the largest image` : ''} (${r.warmMemory.ms} ms, outside the downtime)` : '',
     `network: ${r.network.ip ? `kept ${r.network.ip}` : 'none (loopback only)'}`,
-    r.carried ? `carried by CRIU: ${[r.carried.tcpEstablished ? 'established TCP connections' : '', r.carried.fileLocks ? 'file locks' : ''].filter(Boolean).join(', ') || 'memory and files only'}` : '',
+    r.carried ? `carried by CRIU: ${[r.carried.tcpEstablished ? 'established TCP connections' : '', r.carried.fileLocks ? `file locks (${r.carried.locks ? heldText(r.carried.locks) : 'if held'})` : ''].filter(Boolean).join(', ') || 'memory and files only'}` : '',
   ].filter(Boolean).join('\n');
 }
 
@@ -92,6 +94,7 @@ export function registerMoveCommands(program: Command, setExit: (code: number) =
       if (r.preflight) {
         if (r.preflight.ok) print(`${name}: can move to ${host}${r.preflight.needImage ? ' (its image will be sent first)' : ''}`);
         for (const p of r.preflight.problems) print(`  ${p.check}: ${p.message}; ${p.fix}`);
+        for (const l of spaceLines(r.preflight)) print(`  space: ${l}`);
       }
     });
 
