@@ -9,6 +9,7 @@ import { criuKeyLines } from '../criu/errors.js';
 import { keepCriuLog } from '../criu/kept-logs.js';
 import { resolveImage } from '../image/store.js';
 import { readLease } from '../network/ipam.js';
+import { plannedLeaseRepairs } from './lease-facts.js';
 import type { Runtime } from '../runtime/context.js';
 import { stagingBase } from '../checkpoint/staging.js';
 import { filesystemReader } from './filesystems.js';
@@ -105,7 +106,9 @@ export async function peerPreflight(rt: Runtime, records: MigrationRecords, p: P
   if (p.network?.ip && rt.network.leaseDir) {
     const lease = await readLease(rt.network.leaseDir, p.network.ip).catch(() => undefined);
     const mine = p.leaseOwner && lease && lease.root === p.leaseOwner.root && lease.container === p.leaseOwner.container;
-    if (lease && !mine) add('ip', `address ${p.network.ip} is taken on the peer by ${lease.container}`, 'free it on the peer or move the container elsewhere');
+    // a lease a crash left behind is repaired when the move begins
+    const leftover = lease && !mine && (await plannedLeaseRepairs(rt, p.network.ip)).some((r) => r.action === 'free');
+    if (lease && !mine && !leftover) add('ip', `address ${p.network.ip} is taken on the peer by ${lease.container}`, 'free it on the peer or move the container elsewhere');
   }
   problems.push(...(await securityProblems(rt.paths.root, p.name, p.config)));
   return { ok: problems.length === 0, problems, needImage, freeBytes: filesystemReader()(rt.paths.root).freeBytes, space };

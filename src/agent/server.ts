@@ -16,6 +16,7 @@ import { loadView } from '../container/view.js';
 import { criuCheck, locateCriu, probeCapabilities } from '../criu/binary.js';
 import { TsmError } from '../errors/errors.js';
 import { importImage, resolveImage } from '../image/store.js';
+import { settleMigration, undoMigration } from '../network/lease-handover.js';
 import { rootfsLayout } from '../rootfs/overlay.js';
 import { restoreTree, type HeldContainer } from '../restore/tree.js';
 import type { Runtime } from '../runtime/context.js';
@@ -26,6 +27,7 @@ import { StoreService } from '../store/service.js';
 import { WarmMemory, poolSize, preallocateFile } from '../util/warm-memory.js';
 import type { AgentApi, Checksum, BeginRequest, ContainerStatusResult, HelloResult, PreflightRequest, PutImagesRequest, PutImagesResult, PutLogsRequest, PutUpperRequest, StreamResult } from './api.js';
 import { PROTOCOL_VERSION } from './api.js';
+import { repairLeasesHere } from './lease-facts.js';
 import { MigrationRecords, type IncomingMigration } from './migrations.js';
 import { peerPreflight } from './preflight.js';
 import { guardSpace } from './space-errors.js';
@@ -118,6 +120,8 @@ export class LocalAgent implements AgentApi {
       throw new TsmError('EEXIST_CONTAINER', `a container named "${p.name}" already exists on the peer`, { fix: `remove it there first (tsmigrate rm -f ${p.name})` });
     }
     const image = await resolveImage(this.rt.paths, p.config.image.digest);
+    // the address as a crash left it (an earlier move's agent killed during its restore) is made usable again
+    if (p.network?.ip) await repairLeasesHere(this.rt, { only: p.network.ip });
     await this.records.recordEpoch(p.name, p.epoch);
     const dir = this.rt.paths.container(p.name);
     await fs.mkdir(this.rt.paths.containers, { recursive: true, mode: 0o711 });
@@ -254,6 +258,7 @@ export class LocalAgent implements AgentApi {
       dumped: b.network,
       clone: false,
       leaseOwner: b.leaseOwner,
+      migrationId: m.id,
       stdio: b.stdio,
       criuOptions: b.criuOptions,
       imageRootfs: image.rootfs,
@@ -275,6 +280,8 @@ export class LocalAgent implements AgentApi {
     const held = this.held.get(m.id);
     if (held) await held.resume();
     else await this.resumeFromDisk(m);
+    // ownership of the address passes now; left undone, recover's lease repair does it (the record says committed)
+    await settleMigration(this.rt.network.leaseDir, this.rt.paths.root, m.id).catch((e: Error) => this.rt.logger.warn(`migration ${m.id}: the address lease stays to settle: ${e.message}`));
     m.phase = 'committed';
     await this.records.save(m);
     this.held.delete(m.id);
@@ -316,6 +323,8 @@ export class LocalAgent implements AgentApi {
       if (view) await releaseResources(this.rt, m.name, view).catch(() => undefined);
       await this.rt.store.remove(m.name);
     }
+    // what the held tree's rollback did not reach (an agent killed during its restore): lent leases go back, claims go
+    await undoMigration(this.rt.network.leaseDir, this.rt.paths.root, m.id);
     if (m.staging) await fs.rm(m.staging, { recursive: true, force: true });
     m.phase = 'aborted';
     await this.records.save(m);

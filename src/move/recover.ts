@@ -1,5 +1,6 @@
 import { LocalAgent } from '../agent/server.js';
 import { MigrationRecords } from '../agent/migrations.js';
+import { repairLeasesHere } from '../agent/lease-facts.js';
 import type { Runtime } from '../runtime/context.js';
 import { withLock } from '../state/lock.js';
 import { recordRecovery } from './history.js';
@@ -45,6 +46,7 @@ export async function recoverMoves(rt: Runtime, connectTo: ConnectTo): Promise<R
       out.push({ migration: m.id, container: m.name, side: 'peer', action: 'waiting', detail: 'restored and held stopped: run tsmigrate recover on the source to decide' });
     }
   }
+  out.push(...(await repairLeasesHere(rt)));
   return out;
 }
 

@@ -6,10 +6,17 @@
  * A claim is atomic: the lease is written completely to a private temp file
  * and then hard-linked to its final name; link(2) fails with EEXIST exactly
  * like open(O_CREAT|O_EXCL), so two claimers can never both win, and a reader
- * never sees a half-written lease. Release and transfer change an existing
- * lease and are serialised per address by a small lock directory.
+ * never sees a half-written lease. Release, lending (lease-handover.ts) and
+ * repair (lease-repair.ts) change an existing lease and are serialised per
+ * address by a small lock directory.
+ *
+ * A lease has exactly one owner, named with its host (hostname and state
+ * root). During a move it may be lent to the peer's held copy (`lentTo`);
+ * ownership passes only at the commit. A lease claimed for an incoming
+ * migration carries its id (`migration`) until that migration commits.
  */
 import { promises as fs, constants } from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { TsmError, isTsmError } from '../errors/errors.js';
@@ -33,16 +40,29 @@ export interface LeaseOwner {
   container: string;
 }
 
+/** A container that may hold an address for a migration it receives. */
+export interface LeaseBorrower extends LeaseOwner {
+  host: string;
+  migration: string;
+}
+
 /** What a lease file holds. */
 export interface LeaseRecord extends LeaseOwner {
+  /** hostname of the machine whose state root `root` is ('' in leases written before it was recorded) */
+  host: string;
   claimedAt: string;
+  /** claimed for this incoming migration, not committed yet */
+  migration?: string;
+  /** lent to the peer's held copy of a move between two roots of this machine */
+  lentTo?: LeaseBorrower;
 }
 
 export interface Lease extends LeaseRecord {
   ip: string;
 }
 
-export type ReleaseResult = 'released' | 'absent' | 'not-owner';
+/** released: deleted; returned: a borrower gave it back; handed-over: the owner let go of a lent lease, the borrower owns it */
+export type ReleaseResult = 'released' | 'returned' | 'handed-over' | 'absent' | 'not-owner';
 
 export const DEFAULT_IPAM_BASE = '/run/tsmigrate/ipam';
 
@@ -55,7 +75,12 @@ export function sameOwner(a: LeaseOwner, b: LeaseOwner): boolean {
   return path.resolve(a.root) === path.resolve(b.root) && a.container === b.container;
 }
 
-function describeOwner(l: LeaseOwner): string {
+/** Whether `who` may use the address: it owns the lease or borrows it. */
+export function holds(l: LeaseRecord, who: LeaseOwner): boolean {
+  return sameOwner(l, who) || (l.lentTo !== undefined && sameOwner(l.lentTo, who));
+}
+
+export function describeOwner(l: LeaseOwner): string {
   if (!l.container) return 'an unknown owner (unreadable lease file)';
   return `container '${l.container}' (state root ${l.root})`;
 }
@@ -64,7 +89,7 @@ function normOwner(o: LeaseOwner): LeaseOwner {
   return { root: path.resolve(o.root), container: o.container };
 }
 
-function leaseFile(leaseDir: string, ip: string): string {
+export function leaseFile(leaseDir: string, ip: string): string {
   return path.join(leaseDir, ip);
 }
 
@@ -85,11 +110,30 @@ export async function readLease(leaseDir: string, ip: string): Promise<Lease | u
     if (!(e instanceof SyntaxError)) throw e;
     rec = {};
   }
+  const str = (v: unknown) => (typeof v === 'string' ? v : '');
+  const lent = rec?.lentTo;
   return {
     ip,
-    root: typeof rec?.root === 'string' ? rec.root : '',
-    container: typeof rec?.container === 'string' ? rec.container : '',
-    claimedAt: typeof rec?.claimedAt === 'string' ? rec.claimedAt : '',
+    root: str(rec?.root),
+    host: str(rec?.host),
+    container: str(rec?.container),
+    claimedAt: str(rec?.claimedAt),
+    ...(typeof rec?.migration === 'string' ? { migration: rec.migration } : {}),
+    ...(lent && typeof lent === 'object'
+      ? { lentTo: { root: str(lent.root), host: str(lent.host), container: str(lent.container), migration: str(lent.migration) } }
+      : {}),
+  };
+}
+
+/** The record a lease file holds (no address). */
+export function recordOf(l: LeaseRecord): LeaseRecord {
+  return {
+    root: l.root,
+    host: l.host,
+    container: l.container,
+    claimedAt: l.claimedAt,
+    ...(l.migration !== undefined ? { migration: l.migration } : {}),
+    ...(l.lentTo ? { lentTo: { ...l.lentTo } } : {}),
   };
 }
 
@@ -114,14 +158,15 @@ export async function listLeases(leaseDir: string): Promise<Lease[]> {
 }
 
 /**
- * Try to claim `ip` for `owner`. True when claimed now or already held by the
- * same owner; false when held by someone else. Does no subnet validation.
+ * Try to claim `ip` for `owner` (for an incoming `migration`). True when
+ * claimed now or already held (owned or borrowed) by the same owner; false
+ * when held by someone else. Does no subnet validation.
  */
-export async function tryClaimLease(leaseDir: string, ip: string, owner: LeaseOwner): Promise<boolean> {
+export async function tryClaimLease(leaseDir: string, ip: string, owner: LeaseOwner, migration?: string): Promise<boolean> {
   checkIpName(ip);
   const o = normOwner(owner);
   await fs.mkdir(leaseDir, { recursive: true, mode: 0o755 });
-  const record: LeaseRecord = { root: o.root, container: o.container, claimedAt: new Date().toISOString() };
+  const record: LeaseRecord = { root: o.root, host: os.hostname(), container: o.container, claimedAt: new Date().toISOString(), ...(migration ? { migration } : {}) };
   const tmp = path.join(leaseDir, `.${ip}.claim.${process.pid}.${randomBytes(6).toString('hex')}`);
   const fh = await fs.open(tmp, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL, 0o644);
   try {
@@ -136,8 +181,8 @@ export async function tryClaimLease(leaseDir: string, ip: string, owner: LeaseOw
     if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
     const held = await readLease(leaseDir, ip);
     // Released between our link and our read: try once more.
-    if (held === undefined) return tryClaimLease(leaseDir, ip, owner);
-    return sameOwner(held, o);
+    if (held === undefined) return tryClaimLease(leaseDir, ip, owner, migration);
+    return holds(held, o);
   } finally {
     await fs.rm(tmp, { force: true });
   }
@@ -151,6 +196,8 @@ export interface AllocateRequest {
   owner: LeaseOwner;
   /** Explicit address (from --ip); undefined = lowest free. */
   requestedIp?: string | undefined;
+  /** the incoming migration the address is claimed for (the claim is settled at its commit) */
+  migration?: string | undefined;
 }
 
 /**
@@ -185,7 +232,7 @@ export async function allocateLease(req: AllocateRequest): Promise<string> {
     const requested = req.requestedIp.trim();
     const problem = explicitIpProblem(subnet, requested);
     if (problem) throw new TsmError('EINVAL_ARG', problem, { fix });
-    if (!(await tryClaimLease(leaseDir, requested, owner))) {
+    if (!(await tryClaimLease(leaseDir, requested, owner, req.migration))) {
       const held = await readLease(leaseDir, requested);
       throw new TsmError('ENETWORK', `--ip ${requested} is already leased to ${held ? describeOwner(held) : 'another container'}`, { fix });
     }
@@ -202,7 +249,7 @@ export async function allocateLease(req: AllocateRequest): Promise<string> {
   for (let n = 2; n <= count; n++) {
     const ip = formatIPv4(nthHost(subnet, n)!);
     if (taken.has(ip)) continue;
-    if (await tryClaimLease(leaseDir, ip, owner)) return ip;
+    if (await tryClaimLease(leaseDir, ip, owner, req.migration)) return ip;
   }
   throw new TsmError('ENETWORK', `no free address left in ${s}`, {
     fix: 'remove unused containers, or use a larger subnet (TSMIGRATE_SUBNET) with its own bridge (TSMIGRATE_BRIDGE)',
@@ -210,7 +257,7 @@ export async function allocateLease(req: AllocateRequest): Promise<string> {
 }
 
 /** Serialise changes to one existing lease. The lock never waits, so retry EBUSY briefly. */
-async function withLeaseLock<T>(leaseDir: string, ip: string, fn: () => Promise<T>): Promise<T> {
+export async function withLeaseLock<T>(leaseDir: string, ip: string, fn: () => Promise<T>): Promise<T> {
   await fs.mkdir(leaseDir, { recursive: true, mode: 0o755 });
   const lockDir = path.join(leaseDir, `.${ip}.lock`);
   const deadline = Date.now() + 5000;
@@ -224,41 +271,40 @@ async function withLeaseLock<T>(leaseDir: string, ip: string, fn: () => Promise<
   }
 }
 
-/** Release `ip` only if `owner` holds it. Idempotent: a missing lease is 'absent'. */
-export async function releaseLease(leaseDir: string, ip: string, owner: LeaseOwner): Promise<ReleaseResult> {
+/** Replace a lease's record (undefined: delete it); call under withLeaseLock. */
+export async function writeLease(leaseDir: string, ip: string, record: LeaseRecord | undefined): Promise<void> {
+  if (record) await writeJsonAtomic(leaseFile(leaseDir, ip), record);
+  else {
+    await fs.rm(leaseFile(leaseDir, ip), { force: true });
+    await fsyncDir(leaseDir);
+  }
+}
+
+/**
+ * Let go of `ip`. Never deletes a lease `who` does not own: a borrower gives
+ * a lent lease back to its owner ('returned'); an owner letting go of a lent
+ * lease hands it to the borrower, whose copy may be using it ('handed-over';
+ * lease-repair.ts frees it if that copy's migration never committed).
+ * Idempotent: a missing lease is 'absent'.
+ */
+export async function releaseLease(leaseDir: string, ip: string, who: LeaseOwner): Promise<ReleaseResult> {
   checkIpName(ip);
   if ((await readLease(leaseDir, ip)) === undefined) return 'absent';
   return withLeaseLock(leaseDir, ip, async () => {
     const held = await readLease(leaseDir, ip);
     if (held === undefined) return 'absent';
-    if (!sameOwner(held, owner)) return 'not-owner';
-    await fs.rm(leaseFile(leaseDir, ip), { force: true });
-    await fsyncDir(leaseDir);
+    const { lentTo, ...owned } = recordOf(held);
+    if (lentTo && sameOwner(lentTo, who)) {
+      await writeLease(leaseDir, ip, owned);
+      return 'returned';
+    }
+    if (!sameOwner(held, who)) return 'not-owner';
+    if (lentTo) {
+      const { migration, ...borrower } = lentTo;
+      await writeLease(leaseDir, ip, { ...borrower, claimedAt: new Date().toISOString(), migration });
+      return 'handed-over';
+    }
+    await writeLease(leaseDir, ip, undefined);
     return 'released';
-  });
-}
-
-/**
- * Hand a lease from one owner to another (a move to another host on the same
- * machine keeps the container's address). Idempotent when `to` already holds it.
- */
-export async function transferLease(leaseDir: string, ip: string, from: LeaseOwner, to: LeaseOwner): Promise<void> {
-  checkIpName(ip);
-  const t = normOwner(to);
-  await withLeaseLock(leaseDir, ip, async () => {
-    const held = await readLease(leaseDir, ip);
-    if (held === undefined) {
-      throw new TsmError('ENETWORK', `cannot transfer ${ip}: it is not leased`, {
-        fix: `claim it for ${describeOwner(t)} instead`,
-      });
-    }
-    if (sameOwner(held, t)) return;
-    if (!sameOwner(held, from)) {
-      throw new TsmError('ENETWORK', `cannot transfer ${ip}: it is leased to ${describeOwner(held)}, not ${describeOwner(normOwner(from))}`, {
-        fix: 'transfer it from its current owner',
-      });
-    }
-    const record: LeaseRecord = { root: t.root, container: t.container, claimedAt: new Date().toISOString() };
-    await writeJsonAtomic(leaseFile(leaseDir, ip), record);
   });
 }

@@ -89,6 +89,8 @@ export async function planNetwork(
   requestedIp: string | undefined,
   owner: LeaseOwner,
   settings: NetworkSettings,
+  /** an incoming migration the address is claimed for (lease-handover.ts) */
+  migration?: string,
 ): Promise<NetworkPlan> {
   const o: LeaseOwner = { root: path.resolve(owner.root), container: owner.container };
   if (mode === 'none') {
@@ -102,7 +104,7 @@ export async function planNetwork(
   if (mode !== 'bridge') parseNetMode(String(mode));
   validateNetworkSettings(settings);
   const subnet = parseContainerSubnet(settings.subnet, 'subnet');
-  const ip = await allocateLease({ leaseDir: settings.leaseDir, subnet, owner: o, requestedIp });
+  const ip = await allocateLease({ leaseDir: settings.leaseDir, subnet, owner: o, requestedIp, migration });
   return {
     mode: 'bridge',
     ip,
@@ -150,8 +152,8 @@ export async function attachNetwork(plan: NetworkPlan, pid: number): Promise<voi
 
 /**
  * Undo attachNetwork and planNetwork: delete the host veth (which deletes
- * the pair; missing is fine) and release the lease if this owner still holds
- * it (after a transfer it belongs to someone else and is left alone).
+ * the pair; missing is fine) and let go of the lease (ipam.ts releaseLease:
+ * a borrowed lease goes back to its owner; someone else's is left alone).
  */
 export async function releaseNetwork(plan: NetworkPlan, settings: NetworkSettings, log: Logger = silentLogger): Promise<void> {
   if (plan.mode !== 'bridge') return;
@@ -161,6 +163,6 @@ export async function releaseNetwork(plan: NetworkPlan, settings: NetworkSetting
     const leaseDir = plan.leaseDir ?? settings.leaseDir;
     const r = await releaseLease(leaseDir, plan.ip, plan.owner);
     if (r === 'not-owner') log.debug(`lease ${plan.ip} now belongs to another container; left in place`);
-    else if (r === 'released') log.debug(`released lease ${plan.ip}`);
+    else if (r !== 'absent') log.debug(`lease ${plan.ip}: ${r}`);
   }
 }

@@ -14,7 +14,7 @@ import { CriuError, explainCriuFailure, stoppedCriuFailure } from '../criu/error
 import { keepCriuLog } from '../criu/kept-logs.js';
 import { removeCriuMntnsDirs, unmountCriuYard } from '../criu/leftovers.js';
 import { filesBytes, killGroup, watchCriu, type CriuWatch } from '../criu/watchdog.js';
-import { transferLease } from '../network/ipam.js';
+import { lendLease } from '../network/lease-handover.js';
 import { planNetwork, releaseNetwork, type NetworkPlan } from '../network/setup.js';
 import { mountRootfs, rootfsLayout, unmountRootfs } from '../rootfs/overlay.js';
 import type { Runtime } from '../runtime/context.js';
@@ -32,8 +32,10 @@ export interface RestoreTreeOptions {
   /** the network as dumped (its IP is kept unless clone) */
   dumped: NetworkPlan | null;
   clone: boolean;
-  /** on one machine (local test hosts) the source's lease is handed over, and back on rollback */
+  /** on one machine (local test hosts) the source's lease, lent to the restored copy for `migrationId` */
   leaseOwner: { root: string; container: string } | null;
+  /** the incoming migration this restore is for: the address is lent or claimed for it (network/lease-handover.ts) */
+  migrationId?: string;
   stdio: StdioKeys;
   criuOptions: { tcpEstablished: boolean; fileLocks: boolean };
   imageRootfs: string;
@@ -105,12 +107,10 @@ export async function restoreTree(rt: Runtime, o: RestoreTreeOptions): Promise<H
 
     const owner = { root: rt.paths.root, container: name };
     const ip = o.clone ? undefined : o.dumped?.ip;
-    if (ip && o.leaseOwner && rt.network.leaseDir) {
-      const from = o.leaseOwner;
-      await transferLease(rt.network.leaseDir, ip, from, owner).catch(() => undefined);
-      undo.push('hand the address back', () => transferLease(rt.network.leaseDir, ip, owner, from).catch(() => undefined));
-    }
-    const net = await planNetwork(o.config.net.mode, ip, owner, rt.network);
+    // the source keeps owning its address until the commit: borrowed here, or claimed in this host's own lease directory
+    if (ip && o.leaseOwner && o.migrationId && rt.network.leaseDir) await lendLease(rt.network.leaseDir, ip, o.leaseOwner, owner, o.migrationId);
+    const net = await planNetwork(o.config.net.mode, ip, owner, rt.network, o.migrationId);
+    // gives a borrowed address back, deletes one claimed here
     undo.push('release network', () => releaseNetwork(net, rt.network));
 
     // in a user namespace CRIU cannot recreate the veth: it makes the namespace empty and the shim, as its action script, wires it
