@@ -19,7 +19,7 @@ IMAGES_DIR=${TSMIGRATE_IMAGES_DIR:-/var/cache/tsmigrate/images}
 PACKAGES=(
   openssh-server openssh-client busybox-static debootstrap redis-server iproute2
   iptables zstd tar build-essential python3 ca-certificates debian-archive-keyring strace mount
-  libseccomp-dev
+  libseccomp-dev zlib1g-dev
 )
 T0=$(date +%s)
 SUMMARY=()

@@ -17,7 +17,14 @@
  *   a BYTES NAME   the first BYTES of NAME are written (only grows)
  * A request that comes before "m" waits for it. stdin closing before every
  * file is whole means the transfer failed: exit 3, every pipe closed (CRIU
- * then fails on an image cut short). Data moves file to pipe with splice().
+ * then fails on an image cut short). Data is read from the file, checksummed
+ * and written to the pipe from that same buffer, so the sum is of exactly the
+ * bytes CRIU gets (a splice would hand CRIU page-cache pages that can still
+ * change after they were summed).
+ * stdout: "s NAME SIZE CRC32" (CRC32 in 8 hex digits) once an image has been
+ * served whole; if CRIU stopped reading early, the rest of the file is read
+ * for the sum all the same. tsmigrate compares the sums with the images'
+ * sums as they arrived (agent/restore-while-receiving.ts).
  * stderr: "ready\n" once the socket listens, then errors (one line each).
  */
 #define _GNU_SOURCE
@@ -30,6 +37,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <zlib.h>
 
 #define CHUNK (1u << 20)
 #define MAX_SIZE (1ull << 53)
@@ -42,9 +50,12 @@ struct file {
 
 struct serve {
     struct file *f;
-    int pipe; /* CRIU's pipe (write end, non-blocking) */
-    int fd;   /* the file, opened once it has data; -1 before */
-    loff_t off;
+    int pipe;  /* CRIU's pipe (write end, non-blocking); -1 once CRIU closed it */
+    int fd;    /* the file, opened once it has data; -1 before */
+    off_t off; /* read (and summed) so far */
+    char *buf; /* read, not yet in the pipe: buf[at, len) */
+    size_t at, len;
+    uLong crc;
 };
 
 static struct file *files;
@@ -174,55 +185,75 @@ static void answer(int conn, const char *name)
     if (fl < 0 || fcntl(pipe, F_SETFL, fl | O_NONBLOCK) < 0)
         die("making the pipe of %s non-blocking: %s", name, strerror(errno));
     serves = grow(serves, &cap_serves, n_serves, sizeof(*serves));
-    serves[n_serves++] = (struct serve){ .f = f, .pipe = pipe, .fd = -1, .off = 0 };
+    serves[n_serves++] = (struct serve){ .f = f, .pipe = pipe, .fd = -1, .off = 0, .crc = crc32(0, NULL, 0) };
 }
 
 static void end_serve(size_t i)
 {
-    close(serves[i].pipe);
+    if (serves[i].pipe >= 0)
+        close(serves[i].pipe);
     if (serves[i].fd >= 0)
         close(serves[i].fd);
+    free(serves[i].buf);
     serves[i] = serves[--n_serves];
 }
 
-/* Move what is written and fits into the pipe; 1 when the serve is over (whole, or CRIU stopped reading). */
+static void report(const struct serve *s)
+{
+    char line[MAX_NAME + 64];
+    int n = snprintf(line, sizeof(line), "s %s %" PRIu64 " %08lx\n", s->f->name, s->f->size, (unsigned long)s->crc);
+    write_all(STDOUT_FILENO, line, (size_t)n);
+}
+
+/* Move what is written and fits into the pipe; 1 when the serve is over (whole and summed). */
 static int feed(struct serve *s)
 {
-    if ((uint64_t)s->off == s->f->size)
-        return 1; /* whole (an empty image: at once) */
-    if (s->f->avail == 0)
-        return 0; /* not created yet, maybe */
-    if (s->fd < 0) {
-        s->fd = openat(dir_fd, s->f->name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
-        if (s->fd < 0)
-            die("opening %s: %s", s->f->name, strerror(errno));
-    }
-    while ((uint64_t)s->off < s->f->avail) {
-        uint64_t left = s->f->avail - (uint64_t)s->off;
-        size_t want = left > CHUNK ? CHUNK : (size_t)left;
-        ssize_t n = splice(s->fd, &s->off, s->pipe, NULL, want, SPLICE_F_NONBLOCK);
-        if (n < 0 && errno == EINVAL) {
-            /* a filesystem splice cannot read from: copy */
-            static char buf[64 * 1024];
-            ssize_t r = pread(s->fd, buf, want < sizeof(buf) ? want : sizeof(buf), s->off);
-            if (r <= 0)
-                die("reading %s: %s", s->f->name, r ? strerror(errno) : "it is shorter than written");
-            n = write(s->pipe, buf, (size_t)r);
-            if (n > 0)
-                s->off += n;
-        }
-        if (n < 0 && errno == EINTR)
+    for (;;) {
+        if (s->at < s->len) {
+            if (s->pipe < 0) {
+                s->at = s->len;
+                continue;
+            }
+            ssize_t n = write(s->pipe, s->buf + s->at, s->len - s->at);
+            if (n < 0 && errno == EINTR)
+                continue;
+            if (n < 0 && errno == EAGAIN)
+                return 0;
+            if (n < 0 && errno == EPIPE) {
+                /* CRIU closed its end: it has what it wanted, or it failed (its log says why) */
+                close(s->pipe);
+                s->pipe = -1;
+                continue;
+            }
+            if (n < 0)
+                die("moving %s: %s", s->f->name, strerror(errno));
+            s->at += (size_t)n;
             continue;
-        if (n < 0 && errno == EAGAIN)
-            return 0;
-        if (n < 0 && errno == EPIPE)
-            return 1; /* CRIU closed its end: it has what it wanted, or it failed (its log says why) */
-        if (n < 0)
-            die("moving %s: %s", s->f->name, strerror(errno));
-        if (n == 0)
-            die("%s is shorter than written", s->f->name);
+        }
+        if ((uint64_t)s->off == s->f->size) {
+            report(s);
+            return 1; /* whole (an empty image: at once) */
+        }
+        if ((uint64_t)s->off >= s->f->avail)
+            return 0; /* not written yet */
+        if (s->fd < 0) {
+            s->fd = openat(dir_fd, s->f->name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+            if (s->fd < 0)
+                die("opening %s: %s", s->f->name, strerror(errno));
+        }
+        if (!s->buf && !(s->buf = malloc(CHUNK)))
+            die("out of memory");
+        uint64_t left = s->f->avail - (uint64_t)s->off;
+        ssize_t r = pread(s->fd, s->buf, left > CHUNK ? CHUNK : (size_t)left, s->off);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r <= 0)
+            die("reading %s: %s", s->f->name, r ? strerror(errno) : "it is shorter than written");
+        s->crc = crc32(s->crc, (const Bytef *)s->buf, (uInt)r);
+        s->off += r;
+        s->at = 0;
+        s->len = (size_t)r;
     }
-    return (uint64_t)s->off == s->f->size;
 }
 
 int serve_main(const char *dir)
@@ -260,7 +291,8 @@ int serve_main(const char *dir)
         int want_conn = !conn_done && !pending[0];
         pfd[n++] = (struct pollfd){ .fd = !want_conn ? -1 : conn >= 0 ? conn : lsock, .events = POLLIN };
         for (size_t i = 0; i < n_serves; i++) {
-            int waiting = (uint64_t)serves[i].off < serves[i].f->avail; /* data to move, the pipe was full */
+            /* data to move, the pipe was full */
+            int waiting = serves[i].at < serves[i].len || (uint64_t)serves[i].off < serves[i].f->avail;
             pfd[n++] = (struct pollfd){ .fd = waiting ? serves[i].pipe : -1, .events = POLLOUT };
         }
         if (poll(pfd, n, -1) < 0) {

@@ -5,6 +5,7 @@ import { readJsonIfExists, writeJsonAtomic } from '../state/atomic.js';
 import type { StatePaths } from '../state/paths.js';
 import { peerMayGo, type PeerPhase } from '../move/phases.js';
 import type { BeginRequest } from './api.js';
+import type { ImageSum } from '../transfer/image-sums.js';
 
 /** The peer's record of a migration it receives (fsynced at every phase). */
 export interface IncomingMigration {
@@ -13,7 +14,8 @@ export interface IncomingMigration {
   epoch: number;
   phase: PeerPhase;
   begin: BeginRequest;
-  received: { images?: string; upper: string[] };
+  /** files: each image's size and sum as it arrived (transfer/image-sums.ts) */
+  received: { images?: string; upper: string[]; files?: ImageSum[] };
   staging?: string;
   updatedAt: string;
 }

@@ -12,11 +12,16 @@
  * Whatever fails first is reported: the stream (the streamer then stops and
  * CRIU fails on an image cut short) or the restore (the rest of the stream is
  * then not waited for). A restore that succeeded is rolled back when the
- * stream did not arrive whole.
+ * stream did not arrive whole, or when what the streamer handed CRIU differs
+ * from what arrived (an image changed at rest: transfer/image-sums.ts).
  */
 import type { HeldContainer } from '../restore/tree.js';
 import { TsmError } from '../errors/errors.js';
+import { checkServed, type ImageSum } from '../transfer/image-sums.js';
 import { serveImages, type ImageServer } from '../transfer/stream-serve.js';
+
+/** how long the streamer may take to finish its sums once CRIU has exited */
+const SUMS_WAIT_MS = 5000;
 
 /** What the restore knows of the images when it starts: their total size, and when the last of them arrived. */
 export interface ArrivingImages {
@@ -58,7 +63,7 @@ export class RestoreWhileReceiving {
   readonly written = (name: string, size: number): void => this.srv.written(name, size);
 
   /** Wait for the stream and the restore; see the file's comment. */
-  async settle<T>(received: Promise<T>): Promise<{ value: T; held: HeldContainer; tailMs: number; criuTailMs: number }> {
+  async settle<T extends { files: ImageSum[] }>(received: Promise<T>): Promise<{ value: T; held: HeldContainer; tailMs: number; criuTailMs: number }> {
     received.catch(() => undefined);
     void received.finally(() => this.arrived()).catch(() => undefined);
     // a restore that fails while the stream goes on ends the wait at once
@@ -83,14 +88,35 @@ export class RestoreWhileReceiving {
         fix: 'install the same tsmigrate version on both hosts and retry',
       });
     }
+    let held: HeldContainer | undefined;
     try {
-      const held = await this.restoring;
+      held = await this.restoring;
+      // CRIU has exited: the streamer ends its last sums and exits (the wait is in tailMs)
+      await this.verify(value.files);
       const round = (x: number) => Math.round(Math.max(0, x) * 10) / 10;
       return { value, held, tailMs: round(performance.now() - tReceived), criuTailMs: round(held.restoredAt - tReceived) };
+    } catch (e) {
+      await held?.rollback().catch(() => undefined);
+      throw e;
     } finally {
-      // CRIU has its images (or failed): the streamer has nothing more to do
       this.srv.kill();
       await this.srv.done;
     }
+  }
+
+  /** What the streamer handed CRIU against what arrived; throws on a difference or on sums it did not finish. */
+  private async verify(arrived: ImageSum[]): Promise<void> {
+    let timer: NodeJS.Timeout | undefined;
+    const exited = await Promise.race([
+      this.srv.done.then((why) => why ?? 'ok'),
+      new Promise<'timeout'>((r) => (timer = setTimeout(() => r('timeout'), SUMS_WAIT_MS))),
+    ]);
+    clearTimeout(timer);
+    if (exited !== 'ok') {
+      throw new TsmError('EINTEGRITY', `what CRIU read could not be checked: the image streamer ${exited === 'timeout' ? `did not finish within ${SUMS_WAIT_MS / 1000} s` : `failed: ${exited}`}; nothing was resumed`, {
+        fix: 'the move was rolled back and the container runs on the source; retry it',
+      });
+    }
+    checkServed(this.srv.served(), arrived);
   }
 }

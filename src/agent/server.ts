@@ -23,6 +23,7 @@ import type { Runtime } from '../runtime/context.js';
 import { receiveLogs } from '../transfer/container-logs.js';
 import { Meter, receiveRecords, receiveTar } from '../transfer/receive.js';
 import { safeRemove } from '../transfer/upper-index.js';
+import { checkAtRest, type ImageSum } from '../transfer/image-sums.js';
 import { StoreService } from '../store/service.js';
 import { WarmMemory, poolSize, preallocateFile } from '../util/warm-memory.js';
 import type { AgentApi, Checksum, BeginRequest, ContainerStatusResult, HelloResult, PreflightRequest, PutImagesRequest, PutImagesResult, PutLogsRequest, PutUpperRequest, StreamResult } from './api.js';
@@ -48,6 +49,8 @@ export class LocalAgent implements AgentApi {
   private readonly warmth = new Map<string, { memory: WarmMemory; pool: string | undefined }>();
   /** test hook (tsmigrate agent under TSMIGRATE_TEST_FAULT): runs as a restore begins, during the transfer or in prepare */
   faultBeforeRestore: (() => void | Promise<void>) | undefined;
+  /** test hook: runs with the images directory once images have arrived and before CRIU reads them (to change one at rest) */
+  faultAtRest: ((imagesDir: string) => void | Promise<void>) | undefined;
   constructor(private readonly rt: Runtime, private readonly version: string) {
     this.records = new MigrationRecords(rt.paths);
     // a disk that fills after the pre-flight: one clear error naming the filesystem, not an agent failure
@@ -209,19 +212,24 @@ export class LocalAgent implements AgentApi {
         return undefined;
       });
     }
-    const received = p.format === 'records'
+    const records = p.format === 'records'
       ? receiveRecords(data, images, { compression: p.compression, checksum, ...writer, ...(p.restore ? { dirExists: true } : {}), ...(early ? { onManifest: early.manifest, onWritten: early.written } : {}) })
-      : receiveTar(data, images, { compression: p.compression, checksum, refuseDevices: true });
+      : undefined;
     let result: PutImagesResult;
-    if (early) {
-      const { value, held, tailMs, criuTailMs } = await early.settle(received);
+    let files: ImageSum[] | undefined;
+    if (early && records) {
+      const { value, held, tailMs, criuTailMs } = await early.settle(records);
       this.held.set(m.id, held);
-      result = { ...value, restore: { setupMs: held.timings.setupMs, criuMs: held.timings.criuMs, tailMs, criuTailMs } };
+      ({ files, ...result } = value);
+      result.restore = { setupMs: held.timings.setupMs, criuMs: held.timings.criuMs, tailMs, criuTailMs };
+    } else if (records) {
+      ({ files, ...result } = await records);
     } else {
-      result = await received;
+      result = await receiveTar(data, images, { compression: p.compression, checksum, refuseDevices: true });
     }
     m.phase = 'receiving';
     m.received.images = result.digest;
+    if (files) m.received.files = files;
     await this.records.save(m);
     return result;
   }
@@ -250,6 +258,9 @@ export class LocalAgent implements AgentApi {
   /** The migration's container restored from `images`, held stopped (arriving: CRIU asks the image streamer for them as they arrive). */
   private async restoreHeld(m: IncomingMigration, images: string, arriving?: ArrivingImages): Promise<HeldContainer> {
     await this.faultBeforeRestore?.();
+    await this.faultAtRest?.(images);
+    // from the files: checked right before CRIU reads them (while they arrive, the streamer sums what it hands CRIU)
+    if (!arriving && m.received.files) await checkAtRest(images, m.received.files);
     this.coolDown(m.id);
     const b = m.begin;
     const image = await resolveImage(this.rt.paths, b.config.image.digest);

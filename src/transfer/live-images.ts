@@ -20,7 +20,9 @@ import fsSync, { promises as fs } from 'node:fs';
 import type { FileHandle } from 'node:fs/promises';
 import path from 'node:path';
 import { Readable, Writable } from 'node:stream';
+import zlib from 'node:zlib';
 import { TsmError } from '../errors/errors.js';
+import { crcHex, type ImageSum } from './image-sums.js';
 
 const NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/;
 const LIVE = /^pages-\d+\.img$/;
@@ -168,7 +170,7 @@ export interface LiveImageWriterOptions {
   dirExists?: boolean;
 }
 
-type ImageFile = { fd: number; size: number; name: string; pooled?: boolean };
+type ImageFile = { fd: number; size: number; name: string; pooled?: boolean; crc: number };
 
 /**
  * Write a record stream into `dir` (created; must not exist, unless dirExists). Throws on anything
@@ -189,11 +191,17 @@ export class LiveImageWriter extends Writable {
   private readonly beforeWrite: ((n: number) => void) | undefined;
   private pool: string | undefined;
   private manifest: Map<string, bigint> | undefined;
+  private arrived: ImageSum[] | undefined;
   constructor(private readonly dir: string, private readonly o: LiveImageWriterOptions = {}) {
     super();
     this.beforeWrite = o.beforeWrite;
     this.pool = o.pool;
     this.dirMade = Boolean(o.dirExists);
+  }
+  /** every file and the sum of its bytes as they arrived; once the end record has been taken */
+  sums(): ImageSum[] {
+    if (!this.arrived) throw proto('the stream ended before its end record');
+    return this.arrived;
   }
   override _write(chunk: Buffer, _e: BufferEncoding, cb: (e?: Error | null) => void): void {
     try {
@@ -227,7 +235,7 @@ export class LiveImageWriter extends Writable {
     if (this.files.size >= MAX_FILES) throw proto('too many files');
     if (this.manifest && !this.manifest.has(name)) throw proto(`${name} is not in the manifest`);
     this.ensureDir();
-    const f = { fd: fsSync.openSync(path.join(this.dir, name), 'wx+', 0o600), size: 0, name };
+    const f: ImageFile = { fd: fsSync.openSync(path.join(this.dir, name), 'wx+', 0o600), size: 0, name, crc: 0 };
     this.files.set(name, f);
     return f;
   }
@@ -275,6 +283,7 @@ export class LiveImageWriter extends Writable {
         const n = Math.min(this.body.left, chunk.length - at);
         const f = this.body.f;
         if (!f.pooled) this.beforeWrite?.(n);
+        f.crc = zlib.crc32(chunk.subarray(at, at + n), f.crc);
         for (let done = 0; done < n; ) done += fsSync.writeSync(f.fd, chunk, at + done, n - done, f.size + done);
         f.size += n;
         if (this.pool && !f.pooled && f.size >= POOL_AT && LIVE.test(f.name)) this.adoptPool(f);
@@ -378,6 +387,7 @@ export class LiveImageWriter extends Writable {
     for (const name of this.files.keys()) if (!listed.has(name)) throw proto(`${name} is not in the end record`);
     // the pool's allocation beyond what was written goes back
     for (const f of this.files.values()) if (f.pooled) fsSync.ftruncateSync(f.fd, f.size);
+    this.arrived = [...this.files.values()].map((f) => ({ name: f.name, size: f.size, crc32: crcHex(f.crc) }));
     this.ensureDir();
     this.closeAll();
     this.ended = true;

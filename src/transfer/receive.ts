@@ -2,6 +2,7 @@ import { createHash } from 'node:crypto';
 import { Transform, type Readable } from 'node:stream';
 import zlib from 'node:zlib';
 import type { Checksum } from '../agent/api.js';
+import type { ImageSum } from './image-sums.js';
 import { LiveImageWriter, type LiveImageWriterOptions } from './live-images.js';
 import { pipeline } from 'node:stream/promises';
 import { DecompressStream } from 'zstd-napi';
@@ -54,19 +55,20 @@ export async function receiveTar(
 }
 
 /**
- * Write live image records (see live-images.ts), zstd or not, into `dir`, checksumming the bytes as received;
- * with the writer's options (warm memory given back ahead of writes, a preallocated pool file).
+ * Write live image records (see live-images.ts), zstd or not, into `dir`, checksumming the bytes as received
+ * (and each file's bytes: `files`, see image-sums.ts); with the writer's options (warm memory given back ahead of writes, a preallocated pool file).
  */
 export async function receiveRecords(
   data: Readable,
   dir: string,
   o: { compression: 'zstd' | 'none'; checksum?: Checksum } & LiveImageWriterOptions,
-): Promise<{ bytes: number; digest: string }> {
+): Promise<{ bytes: number; digest: string; files: ImageSum[] }> {
   const { compression, checksum, ...writer } = o;
   const meter = new Meter(undefined, checksum);
-  if (compression === 'zstd') await pipeline(data, meter, new DecompressStream(), new LiveImageWriter(dir, writer));
-  else await pipeline(data, meter, new LiveImageWriter(dir, writer));
-  return { bytes: meter.bytes, digest: meter.digest() };
+  const out = new LiveImageWriter(dir, writer);
+  if (compression === 'zstd') await pipeline(data, meter, new DecompressStream(), out);
+  else await pipeline(data, meter, out);
+  return { bytes: meter.bytes, digest: meter.digest(), files: out.sums() };
 }
 
 /** Throws when a stream did not arrive as it was sent. */

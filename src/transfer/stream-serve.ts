@@ -13,8 +13,12 @@
  *
  * CRIU asks for the small images first and reads the pages last, in order, so
  * the restore's set-up and most of its page copying overlap the transfer.
+ * The streamer sums every image as it hands it over (`served`), so that what
+ * CRIU consumed can be checked against what arrived (image-sums.ts).
  */
+import { createInterface } from 'node:readline';
 import { STREAMER_SOCKET, startStreamer } from './streamer-process.js';
+import type { ImageSum } from './image-sums.js';
 
 /** CRIU connects to DIR/streamer-serve.sock. */
 export const SERVE_SOCKET = STREAMER_SOCKET.serve;
@@ -31,6 +35,8 @@ export interface ImageServer {
   kill(): void;
   /** resolves once it has exited: undefined after a clean exit, else its reason */
   done: Promise<string | undefined>;
+  /** every image served whole so far (one entry per time CRIU asked for it), with the sum of the bytes CRIU got */
+  served(): ImageSum[];
 }
 
 /** Start the streamer on `dir` (which must exist); resolves once CRIU may connect. */
@@ -42,6 +48,14 @@ export async function serveImages(dir: string, o: { env?: NodeJS.ProcessEnv } = 
   });
   const sizes = new Map<string, number>();
   const told = new Map<string, number>();
+  const served: ImageSum[] = [];
+  const lines = createInterface({ input: p.child.stdout });
+  lines.on('line', (l) => {
+    const m = /^s (\S+) (\d+) ([0-9a-f]{8})$/.exec(l);
+    if (m) served.push({ name: m[1]!, size: Number(m[2]), crc32: m[3]! });
+  });
+  // the last lines are read before `done` says it has exited
+  const closed = new Promise<void>((resolve) => lines.once('close', resolve));
   let ended = false;
   const send = (text: string) => {
     if (!ended && !p.exited()) p.child.stdin.write(text);
@@ -65,6 +79,7 @@ export async function serveImages(dir: string, o: { env?: NodeJS.ProcessEnv } = 
       p.child.stdin.end();
     },
     kill: () => p.child.kill('SIGKILL'),
-    done: p.exit.then((x) => (x.code === 0 ? undefined : p.failure())),
+    done: Promise.all([p.exit, closed]).then(([x]) => (x.code === 0 ? undefined : p.failure())),
+    served: () => [...served],
   };
 }

@@ -1,3 +1,5 @@
+import { promises as fs } from 'node:fs';
+import path from 'node:path';
 import { Duplex } from 'node:stream';
 import type { Command } from 'commander';
 import { serveAgent } from '../../agent/protocol/rpc.js';
@@ -179,6 +181,7 @@ export function registerMoveCommands(program: Command, setExit: (code: number) =
       // test faults: the agent killed while it restores (CRIU under way), or its restore failing
       const fault = process.env['TSMIGRATE_TEST_FAULT'];
       if (fault === 'exit-in-restore') agent.faultBeforeRestore = () => void setTimeout(() => process.kill(process.pid, 'SIGKILL'), 60);
+      if (fault === 'corrupt-at-rest') agent.faultAtRest = flipPagesByte;
       if (fault === 'fail-restore') {
         agent.faultBeforeRestore = () => {
           throw new TsmError('ECRIU', 'restore failed on the peer (injected)', { fix: 'none: test fault' });
@@ -191,4 +194,28 @@ export function registerMoveCommands(program: Command, setExit: (code: number) =
       await server.closed;
       await agent.onDisconnect();
     });
+}
+
+/** Test fault: one byte of the largest pages image flipped on disk, among the bytes that have arrived. */
+async function flipPagesByte(dir: string): Promise<void> {
+  const deadline = Date.now() + 10000;
+  for (;;) {
+    const pages = await Promise.all((await fs.readdir(dir)).filter((n) => /^pages-\d+\.img$/.test(n)).map(async (n) => ({ n, size: (await fs.stat(path.join(dir, n))).size })));
+    const big = pages.sort((a, b) => b.size - a.size)[0];
+    if (big && big.size >= 8192) {
+      const fh = await fs.open(path.join(dir, big.n), 'r+');
+      try {
+        const at = Math.floor(big.size / 2);
+        const b = Buffer.alloc(1);
+        await fh.read(b, 0, 1, at);
+        b[0] = b[0]! ^ 0x55;
+        await fh.write(b, 0, 1, at);
+      } finally {
+        await fh.close();
+      }
+      return;
+    }
+    if (Date.now() > deadline) throw new Error('test fault: no pages image arrived to corrupt');
+    await new Promise((r) => setTimeout(r, 5));
+  }
 }

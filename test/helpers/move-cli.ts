@@ -1,0 +1,61 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { CLI } from './cli.js';
+
+export interface MoveCliResult {
+  code: number;
+  stdout: string;
+  stderr: string;
+  /** the progress phases seen, in order */
+  phases: string[];
+}
+
+/**
+ * Run `tsmigrate --json move NAME HOST` against state root `root`; onEvent sees
+ * each progress line (with the child, to interrupt it).
+ */
+export function moveCli(
+  root: string,
+  args: string[],
+  o: { env?: NodeJS.ProcessEnv; onEvent?: (e: { phase: string }, child: ChildProcess) => void } = {},
+): Promise<MoveCliResult> {
+  return new Promise((resolve) => {
+    const child = spawn(process.execPath, [CLI, '--root', root, ...args], { env: { ...process.env, ...o.env }, stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    let buf = '';
+    const phases: string[] = [];
+    child.stdout.setEncoding('utf8').on('data', (d: string) => {
+      stdout += d;
+      buf += d;
+      for (let i = buf.indexOf('\n'); i >= 0; i = buf.indexOf('\n')) {
+        const line = buf.slice(0, i);
+        buf = buf.slice(i + 1);
+        let e: { event?: string; phase?: string } | undefined;
+        try {
+          e = JSON.parse(line) as { event?: string; phase?: string };
+        } catch {
+          /* not json */
+        }
+        if (e?.event === 'progress' && e.phase) {
+          phases.push(e.phase);
+          o.onEvent?.({ phase: e.phase }, child);
+        }
+      }
+    });
+    child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
+    child.on('close', (code) => resolve({ code: code ?? -1, stdout, stderr, phases }));
+  });
+}
+
+/** The report of a successful `--json move`. */
+export function moveReport<T = Record<string, unknown>>(stdout: string): T | undefined {
+  for (const l of stdout.trim().split('\n')) {
+    try {
+      const e = JSON.parse(l) as { event?: string; report?: T };
+      if (e.event === 'done') return e.report;
+    } catch {
+      /* not json */
+    }
+  }
+  return undefined;
+}
