@@ -1,5 +1,6 @@
-import { copyFileSync } from 'node:fs';
+import { copyFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
+import { REPO } from './cli.js';
 import type { Rig } from './rig.js';
 
 export interface FaultPeer {
@@ -9,6 +10,15 @@ export interface FaultPeer {
   setFault(fault: string | undefined): Promise<void>;
   /** run fn with the fault set, then without it again */
   withFault<T>(fault: string, fn: () => Promise<T>): Promise<T>;
+  /** run fn with the peer's agent (and the CRIU it runs) under these environment variables */
+  withAgentEnv<T>(vars: Record<string, string>, fn: () => Promise<T>): Promise<T>;
+}
+
+/** The environment that makes the peer's `criu restore` do `what` at CRIU action `at` (test/fixtures/criu-fault-action.sh). */
+export function criuFaultEnv(dir: string, at: string, what: 'fail' | 'kill-agent'): Record<string, string> {
+  const conf = path.join(dir, `criu-fault-${what}.conf`);
+  writeFileSync(conf, `action-script ${path.join(REPO, 'test/fixtures/criu-fault-action.sh')}\n`);
+  return { CRIU_CONFIG_FILE: conf, TSM_TEST_FAULT_AT: at, TSM_TEST_FAULT_DO: what };
 }
 
 /**
@@ -22,23 +32,26 @@ export async function addFaultPeer(rig: Rig, name: string, addr: string, root: s
   copyFileSync(cmd[k]!, path.join(root, 'known_hosts'));
   cmd[k] = path.join(root, 'known_hosts');
   await tsm(cmd);
-  const setFault = async (fault: string | undefined) => {
+  const setEnv = async (vars: Record<string, string>) => {
     await tsm(['host', 'rm', name]);
     const i = cmd.indexOf('--command') + 1;
     const faulty = [...cmd];
-    if (fault) faulty[i] = `env TSMIGRATE_TEST_FAULT=${fault} ${cmd[i]}`;
+    const assigns = Object.entries(vars).map(([k, v]) => `${k}=${v}`);
+    if (assigns.length) faulty[i] = `env ${assigns.join(' ')} ${cmd[i]}`;
     await tsm(faulty);
+  };
+  const withAgentEnv = async <T>(vars: Record<string, string>, fn: () => Promise<T>): Promise<T> => {
+    await setEnv(vars);
+    try {
+      return await fn();
+    } finally {
+      await setEnv({});
+    }
   };
   return {
     root: h.root,
-    setFault,
-    async withFault(fault, fn) {
-      await setFault(fault);
-      try {
-        return await fn();
-      } finally {
-        await setFault(undefined);
-      }
-    },
+    setFault: (fault) => setEnv(fault ? { TSMIGRATE_TEST_FAULT: fault } : {}),
+    withFault: (fault, fn) => withAgentEnv({ TSMIGRATE_TEST_FAULT: fault }, fn),
+    withAgentEnv,
   };
 }

@@ -1,9 +1,10 @@
 /**
  * The address lease of a --net bridge container through faulty moves over
  * real SSH (local hosts share this machine's lease directory): after the
- * peer's restore fails, SIGINT during the restore, a corrupted stream, the
- * peer agent killed during `criu restore` (with and without the source's
- * abort reaching it), the source's lease is intact and owned by the source
+ * peer's `criu restore` fails, SIGINT during the restore, a corrupted stream,
+ * the peer agent killed while `criu restore` runs (with and without the
+ * source's abort reaching it; both through CRIU's action script,
+ * test/fixtures/criu-fault-action.sh), the source's lease is intact and owned by the source
  * container, none is left for the peer, a retry succeeds, and `recover`
  * repairs what a crash left.
  */
@@ -16,7 +17,7 @@ import { importBusybox } from '../../helpers/images.js';
 import { leftovers } from '../../helpers/leftovers.js';
 import { moveCli } from '../../helpers/move-cli.js';
 import { Rig } from '../../helpers/rig.js';
-import { addFaultPeer, type FaultPeer } from '../../helpers/fault-peer.js';
+import { addFaultPeer, criuFaultEnv, type FaultPeer } from '../../helpers/fault-peer.js';
 import { defaultNetworkSettings } from '../../../src/network/setup.js';
 import { listLeases, readLease } from '../../../src/network/ipam.js';
 
@@ -26,7 +27,7 @@ const PEER = 'tsm-lease-b';
 const LEASES = defaultNetworkSettings().leaseDir;
 const rig = new Rig();
 let B = '';
-let withPeerFault: FaultPeer['withFault'];
+let withAgentEnv: FaultPeer['withAgentEnv'];
 const env = { SSH_AUTH_SOCK: '' };
 const TA = (args: string[], extra: NodeJS.ProcessEnv = {}) => cliOk(A, ['--config', CFG, ...args], { env: { ...env, ...extra }, timeoutMs: 180000 });
 const TB = (args: string[]) => cliOk(B, args, { timeoutMs: 60000 });
@@ -36,7 +37,7 @@ const counter = ['sh', '-c', 'i=0; while true; do i=$((i+1)); echo $i > /tmp/c.n
 before(async () => {
   const peer = await addFaultPeer(rig, PEER, '127.0.0.23', A, TA);
   B = peer.root;
-  withPeerFault = peer.withFault;
+  withAgentEnv = peer.withAgentEnv;
   await importBusybox(A);
 });
 after(async () => {
@@ -50,6 +51,9 @@ const count = async (root: string) => Number((await cliOk(root, ['exec', 'lf', '
 const stateOf = async (root: string) => (JSON.parse(await cliOk(root, ['--json', 'ps'])) as Array<{ name: string; state: string; ip?: string }>).find((r) => r.name === 'lf');
 
 async function runOnA(): Promise<string> {
+  // what an earlier test that failed left
+  await cli(A, ['rm', '-f', 'lf']);
+  await cli(B, ['rm', '-f', 'lf']);
   await TA(['run', '-d', 'lf', '--image', 'busybox', '--net', 'bridge', '--', ...counter]);
   await eventually(async () => (await count(A)) > 3, 20000);
   return (await stateOf(A))!.ip!;
@@ -90,9 +94,10 @@ async function retryThenClean(ip: string): Promise<void> {
 
 test("the peer's restore failing: the source keeps its lease; a retry takes it along", async () => {
   const ip = await runOnA();
-  const r = await withPeerFault('fail-restore', () => move());
+  // CRIU fails at its post-restore action: the tree, its veth and the address were made, then all is undone
+  const r = await withAgentEnv(criuFaultEnv(A, 'post-restore', 'fail'), () => move());
   assert.notEqual(r.code, 0);
-  assert.match(r.stderr, /restore failed on the peer/);
+  assert.match(r.stderr, /restore/i);
   await assertOnA(ip);
   await retryThenClean(ip);
 });
@@ -117,7 +122,7 @@ test('a corrupted stream: the source keeps its lease', async () => {
 
 test('the peer agent SIGKILLed during criu restore: the source keeps its lease, none is left on the peer, a retry is not refused', async () => {
   const ip = await runOnA();
-  const r = await withPeerFault('exit-in-restore', () => move());
+  const r = await withAgentEnv(criuFaultEnv(A, 'post-restore', 'kill-agent'), () => move());
   assert.notEqual(r.code, 0);
   assert.equal(r.stderr.trim().split('\n').filter((l) => l.startsWith('tsmigrate: error')).length, 1, r.stderr);
   await assertOnA(ip);
@@ -126,7 +131,7 @@ test('the peer agent SIGKILLed during criu restore: the source keeps its lease, 
 
 test('the peer agent SIGKILLed during criu restore and the source CLI killed before its abort: recover on each side repairs the lease', async () => {
   const ip = await runOnA();
-  const r = await withPeerFault('exit-in-restore', () => move({ onEvent: (e, child) => e.phase === 'rollback' && child.kill('SIGKILL') }));
+  const r = await withAgentEnv(criuFaultEnv(A, 'post-restore', 'kill-agent'), () => move({ onEvent: (e, child) => e.phase === 'rollback' && child.kill('SIGKILL') }));
   assert.equal(r.code, -1, 'the CLI was killed');
   const onB = JSON.parse(await TB(['--json', 'recover'])) as Array<{ side: string; action: string; detail: string }>;
   const onA = JSON.parse(await TA(['--json', 'recover'])) as Array<{ side: string; action: string; detail: string }>;
