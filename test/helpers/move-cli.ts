@@ -1,5 +1,5 @@
 import { spawn, type ChildProcess } from 'node:child_process';
-import { CLI } from './cli.js';
+import { CLI, FAULT_CLI } from './cli.js';
 
 export interface MoveCliResult {
   code: number;
@@ -10,16 +10,18 @@ export interface MoveCliResult {
 }
 
 /**
- * Run `tsmigrate --json move NAME HOST` against state root `root`; onEvent sees
- * each progress line (with the child, to interrupt it).
+ * Run tsmigrate with `args` (e.g. `--json move NAME HOST`) against state root
+ * `root`; onEvent sees each progress line (with the child, to interrupt it);
+ * `fault`: the source's test seam of that name (fault-cli.ts).
  */
 export function moveCli(
   root: string,
   args: string[],
-  o: { env?: NodeJS.ProcessEnv; onEvent?: (e: { phase: string }, child: ChildProcess) => void } = {},
+  o: { env?: NodeJS.ProcessEnv; fault?: string; onEvent?: (e: { phase: string }, child: ChildProcess) => void } = {},
 ): Promise<MoveCliResult> {
   return new Promise((resolve) => {
-    const child = spawn(process.execPath, [CLI, '--root', root, ...args], { env: { ...process.env, ...o.env }, stdio: ['ignore', 'pipe', 'pipe'] });
+    const entry = o.fault ? [FAULT_CLI, '--fault', o.fault] : [CLI];
+    const child = spawn(process.execPath, [...entry, '--root', root, ...args], { env: { ...process.env, ...o.env }, stdio: ['ignore', 'pipe', 'pipe'] });
     let stdout = '';
     let stderr = '';
     let buf = '';

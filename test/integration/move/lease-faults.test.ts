@@ -114,7 +114,7 @@ test('SIGINT during the restore (restoring while the images arrive, and after th
 
 test('a corrupted stream: the source keeps its lease', async () => {
   const ip = await runOnA();
-  const r = await move({ env: { TSMIGRATE_TEST_FAULT: 'corrupt-images' } });
+  const r = await move({ fault: 'corrupt-images' });
   assert.notEqual(r.code, 0);
   await assertOnA(ip);
   await retryThenClean(ip);
