@@ -47,7 +47,7 @@ export class LocalAgent implements AgentApi {
   private readonly begunHere = new Set<string>();
   /** memory faulted in before the freeze, per migration (util/warm-memory.ts) */
   private readonly warmth = new Map<string, { memory: WarmMemory; pool: string | undefined }>();
-  /** test hook (tsmigrate agent under TSMIGRATE_TEST_FAULT): runs as a restore begins, during the transfer or in prepare */
+  /** test hook (set by test/helpers/fault-agent.ts): runs as a restore begins, during the transfer or in prepare */
   faultBeforeRestore: (() => void | Promise<void>) | undefined;
   /** test hook: runs with the images directory once images have arrived and before CRIU reads them (to change one at rest) */
   faultAtRest: ((imagesDir: string) => void | Promise<void>) | undefined;

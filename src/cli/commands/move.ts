@@ -1,8 +1,4 @@
-import { promises as fs } from 'node:fs';
-import path from 'node:path';
-import { Duplex } from 'node:stream';
 import type { Command } from 'commander';
-import { serveAgent } from '../../agent/protocol/rpc.js';
 import { LocalAgent } from '../../agent/server.js';
 import { resolveConfigPath } from '../../hosts/config.js';
 import { sshPeer } from '../../move/connect.js';
@@ -14,8 +10,8 @@ import { hostCheck } from '../../move/check.js';
 import { spaceLines } from '../../move/peer-check.js';
 import { heldText } from '../../move/file-locks.js';
 import { TsmError } from '../../errors/errors.js';
-import { widenPipe } from '../../native/native.js';
 import { humanBytes, table } from '../output.js';
+import { serveAgentOnStdio } from '../agent-stdio.js';
 import { print, printJson, runtimeFor } from '../context.js';
 import type { CliSeams } from '../main.js';
 import { writeErr, writeOut } from '../stdio.js';
@@ -177,45 +173,7 @@ export function registerMoveCommands(program: Command, setExit: (code: number) =
     .action(async (o: { stdio?: boolean }, cmd: Command) => {
       if (!o.stdio) throw new TsmError('EINVAL_ARG', 'agent needs --stdio', { fix: 'it is started by tsmigrate move over SSH' });
       const { rt } = runtimeFor(cmd);
-      const agent = new LocalAgent(rt, cmd.parent?.version() ?? '0');
-      // test faults: the agent killed while it restores (CRIU under way), or its restore failing
-      const fault = process.env['TSMIGRATE_TEST_FAULT'];
-      if (fault === 'exit-in-restore') agent.faultBeforeRestore = () => void setTimeout(() => process.kill(process.pid, 'SIGKILL'), 60);
-      if (fault === 'corrupt-at-rest') agent.faultAtRest = flipPagesByte;
-      if (fault === 'fail-restore') {
-        agent.faultBeforeRestore = () => {
-          throw new TsmError('ECRIU', 'restore failed on the peer (injected)', { fix: 'none: test fault' });
-        };
-      }
-      // sshd's pipes: 1 MiB instead of 64 KiB, so that a bulk stream wakes sshd and us 16 times less often
-      for (const fd of [0, 1]) widenPipe(fd, 1 << 20);
-      const transport = Duplex.from({ readable: process.stdin, writable: process.stdout });
-      const server = serveAgent(transport, agent, { logger: rt.logger });
-      await server.closed;
-      await agent.onDisconnect();
+      await serveAgentOnStdio(new LocalAgent(rt, cmd.parent?.version() ?? '0'), rt.logger);
     });
 }
 
-/** Test fault: one byte of the largest pages image flipped on disk, among the bytes that have arrived. */
-async function flipPagesByte(dir: string): Promise<void> {
-  const deadline = Date.now() + 10000;
-  for (;;) {
-    const pages = await Promise.all((await fs.readdir(dir)).filter((n) => /^pages-\d+\.img$/.test(n)).map(async (n) => ({ n, size: (await fs.stat(path.join(dir, n))).size })));
-    const big = pages.sort((a, b) => b.size - a.size)[0];
-    if (big && big.size >= 8192) {
-      const fh = await fs.open(path.join(dir, big.n), 'r+');
-      try {
-        const at = Math.floor(big.size / 2);
-        const b = Buffer.alloc(1);
-        await fh.read(b, 0, 1, at);
-        b[0] = b[0]! ^ 0x55;
-        await fh.write(b, 0, 1, at);
-      } finally {
-        await fh.close();
-      }
-      return;
-    }
-    if (Date.now() > deadline) throw new Error('test fault: no pages image arrived to corrupt');
-    await new Promise((r) => setTimeout(r, 5));
-  }
-}

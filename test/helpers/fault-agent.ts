@@ -1,0 +1,113 @@
+/**
+ * A test-only peer agent: the runtime `tsmigrate agent --stdio` builds, served
+ * the same way (src/cli/agent-stdio.ts), with faults set on LocalAgent's hooks
+ * from its own argv. A rig host runs it as its command:
+ *
+ *   node dist/test/helpers/fault-agent.js --root ROOT --fault NAME [--fault NAME...] agent --stdio
+ *
+ * (faultAgentCommand() builds that line). To add a fault: add a hook to
+ * LocalAgent (an optional function property, called where the fault belongs)
+ * and an entry to `faults` below that sets it. Nothing in src/ reads the
+ * environment for faults.
+ */
+import { readFileSync, readdirSync } from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { LocalAgent } from '../../src/agent/server.js';
+import { serveAgentOnStdio } from '../../src/cli/agent-stdio.js';
+import { criuDeadlineSetting } from '../../src/criu/deadline.js';
+import { TsmError } from '../../src/errors/errors.js';
+import { tuneMallocForStreaming } from '../../src/native/native.js';
+import { createRuntime, type Runtime } from '../../src/runtime/context.js';
+import { resolveRoot } from '../../src/state/paths.js';
+import { stderrLogger } from '../../src/util/logger.js';
+
+type Fault = (agent: LocalAgent, rt: Runtime) => void;
+
+/** Every fault this entry can inject, by the name given to --fault. The one place to add one. */
+export const faults: Record<string, Fault> = {
+  /** the peer's restore fails as it begins (during the transfer, or in prepare) */
+  'fail-restore': (agent) => {
+    agent.faultBeforeRestore = () => {
+      throw new TsmError('ECRIU', 'restore failed on the peer (injected)', { fix: 'none: test fault' });
+    };
+  },
+  /** the agent SIGKILLed once `criu restore` of this root's container runs */
+  'kill-in-criu-restore': (agent, rt) => {
+    agent.faultBeforeRestore = () => void killSelfWhen(() => criuRestoreRunning(rt.paths.containers));
+  },
+  /** the agent SIGKILLed 60 ms after its restore begins (set-up, CRIU may not run yet) */
+  'exit-in-restore': (agent) => {
+    agent.faultBeforeRestore = () => void setTimeout(() => process.kill(process.pid, 'SIGKILL'), 60);
+  },
+};
+
+/** Poll every 5 ms (up to 60 s) and SIGKILL this process once `cond` holds. */
+function killSelfWhen(cond: () => boolean): void {
+  const t0 = Date.now();
+  const tick = setInterval(() => {
+    if (cond() || Date.now() - t0 > 60000) {
+      clearInterval(tick);
+      process.kill(process.pid, 'SIGKILL');
+    }
+  }, 5);
+}
+
+/** A `criu restore` with --root under `containers` (this peer's containers) is running. */
+export function criuRestoreRunning(containers: string): boolean {
+  return findProcesses((argv) => argv.includes('restore') && argv.some((a, i) => argv[i - 1] === '--root' && a.startsWith(containers + path.sep))).length > 0;
+}
+
+/** Pids whose argv satisfies `match` (processes that vanish while read are skipped). */
+export function findProcesses(match: (argv: string[]) => boolean): number[] {
+  const out: number[] = [];
+  for (const d of readdirSync('/proc')) {
+    if (!/^\d+$/.test(d)) continue;
+    try {
+      const argv = readFileSync(`/proc/${d}/cmdline`, 'utf8').split('\0').filter(Boolean);
+      if (match(argv)) out.push(Number(d));
+    } catch {
+      /* gone */
+    }
+  }
+  return out;
+}
+
+const ENTRY = fileURLToPath(import.meta.url);
+
+/** The host command (for `tsmigrate host add --command`) running this entry on a peer root with faults. */
+export function faultAgentCommand(root: string, ...names: string[]): string {
+  for (const n of names) if (!faults[n]) throw new Error(`unknown fault ${n}: one of ${Object.keys(faults).join(', ')}`);
+  return [process.execPath, '--initial-old-space-size=256', ENTRY, '--root', root, ...names.flatMap((n) => ['--fault', n])].join(' ');
+}
+
+function parseArgs(argv: string[]): { root?: string; faults: string[]; verbose: boolean } {
+  const r: { root?: string; faults: string[]; verbose: boolean } = { faults: [], verbose: false };
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i]!;
+    if (a === '--root') r.root = argv[++i];
+    else if (a === '--fault') r.faults.push(argv[++i] ?? '');
+    else if (a === '-v' || a === '--verbose') r.verbose = true;
+  }
+  return r;
+}
+
+async function main(argv: string[]): Promise<void> {
+  const args = parseArgs(argv);
+  for (const n of args.faults) if (!faults[n]) throw new Error(`fault-agent: unknown fault "${n}": use one of ${Object.keys(faults).join(', ')}`);
+  tuneMallocForStreaming();
+  const logger = stderrLogger(args.verbose);
+  const rt = createRuntime({ root: resolveRoot(args.root), logger, criuDeadline: criuDeadlineSetting(undefined, process.env) });
+  const pkg = JSON.parse(readFileSync(path.join(path.dirname(ENTRY), '../../../package.json'), 'utf8')) as { version: string };
+  const agent = new LocalAgent(rt, pkg.version);
+  for (const n of args.faults) faults[n]!(agent, rt);
+  await serveAgentOnStdio(agent, logger);
+}
+
+// run as a program with `agent --stdio` only: imported (or run bare by `node --test dist/test/`), it does nothing
+if (process.argv[1] === ENTRY && process.argv.includes('--stdio')) {
+  main(process.argv.slice(2)).catch((e: Error) => {
+    process.stderr.write(`tsmigrate: error: ${e instanceof TsmError ? e.oneLine() : e.message}\n`);
+    process.exitCode = 1;
+  });
+}
