@@ -10,7 +10,7 @@
  * and an entry to `faults` below that sets it. Nothing in src/ reads the
  * environment for faults.
  */
-import { readFileSync, readdirSync } from 'node:fs';
+import { appendFileSync, existsSync, readFileSync, readdirSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { LocalAgent } from '../../src/agent/server.js';
@@ -27,30 +27,44 @@ type Fault = (agent: LocalAgent, rt: Runtime) => void;
 /** Every fault this entry can inject, by the name given to --fault. The one place to add one. */
 export const faults: Record<string, Fault> = {
   /** the peer's restore fails as it begins (during the transfer, or in prepare) */
-  'fail-restore': (agent) => {
+  'fail-restore': (agent, rt) => {
     agent.faultBeforeRestore = () => {
+      noteFault(rt, 'failed a restore');
       throw new TsmError('ECRIU', 'restore failed on the peer (injected)', { fix: 'none: test fault' });
     };
   },
   /** the agent SIGKILLed once `criu restore` of this root's container runs */
   'kill-in-criu-restore': (agent, rt) => {
-    agent.faultBeforeRestore = () => void killSelfWhen(() => criuRestoreRunning(rt.paths.containers));
-  },
-  /** the agent SIGKILLed 60 ms after its restore begins (set-up, CRIU may not run yet) */
-  'exit-in-restore': (agent) => {
-    agent.faultBeforeRestore = () => void setTimeout(() => process.kill(process.pid, 'SIGKILL'), 60);
+    agent.faultBeforeRestore = () => void killSelfWhen(rt, 'during criu restore', () => criuRestoreRunning(rt.paths.containers));
   },
 };
 
-/** Poll every 5 ms (up to 60 s) and SIGKILL this process once `cond` holds. */
-function killSelfWhen(cond: () => boolean): void {
+/**
+ * Poll every 5 ms (up to 60 s) and SIGKILL this process once `cond` holds,
+ * noting in the root's faults.log whether it did (tests check the fault really happened).
+ */
+function killSelfWhen(rt: Runtime, what: string, cond: () => boolean): void {
   const t0 = Date.now();
   const tick = setInterval(() => {
-    if (cond() || Date.now() - t0 > 60000) {
+    if (cond()) {
       clearInterval(tick);
+      noteFault(rt, `killed ${what}`);
       process.kill(process.pid, 'SIGKILL');
+    } else if (Date.now() - t0 > 60000) {
+      clearInterval(tick);
+      noteFault(rt, `never saw ${what}`);
     }
   }, 5);
+}
+
+/** The faults.log of a peer root: one line per fault this entry injected. */
+export function faultLog(root: string): string[] {
+  const f = path.join(root, 'faults.log');
+  return existsSync(f) ? readFileSync(f, 'utf8').split('\n').filter(Boolean) : [];
+}
+
+function noteFault(rt: Runtime, line: string): void {
+  appendFileSync(path.join(rt.paths.root, 'faults.log'), `${line}\n`);
 }
 
 /** A `criu restore` with --root under `containers` (this peer's containers) is running. */

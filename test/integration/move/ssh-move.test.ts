@@ -1,15 +1,16 @@
 /**
  * `tsmigrate move` through the real CLI, over real SSH (an sshd on loopback
- * started by scripts/local-hosts.sh), with real CRIU, cgroups and namespaces.
- * After every injected failure: exactly one running copy, its state intact,
- * nothing left behind on either host, and a retry succeeds.
+ * started by scripts/local-hosts.sh), with real CRIU, cgroups and namespaces:
+ * what a move carries (state, logs, the OOM record, the address and TCP
+ * connections) and the pre-flight alone. Faults injected into moves are in
+ * faults.test.ts.
  */
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFileSync, spawn } from 'node:child_process';
 import { readdirSync, readFileSync, rmSync, existsSync, statSync } from 'node:fs';
 import path from 'node:path';
-import { cli, cliOk, eventually, sleep, tempRoot, CLI, FAULT_CLI } from '../../helpers/cli.js';
+import { cli, cliOk, eventually, sleep, tempRoot } from '../../helpers/cli.js';
+import { runMove } from '../../helpers/fault-rig.js';
 import { importBusybox, debianRootfs } from '../../helpers/images.js';
 import { leftovers } from '../../helpers/leftovers.js';
 import { Rig } from '../../helpers/rig.js';
@@ -69,35 +70,9 @@ async function assertOneCopy(name: string, where: 'A' | 'B') {
   await eventually(async () => (await count(here, name)) > c + 2, 10000);
 }
 
-/** Run `tsmigrate --json move` and call onEvent for each progress line; resolves with the exit code and output. */
-function moveCli(name: string, onEvent?: (e: { phase: string }, child: ReturnType<typeof spawn>) => void, fault?: string) {
-  return new Promise<{ code: number; stdout: string; stderr: string }>((resolve) => {
-    const entry = fault ? [FAULT_CLI, '--fault', fault] : [CLI];
-    const child = spawn(process.execPath, [...entry, '--root', A, '--config', CFG, '--json', 'move', name, 'tsm-peer-b'], {
-      env: { ...process.env, ...env },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let stdout = '';
-    let stderr = '';
-    let buf = '';
-    child.stdout.setEncoding('utf8').on('data', (d: string) => {
-      stdout += d;
-      buf += d;
-      let i: number;
-      while ((i = buf.indexOf('\n')) >= 0) {
-        const line = buf.slice(0, i);
-        buf = buf.slice(i + 1);
-        try {
-          const e = JSON.parse(line) as { event: string; phase: string };
-          if (e.event === 'progress') onEvent?.(e, child);
-        } catch {
-          /* not json */
-        }
-      }
-    });
-    child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
-    child.on('close', (code) => resolve({ code: code ?? -1, stdout, stderr }));
-  });
+/** `tsmigrate --json move NAME tsm-peer-b` from A (fault-rig.ts's runner). */
+function moveCli(name: string) {
+  return runMove(['--root', A, '--config', CFG, '--json', 'move', name, 'tsm-peer-b']);
 }
 
 test('move over SSH: the container runs on B with its state, the report and history have the figures', async () => {
@@ -161,116 +136,6 @@ test('move over SSH hands over the log, rotated files too, and the OOM record; t
   assert.deepEqual(logFiles(B), ['container.log', 'container.log.1', 'container.log.2']);
   for (const f of logFiles(B)) assert.ok(statSync(path.join(logDir(B), f)).size <= 4096, f);
   await TB(['rm', '-f', 'lg']);
-});
-
-test('the SSH connection killed mid-stream: rolled back, one copy on A, a retry succeeds', async () => {
-  await TA(['run', '-d', 'flt', '--image', 'busybox', '--', ...counter]);
-  await eventually(async () => (await count(A, 'flt')) > 3);
-  const r = await moveCli('flt', (e) => {
-    if (e.phase === 'transfer') {
-      // kill the peer's sshd session (and with it the agent): the connection drops mid-stream
-      try {
-        execFileSync('pkill', ['-KILL', '-f', 'agent --stdio']);
-      } catch {
-        /* raced */
-      }
-    }
-  });
-  assert.notEqual(r.code, 0);
-  assert.match(r.stderr, /lost|closed|peer|connection/i);
-  await eventually(async () => (await stateOf(B, 'flt')) === undefined, 15000);
-  await assertOneCopy('flt', 'A');
-  const again = await moveCli('flt');
-  assert.equal(again.code, 0, again.stderr);
-  await assertOneCopy('flt', 'B');
-  await TB(['rm', '-f', 'flt']);
-});
-
-for (const fault of ['fail-restore', 'exit-in-restore']) {
-  test(`the peer ${fault === 'fail-restore' ? 'failing its restore' : 'agent killed during restore'} (during the transfer): one copy on A, nothing left on B, a retry succeeds`, async () => {
-    await TA(['run', '-d', 'flt', '--image', 'busybox', '--', ...counter]);
-    await eventually(async () => (await count(A, 'flt')) > 3);
-    // the peer's agent runs with the fault (the host's command carries it)
-    const cfg = readFileSync(CFG, 'utf8');
-    await TA(['host', 'rm', 'tsm-peer-b']);
-    const cmdIdx = hostCmd.indexOf('--command');
-    const faulty = [...hostCmd];
-    faulty[cmdIdx + 1] = `env TSMIGRATE_TEST_FAULT=${fault} ${hostCmd[cmdIdx + 1]}`;
-    await TA(faulty);
-    try {
-      const r = await moveCli('flt');
-      assert.notEqual(r.code, 0);
-      assert.equal(r.stderr.trim().split('\n').filter((l) => l.startsWith('tsmigrate: error')).length, 1, r.stderr);
-    } finally {
-      await TA(['host', 'rm', 'tsm-peer-b']);
-      await TA(hostCmd);
-    }
-    void cfg;
-    await eventually(async () => (await stateOf(B, 'flt')) === undefined && leftovers(B, 'flt').length === 0, 20000);
-    await assertOneCopy('flt', 'A');
-    const again = await moveCli('flt');
-    assert.equal(again.code, 0, again.stderr);
-    await assertOneCopy('flt', 'B');
-    await TB(['rm', '-f', 'flt']);
-  });
-}
-
-test('a corrupted byte in the stream is caught; SIGINT in each phase rolls back', async () => {
-  await TA(['run', '-d', 'flt', '--image', 'busybox', '--', ...counter]);
-  await eventually(async () => (await count(A, 'flt')) > 3);
-  const c = await moveCli('flt', undefined, 'corrupt-images');
-  assert.notEqual(c.code, 0);
-  assert.match(c.stderr, /corrupt|invalid|tar|zstd/i);
-  await assertOneCopy('flt', 'A');
-  for (const phase of ['preflight', 'upper', 'dump', 'transfer', 'restore']) {
-    const r = await moveCli('flt', (e, child) => e.phase === phase && child.kill('SIGINT'));
-    assert.notEqual(r.code, 0, `interrupted in ${phase}`);
-    await eventually(async () => (await stateOf(B, 'flt')) === undefined, 15000);
-    await assertOneCopy('flt', 'A');
-  }
-  await TA(['rm', '-f', 'flt']);
-});
-
-test('two move commands at once: one wins, the other fails at once with busy', async () => {
-  await TA(['run', '-d', 'flt', '--image', 'busybox', '--', ...counter]);
-  await eventually(async () => (await count(A, 'flt')) > 3);
-  let second: Promise<{ code: number; stderr: string; ms: number }> | undefined;
-  const first = moveCli('flt', (e) => {
-    if (e.phase === 'upper' && !second) {
-      const t0 = Date.now();
-      second = moveCli('flt').then((r) => ({ ...r, ms: Date.now() - t0 }));
-    }
-  });
-  const r1 = await first;
-  const r2 = await second!;
-  assert.equal(r1.code, 0, r1.stderr);
-  assert.equal(r2.code, 75, r2.stderr);
-  assert.match(r2.stderr, /busy/);
-  assert.ok(r2.ms < 5000, `the loser failed at once (${r2.ms} ms)`);
-  await assertOneCopy('flt', 'B');
-  await TB(['rm', '-f', 'flt']);
-});
-
-test('a changed host key refuses the move with both fingerprints, before anything is frozen', async () => {
-  await TA(['run', '-d', 'flt', '--image', 'busybox', '--', ...counter]);
-  rig.run('rekey', 'tsm-peer-b');
-  try {
-    const r = await moveCli('flt');
-    assert.notEqual(r.code, 0);
-    assert.match(r.stderr, /host key .* changed: expected SHA256:\S+, presented SHA256:\S+/);
-    await assertOneCopy('flt', 'A');
-    const j = readdirSync(path.join(A, 'migrations/outgoing')).sort().pop()!;
-    assert.doesNotMatch(readFileSync(path.join(A, 'migrations/outgoing', j), 'utf8'), /"frozen"/);
-  } finally {
-    // trust the new key again (as an operator would after checking it)
-    await TA(['host', 'rm', 'tsm-peer-b']);
-    const line = rig.run('line', 'tsm-peer-b').trim();
-    const known = hostCmd[hostCmd.indexOf('--known-hosts') + 1]!;
-    const { writeFileSync } = await import('node:fs');
-    writeFileSync(known, `${line}\n`);
-    await TA(hostCmd);
-  }
-  await TA(['rm', '-f', 'flt']);
 });
 
 test('--net bridge: the IP is kept and a TCP client connected from the host stays connected across the move', async () => {
