@@ -75,14 +75,14 @@ export async function assertMemoryIntact(pid: number, s: Subject, since = 0): Pr
   return later.pass;
 }
 
-/** Leases of addresses held for this container by any of the hosts' roots, in every subnet's lease dir. */
-export async function leasesOf(hosts: FaultHost[], name: string): Promise<Array<{ ip: string; root: string; dir: string }>> {
-  const out: Array<{ ip: string; root: string; dir: string }> = [];
+/** Leases held by any of the hosts' roots (for the container `name`, or any), in every subnet's lease dir. */
+export async function leasesOf(hosts: FaultHost[], name?: string): Promise<Array<{ ip: string; root: string; container: string; dir: string }>> {
+  const out: Array<{ ip: string; root: string; container: string; dir: string }> = [];
   for (const base of new Set([DEFAULT_IPAM_BASE, process.env['TSMIGRATE_IPAM_DIR']].filter((b): b is string => Boolean(b)))) {
     if (!existsSync(base)) continue;
     for (const sub of readdirSync(base)) {
       for (const l of await listLeases(path.join(base, sub))) {
-        if (l.container === name && hosts.some((h) => path.resolve(h.root) === path.resolve(l.root))) out.push({ ip: l.ip, root: path.resolve(l.root), dir: path.join(base, sub) });
+        if ((name === undefined || l.container === name) && hosts.some((h) => path.resolve(h.root) === path.resolve(l.root))) out.push({ ip: l.ip, root: path.resolve(l.root), container: l.container, dir: path.join(base, sub) });
       }
     }
   }

@@ -1,10 +1,11 @@
 import { spawn, type ChildProcess } from 'node:child_process';
-import { copyFileSync, existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { CLI, cli, cliOk, type CliResult } from './cli.js';
 import { releaseLease } from '../../src/network/ipam.js';
 import { faultAgentCommand, findProcesses } from './fault-agent.js';
 import { leasesOf, type FaultHost, type Subject } from './fault-assert.js';
+import { unfinishedMigrations } from './leftovers.js';
 import { Rig } from './rig.js';
 import { startSlowLink, type SlowLink } from './slow-link.js';
 
@@ -109,7 +110,7 @@ export class FaultRig {
    * `tsmigrate --json move NAME HOST ARGS` from `from`; onEvent sees each
    * progress event as it is printed (with the child, to signal it).
    */
-  move(from: FaultHost, name: string, host: string, o: { args?: string[]; env?: NodeJS.ProcessEnv; onEvent?: (e: MoveEvent, child: ChildProcess) => void } = {}): Promise<MoveRun> {
+  move(from: FaultHost, name: string, host: string, o: { args?: string[]; entry?: string[]; onEvent?: (e: MoveEvent, child: ChildProcess) => void } = {}): Promise<MoveRun> {
     return runMove(['--root', from.root, '--config', this.config(from), '--json', 'move', name, host, ...(o.args ?? [])], o);
   }
 
@@ -125,23 +126,34 @@ export class FaultRig {
   async wipe(s: Subject): Promise<void> {
     for (const h of this.hosts) await this.cli(h, ['rm', '-f', s.name]);
     for (const pid of findProcesses((argv) => argv[0] === '/bin/memcheck' && argv[2] === s.status)) process.kill(pid, 'SIGKILL');
-    for (const l of await leasesOf(this.hosts, s.name)) await releaseLease(l.dir, l.ip, { root: l.root, container: s.name });
+    for (const l of await leasesOf(this.hosts, s.name)) await releaseLease(l.dir, l.ip, { root: l.root, container: l.container });
+    // journals and records a failure left unfinished: set aside (renamed), no longer listed
+    for (const h of this.hosts) {
+      for (const u of unfinishedMigrations(h.root)) {
+        const [dir, id] = u.split(/[ :]/);
+        const f = path.join(h.root, 'migrations', dir!, `${id}${dir === 'outgoing' ? '.jsonl' : '.json'}`);
+        renameSync(f, `${f}.wiped`);
+      }
+    }
   }
 
-  stop(): void {
+  /** Stop the hosts and remove their roots; leases a bug left to the roots go too (they are machine-wide). */
+  async stop(): Promise<void> {
+    for (const l of await leasesOf(this.hosts)) await releaseLease(l.dir, l.ip, { root: l.root, container: l.container });
     this.rig.stopAll(...this.hosts.map((h) => h.name));
   }
 }
 
 /**
- * `tsmigrate ARGV` (a --json move) as a child process: onEvent sees each
+ * `tsmigrate ARGV` (a --json move) as a child process (`entry`: the CLI
+ * with source faults, [FAULT_CLI, '--fault', NAME]): onEvent sees each
  * progress event as it is printed (with the child, to signal it); resolves
  * with the exit code, the output, the events and the final report.
  */
-export function runMove(argv: string[], o: { env?: NodeJS.ProcessEnv; onEvent?: (e: MoveEvent, child: ChildProcess) => void } = {}): Promise<MoveRun> {
+export function runMove(argv: string[], o: { entry?: string[]; onEvent?: (e: MoveEvent, child: ChildProcess) => void } = {}): Promise<MoveRun> {
   return new Promise((resolve) => {
     const t0 = performance.now();
-    const child = spawn(process.execPath, [CLI, ...argv], { env: { ...process.env, SSH_AUTH_SOCK: '', ...o.env }, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, [...(o.entry ?? [CLI]), ...argv], { env: { ...process.env, SSH_AUTH_SOCK: '' }, stdio: ['ignore', 'pipe', 'pipe'] });
     const events: MoveEvent[] = [];
     let report: Record<string, unknown> | undefined;
     let stdout = '';

@@ -11,7 +11,7 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
-import { REPO, eventually, sleep } from '../../helpers/cli.js';
+import { FAULT_CLI, REPO, eventually, sleep } from '../../helpers/cli.js';
 import { faultLog, findProcesses } from '../../helpers/fault-agent.js';
 import { assertAfterFault, psRows, type FaultHost, type Subject } from '../../helpers/fault-assert.js';
 import { FaultRig, type MoveRun } from '../../helpers/fault-rig.js';
@@ -22,7 +22,7 @@ let hosts: FaultHost[] = [];
 let here: FaultHost;
 let pass = 0;
 const w = memcheckWorkload();
-const s: Subject = { name: 'mc', status: w.status };
+const s: Subject = { name: 'mc0', status: w.status };
 const other = () => hosts.find((h) => h !== here)!;
 const errorLines = (r: MoveRun) => r.stderr.split('\n').filter((l) => l.startsWith('tsmigrate: error'));
 
@@ -31,12 +31,13 @@ before(async () => {
   await importMemcheck(hosts[0]!.root);
 });
 after(async () => {
-  for (const h of hosts) await rig.cli(h, ['rm', '-f', s.name]);
-  rig.stop();
+  await rig.wipe(s);
+  await rig.stop();
 });
 
 /** Set by a test as it starts and cleared when it passes: the next one starts afresh after a failure. */
 let dirty = true;
+let generation = 0;
 
 /**
  * Where the container runs now; a fresh one on the first host after a failed
@@ -48,6 +49,8 @@ async function locate(): Promise<void> {
   }
   dirty = true;
   await rig.wipe(s);
+  // a new name: the hosts keep the epochs they saw of the old one (a fresh copy of it would be refused as stale)
+  s.name = `mc${++generation}`;
   here = hosts[0]!;
   await rig.cliOk(here, ['run', '-d', s.name, '--image', 'memcheck', '--net', 'bridge', '--memory', '64m', '--', ...w.argv]);
   const pid = (await psRows(here.root)).find((r) => r.name === s.name)!.pid!;
@@ -162,7 +165,7 @@ faultTest('criu dump SIGKILLed', async () => {
 
 faultTest('a byte corrupted on the wire', async () => {
   // -v: the peer's stderr comes along in the CLI's (debug lines), for the message when it goes wrong
-  await faultThenRetry((from, to) => rig.move(from, s.name, to.name, { args: ['-v'], env: { TSMIGRATE_TEST_FAULT: 'corrupt-images' } }), /corrupt|invalid|tar|zstd/i);
+  await faultThenRetry((from, to) => rig.move(from, s.name, to.name, { args: ['-v'], entry: [FAULT_CLI, '--fault', 'corrupt-images'] }), /corrupt|invalid|tar|zstd/i);
 });
 
 faultTest("a broken CRIU on the peer (every restore fails)", async () => {
