@@ -1,5 +1,5 @@
 import { spawn, type ChildProcess } from 'node:child_process';
-import { copyFileSync, existsSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, renameSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { CLI, cli, cliOk, type CliResult } from './cli.js';
 import { releaseLease } from '../../src/network/ipam.js';
@@ -85,7 +85,7 @@ export class FaultRig {
   /**
    * A host entry in `from`'s config reaching `to` through a slow link
    * (slow-link.ts) in front of its sshd: named "to.name.slow", with a
-   * known_hosts line for the relay's address carrying `to`'s key.
+   * known_hosts line for the relay's address carrying `to`'s current key.
    */
   async addSlowHost(from: FaultHost, to: FaultHost, bytesPerSecond: number): Promise<{ name: string; link: SlowLink }> {
     const l = this.lines.get(to.name)!;
@@ -93,7 +93,7 @@ export class FaultRig {
     const link = await startSlowLink({ listen: SLOW_LINK_ADDR, target: { host: m[1]!, port: Number(m[2]) }, bytesPerSecond });
     const name = `${to.name}.slow`;
     const known = path.join(from.root, `known_hosts.${name}`);
-    const key = readFileSync(path.join(to.root, 'known_hosts'), 'utf8').trim().split(' ').slice(1).join(' ');
+    const key = this.rig.run('line', to.name).trim().split(' ').slice(1).join(' ');
     writeFileSync(known, `[${link.host}]:${link.port} ${key}\n`);
     await this.cli(from, ['host', 'rm', name]);
     await this.cliOk(from, ['host', 'add', name, `ssh://root@${link.host}:${link.port}`, '--identity', l.identity, '--known-hosts', known, '--command', l.command]);
