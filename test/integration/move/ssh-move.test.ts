@@ -25,7 +25,8 @@ let hostCmd: string[] = [];
 const env = { SSH_AUTH_SOCK: '' };
 const TA = (args: string[], extra: NodeJS.ProcessEnv = {}) => cliOk(A, ['--config', CFG, ...args], { env: { ...env, ...extra }, timeoutMs: 180000 });
 const TB = (args: string[]) => cliOk(B, args, { timeoutMs: 60000 });
-const counter = ['sh', '-c', 'i=0; while true; do i=$((i+1)); echo $i > /tmp/count; echo tick $i; sleep 0.1; done'];
+// the count is renamed into place: a read never sees the file half-written
+const counter = ['sh', '-c', 'i=0; while true; do i=$((i+1)); echo $i > /tmp/count.t; mv /tmp/count.t /tmp/count; echo tick $i; sleep 0.1; done'];
 
 before(async () => {
   const h = await rig.start('tsm-peer-b', '127.0.0.2');
