@@ -176,7 +176,8 @@ export async function runMigration(d: MachineDeps, r: MigrationRequest): Promise
     await journal.append('decided');
     decided = true;
     emit({ phase: 'resume' });
-    const outcome = await commitOnPeer(conn, d.connect, r.id, d.timing.commitDeadlineMs, d.timing.callTimeoutMs);
+    // reconnections for the commit must not obey the interrupt: past the point of no return it only delays the commit
+    const outcome = await commitOnPeer(conn, d.connectForCleanup, r.id, d.timing.commitDeadlineMs, d.timing.callTimeoutMs);
     if (outcome === 'peer-gave-up') {
       // the peer removed its held copy (its hold limit, or recover there): ours, never killed, runs again
       await source.linkUp().catch(() => undefined);
