@@ -3,14 +3,15 @@
  * the same way (src/cli/agent-stdio.ts), with faults set on LocalAgent's hooks
  * from its own argv. A rig host runs it as its command:
  *
- *   node dist/test/helpers/fault-agent.js --root ROOT --fault NAME [--fault NAME...] agent --stdio
+ *   node dist/test/helpers/fault-agent.js --root ROOT --fault NAME [--fault NAME...] [--OPTION VALUE...] agent --stdio
  *
  * (faultAgentCommand() builds that line). To add a fault: add a hook to
  * LocalAgent (an optional function property, called where the fault belongs)
  * and an entry to `faults` below that sets it. Nothing in src/ reads the
  * environment for faults.
  */
-import { appendFileSync, existsSync, readFileSync, readdirSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { appendFileSync, existsSync, readFileSync, readdirSync, statfsSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { LocalAgent } from '../../src/agent/server.js';
@@ -22,7 +23,8 @@ import { createRuntime, type Runtime } from '../../src/runtime/context.js';
 import { resolveRoot } from '../../src/state/paths.js';
 import { stderrLogger } from '../../src/util/logger.js';
 
-type Fault = (agent: LocalAgent, rt: Runtime) => void;
+/** A fault sets hooks on the agent (or wraps its methods); `opt` reads a value option of the entry (--fill FILE). */
+type Fault = (agent: LocalAgent, rt: Runtime, opt: (name: string) => string) => void;
 
 /** Every fault this entry can inject, by the name given to --fault. The one place to add one. */
 export const faults: Record<string, Fault> = {
@@ -36,6 +38,21 @@ export const faults: Record<string, Fault> = {
   /** the agent SIGKILLed once `criu restore` of this root's container runs */
   'kill-in-criu-restore': (agent, rt) => {
     agent.faultBeforeRestore = () => void killSelfWhen(rt, 'during criu restore', () => criuRestoreRunning(rt.paths.containers));
+  },
+  /**
+   * the disk fills right after `begin` (another writer): --fill FILE is created
+   * with all but --leave BYTES of its filesystem's free space (fallocate)
+   */
+  'fill-after-begin': (agent, _rt, opt) => {
+    const [file, leave] = [opt('--fill'), Number(opt('--leave'))];
+    const begin = agent.begin.bind(agent);
+    agent.begin = async (p) => {
+      const r = await begin(p);
+      const st = statfsSync(path.dirname(file));
+      const free = Number(st.bavail) * Number(st.bsize);
+      if (free > leave) execFileSync('fallocate', ['-l', String(free - leave), file]);
+      return r;
+    };
   },
 };
 
@@ -95,13 +112,14 @@ export function faultAgentCommand(root: string, ...names: string[]): string {
   return [process.execPath, '--initial-old-space-size=256', ENTRY, '--root', root, ...names.flatMap((n) => ['--fault', n])].join(' ');
 }
 
-function parseArgs(argv: string[]): { root?: string; faults: string[]; verbose: boolean } {
-  const r: { root?: string; faults: string[]; verbose: boolean } = { faults: [], verbose: false };
+function parseArgs(argv: string[]): { root?: string; faults: string[]; verbose: boolean; opts: Map<string, string> } {
+  const r: { root?: string; faults: string[]; verbose: boolean; opts: Map<string, string> } = { faults: [], verbose: false, opts: new Map() };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i]!;
     if (a === '--root') r.root = argv[++i];
     else if (a === '--fault') r.faults.push(argv[++i] ?? '');
     else if (a === '-v' || a === '--verbose') r.verbose = true;
+    else if (a.startsWith('--') && a !== '--stdio') r.opts.set(a, argv[++i] ?? '');
   }
   return r;
 }
@@ -114,7 +132,12 @@ async function main(argv: string[]): Promise<void> {
   const rt = createRuntime({ root: resolveRoot(args.root), logger, criuDeadline: criuDeadlineSetting(undefined, process.env) });
   const pkg = JSON.parse(readFileSync(path.join(path.dirname(ENTRY), '../../../package.json'), 'utf8')) as { version: string };
   const agent = new LocalAgent(rt, pkg.version);
-  for (const n of args.faults) faults[n]!(agent, rt);
+  const opt = (name: string) => {
+    const v = args.opts.get(name);
+    if (!v) throw new Error(`fault-agent: ${name} is required by ${args.faults.join(', ')}`);
+    return v;
+  };
+  for (const n of args.faults) faults[n]!(agent, rt, opt);
   await serveAgentOnStdio(agent, logger);
 }
 

@@ -38,7 +38,7 @@ before(async () => {
   const fill = [...add];
   fill[2] = 'tsm-peer-s-fill';
   const c = fill.indexOf('--command') + 1;
-  fill[c] = `env TSMIGRATE_STAGING=${S}/staging ${process.execPath} ${REPO}/dist/test/helpers/filling-agent.js --root ${S} --fill ${S}/.fill --leave ${256 << 10}`;
+  fill[c] = `env TSMIGRATE_STAGING=${S}/staging ${process.execPath} ${REPO}/dist/test/helpers/fault-agent.js --root ${S} --fault fill-after-begin --fill ${S}/.fill --leave ${256 << 10}`;
   await TA(fill);
   await importBusybox(A);
 });
