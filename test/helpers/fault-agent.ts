@@ -12,6 +12,7 @@
  */
 import { execFileSync } from 'node:child_process';
 import { appendFileSync, existsSync, readFileSync, readdirSync, statfsSync } from 'node:fs';
+import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { LocalAgent } from '../../src/agent/server.js';
@@ -38,6 +39,10 @@ export const faults: Record<string, Fault> = {
   /** the agent SIGKILLed once `criu restore` of this root's container runs */
   'kill-in-criu-restore': (agent, rt) => {
     agent.faultBeforeRestore = () => void killSelfWhen(rt, 'during criu restore', () => criuRestoreRunning(rt.paths.containers));
+  },
+  /** one byte of the largest pages image flipped on disk once images arrived, before CRIU reads them */
+  'corrupt-at-rest': (agent) => {
+    agent.faultAtRest = flipPagesByte;
   },
   /**
    * the disk fills right after `begin` (another writer): --fill FILE is created
@@ -82,6 +87,30 @@ export function faultLog(root: string): string[] {
 
 function noteFault(rt: Runtime, line: string): void {
   appendFileSync(path.join(rt.paths.root, 'faults.log'), `${line}\n`);
+}
+
+/** One byte of the largest pages image flipped on disk, among the bytes that have arrived. */
+async function flipPagesByte(dir: string): Promise<void> {
+  const deadline = Date.now() + 10000;
+  for (;;) {
+    const pages = await Promise.all((await fs.readdir(dir)).filter((n) => /^pages-\d+\.img$/.test(n)).map(async (n) => ({ n, size: (await fs.stat(path.join(dir, n))).size })));
+    const big = pages.sort((a, b) => b.size - a.size)[0];
+    if (big && big.size >= 8192) {
+      const fh = await fs.open(path.join(dir, big.n), 'r+');
+      try {
+        const at = Math.floor(big.size / 2);
+        const b = Buffer.alloc(1);
+        await fh.read(b, 0, 1, at);
+        b[0] = b[0]! ^ 0x55;
+        await fh.write(b, 0, 1, at);
+      } finally {
+        await fh.close();
+      }
+      return;
+    }
+    if (Date.now() > deadline) throw new Error('test fault: no pages image arrived to corrupt');
+    await new Promise((r) => setTimeout(r, 5));
+  }
 }
 
 /** A `criu restore` with --root under `containers` (this peer's containers) is running. */

@@ -1,12 +1,13 @@
 import { copyFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { REPO } from './cli.js';
+import { faultAgentCommand } from './fault-agent.js';
 import type { Rig } from './rig.js';
 
 export interface FaultPeer {
   /** the peer's state root */
   root: string;
-  /** re-register the peer with its agent run under TSMIGRATE_TEST_FAULT=fault (undefined: none) */
+  /** re-register the peer with the fault agent (fault-agent.ts) injecting this fault as its command (undefined: none) */
   setFault(fault: string | undefined): Promise<void>;
   /** run fn with the fault set, then without it again */
   withFault<T>(fault: string, fn: () => Promise<T>): Promise<T>;
@@ -32,12 +33,13 @@ export async function addFaultPeer(rig: Rig, name: string, addr: string, root: s
   copyFileSync(cmd[k]!, path.join(root, 'known_hosts'));
   cmd[k] = path.join(root, 'known_hosts');
   await tsm(cmd);
-  const setEnv = async (vars: Record<string, string>) => {
+  const setEnv = async (vars: Record<string, string>, fault?: string) => {
     await tsm(['host', 'rm', name]);
     const i = cmd.indexOf('--command') + 1;
     const faulty = [...cmd];
     const assigns = Object.entries(vars).map(([k, v]) => `${k}=${v}`);
-    if (assigns.length) faulty[i] = `env ${assigns.join(' ')} ${cmd[i]}`;
+    const agent = fault ? faultAgentCommand(h.root, fault) : cmd[i]!;
+    faulty[i] = assigns.length ? `env ${assigns.join(' ')} ${agent}` : agent;
     await tsm(faulty);
   };
   const withAgentEnv = async <T>(vars: Record<string, string>, fn: () => Promise<T>): Promise<T> => {
@@ -50,8 +52,15 @@ export async function addFaultPeer(rig: Rig, name: string, addr: string, root: s
   };
   return {
     root: h.root,
-    setFault: (fault) => setEnv(fault ? { TSMIGRATE_TEST_FAULT: fault } : {}),
-    withFault: (fault, fn) => withAgentEnv({ TSMIGRATE_TEST_FAULT: fault }, fn),
+    setFault: (fault) => setEnv({}, fault),
+    withFault: async (fault, fn) => {
+      await setEnv({}, fault);
+      try {
+        return await fn();
+      } finally {
+        await setEnv({});
+      }
+    },
     withAgentEnv,
   };
 }
