@@ -122,7 +122,11 @@ export async function runMigration(d: MachineDeps, r: MigrationRequest): Promise
     // the peer's part goes last on a rollback: the source must run again whatever the peer does.
     // Pushed before the call: a begin whose reply was lost may have made a copy there
     undo.push('abort on the peer', async () => {
-      peerTold = await abortOnPeer(sig?.aborted ? undefined : conn, d.connectForCleanup, r.id, d.timing.abortTimeoutMs);
+      // cut short (an interrupt, the bound): the old connection may be choked with the stream's
+      // backlog, and the peer aborts what it was receiving when it goes; tell it over a new one
+      const stale = Boolean(sig?.aborted || budget?.expired());
+      if (stale) await conn?.close().catch(() => undefined);
+      peerTold = await abortOnPeer(stale ? undefined : conn, d.connectForCleanup, r.id, d.timing.abortTimeoutMs);
     });
     await peer.begin({
       migrationId: r.id, epoch: r.epoch, name: r.name, config: facts.config, network: facts.network, leaseOwner, stdio: facts.stdio,

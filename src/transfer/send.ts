@@ -58,8 +58,21 @@ export async function sendReadable<R extends StreamResult>(src: Readable, call: 
     for (const s of new Set([src, meter, out])) s.on('error', reject);
   });
   failed.catch(() => undefined);
-  const peer = await Promise.race([call(out), failed]);
-  return { bytes: meter.bytes, tarBytes: tarMeter.bytes, digest: meter.digest(), ms: performance.now() - t0, peer };
+  // aborted (an interrupt, the downtime bound): stop at once, also while the link holds the
+  // stream back (a source blocked on back-pressure never looks at the signal itself)
+  const onAbort = () => {
+    const e = o.signal!.reason as Error;
+    src.destroy(e);
+    meter.destroy(e);
+  };
+  if (o.signal?.aborted) onAbort();
+  else o.signal?.addEventListener('abort', onAbort, { once: true });
+  try {
+    const peer = await Promise.race([call(out), failed]);
+    return { bytes: meter.bytes, tarBytes: tarMeter.bytes, digest: meter.digest(), ms: performance.now() - t0, peer };
+  } finally {
+    o.signal?.removeEventListener('abort', onAbort);
+  }
 }
 
 /** Counts the bytes as they pass. */

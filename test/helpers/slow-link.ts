@@ -16,7 +16,7 @@ const PIECE = 16 << 10;
 /** One direction of the link: a pacing clock shared by the connections through it. */
 class Pacer {
   private free = 0;
-  constructor(private readonly bytesPerSecond: number) {}
+  constructor(public bytesPerSecond: number) {}
   /** ms to wait before sending `n` bytes (and books them). */
   book(n: number): number {
     const now = performance.now();
@@ -48,6 +48,8 @@ export interface SlowLink {
   readonly host: string;
   readonly port: number;
   readonly bytesPerSecond: number;
+  /** change the rate from now on, both ways (a link that slows down under way) */
+  setRate(bytesPerSecond: number): void;
   /** bytes relayed so far, towards the target and back */
   readonly relayed: { up: number; down: number };
   close(): Promise<void>;
@@ -82,7 +84,13 @@ export async function startSlowLink(o: { listen: string; target: { host: string;
   return {
     host: o.listen,
     port,
-    bytesPerSecond: o.bytesPerSecond,
+    get bytesPerSecond() {
+      return up.bytesPerSecond;
+    },
+    setRate: (bps: number) => {
+      up.bytesPerSecond = bps;
+      down.bytesPerSecond = bps;
+    },
     relayed,
     close: () => {
       for (const s of sockets) s.destroy();

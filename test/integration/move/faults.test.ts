@@ -271,3 +271,63 @@ faultTest('a link limited to 8 MB/s (a relay in front of the peer\'s sshd): the 
   pass = (await assertAfterFault(hosts, s, { where: to, since: pass })).pass;
   here = to;
 });
+
+faultTest('--max-downtime over a 2 MB/s link: the estimate does not fit, refused before the freeze with the estimate; nothing frozen, nothing on the peer', async () => {
+  const [from, to] = pairs();
+  const { name, link } = await rig.addSlowHost(from, to, 2_000_000);
+  try {
+    const r = await rig.move(from, s.name, name, { args: ['--compress', 'off', '--max-downtime', '1s'] });
+    assert.notEqual(r.code, 0);
+    assert.equal(errorLines(r).length, 1, r.stderr);
+    assert.match(errorLines(r)[0]!, /cannot move to .* within its bound: the downtime would be about \d+(\.\d)? s \(dump .*transfer .* at [12] MB\/s.*\), over the --max-downtime of 1\.0 s; nothing was frozen/);
+    assert.ok(!FaultRig.phases(r).includes('freeze'), `never frozen (${FaultRig.phases(r).join(' ')})`);
+  } finally {
+    await link.close();
+  }
+  pass = (await assertAfterFault(hosts, s, { where: from, since: pass })).pass;
+});
+
+faultTest('--max-downtime 2s, the link slowing to 500 kB/s once frozen: rolled back within the bound, thawed, measured from outside', async () => {
+  const [from, to] = pairs();
+  const { name, link } = await rig.addSlowHost(from, to, 400_000_000);
+  const pid = (await psRows(from.root)).find((x) => x.name === s.name)!.pid!;
+  // from outside the container: the longest time its pass counter stood still
+  const passOf = () => {
+    const st = readMemcheck(pid, s.status);
+    return st?.ok ? st.pass : -1;
+  };
+  let last = { pass: passOf(), at: performance.now() };
+  let longest = 0;
+  const poll = setInterval(() => {
+    const p = passOf();
+    const now = performance.now();
+    if (p !== last.pass) {
+      longest = Math.max(longest, now - last.at);
+      last = { pass: p, at: now };
+    }
+  }, 10);
+  let froze = false;
+  try {
+    const r = await rig.move(from, s.name, name, {
+      args: ['--compress', 'off', '--max-downtime', '2s'],
+      onEvent: (e) => {
+        if (e.phase === 'freeze' && !froze) {
+          froze = true;
+          link.setRate(500_000);
+        }
+      },
+    });
+    assert.ok(froze, 'it froze: the estimate fitted');
+    assert.notEqual(r.code, 0);
+    assert.equal(errorLines(r).length, 1, r.stderr);
+    assert.match(errorLines(r)[0]!, /ran over its --max-downtime of 2\.0 s while frozen .*rolled back and the container runs on here/);
+    const p0 = passOf();
+    await eventually(async () => passOf() > p0 + 2, 10000);
+    // the counter's own period (a pass over 16 MiB) and the 10 ms poll come on top of the downtime
+    assert.ok(longest > 1000 && longest < 2000 + 400, `the counter stood still for ${Math.round(longest)} ms at most`);
+  } finally {
+    clearInterval(poll);
+    await link.close();
+  }
+  pass = (await assertAfterFault(hosts, s, { where: from, since: pass })).pass;
+});
