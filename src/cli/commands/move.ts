@@ -172,7 +172,7 @@ export function registerMoveCommands(program: Command, setExit: (code: number) =
       const { rt } = runtimeFor(cmd);
       const g = cmd.optsWithGlobals<{ config?: string }>();
       const connectTo = (host: string) => sshPeer(resolveConfigPath(g.config), host, { logger: rt.logger })();
-      rt.logger.info(`guard ${id}: the mover ${said ? 'let go' : 'died'} at ${new Date().toISOString()}`);
+      rt.logger.info(`guard ${id}: the mover ${said ? 'let go' : 'is gone (it died, or left the move unfinished)'} at ${new Date().toISOString()}`);
       const r = await guardMove(sourceGuardPorts(rt, { migrationId: id, connectTo, logger: rt.logger }));
       rt.logger.info(`guard ${id}: ${r.outcome} (journal: ${r.phase}) at ${new Date().toISOString()}`);
     });

@@ -63,7 +63,7 @@ test('the move CLI SIGKILLed while frozen (CRIU mid-dump): the guard waits for C
   await eventually(async () => (await p.count(p.A, 'fg')) > c + 2, 10000);
   await eventually(async () => p.journals().get(id) === 'aborted', 30000, 200);
   const log = readFileSync(path.join(p.A, 'migrations/guards', `${id}.move.log`), 'utf8');
-  assert.match(log, /the mover died/);
+  assert.match(log, /the mover is gone/);
   assert.match(log, /waiting for criu dump/);
   assert.match(log, /rolled back \(journal: aborted\)/);
   await p.assertOneCopy('fg', 'A');
