@@ -64,7 +64,17 @@ export interface BeginRequest {
   memoryBytes?: number;
   /** the source's --criu-deadline: the peer's restore keeps to it (default: the peer's own setting) */
   criuDeadline?: CriuDeadlineSettings;
+  /**
+   * how long after prepare the peer holds the restored copy for the source's decision, in ms;
+   * then it aborts by itself and refuses a commit (agent/hold.ts; default DEFAULT_HOLD_MS)
+   */
+  holdMs?: number;
 }
+
+/** BeginRequest.holdMs: the default (well past the source's commit retries, short enough not to hold a copy's memory and address for long) and its bounds */
+export const DEFAULT_HOLD_MS = 120_000;
+export const MIN_HOLD_MS = 1_000;
+export const MAX_HOLD_MS = 3_600_000;
 
 export interface PutUpperRequest {
   migrationId: string;

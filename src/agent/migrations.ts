@@ -17,6 +17,10 @@ export interface IncomingMigration {
   /** files: each image's size and sum as it arrived (transfer/image-sums.ts) */
   received: { images?: string; upper: string[]; files?: ImageSum[] };
   staging?: string;
+  /** prepared: when the held copy expires if the source has not decided (hold.ts) */
+  holdUntil?: string;
+  /** aborted: why ('expired': the hold limit passed) */
+  reason?: 'expired';
   updatedAt: string;
 }
 

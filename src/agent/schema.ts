@@ -15,6 +15,7 @@ import type { NetworkPlan } from '../network/setup.js';
 import { validStdio } from '../container/stdio.js';
 import { isIPv4, tryParseCidr } from '../network/cidr.js';
 import { isValidIfName } from '../network/bridge.js';
+import { MAX_HOLD_MS, MIN_HOLD_MS } from './api.js';
 import type { AgentApi, Checksum, BeginRequest, HelloResult, PreflightRequest, PreflightResult, PutImagesRequest, PutImagesResult, PutLogsRequest, PutUpperRequest, StreamResult } from './api.js';
 import { storeSpec } from '../store/schema.js';
 import type { SpaceUse } from './peer-space.js';
@@ -240,6 +241,7 @@ export const beginRequest = obj<BeginRequest>({
   criuDeadline: optional(obj<NonNullable<BeginRequest['criuDeadline']>>({
     baseS: num({ min: 1, max: 86_400 }), perGiBS: num({ min: 0, max: 86_400 }), stallS: num({ min: 0, max: 86_400 }),
   })),
+  holdMs: optional(num({ min: MIN_HOLD_MS, max: MAX_HOLD_MS })),
 });
 
 export const putUpperRequest = obj<PutUpperRequest>({

@@ -30,6 +30,7 @@ import type { AgentApi, Checksum, BeginRequest, ContainerStatusResult, HelloResu
 import { PROTOCOL_VERSION } from './api.js';
 import { repairLeasesHere } from './lease-facts.js';
 import { MigrationRecords, type IncomingMigration } from './migrations.js';
+import { abortedError, holdUntil, withMigrationLock } from './hold.js';
 import { peerPreflight } from './preflight.js';
 import { guardSpace } from './space-errors.js';
 import { RestoreWhileReceiving, type ArrivingImages } from './restore-while-receiving.js';
@@ -51,7 +52,10 @@ export class LocalAgent implements AgentApi {
   faultBeforeRestore: (() => void | Promise<void>) | undefined;
   /** test hook: runs with the images directory once images have arrived and before CRIU reads them (to change one at rest) */
   faultAtRest: ((imagesDir: string) => void | Promise<void>) | undefined;
-  constructor(private readonly rt: Runtime, private readonly version: string) {
+  /** test hook: runs once prepare has succeeded, before its reply is sent */
+  afterPrepare: (() => void | Promise<void>) | undefined;
+  /** holdGuard: starts the guard that expires a held copy at its limit (hold.ts; the composition root builds its command) */
+  constructor(private readonly rt: Runtime, private readonly version: string, private readonly o: { holdGuard?: (migrationId: string) => void } = {}) {
     this.records = new MigrationRecords(rt.paths);
     // a disk that fills after the pre-flight: one clear error naming the filesystem, not an agent failure
     guardSpace(this, ['putImage', 'begin', 'putUpper', 'putLogs', 'putImages', 'prepare'], async (p) => {
@@ -251,7 +255,10 @@ export class LocalAgent implements AgentApi {
     const held = this.held.get(m.id) ?? (await this.restoreHeld(m, path.join(m.staging!, 'images')));
     this.held.set(m.id, held);
     m.phase = 'prepared';
+    m.holdUntil = holdUntil(new Date(), m.begin.holdMs);
     await this.records.save(m);
+    this.o.holdGuard?.(m.id);
+    await this.afterPrepare?.();
     return { restoreMs: performance.now() - t0, initPid: held.initPid, setupMs: held.timings.setupMs, criuMs: held.timings.criuMs };
   }
 
@@ -283,8 +290,15 @@ export class LocalAgent implements AgentApi {
   }
 
   async commit(p: { migrationId: string }): Promise<{ resumeMs: number }> {
-    const m = await this.records.must(p.migrationId);
+    const first = await this.records.must(p.migrationId);
+    // against an abort or the hold's expiry (hold.ts): one of them wins, the other sees it
+    return withMigrationLock(this.rt, first.name, () => this.commitLocked(p.migrationId));
+  }
+
+  private async commitLocked(id: string): Promise<{ resumeMs: number }> {
+    const m = await this.records.must(id);
     if (m.phase === 'committed') return { resumeMs: 0 };
+    if (m.phase === 'aborted') throw abortedError(m);
     if (m.phase !== 'prepared') throw new TsmError('EBAD_STATE', `migration ${m.id} is ${m.phase}, not prepared`, { fix: 'run tsmigrate recover on the source' });
     const t0 = performance.now();
     this.coolDown(m.id);
@@ -322,8 +336,18 @@ export class LocalAgent implements AgentApi {
   }
 
   async abort(p: { migrationId: string }): Promise<{ ok: true }> {
-    const m = await this.records.get(p.migrationId);
-    if (!m || m.phase === 'aborted') return { ok: true };
+    const first = await this.records.get(p.migrationId);
+    if (!first || first.phase === 'aborted') return { ok: true };
+    await withMigrationLock(this.rt, first.name, async () => {
+      const m = await this.records.get(p.migrationId);
+      if (m) await this.abortLocked(m);
+    });
+    return { ok: true };
+  }
+
+  /** Under the container's lock: remove what the migration made here; `reason` 'expired' from the hold guard. */
+  async abortLocked(m: IncomingMigration, reason?: 'expired'): Promise<void> {
+    if (m.phase === 'aborted') return;
     if (m.phase === 'committed') throw new TsmError('EBAD_STATE', `migration ${m.id} is already committed on the peer`, { fix: 'the container runs on the peer; nothing to undo' });
     this.coolDown(m.id);
     const held = this.held.get(m.id);
@@ -338,8 +362,8 @@ export class LocalAgent implements AgentApi {
     await undoMigration(this.rt.network.leaseDir, this.rt.paths.root, m.id);
     if (m.staging) await fs.rm(m.staging, { recursive: true, force: true });
     m.phase = 'aborted';
+    if (reason) m.reason = reason;
     await this.records.save(m);
-    return { ok: true };
   }
 
   async status(p: { migrationId: string }): Promise<{ phase: string }> {

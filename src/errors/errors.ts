@@ -30,6 +30,8 @@ export type ErrorCode =
   | 'EEXIST_CHECKPOINT'
   | 'EPREFLIGHT'
   | 'EMOVE_UNFINISHED'
+  /** the peer aborted a migration (its held copy expired, or the source aborted it): it refuses to commit */
+  | 'EMIGRATION_ABORTED'
   | 'EDOWNTIME'
   | 'EMOVE_ABORTED'
   | 'EINTERRUPTED'

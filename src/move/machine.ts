@@ -1,3 +1,4 @@
+import { DEFAULT_HOLD_MS } from '../agent/api.js';
 import type { CriuDeadlineSettings } from '../criu/deadline.js';
 import { TsmError } from '../errors/errors.js';
 import { assertSameHash } from '../transfer/receive.js';
@@ -35,7 +36,7 @@ export interface MoveTiming {
   holdMs: number;
 }
 
-export const DEFAULT_TIMING: MoveTiming = { commitDeadlineMs: 20_000, abortTimeoutMs: 30_000, callTimeoutMs: 15_000, holdMs: 120_000 };
+export const DEFAULT_TIMING: MoveTiming = { commitDeadlineMs: 20_000, abortTimeoutMs: 30_000, callTimeoutMs: 15_000, holdMs: DEFAULT_HOLD_MS };
 
 export interface MachineDeps {
   source: MoveSource;
@@ -130,7 +131,7 @@ export async function runMigration(d: MachineDeps, r: MigrationRequest): Promise
     });
     await peer.begin({
       migrationId: r.id, epoch: r.epoch, name: r.name, config: facts.config, network: facts.network, leaseOwner, stdio: facts.stdio,
-      criuOptions: plan.criu, memoryBytes: facts.memoryBytes, criuDeadline: { ...d.criuDeadline },
+      criuOptions: plan.criu, memoryBytes: facts.memoryBytes, criuDeadline: { ...d.criuDeadline }, holdMs: d.timing.holdMs,
     });
     await journal.append('begun', { useZstd: plan.useZstd, estimateMs: plan.estimate.totalMs, maxDowntimeMs: plan.maxDowntimeMs });
     emit({ phase: 'upper' });

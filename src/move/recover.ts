@@ -1,4 +1,5 @@
 import { LocalAgent } from '../agent/server.js';
+import { expireIfDue } from '../agent/hold.js';
 import { MigrationRecords } from '../agent/migrations.js';
 import { repairLeasesHere } from '../agent/lease-facts.js';
 import type { Runtime } from '../runtime/context.js';
@@ -42,6 +43,8 @@ export async function recoverMoves(rt: Runtime, connectTo: ConnectTo): Promise<R
     if (m.phase === 'begun' || m.phase === 'receiving') {
       await local.abort({ migrationId: m.id });
       out.push({ migration: m.id, container: m.name, side: 'peer', action: 'cleaned', detail: 'an incoming move that never completed was removed' });
+    } else if (m.phase === 'prepared' && (await expireIfDue(rt, records, m.id, (x, reason) => local.abortLocked(x, reason)))) {
+      out.push({ migration: m.id, container: m.name, side: 'peer', action: 'cleaned', detail: `held past its limit (${m.holdUntil}) without a decision from the source: removed` });
     } else if (m.phase === 'prepared') {
       out.push({ migration: m.id, container: m.name, side: 'peer', action: 'waiting', detail: 'restored and held stopped: run tsmigrate recover on the source to decide' });
     }

@@ -1,4 +1,4 @@
-import { promises as fs } from 'node:fs';
+import { promises as fs, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { TsmError } from '../errors/errors.js';
 
@@ -11,13 +11,18 @@ export interface Lock {
   release(): Promise<void>;
 }
 
-/** Whether a process with this pid exists (EPERM: it does, owned by someone else). */
+/** Whether a process with this pid exists (EPERM: it does, owned by someone else); a zombie (killed, not yet reaped) does not. */
 export function alive(pid: number): boolean {
   try {
     process.kill(pid, 0);
-    return true;
   } catch (e) {
     return (e as NodeJS.ErrnoException).code === 'EPERM';
+  }
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3) !== 'Z';
+  } catch {
+    return false;
   }
 }
 
@@ -67,5 +72,25 @@ export async function withLock<T>(lockDir: string, what: string, fn: () => Promi
     return await fn();
   } finally {
     await lock.release();
+  }
+}
+
+/** withLock, waiting up to `waitMs` for a live holder to let go (polling: the lock is a directory). */
+export async function withLockWaiting<T>(lockDir: string, what: string, waitMs: number, fn: () => Promise<T>): Promise<T> {
+  const until = Date.now() + waitMs;
+  for (;;) {
+    let lock: Lock;
+    try {
+      lock = await acquireLock(lockDir, what);
+    } catch (e) {
+      if (!(e instanceof TsmError && e.code === 'EBUSY') || Date.now() >= until) throw e;
+      await new Promise((r) => setTimeout(r, 50));
+      continue;
+    }
+    try {
+      return await fn();
+    } finally {
+      await lock.release();
+    }
   }
 }

@@ -1,5 +1,13 @@
 import type { Command } from 'commander';
+import { DEFAULT_HOLD_MS, MAX_HOLD_MS, MIN_HOLD_MS } from '../../agent/api.js';
+import { guardHold, spawnHoldGuard } from '../../agent/hold.js';
+import { MigrationRecords } from '../../agent/migrations.js';
 import { LocalAgent } from '../../agent/server.js';
+import { formatCriuDeadline } from '../../criu/deadline.js';
+import { awaitMover, startFreezeGuard } from '../../move/freeze-guard.js';
+import { guardMove, sourceGuardPorts } from '../../move/source-guard.js';
+import type { Runtime } from '../../runtime/context.js';
+import { guardLogFile } from '../../state/guard-logs.js';
 import { resolveConfigPath } from '../../hosts/config.js';
 import { sshPeer } from '../../move/connect.js';
 import { readHistory, type MoveHistoryEntry } from '../../move/history.js';
@@ -106,9 +114,11 @@ export function registerMoveCommands(program: Command, setExit: (code: number) =
     .option('--criu-stream <mode>', "images from CRIU's image streamer (criu dump --stream) or from the files it writes to tmpfs: auto (files where tmpfs has room), on, off", 'auto')
     .option('--no-restore-while-receiving', 'restore on the peer after the transfer, not while the images arrive (taking them from tmpfs files only)')
     .option('--max-downtime <duration>', 'the longest the container may stay frozen, e.g. 500ms, 10s, 2m, or off: a move estimated longer is refused before the freeze, one running longer is rolled back', '30s')
-    .action(async (name: string, host: string, o: { compress: string; warmMemory: boolean; criuStream: string; restoreWhileReceiving: boolean; maxDowntime: string }, cmd: Command) => {
+    .option('--hold-limit <seconds>', `how long the peer holds its restored copy for this host's decision before it removes it by itself (default ${DEFAULT_HOLD_MS / 1000})`)
+    .action(async (name: string, host: string, o: { compress: string; warmMemory: boolean; criuStream: string; restoreWhileReceiving: boolean; maxDowntime: string; holdLimit?: string }, cmd: Command) => {
       const { rt, json } = runtimeFor(cmd);
       const maxDowntimeMs = parseMaxDowntime(o.maxDowntime);
+      const holdMs = parseHoldLimit(o.holdLimit);
       if (!['auto', 'on', 'off'].includes(o.compress)) throw new TsmError('EINVAL_ARG', `invalid --compress "${o.compress}"`, { fix: 'use auto, on or off' });
       if (!['auto', 'on', 'off'].includes(o.criuStream)) throw new TsmError('EINVAL_ARG', `invalid --criu-stream "${o.criuStream}"`, { fix: 'use auto, on or off' });
       const g = cmd.optsWithGlobals<{ config?: string }>();
@@ -124,6 +134,8 @@ export function registerMoveCommands(program: Command, setExit: (code: number) =
           {
             name, host, compress: o.compress as 'auto' | 'on' | 'off', warmMemory: o.warmMemory, ...(o.criuStream === 'auto' ? {} : { criuStream: o.criuStream === 'on' }), restoreWhileReceiving: o.restoreWhileReceiving, maxDowntimeMs, signal: ac.signal, onEvent: progress(json),
             ...(seams.moveFaults ? { faults: seams.moveFaults } : {}),
+            ...(holdMs ? { timing: { holdMs } } : {}),
+            guardFreeze: (id) => startFreezeGuard({ migrationId: id, argv: guardArgv(rt, ['--config', resolveConfigPath(g.config), 'guard-move', id]), logFile: guardLogFile(rt.paths, id, 'move') }),
           },
           sshPeer(resolveConfigPath(g.config), host, { signal: ac.signal, logger: rt.logger }),
           sshPeer(resolveConfigPath(g.config), host, { logger: rt.logger }),
@@ -152,6 +164,31 @@ export function registerMoveCommands(program: Command, setExit: (code: number) =
     });
 
   program
+    .command('guard-move', { hidden: true })
+    .description("a move's freeze watchdog (started by tsmigrate move): finishes or undoes the move if the mover dies")
+    .argument('<migration>')
+    .action(async (id: string, _o: unknown, cmd: Command) => {
+      const said = await awaitMover(process.stdin, process.stdout);
+      const { rt } = runtimeFor(cmd);
+      const g = cmd.optsWithGlobals<{ config?: string }>();
+      const connectTo = (host: string) => sshPeer(resolveConfigPath(g.config), host, { logger: rt.logger })();
+      rt.logger.info(`guard ${id}: the mover ${said ? 'let go' : 'is gone (it died, or left the move unfinished)'} at ${new Date().toISOString()}`);
+      const r = await guardMove(sourceGuardPorts(rt, { migrationId: id, connectTo, logger: rt.logger }));
+      rt.logger.info(`guard ${id}: ${r.outcome} (journal: ${r.phase}) at ${new Date().toISOString()}`);
+    });
+
+  program
+    .command('guard-hold', { hidden: true })
+    .description("a held copy's time limit (started by the agent at prepare): aborts the migration if no decision came by then")
+    .argument('<migration>')
+    .action(async (id: string, _o: unknown, cmd: Command) => {
+      const { rt } = runtimeFor(cmd);
+      const local = new LocalAgent(rt, cmd.parent?.version() ?? '0');
+      const phase = await guardHold(rt, new MigrationRecords(rt.paths), id, (m, reason) => local.abortLocked(m, reason), { log: (m) => rt.logger.warn(m) });
+      rt.logger.info(`hold guard ${id}: the migration is ${phase} at ${new Date().toISOString()}`);
+    });
+
+  program
     .command('history')
     .description('past moves and how each ended (committed, rolled-back, failed, refused, recovered): downtime, bytes, compression, why')
     .action(async (_o: unknown, cmd: Command) => {
@@ -173,7 +210,25 @@ export function registerMoveCommands(program: Command, setExit: (code: number) =
     .action(async (o: { stdio?: boolean }, cmd: Command) => {
       if (!o.stdio) throw new TsmError('EINVAL_ARG', 'agent needs --stdio', { fix: 'it is started by tsmigrate move over SSH' });
       const { rt } = runtimeFor(cmd);
-      await serveAgentOnStdio(new LocalAgent(rt, cmd.parent?.version() ?? '0'), rt.logger);
+      await serveAgentOnStdio(new LocalAgent(rt, cmd.parent?.version() ?? '0', { holdGuard: holdGuardFor(rt) }), rt.logger);
     });
 }
 
+/** A guard's command: this CLI, with the settings it runs under (state root, CRIU deadline), then `args`. */
+function guardArgv(rt: Runtime, args: string[]): string[] {
+  return [process.execPath, ...process.execArgv, process.argv[1]!, '--root', rt.paths.root, '--criu-deadline', formatCriuDeadline(rt.criuDeadline), '--verbose', ...args];
+}
+
+/** The agent's hold guards (agent/hold.ts): `tsmigrate guard-hold ID`. */
+export function holdGuardFor(rt: Runtime): (id: string) => void {
+  return (id) => spawnHoldGuard(guardArgv(rt, ['guard-hold', id]), guardLogFile(rt.paths, id, 'hold'));
+}
+
+function parseHoldLimit(s: string | undefined): number | undefined {
+  if (s === undefined) return undefined;
+  const n = Number(s);
+  if (!/^\d+(\.\d+)?$/.test(s) || n * 1000 < MIN_HOLD_MS || n * 1000 > MAX_HOLD_MS) {
+    throw new TsmError('EINVAL_ARG', `invalid --hold-limit "${s}"`, { fix: `give seconds from ${MIN_HOLD_MS / 1000} to ${MAX_HOLD_MS / 1000}` });
+  }
+  return Math.round(n * 1000);
+}
