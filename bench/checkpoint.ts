@@ -67,7 +67,7 @@ async function settle(): Promise<void> {
 }
 
 async function benchSize(rt: Runtime, shm: string, sizeMiB: number, o: { runs: number; warmup: number }, signal: AbortSignal, started: string[]): Promise<SizeResult> {
-  const criu = await locateCriu();
+  const criu = await locateCriu(process.env);
   const store = new CheckpointStore(rt.paths);
   const name = `bench-${sizeMiB}`;
   started.push(name);
@@ -161,7 +161,7 @@ async function main(): Promise<number> {
   const rt = createRuntime({ root });
   const started: string[] = [];
   try {
-    const criu = await locateCriu();
+    const criu = await locateCriu(process.env);
     console.log(`CRIU ${criu.versionText}, kernel ${os.release()}, ${os.cpus().length} CPUs; sizes ${o.sizes.join(', ')} MiB, ${o.runs} runs (+${o.warmup} warmup) each`);
     await importImage(rt.paths, 'debian', DEBIAN);
     const results: SizeResult[] = [];

@@ -168,7 +168,7 @@ async function moveThereAndBack(c: Ctx, name: string, criuStream?: boolean): Pro
 async function benchSize(c: Ctx, sizeMiB: number, o: { runs: number; warmup: number }, started: string[]): Promise<SizeResult> {
   let preCopy = '';
   let mPaths = '';
-  const criu = await locateCriu();
+  const criu = await locateCriu(process.env);
   const name = `mv-${sizeMiB}`;
   const victim = `mv-${sizeMiB}-victim`;
   for (const n of [name, victim]) {
@@ -370,7 +370,7 @@ async function main(): Promise<number> {
   let peerRt: Runtime | undefined;
   const started: string[] = [];
   try {
-    const criu = await locateCriu();
+    const criu = await locateCriu(process.env);
     console.log(`CRIU ${criu.versionText}, kernel ${os.release()}, ${os.cpus().length} CPUs; sizes ${o.sizes.join(', ')} MiB, ${o.runs} runs (+${o.warmup} warmup moves) each, move --compress ${o.compress}`);
     const peer = await rig.start('peer', PEER_ADDR, configFile);
     peerRt = createRuntime({ root: peer.root });

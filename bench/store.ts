@@ -432,7 +432,7 @@ async function main(): Promise<number> {
   const rig = new MoveRig(path.join(base, 'rig'));
   const rt = createRuntime({ root: path.join(base, 'root') });
   try {
-    const criu = await locateCriu();
+    const criu = await locateCriu(process.env);
     console.log(`CRIU ${criu.versionText}, kernel ${os.release()}, ${os.cpus().length} CPUs; ${o.size} MiB, ${o.runs} runs (+${o.warmup} warmup)`);
     const peer = await rig.start(RIG_HOST, RIG_ADDR, configFile);
     console.log(`store host: sshd on ${peer.addr}:${peer.port}`);

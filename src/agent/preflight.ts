@@ -44,7 +44,7 @@ function neededControllers(p: PreflightRequest): string[] {
 export function peerSpace(rt: Runtime, p: PreflightRequest, needImage: boolean, fsOf: (dir: string) => FilesystemFacts = filesystemReader()): SpaceUse[] {
   const needs = peerSpaceNeeds(
     { memoryBytes: p.memoryBytes, upperBytes: p.upperBytes, logBytes: p.logBytes ?? 0, imageBytes: p.imageBytes ?? 0, needImage },
-    { staging: stagingBase(rt.paths.root, p.memoryBytes), containers: rt.paths.containers, images: rt.paths.images },
+    { staging: stagingBase(rt.paths.root, p.memoryBytes, rt.tools.staging), containers: rt.paths.containers, images: rt.paths.images },
   );
   return planSpace(needs, fsOf);
 }
@@ -54,7 +54,7 @@ export async function peerPreflight(rt: Runtime, records: MigrationRecords, p: P
   const problems: Problem[] = [];
   const add = (check: string, message: string, fix: string) => problems.push({ check, message, fix });
   try {
-    const criu = await locateCriu();
+    const criu = await locateCriu(rt.tools.criu);
     const chk = await criuCheck(criu);
     if (!chk.ok) {
       // its output kept here, where the peer's operator can read it

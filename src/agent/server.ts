@@ -71,7 +71,7 @@ export class LocalAgent implements AgentApi {
         fix: 'install the same tsmigrate version on both hosts',
       });
     }
-    const criu = await locateCriu().catch(() => undefined);
+    const criu = await locateCriu(this.rt.tools.criu).catch(() => undefined);
     const layout = (() => {
       try {
         return detectLayout();
@@ -137,7 +137,7 @@ export class LocalAgent implements AgentApi {
     await fs.mkdir(layout.upper, { recursive: true, mode: 0o755 });
     await this.rt.store.saveConfig(p.config);
     await this.rt.store.saveState(p.name, { status: 'creating', cgroupParent: this.rt.cgroupParent, rootfs: layout, migrationId: p.migrationId, epoch: p.epoch });
-    const staging = await makeStagingDir(stagingBase(this.rt.paths.root, p.memoryBytes ?? 1 << 30), `move-${p.migrationId}`);
+    const staging = await makeStagingDir(stagingBase(this.rt.paths.root, p.memoryBytes ?? 1 << 30, this.rt.tools.staging), `move-${p.migrationId}`);
     const m: IncomingMigration = { id: p.migrationId, name: p.name, epoch: p.epoch, phase: 'begun', begin: p, received: { upper: [] }, staging, updatedAt: '' };
     await this.records.save(m);
     this.begunHere.add(p.migrationId);
@@ -281,7 +281,7 @@ export class LocalAgent implements AgentApi {
       criuOptions: b.criuOptions,
       imageRootfs: image.rootfs,
       imagesDir: images,
-      criu: await locateCriu(),
+      criu: await locateCriu(this.rt.tools.criu),
       extraState: { migrationId: m.id, epoch: m.epoch },
       stream: arriving !== undefined,
       ...(arriving ?? {}),

@@ -52,7 +52,7 @@ export async function withCapture<T>(rt: Runtime, req: CaptureRequest & { tag?: 
   validateName('container', req.name);
   validateTag(req.tag);
   requireRoot('checkpoint a container');
-  const criu = await locateCriu();
+  const criu = await locateCriu(rt.tools.criu);
   return withLock(rt.store.lockDir(req.name), `container ${req.name}`, async () => {
     const cap = await captureLocked(rt, req, criu);
     try {
@@ -110,7 +110,7 @@ export async function captureLocked(rt: Runtime, req: CaptureRequest, criu: Criu
   const stats = await cg.stats().catch(() => ({ memoryBytes: 0 }));
   const t0 = performance.now();
   const id = checkpointId(req.name, new Date(), randomBytes(3).toString('hex'));
-  const staging = await makeStagingDir(stagingBase(rt.paths.root, stats.memoryBytes ?? 0), id);
+  const staging = await makeStagingDir(stagingBase(rt.paths.root, stats.memoryBytes ?? 0, rt.tools.staging), id);
   const cleanup = () => fs.rm(staging, { recursive: true, force: true });
   const images = path.join(staging, 'images');
   const upper = path.join(staging, 'upper');

@@ -14,11 +14,10 @@ export function filesystemOf(dir: string): { tmpfs: boolean; freeBytes: number }
 /**
  * Where CRIU writes images while the container is frozen: a tmpfs when it has
  * room (the freeze window is then bounded by memory bandwidth, not the disk),
- * else a directory under the state root. $TSMIGRATE_STAGING overrides.
+ * else a directory under the state root. `override` ($TSMIGRATE_STAGING, read by the composition root) wins.
  */
-export function stagingBase(root: string, neededBytes: number, env: NodeJS.ProcessEnv = process.env): string {
-  const fromEnv = env['TSMIGRATE_STAGING'];
-  if (fromEnv) return fromEnv;
+export function stagingBase(root: string, neededBytes: number, override: string | undefined): string {
+  if (override) return override;
   try {
     const shm = filesystemOf('/dev/shm');
     if (shm.tmpfs && shm.freeBytes > neededBytes * 2 + (256 << 20)) return '/dev/shm/tsmigrate';

@@ -93,7 +93,7 @@ async function probe(p: string): Promise<Probe> {
   return { kind: 'ok', bin: { path: p, version: v, versionText } };
 }
 
-async function locateUncached(env: NodeJS.ProcessEnv): Promise<CriuBinary> {
+async function locateUncached(env: CriuSearch): Promise<CriuBinary> {
   const explicit = env.TSMIGRATE_CRIU;
   const candidates: string[] = [];
   const looked: string[] = [];
@@ -124,13 +124,19 @@ async function locateUncached(env: NodeJS.ProcessEnv): Promise<CriuBinary> {
   throw new TsmError('ECRIU_MISSING', `CRIU is not installed (looked for ${looked.join(', ')}${detail})`, { fix: CRIU_FIX });
 }
 
+/** Where CRIU is looked for: $TSMIGRATE_CRIU, else PATH and the private prefix (read once by the composition root). */
+export interface CriuSearch {
+  readonly TSMIGRATE_CRIU?: string | undefined;
+  readonly PATH?: string | undefined;
+}
+
 const cache = new Map<string, Promise<CriuBinary>>();
 
 /**
  * Find a usable CRIU (>= 4.2). Throws TsmError ECRIU_MISSING or ECRIU_TOO_OLD.
  * The answer is cached per process (per TSMIGRATE_CRIU/PATH); failures are not.
  */
-export function locateCriu(env: NodeJS.ProcessEnv = process.env): Promise<CriuBinary> {
+export function locateCriu(env: CriuSearch): Promise<CriuBinary> {
   const key = `${env.TSMIGRATE_CRIU ?? ''}\0${env.PATH ?? ''}`;
   let p = cache.get(key);
   if (!p) {

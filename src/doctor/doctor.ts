@@ -5,7 +5,7 @@ import { attachDeviceFilter, deviceFilterIds } from '../cgroup/device-filter.js'
 import { DEFAULT_DEVICE_RULES } from '../security/devices.js';
 import { realHostProbe } from '../cgroup/host.js';
 import { createCgroupManager } from '../cgroup/manager.js';
-import { criuCheck, locateCriu, probeCapabilities, CRIU_FIX } from '../criu/binary.js';
+import { criuCheck, locateCriu, probeCapabilities, CRIU_FIX, type CriuSearch } from '../criu/binary.js';
 import { nativeAvailable } from '../native/native.js';
 import { shimPath } from '../shim/locate.js';
 import { securityFindings } from './security.js';
@@ -29,10 +29,10 @@ function which(cmd: string): string | undefined {
   return undefined;
 }
 
-async function criuFindings(): Promise<Finding[]> {
+async function criuFindings(search: CriuSearch): Promise<Finding[]> {
   let bin;
   try {
-    bin = await locateCriu();
+    bin = await locateCriu(search);
   } catch (e) {
     return [{ check: 'criu', ok: false, detail: (e as Error).message, disables: 'checkpoint, restore, move, schedules', fix: CRIU_FIX }];
   }
@@ -159,11 +159,11 @@ async function deviceFilterFinding(l: Layout): Promise<Finding> {
   }
 }
 
-export async function runDoctor(): Promise<Finding[]> {
+export async function runDoctor(criu: CriuSearch): Promise<Finding[]> {
   const f: Finding[] = [];
   const root = process.getuid?.() === 0;
   f.push({ check: 'root', ok: root, detail: root ? 'running as root' : 'not root', ...(root ? {} : { disables: 'everything', fix: 'run as root' }) });
-  f.push(...(await criuFindings()));
+  f.push(...(await criuFindings(criu)));
   f.push(...(await cgroupFindings()));
   f.push(...securityFindings());
   try {

@@ -20,7 +20,7 @@ export async function hostCheck(rt: Runtime, name: string | undefined, connect: 
     const hello = await conn.agent.hello({ protocol: PROTOCOL_VERSION, tool: 'tsmigrate', version: '1' });
     if (!name) return { hello, preflight: null };
     const view = await loadView(rt, name);
-    const criu = await locateCriu();
+    const criu = await locateCriu(rt.tools.criu);
     const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'tsm-check-'));
     try {
       await criuCpuinfoDump(criu, dir);

@@ -4,6 +4,9 @@ import { connectSsh } from '../ssh/connect.js';
 import type { Logger } from '../util/logger.js';
 import type { PeerConnection } from './move.js';
 
+/** How long closing the agent's channel may take before the SSH session is cut. */
+const CLOSE_MS = 3000;
+
 /**
  * The production peer: an SSH connection (strict host keys) to the host from
  * the config, running `<command> agent --stdio` there, spoken to over the
@@ -26,7 +29,10 @@ export function sshPeer(configFile: string, hostName: string, o: { signal?: Abor
       return {
         agent: client,
         close: async () => {
-          await client.close().catch(() => undefined);
+          // bounded: a channel whose far end never confirms the close must not hold the mover
+          let t: NodeJS.Timeout | undefined;
+          await Promise.race([client.close().catch(() => undefined), new Promise<void>((r) => (t = setTimeout(r, CLOSE_MS)))]);
+          clearTimeout(t);
           session.close();
         },
       };

@@ -77,7 +77,7 @@ export class LocalSource implements MoveSource {
     const locks = await checkFileLocks(this.name, await this.cg().pids());
     const stats = await this.cg().stats();
     const memoryBytes = stats.memoryBytes ?? 0;
-    this.staging = await makeStagingDir(stagingBase(this.rt.paths.root, memoryBytes), `move-${this.id}`);
+    this.staging = await makeStagingDir(stagingBase(this.rt.paths.root, memoryBytes, this.rt.tools.staging), `move-${this.id}`);
     await criuCpuinfoDump(this.criu, this.staging);
     const cpuinfo = (await fs.readFile(path.join(this.staging, 'cpuinfo.img'))).toString('base64');
     const { config, state } = this.view;

@@ -72,7 +72,7 @@ export async function moveContainer(
     if (!initPid || !stdio) {
       throw new TsmError('EBAD_STATE', `container "${req.name}" has no recorded ${initPid ? 'stdout/stderr pipes (CRIU hands them over on restore)' : 'init'}`, { fix: 'restart it with tsmigrate run' });
     }
-    const criu = await locateCriu();
+    const criu = await locateCriu(rt.tools.criu);
     const image = await resolveImage(rt.paths, view.config.image.digest);
     const epoch = (view.state.epoch ?? 0) + 1;
     const id = migrationId(randomBytes(4).toString('hex'), new Date());

@@ -103,7 +103,7 @@ export function sourceGuardPorts(rt: Runtime, o: SourceGuardOptions): SourceGuar
     resumeHere: () =>
       locked(async (j) => {
         const { name } = j.record;
-        for (const staging of await moveStaging(rt.paths.root, o.migrationId)) await endOrphanDump(rt, name, staging, o.logger);
+        for (const staging of await moveStaging(rt.paths.root, rt.tools.staging, o.migrationId)) await endOrphanDump(rt, name, staging, o.logger);
         await runSourceCopyAgain(rt, name);
       }),
     recover: async () => recoverMove(rt, await load(), o.connectTo),
@@ -114,8 +114,8 @@ export function sourceGuardPorts(rt: Runtime, o: SourceGuardOptions): SourceGuar
 }
 
 /** The mover's staging directories (local-source.ts: `<base>/move-<id>-XXXXXX`, the base in tmpfs or under the root). */
-async function moveStaging(root: string, id: string): Promise<string[]> {
-  const bases = [...new Set([stagingBase(root, 0), path.join(root, 'staging'), '/dev/shm/tsmigrate'])];
+async function moveStaging(root: string, override: string | undefined, id: string): Promise<string[]> {
+  const bases = [...new Set([stagingBase(root, 0, override), path.join(root, 'staging'), '/dev/shm/tsmigrate'])];
   const out: string[] = [];
   for (const b of bases) {
     for (const n of await fs.readdir(b).catch(() => [] as string[])) if (n.startsWith(`move-${id}-`)) out.push(path.join(b, n));

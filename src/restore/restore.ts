@@ -37,7 +37,7 @@ export async function restoreCheckpoint(rt: Runtime, req: RestoreRequest): Promi
   requireRoot('restore a checkpoint');
   const t0 = performance.now();
   const store = new CheckpointStore(rt.paths);
-  const criu = await locateCriu();
+  const criu = await locateCriu(rt.tools.criu);
   const manifest = await store.assertVerified(req.checkpoint);
   const plan = planRestore(manifest, req.name, new Date());
   validateName('container', plan.name);
@@ -102,7 +102,7 @@ async function restoreInto(
     const upper = rootfsLayout(dir, imageRootfs).upper;
     await fs.mkdir(path.dirname(upper), { recursive: true, mode: 0o700 });
     await unpackFileToTree(path.join(ckDir, m.blobs.upper.file), upper, { allowWhiteouts: true, refuseDevices: true });
-    staging = await makeStagingDir(stagingBase(rt.paths.root, m.blobs.criu.size * 4), `restore-${plan.name}`);
+    staging = await makeStagingDir(stagingBase(rt.paths.root, m.blobs.criu.size * 4, rt.tools.staging), `restore-${plan.name}`);
     const images = path.join(staging, 'images');
     await unpackFileToTree(path.join(ckDir, m.blobs.criu.file), images, { refuseDevices: true });
     const held = await restoreTree(rt, {

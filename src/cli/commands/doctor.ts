@@ -7,8 +7,8 @@ export function registerDoctorCommand(program: Command, setExit: (code: number) 
     .command('doctor')
     .description('check CRIU, cgroups, overlayfs, the native parts and sshd; say what is missing and how to fix it')
     .action(async (_o: unknown, cmd: Command) => {
-      const { json } = runtimeFor(cmd);
-      const findings = await runDoctor();
+      const { rt, json } = runtimeFor(cmd);
+      const findings = await runDoctor(rt.tools.criu);
       if (json) printJson(findings);
       else {
         for (const f of findings) {

@@ -16,21 +16,21 @@ import { isRoot, skipUnless } from '../../helpers/skip.js';
 const notRoot = skipUnless(isRoot, 'needs root (criu check)');
 
 test('locateCriu finds CRIU >= 4.2', async () => {
-  const bin = await locateCriu();
+  const bin = await locateCriu(process.env);
   console.log(`criu: ${bin.path} version ${bin.versionText}`);
   assert.ok(compareCriuVersion(bin.version, CRIU_MIN_VERSION) >= 0, bin.versionText);
-  assert.equal(await locateCriu(), bin, 'cached');
+  assert.equal(await locateCriu(process.env), bin, 'cached');
 });
 
 test('criu check passes', { skip: notRoot }, async () => {
-  const bin = await locateCriu();
+  const bin = await locateCriu(process.env);
   const r = await criuCheck(bin);
   assert.ok(r.ok, r.output);
   assert.match(r.output, /Looks good/);
 });
 
 test('criu features', { skip: notRoot }, async () => {
-  const bin = await locateCriu();
+  const bin = await locateCriu(process.env);
   const dirty = await criuFeature(bin, 'mem_dirty_track');
   assert.equal(typeof dirty, 'boolean');
   console.log(`mem_dirty_track: ${dirty}`);

@@ -111,7 +111,7 @@ async function expectCriuError(p: Promise<unknown>, reason: CriuFailureReason, c
 }
 
 test('a dump of a process with an established TCP connection, without --tcp-established', async () => {
-  const criu = await locateCriu();
+  const criu = await locateCriu(process.env);
   const dir = tempDir('tcp');
   const server = net.createServer((s) => s.on('error', () => undefined));
   let child: ChildProcess | undefined;
@@ -144,7 +144,7 @@ test('a dump of a process with an established TCP connection, without --tcp-esta
 });
 
 test('a dump of a process holding a device open', async () => {
-  const criu = await locateCriu();
+  const criu = await locateCriu(process.env);
   // character devices CRIU cannot dump (/dev/null, /dev/kmsg, ttys of ours... it can)
   const device = ['/dev/loop-control', '/dev/fuse', '/dev/tty0', '/dev/net/tun'].find((d) => existsSync(d));
   assert.ok(device, 'one of /dev/loop-control, /dev/fuse, /dev/tty0, /dev/net/tun exists');
@@ -168,7 +168,7 @@ test('a dump of a process holding a device open', async () => {
 });
 
 test('a restore after a file the process held open grew', async () => {
-  const criu = await locateCriu();
+  const criu = await locateCriu(process.env);
   const dir = tempDir('size');
   const images = path.join(dir, 'images');
   const held = path.join(dir, 'held.txt');
@@ -199,7 +199,7 @@ test('a restore after a file the process held open grew', async () => {
 });
 
 test('restoring the same images twice: the PID is taken', async () => {
-  const criu = await locateCriu();
+  const criu = await locateCriu(process.env);
   const dir = tempDir('pid');
   let child: ChildProcess | undefined;
   const pid1 = path.join(dir, 'first.pid');
@@ -280,7 +280,7 @@ function widenXfeatures(img: Buffer): void {
 }
 
 test('runCriu refuses a log file the command line does not use', async () => {
-  const criu = await locateCriu();
+  const criu = await locateCriu(process.env);
   const argv = restoreArgv({ imagesDir: '/nonexistent/images', root: '/', pidfile: '/nonexistent/p.pid', detached: true, sibling: false });
   await assert.rejects(runCriu(criu, argv, { imagesDir: '/nonexistent/images', logFile: 'other.log' }), (e: unknown) => isTsmError(e, 'EINVAL_ARG'));
   await assert.rejects(runCriu(criu, argv, { imagesDir: '/elsewhere' }), (e: unknown) => isTsmError(e, 'EINVAL_ARG'));
@@ -309,7 +309,7 @@ test('runCriu: a binary that cannot run is ECRIU_MISSING; a timeout is reason in
 });
 
 test('cpuinfo dump and check, and a check against a CPU with more features', async () => {
-  const criu = await locateCriu();
+  const criu = await locateCriu(process.env);
   const dir = tempDir('cpu');
   try {
     assert.deepEqual(await criuCpuinfoCheck(criu, dir), { ok: false, detail: `no cpuinfo.img in ${dir} (the checkpoint did not record its CPU)` });

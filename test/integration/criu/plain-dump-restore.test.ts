@@ -35,7 +35,7 @@ function state(name: string): ContainerRuntimeState {
 }
 
 async function dumpAndRestore(name: string): Promise<void> {
-  const criu = await locateCriu();
+  const criu = await locateCriu(process.env);
   const s = state(name);
   const dir = mkdtempSync(path.join(tmpdir(), `tsm-img-${name}-`));
   await run(criu.path, ['dump', '-t', String(s.initPid), '-D', dir, '-o', 'dump.log', '-v4']).catch((e: Error) => {
