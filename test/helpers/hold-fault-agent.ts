@@ -24,6 +24,8 @@ const opt = (name: string) => {
   const i = argv.indexOf(name);
   return i >= 0 ? argv[i + 1] : undefined;
 };
+// run bare (node --test runs every file under dist/test/): nothing to serve
+if (!argv.includes('--stdio')) process.exit(0);
 const root = opt('--root');
 if (!root || !argv.includes('agent')) {
   process.stderr.write('usage: hold-fault-agent.js --root R [--fault F] [--block-abort FILE] [--block-commit FILE] agent --stdio\n');
