@@ -32,7 +32,7 @@ import { repairLeasesHere } from './lease-facts.js';
 import { MigrationRecords, type IncomingMigration } from './migrations.js';
 import { abortedError, holdUntil, withMigrationLock } from './hold.js';
 import { peerPreflight } from './preflight.js';
-import { guardSpace } from './space-errors.js';
+import { guardSpace, isNoSpace } from './space-errors.js';
 import { RestoreWhileReceiving, type ArrivingImages } from './restore-while-receiving.js';
 
 /**
@@ -338,9 +338,17 @@ export class LocalAgent implements AgentApi {
   async abort(p: { migrationId: string }): Promise<{ ok: true }> {
     const first = await this.records.get(p.migrationId);
     if (!first || first.phase === 'aborted') return { ok: true };
-    await withMigrationLock(this.rt, first.name, async () => {
-      const m = await this.records.get(p.migrationId);
-      if (m) await this.abortLocked(m);
+    const locked = () =>
+      withMigrationLock(this.rt, first.name, async () => {
+        const m = await this.records.get(p.migrationId);
+        if (m) await this.abortLocked(m);
+      });
+    await locked().catch(async (e: unknown) => {
+      if (!isNoSpace(e) || (first.phase !== 'begun' && first.phase !== 'receiving')) throw e;
+      // the disk filled while this migration received: what it wrote goes first, so that the lock and the record fit
+      if (first.staging) await fs.rm(first.staging, { recursive: true, force: true });
+      await fs.rm(path.join(this.rt.paths.container(first.name), 'rootfs', 'upper'), { recursive: true, force: true });
+      await locked();
     });
     return { ok: true };
   }

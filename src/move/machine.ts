@@ -234,7 +234,7 @@ export async function runMigration(d: MachineDeps, r: MigrationRequest): Promise
       throw namedPeerError(r.host, e);
     }
     await journal.append('abort-pending', { error: e.message });
-    throw new TsmError((e as TsmError).code ?? 'EINTERNAL', `${e.message} (the container runs here; ${r.host} could not be told to remove its partial copy yet)`, {
+    throw new TsmError((e as TsmError).code ?? 'EINTERNAL', `${namedPeerError(r.host, e).message} (the container runs here; ${r.host} could not be told to remove its partial copy yet)`, {
       fix: 'tsmigrate recover, the daemon or the next command on this container tells it',
       cause: e,
     });
