@@ -75,7 +75,7 @@ export async function plainRestore(rt: Runtime, criu: CriuBinary, t: Target, dir
     '--manage-cgroups=soft', '--inherit-fd', `fd[3]:${t.stdout}`, '--inherit-fd', `fd[4]:${t.stderr}`];
   const cdir = rt.paths.container(t.name);
   const t0 = performance.now();
-  const shim = await startShim('restore', ['--pidfile', pidfile, '--', criu.path, ...argv], cdir).catch(async (e: Error) => {
+  const shim = await startShim(rt.tools.shim, 'restore', ['--pidfile', pidfile, '--', criu.path, ...argv], cdir).catch(async (e: Error) => {
     throw new Error(`plain criu restore of ${t.name} failed: ${e.message}\n${await logTail(path.join(dir, 'restore.log'))}`);
   });
   const elapsed = performance.now() - t0;

@@ -5,7 +5,7 @@
  * by then) and CRIU reads the pages as they arrive. The outcome is the same as
  * prepare's restore after the transfer: a tree held stopped, or nothing.
  *
- *   const early = await RestoreWhileReceiving.start(dir, (w) => restoreTree(..., stream: true, ...w));
+ *   const early = await RestoreWhileReceiving.start(dir, streamer, (w) => restoreTree(..., stream: true, ...w));
  *   receiveRecords(data, dir, { dirExists: true, onManifest: early.manifest, onWritten: early.written });
  *   const { value, held, tailMs } = await early.settle(received);
  *
@@ -44,9 +44,9 @@ export class RestoreWhileReceiving {
     private readonly onStart: () => void,
   ) {}
 
-  /** Start serving `dir` (made, empty); `restore` runs at the manifest, after `onStart`. */
-  static async start(dir: string, restore: (w: ArrivingImages) => Promise<HeldContainer>, onStart: () => void = () => undefined): Promise<RestoreWhileReceiving> {
-    return new RestoreWhileReceiving(await serveImages(dir), restore, onStart);
+  /** Start serving `dir` (made, empty) with the streamer at `streamer`; `restore` runs at the manifest, after `onStart`. */
+  static async start(dir: string, streamer: string, restore: (w: ArrivingImages) => Promise<HeldContainer>, onStart: () => void = () => undefined): Promise<RestoreWhileReceiving> {
+    return new RestoreWhileReceiving(await serveImages(dir, streamer), restore, onStart);
   }
 
   /** LiveImageWriter's onManifest */

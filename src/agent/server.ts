@@ -211,7 +211,7 @@ export class LocalAgent implements AgentApi {
       await fs.mkdir(images, { mode: 0o700 });
       // at the manifest the pool is out of play and the restore needs the memory held for it
       // where the streamer cannot run, prepare restores after the transfer, as without `restore`
-      early = await RestoreWhileReceiving.start(images, (w) => this.restoreHeld(m, images, w), () => this.coolDown(m.id)).catch((e: Error) => {
+      early = await RestoreWhileReceiving.start(images, this.rt.tools.streamer, (w) => this.restoreHeld(m, images, w), () => this.coolDown(m.id)).catch((e: Error) => {
         this.rt.logger.warn(`migration ${m.id}: restoring after the transfer: ${e.message}`);
         return undefined;
       });

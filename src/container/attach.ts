@@ -25,7 +25,7 @@ export async function attachTerminal(rt: Runtime, name: string, interactive: boo
   if (!view.config.tty) {
     throw new TsmError('EINVAL_ARG', `${name} has no terminal to attach to`, { fix: `run it with -t, or read its output with tsmigrate logs ${name}` });
   }
-  const child = spawn(shimPath(), shimAttachArgs(rt.paths.container(name), interactive), { stdio: 'inherit' });
+  const child = spawn(shimPath(rt.tools.shim), shimAttachArgs(rt.paths.container(name), interactive), { stdio: 'inherit' });
   const code = await new Promise<number | null>((resolve, reject) => {
     child.once('error', reject);
     child.once('close', (c) => resolve(c));

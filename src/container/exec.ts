@@ -64,7 +64,7 @@ export async function execInContainer(rt: Runtime, req: ExecRequest, opts: ExecO
   const security = view.config.security ? securityShimArgs(profile, seccompFile) : [];
   const args = shimExecArgs(view.state.initPid!, view.state.cgroupPaths ?? {}, view.config.env, req, security);
   const inherit = (opts.stdio ?? 'inherit') === 'inherit';
-  const child = spawn(shimPath(), args, { stdio: inherit ? 'inherit' : ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(shimPath(rt.tools.shim), args, { stdio: inherit ? 'inherit' : ['ignore', 'pipe', 'pipe'] });
   opts.onStart?.((sig) => child.kill(sig));
   let stdout = '';
   let stderr = '';

@@ -129,13 +129,13 @@ async function createAndStart(rt: Runtime, config: ContainerConfig, imageRootfs:
     if (config.security) await cg.applyDevices(config.security.devices.rules);
     const seccompFile = config.security ? await writeSeccompRules(dir, config.security) : undefined;
 
-    await mountRootfs(layout);
+    await mountRootfs(layout, rt.tools.shim);
     undo.push('unmount rootfs', () => unmountRootfs(layout));
 
     const net = await planNetwork(config.net.mode, config.net.ip, { root: rt.paths.root, container: config.name }, rt.network);
     undo.push('release network', () => releaseNetwork(net, rt.network));
 
-    const shim = await startShim('run', shimRunArgs(config, layout.merged, seccompFile, cg.oomKillFile(), ttySize), dir);
+    const shim = await startShim(rt.tools.shim, 'run', shimRunArgs(config, layout.merged, seccompFile, cg.oomKillFile(), ttySize), dir);
     undo.push('stop the container', async () => {
       try {
         process.kill(shim.initPid, 'SIGKILL');

@@ -9,7 +9,7 @@ import { criuCheck, locateCriu, probeCapabilities, CRIU_FIX, type CriuSearch } f
 import { nativeAvailable } from '../native/native.js';
 import { shimPath } from '../shim/locate.js';
 import { securityFindings } from './security.js';
-import { streamerPath } from '../transfer/streamer-process.js';
+import type { Tools } from '../runtime/tools.js';
 import { subsystemFindings } from './subsystems.js';
 
 /** One line of `tsmigrate doctor`: what was found, and when missing, what it disables and how to fix it. */
@@ -21,8 +21,8 @@ export interface Finding {
   fix?: string;
 }
 
-function which(cmd: string): string | undefined {
-  for (const dir of (process.env['PATH'] ?? '/usr/sbin:/usr/bin:/sbin:/bin').split(':').concat(['/usr/sbin', '/sbin'])) {
+function which(cmd: string, PATH: string | undefined): string | undefined {
+  for (const dir of (PATH ?? '/usr/sbin:/usr/bin:/sbin:/bin').split(':').concat(['/usr/sbin', '/sbin'])) {
     const p = `${dir}/${cmd}`;
     if (existsSync(p)) return p;
   }
@@ -74,7 +74,7 @@ async function criuFindings(search: CriuSearch): Promise<Finding[]> {
     ok: true,
     detail: caps.networkLockNftables ? 'nftables (iptables also available)' : 'iptables',
   });
-  const ipt = which('iptables-restore');
+  const ipt = which('iptables-restore', search.PATH);
   out.push({
     check: 'iptables-restore',
     ok: Boolean(ipt),
@@ -159,11 +159,11 @@ async function deviceFilterFinding(l: Layout): Promise<Finding> {
   }
 }
 
-export async function runDoctor(criu: CriuSearch): Promise<Finding[]> {
+export async function runDoctor(tools: Tools): Promise<Finding[]> {
   const f: Finding[] = [];
   const root = process.getuid?.() === 0;
   f.push({ check: 'root', ok: root, detail: root ? 'running as root' : 'not root', ...(root ? {} : { disables: 'everything', fix: 'run as root' }) });
-  f.push(...(await criuFindings(criu)));
+  f.push(...(await criuFindings(tools.criu)));
   f.push(...(await cgroupFindings()));
   f.push(...securityFindings());
   try {
@@ -178,12 +178,12 @@ export async function runDoctor(criu: CriuSearch): Promise<Finding[]> {
   f.push({ check: 'native addon', ok: addon, detail: addon ? 'loaded' : 'not built', ...(addon ? {} : { disables: 'containers', fix: 'npm run build:native' }) });
   let shim: string | undefined;
   try {
-    shim = shimPath();
+    shim = shimPath(tools.shim);
   } catch {
     shim = undefined;
   }
   f.push({ check: 'tsm-shim', ok: Boolean(shim), detail: shim ?? 'not built', ...(shim ? {} : { disables: 'containers', fix: 'npm run build:native' }) });
-  const streamer = streamerPath();
+  const streamer = existsSync(tools.streamer) ? tools.streamer : undefined;
   f.push({
     check: 'tsm-streamer', ok: Boolean(streamer), detail: streamer ?? 'not built',
     ...(streamer ? {} : { disables: "CRIU's image streamer in moves (used by default for containers up to 512 MiB; without it their images go through tmpfs)", fix: 'npm run build:native' }),
@@ -193,7 +193,7 @@ export async function runDoctor(criu: CriuSearch): Promise<Finding[]> {
     ['nsenter', 'util-linux', 'container networking'],
     ['sshd', 'openssh-server', 'local test peers (moves between hosts on one machine)'],
   ] as const) {
-    const p = which(cmd);
+    const p = which(cmd, tools.criu.PATH);
     f.push({ check: cmd, ok: Boolean(p), detail: p ?? 'missing', ...(p ? {} : { disables: dis, fix: `apt-get install ${pkg}` }) });
   }
   return f;

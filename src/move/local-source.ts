@@ -152,7 +152,7 @@ export class LocalSource implements MoveSource {
     this.imagesVia = { via: 'files', note: plan.imagePath.why };
     if (plan.imagePath.stream) {
       try {
-        this.capture = await listenForImages(this.images);
+        this.capture = await listenForImages(this.images, this.rt.tools.streamer);
         this.imagesVia = { via: 'stream', note: plan.imagePath.why };
       } catch (e) {
         this.imagesVia = { via: 'files', note: (e as Error).message };

@@ -102,7 +102,7 @@ export async function restoreTree(rt: Runtime, o: RestoreTreeOptions): Promise<H
       await cg.applyDevices(o.config.security.devices.rules);
       await writeSeccompRules(dir, o.config.security);
     }
-    await mountRootfs(layout);
+    await mountRootfs(layout, rt.tools.shim);
     undo.push('unmount rootfs', () => unmountRootfs(layout));
 
     const owner = { root: rt.paths.root, container: name };
@@ -133,7 +133,7 @@ export async function restoreTree(rt: Runtime, o: RestoreTreeOptions): Promise<H
       cgroupRoot: `/${rt.cgroupParent}/${name}`,
       inheritFds: stdioInheritFds(o.stdio),
       externals: [...(!wireNetns && net.mode === 'bridge' && net.hostVeth && net.bridge ? [`veth[eth0]:${net.hostVeth}@${net.bridge}`] : []), ...deviceRestoreExternals(o.config)],
-      ...(wireNetns ? { emptyNetns: true, actionScript: shimPath() } : {}),
+      ...(wireNetns ? { emptyNetns: true, actionScript: shimPath(rt.tools.shim) } : {}),
       stream: Boolean(o.stream),
     });
     // the restored tasks read some images from inside the new user namespace (see handImagesToNamespace)
@@ -155,7 +155,7 @@ export async function restoreTree(rt: Runtime, o: RestoreTreeOptions): Promise<H
     // the log and the OOM record of the container's earlier life (restore in place, move) continue
     const supervisor = supervisorArgs({ log: logPolicyOf(o.config), oomFile: cg.oomKillFile(), oomKillsBefore: (await readOomRecord(dir))?.oomKills ?? 0 });
     const criuStarted = Date.now();
-    const shim = await startShim('restore', [...supervisor, ...(o.config.tty ? ['--tty'] : []), '--pidfile', pidfile, ...netSetup.flatMap((v) => ['--net-setup', v]), '--', o.criu.path, ...argv], dir, { watchCriu: watchCriuRun }).catch(async (e: Error) => {
+    const shim = await startShim(rt.tools.shim, 'restore', [...supervisor, ...(o.config.tty ? ['--tty'] : []), '--pidfile', pidfile, ...netSetup.flatMap((v) => ['--net-setup', v]), '--', o.criu.path, ...argv], dir, { watchCriu: watchCriuRun }).catch(async (e: Error) => {
       // the log is kept where the message says (kept-logs.ts): the images directory is removed by the caller
       const log = await fs.readFile(logPath, 'utf8').catch(() => '');
       const kept = log.trim() !== '' ? await keepCriuLog({ root: rt.paths.root, op: 'restore', container: name, text: log }) : undefined;

@@ -28,11 +28,11 @@ export function rootfsLayout(containerDir: string, imageRootfs: string, idmap?: 
   return idmap ? { ...l, idmap, idmappedLower: path.join(d, 'lower') } : l;
 }
 
-async function mountIdmappedLower(l: RootfsLayout & { idmap: IdRange; idmappedLower: string }): Promise<void> {
+async function mountIdmappedLower(l: RootfsLayout & { idmap: IdRange; idmappedLower: string }, shim: string): Promise<void> {
   await fs.mkdir(l.idmappedLower, { recursive: true, mode: 0o700 });
   if (await isMountpoint(l.idmappedLower)) return;
   try {
-    await promisify(execFile)(shimPath(), ['idmap-mount', '--userns', `${l.idmap.start}:${l.idmap.size}`, '--', l.lower, l.idmappedLower]);
+    await promisify(execFile)(shimPath(shim), ['idmap-mount', '--userns', `${l.idmap.start}:${l.idmap.size}`, '--', l.lower, l.idmappedLower]);
   } catch (e) {
     const why = String((e as { stderr?: string }).stderr ?? (e as Error).message).trim().replace(/^tsm-shim: /, '');
     throw new TsmError('EMOUNT', `cannot make the idmapped view of the image for the user namespace: ${why}`, {
@@ -42,12 +42,13 @@ async function mountIdmappedLower(l: RootfsLayout & { idmap: IdRange; idmappedLo
   }
 }
 
-export async function mountRootfs(l: RootfsLayout): Promise<void> {
+/** Mount the overlay; `shim` (Runtime.tools.shim) makes the idmapped lower of a user-namespaced container. */
+export async function mountRootfs(l: RootfsLayout, shim: string): Promise<void> {
   for (const d of [l.upper, l.work, l.merged]) await fs.mkdir(d, { recursive: true, mode: 0o755 });
   if (await isMountpoint(l.merged)) return;
   let lower = l.lower;
   if (l.idmap && l.idmappedLower) {
-    await mountIdmappedLower({ ...l, idmap: l.idmap, idmappedLower: l.idmappedLower });
+    await mountIdmappedLower({ ...l, idmap: l.idmap, idmappedLower: l.idmappedLower }, shim);
     for (const d of [l.upper, l.work]) await fs.chown(d, l.idmap.start, l.idmap.start);
     lower = l.idmappedLower;
   }

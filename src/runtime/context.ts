@@ -1,12 +1,12 @@
 import { createHash } from 'node:crypto';
 import { createCgroupManager, type CgroupManager } from '../cgroup/manager.js';
 import { ContainerStore } from '../container/store.js';
-import type { CriuSearch } from '../criu/binary.js';
 import { criuDeadlineSetting, type CriuDeadlineSettings } from '../criu/deadline.js';
 import { defaultNetworkSettings, type NetworkSettings } from '../network/setup.js';
 import { DEFAULT_ROOT, statePaths, type StatePaths } from '../state/paths.js';
 import type { Logger } from '../util/logger.js';
 import { silentLogger } from '../util/logger.js';
+import { resolveTools, type Tools } from './tools.js';
 
 /**
  * The composition root: one place that picks concrete implementations
@@ -20,8 +20,8 @@ export interface Runtime {
   readonly cgroupParent: string;
   /** how long CRIU may run (criu/deadline.ts): --criu-deadline, else $TSMIGRATE_CRIU_DEADLINE, else the defaults */
   readonly criuDeadline: CriuDeadlineSettings;
-  /** where CRIU is looked for ($TSMIGRATE_CRIU, PATH) and where images are staged ($TSMIGRATE_STAGING), read once here */
-  readonly tools: { readonly criu: CriuSearch; readonly staging: string | undefined };
+  /** where CRIU, the supervisor and the streamer are, and where images are staged: read once here (tools.ts) */
+  readonly tools: Tools;
   cgroups(name: string): CgroupManager;
 }
 
@@ -44,7 +44,7 @@ export function createRuntime(opts: { root: string; logger?: Logger; env?: NodeJ
     network: defaultNetworkSettings(env),
     cgroupParent,
     criuDeadline: opts.criuDeadline ?? criuDeadlineSetting(undefined, env),
-    tools: Object.freeze({ criu: Object.freeze({ TSMIGRATE_CRIU: env['TSMIGRATE_CRIU'], PATH: env['PATH'] }), staging: env['TSMIGRATE_STAGING'] || undefined }),
+    tools: resolveTools(env),
     cgroups: (name) =>
       createCgroupManager({
         name,

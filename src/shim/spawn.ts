@@ -102,10 +102,10 @@ export function parseStdioLine(line: string | null): { stdout: string; stderr: s
   return m ? { stdout: m[1]!, stderr: m[2]! } : undefined;
 }
 
-/** Start tsm-shim in `mode` ("run" or "restore"); resolves once it reported the init's pid. */
-export async function startShim(mode: 'run' | 'restore', args: string[], stateDir: string, o: StartShimOptions = {}): Promise<ShimHandle> {
+/** Start tsm-shim (at `shim`, Runtime.tools.shim) in `mode` ("run" or "restore"); resolves once it reported the init's pid. */
+export async function startShim(shim: string, mode: 'run' | 'restore', args: string[], stateDir: string, o: StartShimOptions = {}): Promise<ShimHandle> {
   const timeoutMs = o.timeoutMs ?? 30000;
-  const child = spawn(shimPath(), [mode, '--state-dir', stateDir, '--sync-fd', '3', ...args], {
+  const child = spawn(shimPath(shim), [mode, '--state-dir', stateDir, '--sync-fd', '3', ...args], {
     detached: true,
     stdio: ['ignore', 'ignore', 'ignore', 'pipe'],
   });

@@ -6,7 +6,7 @@
  * tmpfs and read back: the same records, one copy and one tmpfs allocation
  * fewer per byte, on a source whose cores the transfer keeps busy.
  *
- *   const cap = await listenForImages(dir);          // before CRIU starts
+ *   const cap = await listenForImages(dir, streamer);         // before CRIU starts
  *   const dumped = runCriu(..., dumpArgv({ stream: true, imagesDir: dir }));
  *   sendReadable(cap.records(dumped), ...);
  *
@@ -33,9 +33,9 @@ export interface ImageCapture {
 }
 
 /** Start tsm-streamer on `dir`; resolves once its socket listens (CRIU may start). */
-export async function listenForImages(dir: string, o: { env?: NodeJS.ProcessEnv } = {}): Promise<ImageCapture> {
+export async function listenForImages(dir: string, streamer: string): Promise<ImageCapture> {
   const { child, exit, exited, failure } = await startStreamer('capture', dir, {
-    ...(o.env ? { env: o.env } : {}),
+    streamer,
     what: "stream CRIU's images",
     fix: 'run scripts/setup.sh (it builds native/), or move with --criu-stream off',
   });

@@ -5,7 +5,7 @@
  * waiting for the rest. The writer of the directory (live-images.ts
  * LiveImageWriter) tells this object what it wrote:
  *
- *   const srv = await serveImages(dir);            // before CRIU starts
+ *   const srv = await serveImages(dir, streamer);            // before CRIU starts
  *   onManifest: (files) => srv.manifest(files)      // every image, its final size
  *   onWritten: (name, size) => srv.written(name, size)
  *   ...stream ended whole: srv.end(); failed: srv.end() too (the streamer
@@ -40,9 +40,9 @@ export interface ImageServer {
 }
 
 /** Start the streamer on `dir` (which must exist); resolves once CRIU may connect. */
-export async function serveImages(dir: string, o: { env?: NodeJS.ProcessEnv } = {}): Promise<ImageServer> {
+export async function serveImages(dir: string, streamer: string): Promise<ImageServer> {
   const p = await startStreamer('serve', dir, {
-    ...(o.env ? { env: o.env } : {}),
+    streamer,
     what: "restore while CRIU's images arrive",
     fix: 'run scripts/setup.sh (it builds native/); the move then restores after the transfer',
   });

@@ -9,7 +9,6 @@ import { spawn, type ChildProcessByStdio } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import path from 'node:path';
 import type { Readable, Writable } from 'node:stream';
-import { fileURLToPath } from 'node:url';
 import { TsmError } from '../errors/errors.js';
 
 export type StreamerMode = 'capture' | 'serve';
@@ -19,16 +18,9 @@ export const STREAMER_SOCKET: Record<StreamerMode, string> = { capture: 'streame
 const MAX_SOCKET_PATH = 107;
 const READY_TIMEOUT_MS = 10_000;
 
-/** The tsm-streamer binary: $TSMIGRATE_STREAMER, else native/bin/tsm-streamer in this checkout; undefined when not built. */
-export function streamerPath(env: NodeJS.ProcessEnv = process.env): string | undefined {
-  const here = path.dirname(fileURLToPath(import.meta.url));
-  const p = env['TSMIGRATE_STREAMER'] ?? path.resolve(here, '../../../native/bin/tsm-streamer');
-  return existsSync(p) ? p : undefined;
-}
-
-/** Why CRIU's images of `dir` cannot go through the streamer, or undefined when they can. */
-export function cannotStream(dir: string, env: NodeJS.ProcessEnv = process.env): string | undefined {
-  if (!streamerPath(env)) return 'the image streamer (native/bin/tsm-streamer) is not built';
+/** Why CRIU's images of `dir` cannot go through the streamer at `streamer` (Runtime.tools.streamer), or undefined when they can. */
+export function cannotStream(dir: string, streamer: string): string | undefined {
+  if (!existsSync(streamer)) return `the image streamer (${streamer}) is not built`;
   const longest = Math.max(...Object.values(STREAMER_SOCKET).map((s) => Buffer.byteLength(path.join(dir, s))));
   if (longest > MAX_SOCKET_PATH) return `the images directory's path is too long for CRIU's streamer socket (${dir})`;
   return undefined;
@@ -47,10 +39,10 @@ export interface StreamerProcess {
 }
 
 /** Start tsm-streamer MODE DIR; resolves once its socket listens (CRIU may start). */
-export async function startStreamer(mode: StreamerMode, dir: string, o: { env?: NodeJS.ProcessEnv; what: string; fix: string }): Promise<StreamerProcess> {
-  const why = cannotStream(dir, o.env);
+export async function startStreamer(mode: StreamerMode, dir: string, o: { streamer: string; what: string; fix: string }): Promise<StreamerProcess> {
+  const why = cannotStream(dir, o.streamer);
   if (why) throw new TsmError('ENATIVE', `cannot ${o.what}: ${why}`, { fix: o.fix });
-  const child = spawn(streamerPath(o.env)!, [mode, dir], { stdio: ['pipe', 'pipe', 'pipe'] });
+  const child = spawn(o.streamer, [mode, dir], { stdio: ['pipe', 'pipe', 'pipe'] });
   let stderr = '';
   let exited: Exit | undefined;
   const exit = new Promise<Exit>((resolve) => {

@@ -8,7 +8,7 @@ export function registerDoctorCommand(program: Command, setExit: (code: number) 
     .description('check CRIU, cgroups, overlayfs, the native parts and sshd; say what is missing and how to fix it')
     .action(async (_o: unknown, cmd: Command) => {
       const { rt, json } = runtimeFor(cmd);
-      const findings = await runDoctor(rt.tools.criu);
+      const findings = await runDoctor(rt.tools);
       if (json) printJson(findings);
       else {
         for (const f of findings) {

@@ -4,6 +4,7 @@
  * `criu restore` (as the child of a fresh tsm-shim), and the workload continues
  * where it stopped. No orchestration: that is the checkpoint issue's job.
  */
+import { resolveTools } from '../../../src/runtime/tools.js';
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
@@ -48,7 +49,7 @@ async function dumpAndRestore(name: string): Promise<void> {
   await eventually(async () => readdirSync(cdir).includes('exit.json'));
   rmSync(path.join(cdir, 'exit.json'));
   const pidfile = path.join(dir, 'restored.pid');
-  const shim = await startShim('restore', ['--pidfile', pidfile, '--', criu.path, 'restore', '-D', dir, '-o', 'restore.log', '-v4',
+  const shim = await startShim(resolveTools(process.env).shim, 'restore', ['--pidfile', pidfile, '--', criu.path, 'restore', '-D', dir, '-o', 'restore.log', '-v4',
     '--root', s.rootfs.merged, '--restore-detached', '--restore-sibling', '--pidfile', pidfile,
     '--inherit-fd', `fd[3]:${s.stdio!.stdout}`, '--inherit-fd', `fd[4]:${s.stdio!.stderr}`], cdir).catch((e: Error) => {
     const log = readFileSync(path.join(dir, 'restore.log'), 'utf8');

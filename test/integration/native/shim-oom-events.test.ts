@@ -6,6 +6,7 @@
  * (an eventfd on memory.oom_control) is tested with real OOM kills in
  * test/integration/container/logs-oom.test.ts.
  */
+import { resolveTools } from '../../../src/runtime/tools.js';
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -25,11 +26,11 @@ async function withShim(kills: number, before: number, fn: (o: { dir: string; fi
   const file = path.join(dir, 'cgroup', 'memory.events');
   mkdirSync(path.dirname(file));
   writeFileSync(file, events(kills));
-  await mountRootfs(layout);
+  await mountRootfs(layout, resolveTools(process.env).shim);
   let pid = 0;
   try {
     const args = supervisorArgs({ log: { maxBytes: 4096, maxFiles: 2 }, oomFile: file, oomKillsBefore: before });
-    const shim = await startShim('run', ['--rootfs', layout.merged, '--hostname', 't', '--cwd', '/', ...args, '--', 'sleep', '60'], dir);
+    const shim = await startShim(resolveTools(process.env).shim, 'run', ['--rootfs', layout.merged, '--hostname', 't', '--cwd', '/', ...args, '--', 'sleep', '60'], dir);
     pid = shim.initPid;
     await shim.go();
     await fn({ dir, file, pid });

@@ -18,6 +18,7 @@ import { isTsmError } from '../../../src/errors/errors.js';
 import { checkAtRest, checkServed, crcHex, sumFile, type ImageSum } from '../../../src/transfer/image-sums.js';
 import { LiveImageWriter, liveImageStream } from '../../../src/transfer/live-images.js';
 import { SERVE_SOCKET, serveImages } from '../../../src/transfer/stream-serve.js';
+import { resolveTools } from '../../../src/runtime/tools.js';
 
 const FAKE = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../../../test/fixtures/fake-criu-restore.py');
 
@@ -96,7 +97,7 @@ test('the streamer sums the bytes it hands the reader: equal to the arrival sums
     await fs.writeFile(path.join(src, 'core-1.img'), randomBytes(3000));
     const sums = await arrive(src, dir);
     if (corrupt) await flip(path.join(dir, 'pages-1.img'), 4 << 20);
-    const srv = await serveImages(dir);
+    const srv = await serveImages(dir, resolveTools(process.env).streamer);
     t.after(() => srv.kill());
     const criu = fakeRestore(dir, ['core-1.img', 'pages-1.img']);
     srv.manifest(sums.map((s) => [s.name, s.size] as const));

@@ -7,14 +7,17 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { promises as fs, statSync } from 'node:fs';
+import { existsSync, promises as fs, statSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { fileURLToPath } from 'node:url';
 import { LiveImageWriter } from '../../../src/transfer/live-images.js';
 import { CAPTURE_SOCKET, listenForImages } from '../../../src/transfer/stream-capture.js';
-import { cannotStream, streamerPath } from '../../../src/transfer/streamer-process.js';
+import { cannotStream } from '../../../src/transfer/streamer-process.js';
+import { resolveTools } from '../../../src/runtime/tools.js';
+
+const { streamer } = resolveTools(process.env);
 import { isTsmError } from '../../../src/errors/errors.js';
 
 const FAKE = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../../../test/fixtures/fake-criu-stream.py');
@@ -46,7 +49,7 @@ async function tmp(): Promise<string> {
 }
 
 test('the streamer is built (scripts/setup.sh builds native/)', () => {
-  assert.ok(streamerPath(), 'native/bin/tsm-streamer is missing');
+  assert.ok(existsSync(streamer), `${streamer} is missing`);
 });
 
 test('images written side by side, in uneven steps, arrive whole; the socket is root-only and gone once CRIU is connected', async (t) => {
@@ -54,7 +57,7 @@ test('images written side by side, in uneven steps, arrive whole; the socket is 
   try {
     const dir = path.join(base, 'images');
     await fs.mkdir(dir);
-    const cap = await listenForImages(dir);
+    const cap = await listenForImages(dir, streamer);
     t.after(() => cap.kill());
     const sock = statSync(path.join(dir, CAPTURE_SOCKET));
     assert.ok(sock.isSocket());
@@ -81,7 +84,7 @@ test('images written side by side, in uneven steps, arrive whole; the socket is 
 test('a failed dump ends the stream with the dump\'s error and without an end record', async () => {
   const base = await tmp();
   try {
-    const cap = await listenForImages(base);
+    const cap = await listenForImages(base, streamer);
     // the fake writes its image and exits 0; the dump is then said to have failed
     const wrote = fakeCriu(base, ['pages-1.img=200000x50000']);
     const dumped = wrote.then(() => {
@@ -109,7 +112,7 @@ test('a failed dump ends the stream with the dump\'s error and without an end re
 test('a request naming a path (../x) stops the streamer with a one-line reason', async () => {
   const base = await tmp();
   try {
-    const cap = await listenForImages(base);
+    const cap = await listenForImages(base, streamer);
     const name = Buffer.from('../etc/passwd');
     const req = Buffer.concat([Buffer.from([0x0a, name.length]), name]).toString('hex');
     const dumped = fakeCriu(base, ['--raw-request', req]);
@@ -128,7 +131,7 @@ for (const when of ['after the first chunk', 'before it was read at all (a peer 
   test(`a stream dropped ${when} stops the streamer, and CRIU fails on a broken pipe instead of hanging`, async () => {
     const base = await tmp();
     try {
-      const cap = await listenForImages(base);
+      const cap = await listenForImages(base, streamer);
       const dumped = fakeCriu(base, ['pages-1.img=67108864x1048576']);
       dumped.catch(() => undefined);
       const stream = cap.records(dumped);
@@ -146,10 +149,10 @@ for (const when of ['after the first chunk', 'before it was read at all (a peer 
 }
 
 test('where it cannot run, it says why (and the move falls back to files)', async () => {
-  assert.match(cannotStream(path.join('/tmp', 'x'.repeat(100))) ?? '', /too long/);
-  assert.match(cannotStream('/tmp', { TSMIGRATE_STREAMER: '/nonexistent/tsm-streamer' }) ?? '', /not built/);
-  assert.equal(cannotStream('/tmp'), undefined);
-  await assert.rejects(listenForImages('/tmp', { env: { TSMIGRATE_STREAMER: '/nonexistent/tsm-streamer' } }), (e: unknown) => isTsmError(e, 'ENATIVE') && /not built/.test((e as Error).message));
+  assert.match(cannotStream(path.join('/tmp', 'x'.repeat(100)), streamer) ?? '', /too long/);
+  assert.match(cannotStream('/tmp', '/nonexistent/tsm-streamer') ?? '', /not built/);
+  assert.equal(cannotStream('/tmp', streamer), undefined);
+  await assert.rejects(listenForImages('/tmp', '/nonexistent/tsm-streamer'), (e: unknown) => isTsmError(e, 'ENATIVE') && /not built/.test((e as Error).message));
   // a directory that does not exist: the streamer cannot listen, and says so
-  await assert.rejects(listenForImages('/nonexistent-dir-tsm'), (e: unknown) => isTsmError(e, 'ENATIVE') && /cannot listen/.test((e as Error).message));
+  await assert.rejects(listenForImages('/nonexistent-dir-tsm', streamer), (e: unknown) => isTsmError(e, 'ENATIVE') && /cannot listen/.test((e as Error).message));
 });

@@ -12,7 +12,9 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { SERVE_SOCKET, serveImages } from '../../../src/transfer/stream-serve.js';
-import { streamerPath } from '../../../src/transfer/streamer-process.js';
+import { resolveTools } from '../../../src/runtime/tools.js';
+
+const { streamer } = resolveTools(process.env);
 
 const FAKE = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../../../test/fixtures/fake-criu-restore.py');
 
@@ -36,7 +38,7 @@ const until = async (cond: () => boolean, what: string) => {
 test('serve: a request waits for the manifest; images are handed over as far as written, the rest as it comes; unknown names do not exist', async (t) => {
   const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'tsm-serve-'));
   t.after(() => fs.rm(dir, { recursive: true, force: true }));
-  const srv = await serveImages(dir);
+  const srv = await serveImages(dir, streamer);
   t.after(() => srv.kill());
   assert.equal(statSync(path.join(dir, SERVE_SOCKET)).mode & 0o077, 0);
   const core = Buffer.from('core image');
@@ -71,7 +73,7 @@ test('serve: a request waits for the manifest; images are handed over as far as 
 test('serve: the transfer ending before the images are whole stops the streamer, and the reader sees the image cut short', async (t) => {
   const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'tsm-serve-'));
   t.after(() => fs.rm(dir, { recursive: true, force: true }));
-  const srv = await serveImages(dir);
+  const srv = await serveImages(dir, streamer);
   t.after(() => srv.kill());
   const pages = randomBytes(3 << 20);
   await fs.writeFile(path.join(dir, 'pages-1.img'), pages.subarray(0, 1 << 20));
@@ -97,7 +99,7 @@ test('serve: control lines that name a file outside the manifest, grow one past 
     ['x\n', /bad control line/],
   ];
   for (const [lines, re] of cases) {
-    const p = spawn(streamerPath()!, ['serve', dir], { stdio: ['pipe', 'ignore', 'pipe'] });
+    const p = spawn(streamer, ['serve', dir], { stdio: ['pipe', 'ignore', 'pipe'] });
     let err = '';
     p.stderr.setEncoding('utf8').on('data', (d: string) => (err += d));
     p.stdin.end(lines);
