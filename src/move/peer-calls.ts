@@ -17,6 +17,21 @@ export async function withTimeout<T>(p: Promise<T>, ms: number, what = 'the peer
   }
 }
 
+/**
+ * connect() within `ms`. A connection that arrives after the timeout is closed
+ * as it arrives: left open, it would keep this process alive after the move
+ * gave up (and with it the freeze watchdog waiting for the process to end).
+ */
+export async function connectWithin(connect: () => Promise<PeerConnection>, ms: number): Promise<PeerConnection> {
+  const pending = connect();
+  try {
+    return await withTimeout(pending, ms);
+  } catch (e) {
+    pending.then((late) => late.close().catch(() => undefined), () => undefined);
+    throw e;
+  }
+}
+
 /** A call given up when the signal aborts (the call itself may still finish on the peer). */
 export async function untilAborted<T>(p: Promise<T>, signal: AbortSignal): Promise<T> {
   signal.throwIfAborted();
@@ -35,7 +50,7 @@ export async function abortOnPeer(conn: PeerConnection | undefined, connect: () 
     if (ok) return true;
   }
   for (let i = 0; i < 2; i++) {
-    const c = await withTimeout(connect(), timeoutMs).catch(() => undefined);
+    const c = await connectWithin(connect, timeoutMs).catch(() => undefined);
     if (!c) continue;
     try {
       await withTimeout(c.agent.hello(HELLO), timeoutMs);
@@ -61,16 +76,18 @@ export type CommitOutcome = 'committed' | 'peer-gave-up';
  */
 export async function commitOnPeer(conn: PeerConnection, connect: () => Promise<PeerConnection>, id: string, deadlineMs: number, callTimeoutMs: number): Promise<CommitOutcome> {
   const until = performance.now() + deadlineMs;
+  /** every wait ends by the deadline (at least a second each, so a late try still gets its answer) */
+  const upTo = (ms: number) => Math.min(ms, Math.max(1000, until - performance.now()));
   let first: unknown;
   let c: PeerConnection | undefined = conn;
   for (let attempt = 0; ; attempt++) {
     if (c) {
       try {
-        await withTimeout(c.agent.commit({ migrationId: id }), Math.min(callTimeoutMs, Math.max(1000, until - performance.now())));
+        await withTimeout(c.agent.commit({ migrationId: id }), upTo(callTimeoutMs));
         return 'committed';
       } catch (e) {
         first ??= e;
-        const st = await withTimeout(c.agent.status({ migrationId: id }), 5000).catch(() => undefined);
+        const st = await withTimeout(c.agent.status({ migrationId: id }), upTo(callTimeoutMs)).catch(() => undefined);
         const said = st ? completionFrom(st.phase as PeerPhase | 'unknown') : undefined;
         if (said === 'committed') return 'committed';
         if (said === 'peer-gave-up') return 'peer-gave-up';
@@ -81,9 +98,9 @@ export async function commitOnPeer(conn: PeerConnection, connect: () => Promise<
     const left = until - performance.now();
     if (left <= 0) break;
     await new Promise((r) => setTimeout(r, Math.min(left, 250 * 2 ** Math.min(attempt, 4))));
-    c = await withTimeout(connect(), Math.max(1000, until - performance.now())).then(
+    c = await connectWithin(connect, upTo(deadlineMs)).then(
       async (x) => {
-        await withTimeout(x.agent.hello(HELLO), 5000).catch(async (e: unknown) => {
+        await withTimeout(x.agent.hello(HELLO), upTo(5000)).catch(async (e: unknown) => {
           await x.close().catch(() => undefined);
           throw e;
         });

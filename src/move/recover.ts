@@ -6,7 +6,7 @@ import type { Runtime } from '../runtime/context.js';
 import { withLock } from '../state/lock.js';
 import { recordRecovery } from './history.js';
 import { unfinishedMoves, type MoveJournal } from './journal.js';
-import { abortOnPeer, commitOnPeer, HELLO, withTimeout } from './peer-calls.js';
+import { abortOnPeer, commitOnPeer, connectWithin, HELLO, withTimeout } from './peer-calls.js';
 import { recoveryFor } from './phases.js';
 import type { PeerConnection } from './report.js';
 import { removeSourceCopy, runSourceCopyAgain } from './source-copy.js';
@@ -107,7 +107,7 @@ export async function recoverWith(d: RecoverDeps, j: MoveJournal): Promise<Recov
     }
     let conn: PeerConnection | undefined;
     try {
-      conn = await withTimeout(connectTo(host), CALL_MS).catch(() => undefined);
+      conn = await connectWithin(() => connectTo(host), CALL_MS).catch(() => undefined);
       if (conn) await withTimeout(conn.agent.hello(HELLO), CALL_MS).catch(async () => {
         await conn?.close().catch(() => undefined);
         conn = undefined;

@@ -15,14 +15,18 @@ import { appendFileSync, existsSync, readFileSync, readdirSync, statfsSync } fro
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { spawnHoldGuard } from '../../src/agent/hold.js';
+import { MigrationRecords } from '../../src/agent/migrations.js';
 import { LocalAgent } from '../../src/agent/server.js';
 import { serveAgentOnStdio } from '../../src/cli/agent-stdio.js';
 import { criuDeadlineSetting } from '../../src/criu/deadline.js';
 import { TsmError } from '../../src/errors/errors.js';
 import { tuneMallocForStreaming } from '../../src/native/native.js';
 import { createRuntime, type Runtime } from '../../src/runtime/context.js';
+import { guardLogFile } from '../../src/state/guard-logs.js';
 import { resolveRoot } from '../../src/state/paths.js';
 import { stderrLogger } from '../../src/util/logger.js';
+import { CLI } from './cli.js';
 
 /** A fault sets hooks on the agent (or wraps its methods); `opt` reads a value option of the entry (--fill FILE). */
 type Fault = (agent: LocalAgent, rt: Runtime, opt: (name: string) => string) => void;
@@ -59,7 +63,32 @@ export const faults: Record<string, Fault> = {
       return r;
     };
   },
+  /** the agent dies once prepare succeeded, before its reply */
+  'prepare-reply-lost': (agent) => {
+    agent.afterPrepare = die;
+  },
+  /** while --block FILE exists, an abort kills the agent (the abort undeliverable) */
+  'block-abort': (agent, _rt, opt) => {
+    const [block, abort] = [opt('--block'), agent.abort.bind(agent)];
+    agent.abort = async (p) => {
+      if (existsSync(block)) die();
+      return abort(p);
+    };
+  },
+  /**
+   * while --block FILE exists, a commit of a held copy kills the agent (the
+   * commit undeliverable until the hold expired; a commit after that gets the agent's real answer)
+   */
+  'block-commit': (agent, rt, opt) => {
+    const [block, commit, records] = [opt('--block'), agent.commit.bind(agent), new MigrationRecords(rt.paths)];
+    agent.commit = async (p) => {
+      if (existsSync(block) && (await records.get(p.migrationId))?.phase === 'prepared') die();
+      return commit(p);
+    };
+  },
 };
+
+const die = (): void => void process.kill(process.pid, 'SIGKILL');
 
 /**
  * Poll every 5 ms (up to 60 s) and SIGKILL this process once `cond` holds,
@@ -135,10 +164,13 @@ export function findProcesses(match: (argv: string[]) => boolean): number[] {
 
 const ENTRY = fileURLToPath(import.meta.url);
 
-/** The host command (for `tsmigrate host add --command`) running this entry on a peer root with faults. */
-export function faultAgentCommand(root: string, ...names: string[]): string {
+/**
+ * The host command (for `tsmigrate host add --command`) running this entry on a peer root with faults;
+ * `opts` are the faults' value options ({ '--block': FILE }).
+ */
+export function faultAgentCommand(root: string, names: string[], opts: Record<string, string> = {}): string {
   for (const n of names) if (!faults[n]) throw new Error(`unknown fault ${n}: one of ${Object.keys(faults).join(', ')}`);
-  return [process.execPath, '--initial-old-space-size=256', ENTRY, '--root', root, ...names.flatMap((n) => ['--fault', n])].join(' ');
+  return [process.execPath, '--initial-old-space-size=256', ENTRY, '--root', root, ...names.flatMap((n) => ['--fault', n]), ...Object.entries(opts).flat()].join(' ');
 }
 
 function parseArgs(argv: string[]): { root?: string; faults: string[]; verbose: boolean; opts: Map<string, string> } {
@@ -160,7 +192,10 @@ async function main(argv: string[]): Promise<void> {
   const logger = stderrLogger(args.verbose);
   const rt = createRuntime({ root: resolveRoot(args.root), logger, criuDeadline: criuDeadlineSetting(undefined, process.env) });
   const pkg = JSON.parse(readFileSync(path.join(path.dirname(ENTRY), '../../../package.json'), 'utf8')) as { version: string };
-  const agent = new LocalAgent(rt, pkg.version);
+  // held copies expire as on a real peer: the hold guard is the real CLI's `guard-hold`
+  const agent = new LocalAgent(rt, pkg.version, {
+    holdGuard: (id) => spawnHoldGuard([process.execPath, CLI, '--root', rt.paths.root, '--verbose', 'guard-hold', id], guardLogFile(rt.paths, id, 'hold')),
+  });
   const opt = (name: string) => {
     const v = args.opts.get(name);
     if (!v) throw new Error(`fault-agent: ${name} is required by ${args.faults.join(', ')}`);

@@ -38,7 +38,7 @@ export async function addFaultPeer(rig: Rig, name: string, addr: string, root: s
     const i = cmd.indexOf('--command') + 1;
     const faulty = [...cmd];
     const assigns = Object.entries(vars).map(([k, v]) => `${k}=${v}`);
-    const agent = fault ? faultAgentCommand(h.root, fault) : cmd[i]!;
+    const agent = fault ? faultAgentCommand(h.root, [fault]) : cmd[i]!;
     faulty[i] = assigns.length ? `env ${assigns.join(' ')} ${agent}` : agent;
     await tsm(faulty);
   };

@@ -5,6 +5,7 @@ import { CLI, cli, cliOk, type CliResult } from './cli.js';
 import { releaseLease } from '../../src/network/ipam.js';
 import { faultAgentCommand, findProcesses } from './fault-agent.js';
 import { leasesOf, type FaultHost, type Subject } from './fault-assert.js';
+import { jsonLines, type JsonEvent } from './json-lines.js';
 import { unfinishedMigrations } from './leftovers.js';
 import { Rig } from './rig.js';
 import { startSlowLink, type SlowLink } from './slow-link.js';
@@ -63,7 +64,7 @@ export class FaultRig {
   /** Add `to` to `from`'s config under `to.name`, or, with faults, under "to.name.fault.fault" running the fault agent. Returns the entry's name. */
   async addHost(from: FaultHost, to: FaultHost, ...faults: string[]): Promise<string> {
     const name = faults.length ? `${to.name}.${faults.join('.')}` : to.name;
-    await this.addHostCommand(from, to, name, faults.length ? faultAgentCommand(to.root, ...faults).split(' ') : []);
+    await this.addHostCommand(from, to, name, faults.length ? faultAgentCommand(to.root, faults).split(' ') : []);
     return name;
   }
 
@@ -156,33 +157,18 @@ export function runMove(argv: string[], o: { entry?: string[]; onEvent?: (e: Mov
     const child = spawn(process.execPath, [...(o.entry ?? [CLI]), ...argv], { env: { ...process.env, SSH_AUTH_SOCK: '' }, stdio: ['ignore', 'pipe', 'pipe'] });
     const events: MoveEvent[] = [];
     let report: Record<string, unknown> | undefined;
-    let stdout = '';
     let stderr = '';
-    let buf = '';
-    child.stdout.setEncoding('utf8').on('data', (d: string) => {
-      stdout += d;
-      buf += d;
-      let i: number;
-      while ((i = buf.indexOf('\n')) >= 0) {
-        const line = buf.slice(0, i);
-        buf = buf.slice(i + 1);
-        let e: { event?: string; report?: Record<string, unknown> } & MoveEvent;
-        try {
-          e = JSON.parse(line) as typeof e;
-        } catch {
-          continue;
-        }
-        if (e.event === 'progress') {
-          events.push(e);
-          o.onEvent?.(e, child);
-        } else if (e.event === 'done') report = e.report;
-      }
+    const stdout = jsonLines(child.stdout, (e) => {
+      if (e?.event === 'progress') {
+        events.push(e as JsonEvent & MoveEvent);
+        o.onEvent?.(e as JsonEvent & MoveEvent, child);
+      } else if (e?.event === 'done') report = e.report;
     });
     child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
     const t = setTimeout(() => child.kill('SIGKILL'), 240000);
     child.on('close', (code) => {
       clearTimeout(t);
-      resolve({ code: code ?? -1, stdout, stderr, events, ms: performance.now() - t0, ...(report ? { report } : {}) });
+      resolve({ code: code ?? -1, stdout: stdout(), stderr, events, ms: performance.now() - t0, ...(report ? { report } : {}) });
     });
   });
 }

@@ -1,5 +1,6 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { CLI, FAULT_CLI } from './cli.js';
+import { jsonLines } from './json-lines.js';
 
 export interface MoveCliResult {
   code: number;
@@ -22,30 +23,16 @@ export function moveCli(
   return new Promise((resolve) => {
     const entry = o.fault ? [FAULT_CLI, '--fault', o.fault] : [CLI];
     const child = spawn(process.execPath, [...entry, '--root', root, ...args], { env: { ...process.env, ...o.env }, stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
     let stderr = '';
-    let buf = '';
     const phases: string[] = [];
-    child.stdout.setEncoding('utf8').on('data', (d: string) => {
-      stdout += d;
-      buf += d;
-      for (let i = buf.indexOf('\n'); i >= 0; i = buf.indexOf('\n')) {
-        const line = buf.slice(0, i);
-        buf = buf.slice(i + 1);
-        let e: { event?: string; phase?: string } | undefined;
-        try {
-          e = JSON.parse(line) as { event?: string; phase?: string };
-        } catch {
-          /* not json */
-        }
-        if (e?.event === 'progress' && e.phase) {
-          phases.push(e.phase);
-          o.onEvent?.({ phase: e.phase }, child);
-        }
+    const stdout = jsonLines(child.stdout, (e) => {
+      if (e?.event === 'progress' && e.phase) {
+        phases.push(e.phase);
+        o.onEvent?.({ phase: e.phase }, child);
       }
     });
     child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
-    child.on('close', (code) => resolve({ code: code ?? -1, stdout, stderr, phases }));
+    child.on('close', (code) => resolve({ code: code ?? -1, stdout: stdout(), stderr, phases }));
   });
 }
 

@@ -2,9 +2,9 @@ import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { copyFileSync, existsSync, readFileSync, readdirSync, rmSync } from 'node:fs';
 import path from 'node:path';
-import { createInterface } from 'node:readline';
 import { cli, cliOk, eventually, tempRoot, CLI } from './cli.js';
 import { importBusybox } from './images.js';
+import { jsonLines } from './json-lines.js';
 import { leftovers } from './leftovers.js';
 import { Rig } from './rig.js';
 
@@ -88,15 +88,12 @@ export class MovePair {
         env: { ...process.env, SSH_AUTH_SOCK: '', ...env },
         stdio: ['ignore', 'pipe', 'pipe'],
       });
-      let stdout = '';
       let stderr = '';
-      createInterface({ input: child.stdout }).on('line', (line) => {
-        stdout += `${line}\n`;
-        const e = parseEvent(line);
-        if (e?.event === 'progress') onEvent?.(e, child);
+      const stdout = jsonLines(child.stdout, (e) => {
+        if (e?.event === 'progress' && e.phase) onEvent?.({ phase: e.phase }, child);
       });
       child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
-      child.on('close', (code) => resolve({ code: code ?? -1, stdout, stderr, child }));
+      child.on('close', (code) => resolve({ code: code ?? -1, stdout: stdout(), stderr, child }));
     });
   }
 
@@ -107,13 +104,5 @@ export class MovePair {
     }
     this.rig.stopAll(this.host);
     rmSync(this.A, { recursive: true, force: true });
-  }
-}
-
-function parseEvent(line: string): { event: string; phase: string } | undefined {
-  try {
-    return JSON.parse(line) as { event: string; phase: string };
-  } catch {
-    return undefined;
   }
 }

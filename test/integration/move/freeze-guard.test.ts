@@ -18,7 +18,7 @@ before(async () => {
   await p.start('tsm-peer-fg', '127.0.0.6');
 });
 after(async () => {
-  await p.stop(['fg']);
+  await p.stop(['fg', 'fg2']);
 });
 
 /** CRIU stopped (SIGSTOP, by its action script) at `action`; its pid in the file `pids`. */
@@ -78,4 +78,25 @@ test('the move CLI SIGKILLed while frozen (CRIU mid-dump): the guard waits for C
   const id2 = [...p.journals().keys()].sort().pop()!;
   await eventually(async () => /nothing to do \(journal: done\)/.test(readFileSync(path.join(p.A, 'migrations/guards', `${id2}.move.log`), 'utf8')), 10000);
   await p.tb(['rm', '-f', 'fg']);
+});
+
+test('the move CLI SIGKILLed outside CRIU, while the peer restores: the guard thaws, the peer aborts, history says recovered (rolled back); a retry succeeds', async () => {
+  await p.ta(['run', '-d', 'fg2', '--image', 'busybox', '--memory', '64m', '--', ...COUNTER]);
+  await eventually(async () => (await p.count(p.A, 'fg2')) > 3);
+  const r = await p.move('fg2', [], (e, child) => {
+    if (e.phase === 'restore') child.kill('SIGKILL');
+  });
+  assert.equal(r.code, -1, `killed: ${r.stderr} ${guardLogs()}`);
+  const id = [...p.journals().keys()].sort().pop()!;
+  await eventually(async () => p.journals().get(id) === 'aborted', 60000, 200);
+  await p.assertOneCopy('fg2', 'A');
+  assert.ok(p.peerRecords().some((m) => m.id === id && m.phase === 'aborted'), 'the peer aborted it');
+  const hist = JSON.parse(await p.ta(['--json', 'history'])) as Array<{ id: string; outcome: string; finished?: string; reason?: string }>;
+  const line = hist.find((h) => h.id === id);
+  assert.equal(line?.outcome, 'recovered', JSON.stringify(hist));
+  assert.equal(line?.finished, 'rolled-back');
+  const again = await p.move('fg2');
+  assert.equal(again.code, 0, again.stderr);
+  await p.assertOneCopy('fg2', 'B');
+  await p.tb(['rm', '-f', 'fg2']);
 });

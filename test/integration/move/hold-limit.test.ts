@@ -11,6 +11,7 @@ import assert from 'node:assert/strict';
 import { existsSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { eventually, REPO } from '../../helpers/cli.js';
+import { faultAgentCommand } from '../../helpers/fault-agent.js';
 import { leftovers } from '../../helpers/leftovers.js';
 import { COUNTER, MovePair } from '../../helpers/move-pair.js';
 import { readLease } from '../../../src/network/ipam.js';
@@ -46,7 +47,7 @@ test('the prepare reply lost and the abort undeliverable: the source runs its co
   const { ip, leaseDir } = st.network;
   const block = path.join(p.B, 'block-abort');
   writeFileSync(block, '');
-  await p.peerCommand(`${process.execPath} ${path.join(REPO, 'dist/test/helpers/hold-fault-agent.js')} --root ${p.B} --fault prepare-reply-lost --block-abort ${block}`);
+  await p.peerCommand(faultAgentCommand(p.B, ['prepare-reply-lost', 'block-abort'], { '--block': block }));
   // the abort stays undeliverable (the source's rollback, its freeze watchdog's retries) until the peer's limit
   const r = await p.move('hl', ['--hold-limit', String(HOLD_S)]);
   // the peer still holds its restored copy, for the source's decision that cannot come
@@ -95,7 +96,7 @@ test('decided, the commit undeliverable until the held copy expired: the source 
   await eventually(async () => (await p.count(p.A, 'hd')) > 3);
   const block = path.join(p.B, 'block-commit');
   writeFileSync(block, '');
-  await p.peerCommand(`${process.execPath} ${path.join(REPO, 'dist/test/helpers/hold-fault-agent.js')} --root ${p.B} --block-commit ${block}`);
+  await p.peerCommand(faultAgentCommand(p.B, ['block-commit'], { '--block': block }));
   let id = '';
   try {
     const r = await p.move('hd', ['--hold-limit', String(HOLD_DECIDED_S)]);

@@ -12,6 +12,7 @@ import { copyFileSync, existsSync, readFileSync, readdirSync, rmSync, statSync, 
 import path from 'node:path';
 import { cli, cliOk, eventually, sleep, tempRoot, CLI, REPO } from '../../helpers/cli.js';
 import { busyboxRootfs, importBusybox } from '../../helpers/images.js';
+import { jsonLines } from '../../helpers/json-lines.js';
 import { leftovers } from '../../helpers/leftovers.js';
 import { Rig } from '../../helpers/rig.js';
 
@@ -83,31 +84,17 @@ function moveCli(name: string, out: { stdout: Output; stderr: Output }, onEvent?
     const [file, args] = out.stderr === 'closed' ? ['/bin/sh', ['-c', 'exec "$@" 2>&-', 'sh', process.execPath, ...argv]] : [process.execPath, argv];
     const child = spawn(file, args as string[], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', out.stderr === 'closed' ? 'ignore' : 'pipe'] });
     const so = child.stdout!;
-    let stdout = '';
     let stderr = '';
-    let buf = '';
     if (out.stdout === 'gone-at-once') so.destroy();
-    so.setEncoding('utf8').on('data', (d: string) => {
-      stdout += d;
-      buf += d;
-      let i: number;
-      while ((i = buf.indexOf('\n')) >= 0) {
-        const line = buf.slice(0, i);
-        buf = buf.slice(i + 1);
-        if (out.stdout === 'gone-after-a-line') so.destroy();
-        try {
-          const e = JSON.parse(line) as { event: string; phase: string };
-          if (e.event === 'progress') onEvent?.(e.phase, (s) => child.kill(s));
-        } catch {
-          /* not json */
-        }
-      }
+    const stdout = jsonLines(so, (e) => {
+      if (out.stdout === 'gone-after-a-line') so.destroy();
+      if (e?.event === 'progress' && e.phase) onEvent?.(e.phase, (s) => child.kill(s));
     });
     if (child.stderr) {
       if (out.stderr === 'gone-at-once') child.stderr.destroy();
       else child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
     }
-    child.on('close', (code) => resolve({ code: code ?? -1, stdout, stderr }));
+    child.on('close', (code) => resolve({ code: code ?? -1, stdout: stdout(), stderr }));
   });
 }
 
