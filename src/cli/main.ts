@@ -70,10 +70,20 @@ export async function main(argv: string[], seams: CliSeams = {}): Promise<number
   }
 }
 
+/** how long a finished command may take to let go of what it opened */
+const EXIT_GRACE_MS = 3000;
+
 // the entry point (also through npm's bin symlink); imported by a test's entry, it only exports
 const entry = process.argv[1] ? realpathSync(process.argv[1]) : '';
 if (entry === fileURLToPath(import.meta.url)) {
   main(process.argv).then((code) => {
     process.exitCode = code;
+    // The command is done. Whatever still holds the event loop (a connection a
+    // peer opened too late, a child's pipe) must not hold this process, and so
+    // a container's freeze watchdog waiting for it to end: exit after a grace.
+    setTimeout(() => {
+      if (process.env['TSMIGRATE_DEBUG']) writeErr(`tsmigrate: exiting with open handles: ${process.getActiveResourcesInfo().join(', ')}\n`);
+      process.exit(code);
+    }, EXIT_GRACE_MS).unref();
   });
 }
