@@ -13,6 +13,7 @@ import { registerStoreCommands } from './commands/stores.js';
 import { registerScheduleCommands } from './commands/schedules.js';
 import { tuneMallocForStreaming } from '../native/native.js';
 import type { SourceFaults } from '../move/local-source.js';
+import { escapeLine } from './output.js';
 import { guardStdio, writeErr } from './stdio.js';
 
 /** Test seams a test's own entry point (test/helpers/fault-cli.ts) sets; production passes none. */
@@ -57,11 +58,11 @@ export async function main(argv: string[], seams: CliSeams = {}): Promise<number
   } catch (e) {
     if (e instanceof CommanderError) {
       if (e.code === 'commander.helpDisplayed' || e.code === 'commander.version' || e.code === 'commander.help') return 0;
-      writeErr(`tsmigrate: error: ${e.message.replace(/^error: /, '')}; see tsmigrate --help\n`);
+      writeErr(`tsmigrate: error: ${escapeLine(e.message.replace(/^error: /, ''))}; see tsmigrate --help\n`);
       return 2;
     }
     if (e instanceof TsmError) {
-      writeErr(`tsmigrate: error: ${e.oneLine()}\n`);
+      writeErr(`tsmigrate: error: ${escapeLine(e.oneLine())}\n`);
       if (process.env['TSMIGRATE_DEBUG'] && e.cause) writeErr(`${String((e.cause as Error).stack ?? e.cause)}\n`);
       return exitCodeFor(e);
     }

@@ -15,7 +15,7 @@ import { requireRoot } from '../../util/root.js';
 import { table } from '../output.js';
 import { print, printJson, runtimeFor } from '../context.js';
 import path from 'node:path';
-import { writeErr } from '../stdio.js';
+import { writeErrLine } from '../stdio.js';
 
 interface AddFlags {
   every?: string;
@@ -105,7 +105,7 @@ export function registerScheduleCommands(program: Command): void {
       const rt = createRuntime({
         root: resolveRoot(g.root),
         criuDeadline: criuDeadlineSetting(g.criuDeadline, process.env),
-        logger: { debug: () => undefined, info: (m) => writeErr(`${stamp()} ${m}\n`), warn: (m) => writeErr(`${stamp()} warning: ${m}\n`) },
+        logger: { debug: () => undefined, info: (m) => writeErrLine(`${stamp()} ${m}`), warn: (m) => writeErrLine(`${stamp()} warning: ${m}`) },
       });
       const ac = new AbortController();
       const stop = () => ac.abort();
