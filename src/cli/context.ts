@@ -2,6 +2,7 @@ import type { Command } from 'commander';
 import { criuDeadlineSetting } from '../criu/deadline.js';
 import { createRuntime, type Runtime } from '../runtime/context.js';
 import { resolveRoot } from '../state/paths.js';
+import { ensureStateRoot } from '../state/root-dir.js';
 import { stderrLogger } from '../util/logger.js';
 import { jsonText } from './output.js';
 import { writeErrLine, writeOut } from './stdio.js';
@@ -16,6 +17,7 @@ export interface GlobalOpts {
 /** Options are normalised once here, at the entry point. */
 export function runtimeFor(cmd: Command): { rt: Runtime; json: boolean } {
   const g = cmd.optsWithGlobals<GlobalOpts>();
+  ensureStateRoot(resolveRoot(g.root));
   const rt = createRuntime({ root: resolveRoot(g.root), logger: stderrLogger(Boolean(g.verbose), writeErrLine), criuDeadline: criuDeadlineSetting(g.criuDeadline, process.env) });
   return { rt, json: Boolean(g.json) };
 }

@@ -29,6 +29,8 @@ function version(): string {
 /** The only place that prints errors and decides exit codes. */
 export async function main(argv: string[], seams: CliSeams = {}): Promise<number> {
   let exitCode = 0;
+  // a umask of 000 must not leave anything tsmigrate creates writable by others (a stricter one is kept)
+  process.umask(process.umask(0o022) | 0o022);
   // a reader gone from stdout or stderr must not kill a command half-way (a move between its phases)
   guardStdio();
   // moves, checkpoints and the agent stream bulk data through short-lived Buffers (see native.ts)

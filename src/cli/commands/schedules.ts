@@ -10,6 +10,7 @@ import { nextDue } from '../../schedule/due.js';
 import { ScheduleBook, timingOf, type Schedule } from '../../schedule/schedules.js';
 import { readJsonIfExists } from '../../state/atomic.js';
 import { resolveRoot } from '../../state/paths.js';
+import { ensureStateRoot } from '../../state/root-dir.js';
 import { parseStoreSpec } from '../../store/open.js';
 import { requireRoot } from '../../util/root.js';
 import { table } from '../output.js';
@@ -102,6 +103,7 @@ export function registerScheduleCommands(program: Command): void {
       const g = cmd.optsWithGlobals<{ root?: string; config?: string; criuDeadline?: string }>();
       requireRoot('run the daemon');
       const stamp = () => new Date().toISOString();
+      ensureStateRoot(resolveRoot(g.root));
       const rt = createRuntime({
         root: resolveRoot(g.root),
         criuDeadline: criuDeadlineSetting(g.criuDeadline, process.env),
