@@ -31,7 +31,7 @@
  *    mangled name.
  *
  * Every entry is reached beneath the open directory above it without
- * following a link at any component (beneath.ts): a tree swapped underneath
+ * following a link at any component (dir-handle.ts): a tree swapped underneath
  * (a running container turning a directory into a link to `/`) never makes
  * the pack read outside it.
  *
@@ -50,7 +50,7 @@ import tar from 'tar-stream';
 import { CompressStream, DecompressStream } from 'zstd-napi';
 import { TsmError } from '../errors/errors.js';
 import * as native from '../native/native.js';
-import { changedUnderneath, DirHandle } from './beneath.js';
+import { changedUnderneath, DirHandle } from './dir-handle.js';
 import { extractTar, type ExtractOptions, type ExtractResult } from './safe-extract.js';
 import { dataSize, encodeSparseMap, probeSparse, readSegments, SPARSE_PAX_KEY, type Segment, type SparseMap } from './sparse.js';
 import { encodePaxTime, encodeXattrPax, timeFromNs, type XattrEntry } from './xattr-pax.js';
@@ -433,7 +433,7 @@ class Packer {
   }
 }
 
-/** Where an entry is: a path that resolves beneath open directories (beneath.ts), and how to open it as a file. */
+/** Where an entry is: a path that resolves beneath open directories (dir-handle.ts), and how to open it as a file. */
 interface Place {
   path: string;
   open?: (flags: number) => Promise<FileHandle>;

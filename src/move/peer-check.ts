@@ -6,7 +6,7 @@ import { MAX_OOM_RECORD_BYTES, OOM_FILE, listLogFiles, logPolicyOf } from '../co
 import type { ContainerView } from '../container/types.js';
 import { TsmError } from '../errors/errors.js';
 import type { Runtime } from '../runtime/context.js';
-import { DirHandle } from '../archive/beneath.js';
+import { DirHandle } from '../archive/dir-handle.js';
 import { planLogsBase } from '../transfer/container-logs.js';
 import type { SourceFacts } from './source.js';
 
@@ -15,7 +15,7 @@ const BLOCK = 4096;
 /**
  * Bytes the files under `dir` take on a filesystem: each file rounded up to
  * whole blocks, a block per directory. Read beneath open directories
- * (archive/beneath.ts): the running container's upper layer cannot point the
+ * (archive/dir-handle.ts): the running container's upper layer cannot point the
  * walk at the host's tree by swapping a directory for a link.
  */
 export async function diskBytes(dir: string): Promise<number> {

@@ -1,6 +1,6 @@
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
-import { changedUnderneath, DirHandle } from '../archive/beneath.js';
+import { changedUnderneath, DirHandle } from '../archive/dir-handle.js';
 
 /**
  * A cheap index of a directory tree (the upper layer) taken before it is sent
@@ -14,7 +14,7 @@ function sig(st: import('node:fs').BigIntStats): string {
 }
 
 /**
- * Read beneath open directories (archive/beneath.ts): a directory the running
+ * Read beneath open directories (archive/dir-handle.ts): a directory the running
  * container swaps for a link while it is indexed is never followed. An entry
  * gone or changed underneath is left out; the index taken frozen has it.
  */
