@@ -404,7 +404,8 @@ class Packer {
 
   private async open(at: Place, rel: string): Promise<FileHandle> {
     if (!at.open) throw this.ioError(rel, new Error('not a file'));
-    const flags = C.O_RDONLY | C.O_NOFOLLOW;
+    // O_NONBLOCK: a file swapped for a FIFO since its lstat must not hang the open (the inode check then finds the swap)
+    const flags = C.O_RDONLY | C.O_NOFOLLOW | C.O_NONBLOCK;
     if (this.noatime) {
       try {
         return await at.open(flags | C.O_NOATIME);
