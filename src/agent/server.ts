@@ -26,6 +26,7 @@ import { safeRemove } from '../transfer/upper-index.js';
 import { checkAtRest, type ImageSum } from '../transfer/image-sums.js';
 import { StoreService } from '../store/service.js';
 import { WarmMemory, poolSize, preallocateFile } from '../util/warm-memory.js';
+import { warmRefusal } from './warm-bound.js';
 import type { AgentApi, Checksum, BeginRequest, ContainerStatusResult, HelloResult, PreflightRequest, PutImagesRequest, PutImagesResult, PutLogsRequest, PutUpperRequest, StreamResult } from './api.js';
 import { PROTOCOL_VERSION } from './api.js';
 import { repairLeasesHere } from './lease-facts.js';
@@ -47,7 +48,7 @@ export class LocalAgent implements AgentApi {
   /** migrations this connection began: the only ones its loss may abort */
   private readonly begunHere = new Set<string>();
   /** memory faulted in before the freeze, per migration (util/warm-memory.ts) */
-  private readonly warmth = new Map<string, { memory: WarmMemory; pool: string | undefined }>();
+  private readonly warmth = new Map<string, { memory: WarmMemory; pool: string | undefined; bytes: number }>();
   /** test hook (set by test/helpers/fault-agent.ts): runs as a restore begins, during the transfer or in prepare */
   faultBeforeRestore: (() => void | Promise<void>) | undefined;
   /** test hook: runs with the images directory once images have arrived and before CRIU reads them (to change one at rest) */
@@ -168,6 +169,9 @@ export class LocalAgent implements AgentApi {
 
   async warm(p: { migrationId: string; bytes: number }): Promise<{ bytes: number; ms: number; poolBytes: number }> {
     const m = await this.receiving(p.migrationId);
+    const heldElsewhere = [...this.warmth].reduce((s, [id, w]) => (id === p.migrationId ? s : s + w.bytes), 0);
+    const refused = warmRefusal({ requested: p.bytes, declaredMemory: m.begin.memoryBytes ?? 0, heldElsewhere, hostMemory: os.totalmem() });
+    if (refused) throw refused;
     const t0 = performance.now();
     this.coolDown(p.migrationId);
     // half for the images: a preallocated tmpfs file that the largest pages image takes
@@ -176,7 +180,7 @@ export class LocalAgent implements AgentApi {
     const want = poolSize(Math.floor(p.bytes / 2), filesystemOf(m.staging!));
     const pooled = want ? await preallocateFile(poolFile, want).catch(() => 0) : 0;
     const w = await WarmMemory.reserve(p.bytes - pooled);
-    const warm = { memory: w, pool: pooled ? poolFile : undefined };
+    const warm = { memory: w, pool: pooled ? poolFile : undefined, bytes: w.bytes + pooled };
     // aborted while the memory was faulted in: give it back at once
     const now = await this.records.get(p.migrationId);
     this.warmth.set(p.migrationId, warm);

@@ -30,6 +30,11 @@
  *    names as UTF-8); packing fails on one that is not, rather than storing a
  *    mangled name.
  *
+ * Every entry is reached beneath the open directory above it without
+ * following a link at any component (dir-handle.ts): a tree swapped underneath
+ * (a running container turning a directory into a link to `/`) never makes
+ * the pack read outside it.
+ *
  * File content is streamed with back-pressure (1 MiB reads); nothing holds a
  * whole file in memory. The tree must not change while it is packed (a file
  * that shrinks fails the pack; a file that grows is cut at its size when it
@@ -45,6 +50,7 @@ import tar from 'tar-stream';
 import { CompressStream, DecompressStream } from 'zstd-napi';
 import { TsmError } from '../errors/errors.js';
 import * as native from '../native/native.js';
+import { changedUnderneath, DirHandle } from './dir-handle.js';
 import { extractTar, type ExtractOptions, type ExtractResult } from './safe-extract.js';
 import { dataSize, encodeSparseMap, probeSparse, readSegments, SPARSE_PAX_KEY, type Segment, type SparseMap } from './sparse.js';
 import { encodePaxTime, encodeXattrPax, timeFromNs, type XattrEntry } from './xattr-pax.js';
@@ -184,21 +190,25 @@ class Packer {
     } catch (e) {
       throw new TsmError('EIO', `cannot pack ${this.dir}: ${oneLine(e)}`, { fix: 'check that the directory exists', cause: e });
     }
-    const st = await this.lstat('');
-    if ((st.mode & BigInt(C.S_IFMT)) !== BigInt(C.S_IFDIR)) {
-      throw new TsmError('EINVAL_ARG', `cannot pack ${this.dir}: not a directory`, { fix: 'pass a directory' });
-    }
-    await this.entry('', st);
-    await this.walk('');
-  }
-
-  private abs(rel: string): string {
-    return rel === '' ? this.root : path.join(this.root, rel);
-  }
-
-  private async lstat(rel: string) {
+    let top: DirHandle;
     try {
-      return await fs.lstat(this.abs(rel), { bigint: true });
+      top = await DirHandle.open(this.root);
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === 'ENOTDIR') throw new TsmError('EINVAL_ARG', `cannot pack ${this.dir}: not a directory`, { fix: 'pass a directory' });
+      throw this.ioError('', e);
+    }
+    try {
+      const st = await this.lstat({ path: top.self() }, '');
+      await this.entry({ path: top.self() }, '', st);
+      await this.walk(top, '');
+    } finally {
+      await top.close();
+    }
+  }
+
+  private async lstat(at: Place, rel: string) {
+    try {
+      return await fs.lstat(at.path, { bigint: true });
     } catch (e) {
       throw this.ioError(rel, e);
     }
@@ -212,10 +222,10 @@ class Packer {
     });
   }
 
-  private async walk(rel: string): Promise<void> {
+  private async walk(dir: DirHandle, rel: string): Promise<void> {
     let raw: Buffer[];
     try {
-      raw = await fs.readdir(this.abs(rel), { encoding: 'buffer' });
+      raw = await dir.names();
     } catch (e) {
       if (this.opts.live && (e as NodeJS.ErrnoException).code === 'ENOENT') return;
       throw this.ioError(rel, e);
@@ -225,41 +235,53 @@ class Packer {
       const name = utf8(b, rel === '' ? b.toString('utf8') : `${rel}/${b.toString('utf8')}`, 'file name');
       const child = rel === '' ? name : `${rel}/${name}`;
       if (this.opts.include && !this.opts.include(child)) continue;
-      const st = await this.lstat(child).catch((e: TsmError) => {
+      const at: Place = { path: dir.at(name), open: (flags) => dir.openFile(name, flags) };
+      const st = await this.lstat(at, child).catch((e: TsmError) => {
         if (this.opts.live && isGone(e)) return undefined; // removed while we walked: the delta deletes it
         throw e;
       });
       if (!st) continue;
-      await this.entry(child, st);
-      if ((st.mode & BigInt(C.S_IFMT)) === BigInt(C.S_IFDIR)) await this.walk(child);
+      await this.entry(at, child, st);
+      if ((st.mode & BigInt(C.S_IFMT)) !== BigInt(C.S_IFDIR)) continue;
+      const sub = await dir.openDir(name).catch((e: unknown) => {
+        // gone, or swapped for a link or a file since its lstat (live tree): the delta, taken frozen, sends what it is
+        if (this.opts.live && changedUnderneath(e)) return undefined;
+        throw this.ioError(child, e);
+      });
+      if (!sub) continue;
+      try {
+        await this.walk(sub, child);
+      } finally {
+        await sub.close();
+      }
     }
   }
 
-  private async entry(rel: string, st: BigStats): Promise<void> {
+  private async entry(at: Place, rel: string, st: BigStats): Promise<void> {
     await this.ready();
     const fmt = Number(st.mode & BigInt(C.S_IFMT));
     const name = rel === '' ? './' : `./${rel}`;
     switch (fmt) {
       case C.S_IFREG:
-        return this.regular(rel, name, st);
+        return this.regular(at, rel, name, st);
       case C.S_IFDIR:
-        return this.void(rel, { name: rel === '' ? name : `${name}/`, type: 'directory' }, st);
+        return this.void(at, rel, { name: rel === '' ? name : `${name}/`, type: 'directory' }, st);
       case C.S_IFLNK: {
         let target: Buffer;
         try {
-          target = await fs.readlink(this.abs(rel), { encoding: 'buffer' });
+          target = await fs.readlink(at.path, { encoding: 'buffer' });
         } catch (e) {
           throw this.ioError(rel, e);
         }
-        return this.void(rel, { name, type: 'symlink', linkname: utf8(target, rel, 'symlink target') }, st);
+        return this.void(at, rel, { name, type: 'symlink', linkname: utf8(target, rel, 'symlink target') }, st);
       }
       case C.S_IFIFO:
-        return this.void(rel, { name, type: 'fifo' }, st);
+        return this.void(at, rel, { name, type: 'fifo' }, st);
       case C.S_IFCHR:
       case C.S_IFBLK: {
         const { major, minor } = devNumbers(st.rdev);
         const type = fmt === C.S_IFCHR ? 'character-device' : 'block-device';
-        return this.void(rel, { name, type, devmajor: major, devminor: minor }, st);
+        return this.void(at, rel, { name, type, devmajor: major, devminor: minor }, st);
       }
       default:
         this.stats.skipped.push(rel);
@@ -268,7 +290,7 @@ class Packer {
   }
 
   /** Common header fields and PAX records of `st` (+ xattrs of the path). */
-  private base(rel: string, st: BigStats): { header: Header; pax: Record<string, string> } {
+  private base(at: Place, rel: string, st: BigStats): { header: Header; pax: Record<string, string> } {
     const uid = Number(st.uid);
     const gid = Number(st.gid);
     const mtime = timeFromNs(st.mtimeNs);
@@ -276,7 +298,7 @@ class Packer {
     const pax: Record<string, string> = { mtime: encodePaxTime(mtime), atime: encodePaxTime(atime) };
     if (uid >= USTAR_ID_MAX) pax['uid'] = String(uid);
     if (gid >= USTAR_ID_MAX) pax['gid'] = String(gid);
-    encodeXattrPax(this.xattrs(rel), pax);
+    encodeXattrPax(this.xattrs(at, rel), pax);
     const secs = Math.min(Math.max(Number(mtime.sec), 0), USTAR_TIME_MAX);
     const header: Header = {
       name: '',
@@ -291,8 +313,8 @@ class Packer {
     return { header, pax };
   }
 
-  private xattrs(rel: string): XattrEntry[] {
-    const abs = this.abs(rel);
+  private xattrs(at: Place, rel: string): XattrEntry[] {
+    const abs = at.path;
     let names: string[];
     try {
       names = native.listXattrs(abs);
@@ -314,8 +336,8 @@ class Packer {
     return out;
   }
 
-  private async void(rel: string, extra: Partial<Header>, st: BigStats): Promise<void> {
-    const { header, pax } = this.base(rel, st);
+  private async void(at: Place, rel: string, extra: Partial<Header>, st: BigStats): Promise<void> {
+    const { header, pax } = this.base(at, rel, st);
     await this.add({ ...header, ...extra, size: 0, pax });
   }
 
@@ -328,7 +350,7 @@ class Packer {
     });
   }
 
-  private async regular(rel: string, name: string, lst: BigStats): Promise<void> {
+  private async regular(at: Place, rel: string, name: string, lst: BigStats): Promise<void> {
     const key = `${lst.dev}:${lst.ino}`;
     if (lst.nlink > 1n) {
       const first = this.links.get(key);
@@ -338,7 +360,7 @@ class Packer {
         return;
       }
     }
-    const fh = await this.open(rel).catch((e: TsmError) => {
+    const fh = await this.open(at, rel).catch((e: TsmError) => {
       if (this.opts.live && isGone(e)) return undefined;
       throw e;
     });
@@ -353,7 +375,7 @@ class Packer {
       const sparse = this.sparse(fh, size);
       const segments: Segment[] = sparse === null ? (size > 0 ? [{ offset: 0, length: size }] : []) : sparse.segments;
       const stored = sparse === null ? size : dataSize(sparse);
-      const { header, pax } = this.base(rel, st);
+      const { header, pax } = this.base(at, rel, st);
       if (sparse !== null) pax[SPARSE_PAX_KEY] = encodeSparseMap(sparse);
       let sink!: ReturnType<tar.Pack['entry']>;
       const done = new Promise<void>((resolve, reject) => {
@@ -380,11 +402,13 @@ class Packer {
     }
   }
 
-  private async open(rel: string): Promise<FileHandle> {
-    const flags = C.O_RDONLY | C.O_NOFOLLOW;
+  private async open(at: Place, rel: string): Promise<FileHandle> {
+    if (!at.open) throw this.ioError(rel, new Error('not a file'));
+    // O_NONBLOCK: a file swapped for a FIFO since its lstat must not hang the open (the inode check then finds the swap)
+    const flags = C.O_RDONLY | C.O_NOFOLLOW | C.O_NONBLOCK;
     if (this.noatime) {
       try {
-        return await fs.open(this.abs(rel), flags | C.O_NOATIME);
+        return await at.open(flags | C.O_NOATIME);
       } catch (e) {
         // O_NOATIME needs ownership or CAP_FOWNER.
         if ((e as NodeJS.ErrnoException).code !== 'EPERM') throw this.ioError(rel, e);
@@ -392,7 +416,7 @@ class Packer {
       }
     }
     try {
-      return await fs.open(this.abs(rel), flags);
+      return await at.open(flags);
     } catch (e) {
       throw this.ioError(rel, e);
     }
@@ -408,6 +432,12 @@ class Packer {
       return null;
     }
   }
+}
+
+/** Where an entry is: a path that resolves beneath open directories (dir-handle.ts), and how to open it as a file. */
+interface Place {
+  path: string;
+  open?: (flags: number) => Promise<FileHandle>;
 }
 
 /** tar-stream's header plus the PAX records it writes (missing from @types/tar-stream). */
@@ -555,8 +585,7 @@ export async function unpackFileToTree(file: string, dir: string, opts: UnpackFi
   }
 }
 
-/** An error that says the path no longer exists. */
+/** An error that says the path no longer exists, or is no longer what was listed (now a link). */
 function isGone(e: unknown): boolean {
-  const c = e instanceof TsmError ? (e.cause as NodeJS.ErrnoException | undefined)?.code : (e as NodeJS.ErrnoException)?.code;
-  return c === 'ENOENT';
+  return changedUnderneath(e instanceof TsmError ? e.cause : e);
 }

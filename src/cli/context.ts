@@ -2,8 +2,10 @@ import type { Command } from 'commander';
 import { criuDeadlineSetting } from '../criu/deadline.js';
 import { createRuntime, type Runtime } from '../runtime/context.js';
 import { resolveRoot } from '../state/paths.js';
+import { ensureStateRoot } from '../state/root-dir.js';
 import { stderrLogger } from '../util/logger.js';
-import { writeErr, writeOut } from './stdio.js';
+import { jsonText } from './output.js';
+import { writeErrLine, writeOut } from './stdio.js';
 
 export interface GlobalOpts {
   root?: string;
@@ -15,7 +17,8 @@ export interface GlobalOpts {
 /** Options are normalised once here, at the entry point. */
 export function runtimeFor(cmd: Command): { rt: Runtime; json: boolean } {
   const g = cmd.optsWithGlobals<GlobalOpts>();
-  const rt = createRuntime({ root: resolveRoot(g.root), logger: stderrLogger(Boolean(g.verbose), writeErr), criuDeadline: criuDeadlineSetting(g.criuDeadline, process.env) });
+  ensureStateRoot(resolveRoot(g.root));
+  const rt = createRuntime({ root: resolveRoot(g.root), logger: stderrLogger(Boolean(g.verbose), writeErrLine), criuDeadline: criuDeadlineSetting(g.criuDeadline, process.env) });
   return { rt, json: Boolean(g.json) };
 }
 
@@ -24,5 +27,5 @@ export function print(s: string): void {
 }
 
 export function printJson(v: unknown): void {
-  writeOut(JSON.stringify(v, null, 2) + '\n');
+  writeOut(jsonText(v, 2) + '\n');
 }

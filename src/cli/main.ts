@@ -13,6 +13,7 @@ import { registerStoreCommands } from './commands/stores.js';
 import { registerScheduleCommands } from './commands/schedules.js';
 import { tuneMallocForStreaming } from '../native/native.js';
 import type { SourceFaults } from '../move/local-source.js';
+import { escapeLine } from './output.js';
 import { guardStdio, writeErr } from './stdio.js';
 
 /** Test seams a test's own entry point (test/helpers/fault-cli.ts) sets; production passes none. */
@@ -28,6 +29,8 @@ function version(): string {
 /** The only place that prints errors and decides exit codes. */
 export async function main(argv: string[], seams: CliSeams = {}): Promise<number> {
   let exitCode = 0;
+  // a umask of 000 must not leave anything tsmigrate creates writable by others (a stricter one is kept)
+  process.umask(process.umask(0o022) | 0o022);
   // a reader gone from stdout or stderr must not kill a command half-way (a move between its phases)
   guardStdio();
   // moves, checkpoints and the agent stream bulk data through short-lived Buffers (see native.ts)
@@ -57,11 +60,11 @@ export async function main(argv: string[], seams: CliSeams = {}): Promise<number
   } catch (e) {
     if (e instanceof CommanderError) {
       if (e.code === 'commander.helpDisplayed' || e.code === 'commander.version' || e.code === 'commander.help') return 0;
-      writeErr(`tsmigrate: error: ${e.message.replace(/^error: /, '')}; see tsmigrate --help\n`);
+      writeErr(`tsmigrate: error: ${escapeLine(e.message.replace(/^error: /, ''))}; see tsmigrate --help\n`);
       return 2;
     }
     if (e instanceof TsmError) {
-      writeErr(`tsmigrate: error: ${e.oneLine()}\n`);
+      writeErr(`tsmigrate: error: ${escapeLine(e.oneLine())}\n`);
       if (process.env['TSMIGRATE_DEBUG'] && e.cause) writeErr(`${String((e.cause as Error).stack ?? e.cause)}\n`);
       return exitCodeFor(e);
     }

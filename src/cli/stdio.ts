@@ -7,6 +7,8 @@
  * nothing more is written to it; the command carries on and its exit code is
  * its own. (Node's stdio streams are never destroyed, so the flag is ours.)
  */
+import { escapeLine, escapeText } from './output.js';
+
 const broken = new WeakSet<NodeJS.WritableStream>();
 
 function guard(s: NodeJS.WritableStream): void {
@@ -35,12 +37,28 @@ export function writeTo(s: NodeJS.WritableStream, text: string): boolean {
   }
 }
 
+/**
+ * Everything the CLI prints goes through these two, so a name, path or
+ * message that came from a file or a peer cannot drive the terminal: control
+ * characters are written escaped (newline and tab are kept; a caller that
+ * quotes such text inside one line escapes it with escapeLine first).
+ */
 export function writeOut(text: string): boolean {
-  return writeTo(process.stdout, text);
+  return writeTo(process.stdout, escapeText(text));
 }
 
 export function writeErr(text: string): boolean {
-  return writeTo(process.stderr, text);
+  return writeTo(process.stderr, escapeText(text));
+}
+
+/** One line on stderr (a log line, a warning): a newline inside it is escaped, one is added at the end. */
+export function writeErrLine(text: string): boolean {
+  return writeTo(process.stderr, `${escapeLine(text.endsWith('\n') ? text.slice(0, -1) : text)}\n`);
+}
+
+/** Redraw stderr's current line (a terminal's progress line): the only control sequence the CLI writes. */
+export function redrawErrLine(text: string): boolean {
+  return writeTo(process.stderr, `\r\x1b[K${escapeLine(text)}`);
 }
 
 /** Whether a write to `s` failed (tests). */

@@ -142,7 +142,7 @@ export class ImageStore {
 
   private async ensureDirs(): Promise<void> {
     await fs.mkdir(this.paths.images, { recursive: true, mode: 0o700 });
-    await fs.mkdir(this.paths.locks, { recursive: true });
+    await fs.mkdir(this.paths.locks, { recursive: true, mode: 0o700 });
   }
 
   // -------------------------------------------------------------------------

@@ -6,26 +6,43 @@ import { MAX_OOM_RECORD_BYTES, OOM_FILE, listLogFiles, logPolicyOf } from '../co
 import type { ContainerView } from '../container/types.js';
 import { TsmError } from '../errors/errors.js';
 import type { Runtime } from '../runtime/context.js';
+import { DirHandle } from '../archive/dir-handle.js';
 import { planLogsBase } from '../transfer/container-logs.js';
 import type { SourceFacts } from './source.js';
 
 const BLOCK = 4096;
 
-/** Bytes the files under `dir` take on a filesystem: each file rounded up to whole blocks, a block per directory. */
+/**
+ * Bytes the files under `dir` take on a filesystem: each file rounded up to
+ * whole blocks, a block per directory. Read beneath open directories
+ * (archive/dir-handle.ts): the running container's upper layer cannot point the
+ * walk at the host's tree by swapping a directory for a link.
+ */
 export async function diskBytes(dir: string): Promise<number> {
   let total = 0;
-  const walk = async (d: string): Promise<void> => {
-    for (const e of await fs.readdir(d, { withFileTypes: true }).catch(() => [])) {
-      const p = path.join(d, e.name);
+  const walk = async (d: DirHandle): Promise<void> => {
+    for (const e of await fs.readdir(d.self(), { withFileTypes: true }).catch(() => [])) {
       if (e.isDirectory()) {
         total += BLOCK;
-        await walk(p);
+        const sub = await d.openDir(e.name).catch(() => undefined);
+        if (!sub) continue;
+        try {
+          await walk(sub);
+        } finally {
+          await sub.close();
+        }
       } else {
-        total += Math.ceil((await fs.lstat(p).catch(() => ({ size: 0 }))).size / BLOCK) * BLOCK;
+        total += Math.ceil((await fs.lstat(d.at(e.name)).catch(() => ({ size: 0 }))).size / BLOCK) * BLOCK;
       }
     }
   };
-  await walk(dir);
+  const top = await DirHandle.open(dir).catch(() => undefined);
+  if (!top) return 0;
+  try {
+    await walk(top);
+  } finally {
+    await top.close();
+  }
   return total;
 }
 

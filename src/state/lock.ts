@@ -33,11 +33,11 @@ export async function acquireLock(lockDir: string, what: string): Promise<Lock> 
   if (heldHere.has(lockDir)) {
     throw new TsmError('EBUSY', `${what} is busy: another operation in this process is changing it`, { fix: 'wait for it to finish and try again' });
   }
-  await fs.mkdir(path.dirname(lockDir), { recursive: true });
+  await fs.mkdir(path.dirname(lockDir), { recursive: true, mode: 0o700 });
   for (let attempt = 0; attempt < 3; attempt++) {
     try {
-      await fs.mkdir(lockDir);
-      await fs.writeFile(path.join(lockDir, 'owner'), `${process.pid}\n`);
+      await fs.mkdir(lockDir, { mode: 0o700 });
+      await fs.writeFile(path.join(lockDir, 'owner'), `${process.pid}\n`, { mode: 0o600 });
       heldHere.add(lockDir);
       return {
         release: async () => {

@@ -1,5 +1,6 @@
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
+import { changedUnderneath, DirHandle } from '../archive/dir-handle.js';
 
 /**
  * A cheap index of a directory tree (the upper layer) taken before it is sent
@@ -12,17 +13,46 @@ function sig(st: import('node:fs').BigIntStats): string {
   return `${st.mode}:${st.ino}:${st.size}:${st.mtimeNs}:${st.ctimeNs}:${st.uid}:${st.gid}`;
 }
 
+/**
+ * Read beneath open directories (archive/dir-handle.ts): a directory the running
+ * container swaps for a link while it is indexed is never followed. An entry
+ * gone or changed underneath is left out; the index taken frozen has it.
+ */
 export async function indexTree(root: string): Promise<TreeIndex> {
   const out: TreeIndex = new Map();
-  const walk = async (rel: string): Promise<void> => {
-    const abs = rel ? path.join(root, rel) : root;
-    const st = await fs.lstat(abs, { bigint: true });
-    out.set(rel, sig(st));
-    if (!st.isDirectory()) return;
-    const names = (await fs.readdir(abs)).sort();
-    for (const n of names) await walk(rel ? `${rel}/${n}` : n);
+  const walk = async (dir: DirHandle, rel: string): Promise<void> => {
+    const names = (await fs.readdir(dir.self()).catch((e: unknown) => {
+      if (changedUnderneath(e)) return [] as string[];
+      throw e;
+    })).sort();
+    for (const n of names) {
+      const child = rel ? `${rel}/${n}` : n;
+      const st = await fs.lstat(dir.at(n), { bigint: true }).catch((e: unknown) => {
+        if (changedUnderneath(e)) return undefined;
+        throw e;
+      });
+      if (!st) continue;
+      out.set(child, sig(st));
+      if (!st.isDirectory()) continue;
+      const sub = await dir.openDir(n).catch((e: unknown) => {
+        if (changedUnderneath(e)) return undefined;
+        throw e;
+      });
+      if (!sub) continue;
+      try {
+        await walk(sub, child);
+      } finally {
+        await sub.close();
+      }
+    }
   };
-  await walk('');
+  const top = await DirHandle.open(root);
+  try {
+    out.set('', sig(await fs.lstat(top.self(), { bigint: true })));
+    await walk(top, '');
+  } finally {
+    await top.close();
+  }
   return out;
 }
 

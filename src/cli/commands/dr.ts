@@ -12,7 +12,7 @@ import { humanBytes } from '../output.js';
 import { print, printJson } from '../context.js';
 import type { RestoreFlags } from './checkpoints.js';
 import { withStore } from './stores.js';
-import { writeErr } from '../stdio.js';
+import { writeErrLine } from '../stdio.js';
 
 /** This host, as a peer: its own agent called in-process. */
 export function localHost(rt: Runtime): HostProbe {
@@ -45,7 +45,7 @@ export async function restoreFromStoreCommand(name: string, checkpoint: string |
     const hosts = [localHost(rt), ...cfg.hosts.map((h) => peer(h.name))];
     const r = await restoreFromStore(rt, {
       name, selector, store, target, hosts, force: Boolean(o.force),
-      onWarning: (m) => writeErr(`tsmigrate: warning: ${m}\n`),
+      onWarning: (m) => writeErrLine(`tsmigrate: warning: ${m}`),
     });
     if (json) return printJson({ name, ...r, ms: Math.round(r.ms) });
     print(`restored ${name} on ${r.host} from ${r.id} (taken ${r.createdAt}; ${humanBytes(r.bytes)} in ${Math.round(r.ms)} ms)`);

@@ -4,7 +4,7 @@ import { connectSsh } from '../../ssh/connect.js';
 import { stderrLogger } from '../../util/logger.js';
 import { table } from '../output.js';
 import { print, printJson } from '../context.js';
-import { writeErr } from '../stdio.js';
+import { writeErrLine } from '../stdio.js';
 
 interface HostGlobals {
   config?: string;
@@ -34,7 +34,7 @@ export function registerHostCommands(program: Command): void {
     .option('--trust-on-first-use', 'accept and record the host key on the first connection')
     .action(async (name: string, url: string, o: { identity?: string; command?: string; knownHosts?: string; trustOnFirstUse?: boolean }, cmd: Command) => {
       const { configFile, json, verbose } = globals(cmd);
-      const log = stderrLogger(verbose, writeErr);
+      const log = stderrLogger(verbose, writeErrLine);
       const h = await addHost(
         configFile,
         {
@@ -83,7 +83,7 @@ export function registerHostCommands(program: Command): void {
         knownHostsFiles: knownHostsFilesFor(cfg, h),
         trustOnFirstUse: h.trustOnFirstUse,
         ...(Number.isFinite(timeoutMs) && timeoutMs > 0 ? { timeoutMs } : {}),
-        logger: stderrLogger(verbose, writeErr),
+        logger: stderrLogger(verbose, writeErrLine),
       });
       try {
         await s.ping();

@@ -18,11 +18,11 @@ import { hostCheck } from '../../move/check.js';
 import { spaceLines } from '../../move/peer-check.js';
 import { heldText } from '../../move/file-locks.js';
 import { TsmError } from '../../errors/errors.js';
-import { humanBytes, table } from '../output.js';
+import { escapeLine, humanBytes, jsonText, table } from '../output.js';
 import { serveAgentOnStdio } from '../agent-stdio.js';
 import { print, printJson, runtimeFor } from '../context.js';
 import type { CliSeams } from '../main.js';
-import { writeErr, writeOut } from '../stdio.js';
+import { redrawErrLine, writeErr, writeOut } from '../stdio.js';
 
 function renderReport(r: MoveReport): string {
   const d = r.downtime;
@@ -65,8 +65,8 @@ export function progressText(bytes: number, seconds: number, totalBytes?: number
 
 /** Live progress on a terminal: phase, bytes, rate, time left. */
 function progress(json: boolean): (e: MoveEvent) => void {
-  if (json) return (e) => writeOut(JSON.stringify({ event: 'progress', ...e, at: Date.now() }) + '\n');
-  if (!process.stderr.isTTY) return (e) => e.bytes === undefined && writeErr(`${e.phase}${e.message ? `: ${e.message}` : ''}\n`);
+  if (json) return (e) => writeOut(jsonText({ event: 'progress', ...e, at: Date.now() }) + '\n');
+  if (!process.stderr.isTTY) return (e) => e.bytes === undefined && writeErr(`${escapeLine(`${e.phase}${e.message ? `: ${e.message}` : ''}`)}\n`);
   let phase = '';
   let bytes = 0;
   let t0 = Date.now();
@@ -78,7 +78,7 @@ function progress(json: boolean): (e: MoveEvent) => void {
       t0 = Date.now();
     }
     bytes += e.bytes ?? 0;
-    writeErr(`\r\x1b[K${phase}${progressText(bytes, (Date.now() - t0) / 1000, e.totalBytes)}${e.message ? `: ${e.message}` : ''}`);
+    redrawErrLine(`${phase}${progressText(bytes, (Date.now() - t0) / 1000, e.totalBytes)}${e.message ? `: ${e.message}` : ''}`);
   };
 }
 
@@ -140,7 +140,7 @@ export function registerMoveCommands(program: Command, setExit: (code: number) =
           sshPeer(resolveConfigPath(g.config), host, { signal: ac.signal, logger: rt.logger }),
           sshPeer(resolveConfigPath(g.config), host, { logger: rt.logger }),
         );
-        if (json) writeOut(JSON.stringify({ event: 'done', report }) + '\n');
+        if (json) writeOut(jsonText({ event: 'done', report }) + '\n');
         else {
           if (process.stderr.isTTY) writeErr('\n');
           print(renderReport(report));

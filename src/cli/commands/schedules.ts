@@ -10,12 +10,13 @@ import { nextDue } from '../../schedule/due.js';
 import { ScheduleBook, timingOf, type Schedule } from '../../schedule/schedules.js';
 import { readJsonIfExists } from '../../state/atomic.js';
 import { resolveRoot } from '../../state/paths.js';
+import { ensureStateRoot } from '../../state/root-dir.js';
 import { parseStoreSpec } from '../../store/open.js';
 import { requireRoot } from '../../util/root.js';
 import { table } from '../output.js';
 import { print, printJson, runtimeFor } from '../context.js';
 import path from 'node:path';
-import { writeErr } from '../stdio.js';
+import { writeErrLine } from '../stdio.js';
 
 interface AddFlags {
   every?: string;
@@ -102,10 +103,11 @@ export function registerScheduleCommands(program: Command): void {
       const g = cmd.optsWithGlobals<{ root?: string; config?: string; criuDeadline?: string }>();
       requireRoot('run the daemon');
       const stamp = () => new Date().toISOString();
+      ensureStateRoot(resolveRoot(g.root));
       const rt = createRuntime({
         root: resolveRoot(g.root),
         criuDeadline: criuDeadlineSetting(g.criuDeadline, process.env),
-        logger: { debug: () => undefined, info: (m) => writeErr(`${stamp()} ${m}\n`), warn: (m) => writeErr(`${stamp()} warning: ${m}\n`) },
+        logger: { debug: () => undefined, info: (m) => writeErrLine(`${stamp()} ${m}`), warn: (m) => writeErrLine(`${stamp()} warning: ${m}`) },
       });
       const ac = new AbortController();
       const stop = () => ac.abort();
