@@ -31,8 +31,8 @@ const TB = (args: string[]) => cliOk(B, args, { timeoutMs: 60000 });
  * "piped N" to the pipe the supervisor handed the init.
  */
 const INITS = {
-  redirected: ['sh', '-c', '(i=0; while true; do i=$((i+1)); echo piped $i; sleep 0.2; done) & exec >/var/log/app.log 2>&1 </dev/null; n=0; while true; do n=$((n+1)); echo $n > /tmp/count; echo file $n; sleep 0.1; done'],
-  closed: ['sh', '-c', 'exec <&- >&- 2>&-; n=0; while true; do n=$((n+1)); echo $n > /tmp/count; sleep 0.1; done'],
+  redirected: ['sh', '-c', '(i=0; while true; do i=$((i+1)); echo piped $i; sleep 0.2; done) & exec >/var/log/app.log 2>&1 </dev/null; n=0; while true; do n=$((n+1)); echo $n > /tmp/count.n; mv /tmp/count.n /tmp/count; echo file $n; sleep 0.1; done'],
+  closed: ['sh', '-c', 'exec <&- >&- 2>&-; n=0; while true; do n=$((n+1)); echo $n > /tmp/count.n; mv /tmp/count.n /tmp/count; sleep 0.1; done'],
 };
 type Kind = keyof typeof INITS;
 

@@ -7,7 +7,7 @@ import { importBusybox } from '../../helpers/images.js';
 import { leftovers } from '../../helpers/leftovers.js';
 
 const root = tempRoot();
-const counter = ['sh', '-c', 'i=0; while true; do i=$((i+1)); echo $i > /tmp/count; echo tick $i; sleep 0.1; done'];
+const counter = ['sh', '-c', 'i=0; while true; do i=$((i+1)); echo $i > /tmp/count.n; mv /tmp/count.n /tmp/count; echo tick $i; sleep 0.1; done'];
 
 before(async () => {
   await importBusybox(root);

@@ -31,7 +31,7 @@ const ACTION = path.join(REPO, 'test/fixtures/criu-stall-action.sh');
 const CONF = path.join(work, 'criu.conf');
 /** short limits: CRIU is killed 2 s after it last moved, or 4 s after it started */
 const STALL = ['--criu-deadline', '30,stall=2'];
-const counter = ['sh', '-c', 'i=0; while true; do i=$((i+1)); echo $i > /tmp/count; sleep 0.1; done'];
+const counter = ['sh', '-c', 'i=0; while true; do i=$((i+1)); echo $i > /tmp/count.n; mv /tmp/count.n /tmp/count; sleep 0.1; done'];
 const T = (root: string, args: string[], env: NodeJS.ProcessEnv = {}) => cliOk(root, args, { env, timeoutMs: 120000 });
 
 before(async () => {

@@ -65,7 +65,7 @@ async function dumpAndRestore(name: string): Promise<void> {
 
 test('a busybox container survives a plain criu dump and restore', async () => {
   await cliOk(root, ['run', '-d', 'cbb', '--image', 'busybox', '--memory', '64m', '--', 'sh', '-c',
-    'i=0; while true; do i=$((i+1)); echo $i > /tmp/count; echo tick $i; sleep 0.1; done']);
+    'i=0; while true; do i=$((i+1)); echo $i > /tmp/count.n; mv /tmp/count.n /tmp/count; echo tick $i; sleep 0.1; done']);
   const upper = path.join(root, 'containers/cbb/rootfs/upper/tmp/count');
   await eventually(async () => Number(readFileSync(upper, 'utf8')) >= 5);
   await dumpAndRestore('cbb');

@@ -24,7 +24,7 @@ let B = '';
 const env = { SSH_AUTH_SOCK: '' };
 const TA = (args: string[]) => cliOk(A, ['--config', CFG, ...args], { env, timeoutMs: 180000 });
 const TB = (args: string[]) => cliOk(B, args, { timeoutMs: 60000 });
-const loop = 'i=0; while true; do i=$((i+1)); echo $i > /tmp/count; sleep 0.1; done';
+const loop = 'i=0; while true; do i=$((i+1)); echo $i > /tmp/count.n; mv /tmp/count.n /tmp/count; sleep 0.1; done';
 
 before(async () => {
   B = await addRigPeer(rig, 'tsm-peer-l', '127.0.0.6', A, TA);

@@ -23,7 +23,7 @@ const A = tempRoot('tsm-hostA-');
 const B = tempRoot('tsm-hostB-');
 const env = { ...process.env, TSMIGRATE_BRIDGE: 'tsmt4', TSMIGRATE_SUBNET: '10.218.0.0/24', TSMIGRATE_IPAM_DIR: `${A}/ipam` };
 const rtA = createRuntime({ root: A, env });
-const counter = ['sh', '-c', 'i=0; while true; do i=$((i+1)); echo $i > /tmp/count; echo tick $i; sleep 0.1; done'];
+const counter = ['sh', '-c', 'i=0; while true; do i=$((i+1)); echo $i > /tmp/count.n; mv /tmp/count.n /tmp/count; echo tick $i; sleep 0.1; done'];
 const T = (root: string, args: string[]) => cliOk(root, args, { env, timeoutMs: 120000 });
 
 before(async () => {
@@ -91,7 +91,7 @@ test('move A -> B -> A: the counter goes on from where it was, the IP stays, not
 });
 
 test('a container with 40 MB of heap: its largest image lands in the tmpfs file the peer allocated before the freeze, both image paths carry it whole, and a restore during the transfer reads it from there', async () => {
-  const heap = ['sh', '-c', 'x=$(head -c 40000000 /dev/zero | tr "\\0" a); i=0; while true; do i=$((i+1)); echo "${#x} $i" > /tmp/count; sleep 0.1; done'];
+  const heap = ['sh', '-c', 'x=$(head -c 40000000 /dev/zero | tr "\\0" a); i=0; while true; do i=$((i+1)); echo "${#x} $i" > /tmp/count.n; mv /tmp/count.n /tmp/count; sleep 0.1; done'];
   await T(A, ['run', '-d', 'big', '--image', 'busybox', '--memory', '256m', '--', ...heap]);
   const len = async (root: string) => (await T(root, ['exec', 'big', '--', 'cat', '/tmp/count'])).trim().split(' ');
   await eventually(async () => (await len(A))[0] === '40000000');

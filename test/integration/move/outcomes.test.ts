@@ -25,7 +25,7 @@ let hostCmd: string[] = [];
 const env = { SSH_AUTH_SOCK: '' };
 const TA = (args: string[]) => cliOk(A, ['--config', CFG, ...args], { env, timeoutMs: 180000 });
 const TB = (args: string[]) => cliOk(B, args, { timeoutMs: 60000 });
-const counter = ['sh', '-c', 'i=0; while true; do i=$((i+1)); echo $i > /tmp/count; echo tick $i; sleep 0.1; done'];
+const counter = ['sh', '-c', 'i=0; while true; do i=$((i+1)); echo $i > /tmp/count.n; mv /tmp/count.n /tmp/count; echo tick $i; sleep 0.1; done'];
 const NAMES = ['oc', 'oref', 'oint', 'orst', 'otr'];
 
 before(async () => {

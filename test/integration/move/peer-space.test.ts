@@ -21,7 +21,7 @@ const rig = new Rig();
 let S = '';
 const env = { SSH_AUTH_SOCK: '' };
 const TA = (args: string[]) => cliOk(A, ['--config', CFG, ...args], { env, timeoutMs: 180000 });
-const counter = ['sh', '-c', 'i=0; while true; do i=$((i+1)); echo $i > /tmp/count; sleep 0.1; done'];
+const counter = ['sh', '-c', 'i=0; while true; do i=$((i+1)); echo $i > /tmp/count.n; mv /tmp/count.n /tmp/count; sleep 0.1; done'];
 const MiB = 1 << 20;
 
 before(async () => {

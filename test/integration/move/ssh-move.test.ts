@@ -105,7 +105,7 @@ test('move over SSH hands over the log, rotated files too, and the OOM record; t
   const hog = 'x=$(head -c 1048576 /dev/zero | tr "\\0" a); s=""; i=0; while [ $i -lt 100 ]; do s="$s$x"; i=$((i+1)); done';
   const burst = (word: string) => `i=0; while [ $i -lt 100 ]; do i=$((i+1)); echo "${word} $i ${'x'.repeat(100)}"; done`;
   await TA(['run', '-d', 'lg', '--image', 'busybox', '--memory', '32m', '--log-max-size', '4k', '--log-max-files', '3', '-e', `HOG=${hog}`, '--', 'sh', '-c',
-    `sh -c "$HOG"; ${burst('burst')}; i=0; while true; do i=$((i+1)); echo $i > /tmp/count; echo "tick $i"; sleep 0.5; done`]);
+    `sh -c "$HOG"; ${burst('burst')}; i=0; while true; do i=$((i+1)); echo $i > /tmp/count.n; mv /tmp/count.n /tmp/count; echo "tick $i"; sleep 0.5; done`]);
   const logDir = (root: string) => path.join(root, 'containers', 'lg');
   const logFiles = (root: string) => readdirSync(logDir(root)).filter((f) => /^container\.log/.test(f)).sort();
   const lines = async (root: string, word: string) => [...(await cliOk(root, ['logs', 'lg'])).matchAll(new RegExp(`^${word} (\\d+)`, 'gm'))].map((m) => Number(m[1]));

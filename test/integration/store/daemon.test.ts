@@ -17,7 +17,7 @@ import { createRuntime } from '../../../src/runtime/context.js';
 
 const root = tempRoot();
 const T = (args: string[]) => cliOk(root, args, { timeoutMs: 120000 });
-const counter = ['sh', '-c', 'i=0; while true; do i=$((i+1)); echo $i > /tmp/count; sleep 0.05; done'];
+const counter = ['sh', '-c', 'i=0; while true; do i=$((i+1)); echo $i > /tmp/count.n; mv /tmp/count.n /tmp/count; sleep 0.05; done'];
 let logs = '';
 
 after(async () => {

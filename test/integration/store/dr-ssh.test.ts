@@ -24,7 +24,7 @@ const STORE = `dr-c:${STORE_DIR}`;
 const env = { SSH_AUTH_SOCK: '' };
 const TA = (args: string[]) => cliOk(A, ['--config', CFG, ...args], { env, timeoutMs: 300000 });
 const RA = (args: string[]) => cli(A, ['--config', CFG, ...args], { env, timeoutMs: 300000 });
-const counter = ['sh', '-c', 'i=0; while true; do i=$((i+1)); echo $i > /tmp/count; sleep 0.1; done'];
+const counter = ['sh', '-c', 'i=0; while true; do i=$((i+1)); echo $i > /tmp/count.n; mv /tmp/count.n /tmp/count; sleep 0.1; done'];
 
 before(async () => {
   for (const [name, addr] of [['dr-b', '127.0.0.5'], ['dr-c', '127.0.0.6']] as const) {
