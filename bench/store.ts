@@ -179,7 +179,7 @@ async function step(c: Ctx, store: ChunkStore, fraction: number | null, full: St
 
 /** Parts 1 and 2: a fresh local store per run; the full checkpoint, then one after each fraction. */
 async function localRuns(c: Ctx, o: { runs: number; warmup: number }): Promise<LocalRun[]> {
-  const open = (dir: string) => ChunkStore.open(new LocalBackend(dir), { create: true, key: null });
+  const open = (dir: string) => ChunkStore.open(new LocalBackend(dir), { create: true, key: null, seen: null });
   for (let i = 0; i < o.warmup; i++) {
     const dir = path.join(c.base, `local-store-warmup-${i}`);
     const { s } = await step(c, await open(dir), null, undefined);

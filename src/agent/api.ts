@@ -10,7 +10,7 @@ import type { SpaceUse } from './peer-space.js';
  * served over SSH (`tsmigrate agent --stdio`) in production, called in-process
  * in tests. Methods whose last parameter is a Readable carry bulk data.
  */
-export const PROTOCOL_VERSION = 5;
+export const PROTOCOL_VERSION = 6;
 
 export interface HelloResult {
   protocol: number;

@@ -401,6 +401,8 @@ export class LocalAgent implements AgentApi {
   readonly storeGetSnapshot: AgentApi['storeGetSnapshot'] = (p) => this.stores.storeGetSnapshot(p);
   readonly storePutSnapshot: AgentApi['storePutSnapshot'] = (p, d) => this.stores.storePutSnapshot(p, d);
   readonly storeDeleteSnapshot: AgentApi['storeDeleteSnapshot'] = (p) => this.stores.storeDeleteSnapshot(p);
+  readonly storeGetIndex: AgentApi['storeGetIndex'] = (p) => this.stores.storeGetIndex(p);
+  readonly storePutIndex: AgentApi['storePutIndex'] = (p, d) => this.stores.storePutIndex(p, d);
   readonly storeVerify: AgentApi['storeVerify'] = (p) => this.stores.storeVerify(p);
   readonly storeCollect: AgentApi['storeCollect'] = (p) => this.stores.storeCollect(p);
   readonly storeStats: AgentApi['storeStats'] = (p) => this.stores.storeStats(p);

@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import type { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
 import type { StreamResult } from '../agent/api.js';
 import { TsmError } from '../errors/errors.js';
 import { resolveImage } from '../image/store.js';
@@ -12,6 +13,17 @@ import { Meter } from '../transfer/receive.js';
 import { sendTree } from '../transfer/send.js';
 import { validateName } from '../util/name.js';
 import { candidates, type Selector } from './choose.js';
+
+async function abortOn(conn: PeerConnection, id: string, close = false): Promise<boolean> {
+  try {
+    await conn.agent.abort({ migrationId: id });
+    return true;
+  } catch {
+    return false;
+  } finally {
+    if (close) await conn.close().catch(() => undefined);
+  }
+}
 
 export interface HostProbe {
   name: string;
@@ -53,12 +65,14 @@ export async function restoreFromStore(rt: Runtime, req: StoreRestoreRequest): P
   const warn = req.onWarning ?? (() => undefined);
 
   // ---- choose: the newest good checkpoint the selector allows ----
-  const { snapshots, bad } = await req.store.list(req.name);
+  const { snapshots, bad, missing } = await req.store.list(req.name);
   for (const b of bad) {
     // its metadata cannot be read, so which container it holds is a guess from its id
     if (b.id.startsWith(`${req.name}-`)) warn(`checkpoint ${b.id} cannot be read (${b.problem}); it is not considered`);
   }
-  const { ids, fallback } = candidates(snapshots, req.name, req.selector);
+  // what the index lists but the store lost takes part in the choice: chosen, it is an error, never skipped
+  const gone = new Map(missing.map((e) => [e.id, e]));
+  const { ids, fallback } = candidates([...snapshots, ...missing], req.name, req.selector);
   if (!ids.length) {
     throw new TsmError('ENOENT_CHECKPOINT', `no checkpoint of "${req.name}" in ${req.store.location} matches`, {
       fix: `list them with tsmigrate store ls ${req.name} --store ${req.store.location}`,
@@ -67,6 +81,12 @@ export async function restoreFromStore(rt: Runtime, req: StoreRestoreRequest): P
   const skipped: Array<{ id: string; problem: string }> = [];
   let snap: Snapshot | undefined;
   for (const id of ids) {
+    const lost = gone.get(id);
+    if (lost) {
+      throw new TsmError('EINTEGRITY', `checkpoint ${id} of "${req.name}" (taken ${lost.createdAt}) is in the index of ${req.store.location}, but its metadata is gone from the store`, {
+        fix: 'nothing was changed; find out what removed it on the store host (tsmigrate store verify); name an older checkpoint explicitly to restore that one',
+      });
+    }
     const problems = await req.store.check(id);
     if (!problems.length) {
       snap = await req.store.load(id);
@@ -136,16 +156,29 @@ export async function restoreFromStore(rt: Runtime, req: StoreRestoreRequest): P
       });
       await sendTree(image.rootfs, (d) => peer.putImage({ name: image.name, digest: image.digest }, d), { zstd: true });
     }
+    // (an abort of a migration the peer never began is a no-op: a begin whose reply was lost is undone too)
+    begun = true;
     await peer.begin({
       migrationId: id, epoch: epoch + 1, name: req.name, config: ck.container, network: ck.network, leaseOwner: null, stdio: ck.stdio,
       criuOptions: { tcpEstablished: ck.criu.options.tcpEstablished, fileLocks: ck.criu.options.fileLocks }, criuDeadline: { ...rt.criuDeadline },
     });
-    begun = true;
     const send = async (what: 'upper' | 'criu', call: (d: Readable) => Promise<StreamResult>) => {
       const meter = new Meter();
-      const src = req.store.readStream(snap!.ids[what], `checkpoint ${m.id}`);
-      src.on('error', (e) => meter.destroy(e));
-      const r = await call(src.pipe(meter));
+      // pipeline handles every stream's 'error' from the first byte on, whenever the peer starts reading;
+      // a chunk that fails its check destroys the meter, and so the call, with that error
+      let storeError: unknown;
+      const piped = pipeline(req.store.readStream(snap!.ids[what], `checkpoint ${m.id}`), meter).catch((e: unknown) => void (storeError ??= e));
+      let r: StreamResult;
+      try {
+        r = await call(meter);
+      } catch (e) {
+        meter.destroy();
+        await piped;
+        // the store's own error says which chunk; the peer's view of it ("the source's data failed") does not
+        throw storeError instanceof TsmError ? storeError : e;
+      }
+      await piped;
+      if (storeError) throw storeError;
       if (r.digest !== `sha256:${m.streams[what].sha256}`) {
         throw new TsmError('EINTEGRITY', `the ${what} stream of ${m.id} arrived as ${r.digest.slice(0, 19)}…, the checkpoint says sha256:${m.streams[what].sha256.slice(0, 12)}…`, { fix: 'nothing was changed; retry, or restore another checkpoint' });
       }
@@ -157,7 +190,10 @@ export async function restoreFromStore(rt: Runtime, req: StoreRestoreRequest): P
     await peer.commit({ migrationId: id });
     return { id: m.id, host: req.target.name, createdAt: m.createdAt, skipped, bytes, ms: performance.now() - t0 };
   } catch (e) {
-    if (begun) await conn.agent.abort({ migrationId: id }).catch(() => undefined);
+    // a half-done restore is rolled back on the target, over a new connection if this one is gone
+    if (begun && !(await abortOn(conn, id)) && !(await req.target.connect().then((c) => abortOn(c, id, true), () => false))) {
+      warn(`could not roll back restore ${id} on ${req.target.name}: run tsmigrate recover there`);
+    }
     throw e;
   } finally {
     await conn.close().catch(() => undefined);

@@ -2,6 +2,7 @@ import type { Runtime } from '../runtime/context.js';
 import { openStore } from '../store/open.js';
 import { pruneStore, type PruneResult } from '../store/prune.js';
 import { checkpointToStore, type StoreCheckpointResult } from '../store/put-checkpoint.js';
+import { verifyStore } from '../store/verify-store.js';
 import { TsmError } from '../errors/errors.js';
 import type { Schedule } from './schedules.js';
 
@@ -17,8 +18,10 @@ export function scheduleTag(s: Schedule): string {
 
 /**
  * One scheduled checkpoint: taken (frozen only for the dump), stored, verified
- * in the store, and only then are old ones pruned by the retention policy and
- * their unreferenced chunks collected.
+ * (the store's index, and every chunk of the new checkpoint read back and
+ * authenticated with the key), and only then are old ones pruned by the
+ * retention policy and their unreferenced chunks collected. A failed verify
+ * prunes nothing.
  */
 export async function runSchedule(rt: Runtime, s: Schedule, configFile: string): Promise<ScheduledRun> {
   const store = await openStore(rt, { spec: s.store ?? undefined, encryptKey: s.encryptKey ?? undefined, configFile, create: true });
@@ -26,7 +29,8 @@ export async function runSchedule(rt: Runtime, s: Schedule, configFile: string):
     const checkpoint = await checkpointToStore(rt, store, {
       name: s.container, stop: false, tcpEstablished: s.tcpEstablished, fileLocks: false, schedule: scheduleTag(s),
     });
-    const problems = await store.check(checkpoint.meta.id);
+    // read back and authenticated here, with the key: the store host's own check proves nothing
+    const { problems } = await verifyStore(store, checkpoint.meta.id);
     if (problems.length) {
       throw new TsmError('EINTEGRITY', `checkpoint ${checkpoint.meta.id} did not verify in ${store.location}: ${problems.slice(0, 3).join('; ')}`, {
         fix: 'nothing was pruned; check the store host\'s disk (tsmigrate store verify)',

@@ -20,6 +20,10 @@ export interface StoreApi {
   storeGetSnapshot(p: { path: string; id: string; offset: number }): Promise<{ meta: string; total: number }>;
   storePutSnapshot(p: { path: string; id: string }, data: Readable): Promise<{ ok: true }>;
   storeDeleteSnapshot(p: { path: string; id: string }): Promise<{ ok: true }>;
+  /** the index object from `offset`, at most META_PAGE bytes (base64); null when the store has none */
+  storeGetIndex(p: { path: string; offset: number }): Promise<{ index: string | null; total: number }>;
+  /** replace the index object (the stream is the object) */
+  storePutIndex(p: { path: string }, data: Readable): Promise<{ ok: true }>;
   storeVerify(p: { path: string; snapshot: string | null }): Promise<VerifyReport>;
   storeCollect(p: { path: string }): Promise<{ chunks: number; bytes: number }>;
   storeStats(p: { path: string }): Promise<{ chunks: number; bytes: number; snapshots: number }>;

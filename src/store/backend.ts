@@ -5,19 +5,27 @@
  * another host over SSH.
  *
  * Layout of a store directory:
- *   store.json                   format, chunking, encryption (key check only)
+ *   store.json                   format, store id, chunking, encryption (key check only)
+ *   index                        the index object: every snapshot, numbered (see snapshot-index.ts)
  *   chunks/ab/abcd…              one object per chunk, named by its id (hex)
- *   snapshots/<id>.meta          the checkpoint's metadata object (encrypted with the store)
- *   snapshots/<id>.refs          the chunk ids it references (32 bytes each, sorted): lets the
+ *   snapshots/<name>.meta        the checkpoint's metadata object (encrypted with the store);
+ *                                <name> is its id, or a keyed hash of it in an encrypted store
+ *   snapshots/<name>.refs        the chunk ids it references (32 bytes each, sorted): lets the
  *                                store host collect garbage and verify without the key
  *   lock/                        held by a writer or a collector
  */
-export const STORE_FORMAT = 'tsmigrate-store/1';
+export const STORE_FORMAT = 'tsmigrate-store/2';
+/** Formats this version refuses with a fix (their objects and names are not authenticated). */
+export const OLD_STORE_FORMATS: readonly string[] = ['tsmigrate-store/1'];
+
+export type ChunkingAlgorithm = 'fastcdc-gear32' | 'fastcdc-gear32-keyed';
 
 export interface StoreInfo {
   format: typeof STORE_FORMAT;
+  /** random, 32 hex digits: names the store in the index and in this host's record of the index seen */
+  id: string;
   createdAt: string;
-  chunking: { algorithm: 'fastcdc-gear32'; min: number; avg: number; max: number };
+  chunking: { algorithm: ChunkingAlgorithm; min: number; avg: number; max: number };
   encryption: { algorithm: 'aes-256-gcm'; keyCheck: string } | null;
 }
 
@@ -46,6 +54,10 @@ export interface StoreBackend {
   /** the commit point of a checkpoint: refs first, then meta, durable when it returns */
   putSnapshot(id: string, meta: Buffer, refs: Buffer): Promise<void>;
   deleteSnapshot(id: string): Promise<void>;
+  /** the index object, or null when the store has none yet */
+  getIndex(): Promise<Buffer | null>;
+  /** replace the index object (durable when it returns); call with the lock held */
+  putIndex(obj: Buffer): Promise<void>;
   /** check objects on the store host (checksums): all chunks, or those one snapshot references */
   verify(snapshot: string | null): Promise<VerifyReport>;
   /** remove chunks no snapshot references; call with the lock held */

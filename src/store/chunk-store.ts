@@ -1,12 +1,16 @@
-import { createHash } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { Readable } from 'node:stream';
 import { TsmError } from '../errors/errors.js';
 import { STORE_FORMAT, type StoreBackend, type StoreInfo } from './backend.js';
-import { AVG_CHUNK, chunkStream, MAX_CHUNK, MIN_CHUNK } from './chunker.js';
-import { chunkId, sameCheck, type StoreKey } from './keys.js';
+import { AVG_CHUNK, chunkStream, gearTable, MAX_CHUNK, MIN_CHUNK, type GearTable } from './chunker.js';
+import { chunkId, sameCheck, snapshotName, type StoreKey } from './keys.js';
 import { idsOf } from './local-backend.js';
 import { decodeObject, encodeObject } from './object.js';
 import { decodeSnapshot, encodeSnapshot, type Snapshot, type SnapshotMeta, type StreamRef } from './snapshot.js';
+import {
+  auditListing, checkNotRolledBack, emptyIndex, encodeIndex, indexAad, metaDigest, parseIndex, type IndexEntry, type IndexSeen, type StoreIndex,
+} from './snapshot-index.js';
+import { verifyChunks, type ChunkVerifyReport } from './verify.js';
 
 export interface WriteCounters {
   /** bytes of the streams (logical) */
@@ -26,8 +30,28 @@ const READ_BATCH = 32;
  * over a backend. All encoding happens here (on the host that has the key); the
  * backend only stores objects.
  */
+export interface OpenOptions {
+  /** make the store when missing (encrypted when a key is given) */
+  create: boolean;
+  key: StoreKey | null;
+  /** this host's record of the index numbers it has seen (null: no rollback check, for tests and tools) */
+  seen: IndexSeen | null;
+}
+
+export interface Listing {
+  /** readable snapshots the index lists, oldest first */
+  snapshots: SnapshotMeta[];
+  /** listed but unreadable (or altered since indexed), and metadata the index does not list */
+  bad: Array<{ id: string; problem: string }>;
+  /** in the index, but their metadata is gone from the store */
+  missing: IndexEntry[];
+}
+
 export class ChunkStore {
-  private constructor(readonly backend: StoreBackend, readonly info: StoreInfo, private readonly key: StoreKey | null) {}
+  private readonly gear: GearTable;
+  private constructor(readonly backend: StoreBackend, readonly info: StoreInfo, private readonly key: StoreKey | null, private readonly seen: IndexSeen | null) {
+    this.gear = gearTable(key ? key.gearKey : null);
+  }
 
   get location(): string {
     return this.backend.location;
@@ -37,11 +61,12 @@ export class ChunkStore {
   }
 
   /** Open (with create: make it when missing, encrypted when a key is given). Checks the key against the store. */
-  static async open(backend: StoreBackend, o: { create: boolean; key: StoreKey | null }): Promise<ChunkStore> {
+  static async open(backend: StoreBackend, o: OpenOptions): Promise<ChunkStore> {
     const fresh: StoreInfo = {
       format: STORE_FORMAT,
+      id: randomBytes(16).toString('hex'),
       createdAt: new Date().toISOString(),
-      chunking: { algorithm: 'fastcdc-gear32', min: MIN_CHUNK, avg: AVG_CHUNK, max: MAX_CHUNK },
+      chunking: { algorithm: o.key ? 'fastcdc-gear32-keyed' : 'fastcdc-gear32', min: MIN_CHUNK, avg: AVG_CHUNK, max: MAX_CHUNK },
       encryption: o.key ? { algorithm: 'aes-256-gcm', keyCheck: o.key.check } : null,
     };
     const info = await backend.open(o.create ? fresh : null);
@@ -57,7 +82,15 @@ export class ChunkStore {
     if (info.encryption && o.key && !sameCheck(info.encryption.keyCheck, o.key.check)) {
       throw new TsmError('EINVAL_ARG', `--encrypt-key is not the key of store ${backend.location}`, { fix: 'give the key file the store was created with' });
     }
-    return new ChunkStore(backend, info, o.key);
+    if ((info.chunking.algorithm === 'fastcdc-gear32-keyed') !== Boolean(info.encryption)) {
+      throw new TsmError('ECONFIG', `store ${backend.location} says ${info.chunking.algorithm} chunking for an ${info.encryption ? 'encrypted' : 'unencrypted'} store`, { fix: 'the store.json was altered; use another store' });
+    }
+    return new ChunkStore(backend, info, o.key, o.seen);
+  }
+
+  /** The name of a snapshot's files in the store: its id, or a keyed hash of it when encrypted. */
+  nameOf(id: string): string {
+    return snapshotName(id, this.key);
   }
 
   /** Chunk, deduplicate, encode and store a stream; returns its reference and chunk ids (32 bytes each). */
@@ -88,7 +121,7 @@ export class ChunkStore {
         counters.newBytes += r.bytes;
       }
     };
-    for await (const data of chunkStream(src)) {
+    for await (const data of chunkStream(src, this.gear)) {
       hash.update(data);
       bytes += data.length;
       const id = chunkId(data, this.key);
@@ -135,53 +168,131 @@ export class ChunkStore {
     })(), { objectMode: false });
   }
 
+  /** The index, authenticated, and not older than one this host has seen. */
+  async readIndex(): Promise<StoreIndex> {
+    const where = this.location;
+    const obj = await this.backend.getIndex();
+    const seen = this.seen ? await this.seen.get(this.info.id) : null;
+    const idx = obj ? parseIndex(decodeObject(obj, indexAad(this.info.id), this.key, `the index of store ${where}`), this.info.id, where) : null;
+    checkNotRolledBack(idx, seen, where);
+    if (!idx) {
+      const listed = await this.backend.listSnapshots();
+      if (listed.length) {
+        throw new TsmError('EINTEGRITY', `store ${where} holds ${listed.length} checkpoints but no index`, { fix: 'nothing was changed; its host lost or removed the index file: restore it from a backup, or use another store' });
+      }
+      return emptyIndex(this.info.id);
+    }
+    if (this.seen && idx.seq > (seen ?? -1)) await this.seen.raise(this.info.id, idx.seq);
+    return idx;
+  }
+
+  private async writeIndex(idx: StoreIndex): Promise<void> {
+    await this.backend.putIndex(encodeObject(encodeIndex(idx), indexAad(this.info.id), this.key, 3));
+    if (this.seen) await this.seen.raise(this.info.id, idx.seq);
+  }
+
+  private metaAad(name: string): Buffer {
+    return Buffer.from(`snapshot:${name}`);
+  }
+
+  /** Store a snapshot's metadata, then list it in the index (the commit point). Call with the store lock held. */
   async commit(s: Snapshot): Promise<number> {
-    const aad = Buffer.from(`snapshot:${s.meta.id}`);
-    const meta = encodeObject(encodeSnapshot(s), aad, this.key, 3);
+    const idx = await this.readIndex();
+    if (idx.snapshots.some((e) => e.id === s.meta.id)) {
+      throw new TsmError('EEXIST_CHECKPOINT', `checkpoint ${s.meta.id} is already in ${this.location}`, { fix: 'use it as it is' });
+    }
+    const name = this.nameOf(s.meta.id);
+    const meta = encodeObject(encodeSnapshot(s), this.metaAad(name), this.key, 3);
     const refs = sortedUnique(Buffer.concat([s.ids.criu, s.ids.upper]));
-    await this.backend.putSnapshot(s.meta.id, meta, refs);
+    await this.backend.putSnapshot(name, meta, refs);
+    const entry: IndexEntry = { id: s.meta.id, name, container: s.meta.container, createdAt: s.meta.createdAt, meta: metaDigest(meta) };
+    await this.writeIndex({ ...idx, seq: idx.seq + 1, snapshots: [...idx.snapshots, entry] });
     return meta.length + refs.length;
   }
 
-  async load(id: string): Promise<Snapshot> {
-    const obj = await this.backend.getSnapshot(id);
-    return decodeSnapshot(decodeObject(obj, Buffer.from(`snapshot:${id}`), this.key, `checkpoint ${id}`), id);
+  /** One snapshot by id; with `expect` (its index entry), the stored object must be the one indexed. */
+  async load(id: string, expect?: IndexEntry): Promise<Snapshot> {
+    const name = this.nameOf(id);
+    const obj = await this.backend.getSnapshot(name);
+    if (expect && metaDigest(obj) !== expect.meta) {
+      throw new TsmError('EINTEGRITY', `the metadata of checkpoint ${id} is not the one the store's index lists`, { fix: 'nothing was changed; use another checkpoint' });
+    }
+    return decodeSnapshot(decodeObject(obj, this.metaAad(name), this.key, `checkpoint ${id}`), id);
   }
 
-  /** Every snapshot's metadata, oldest first. Unreadable ones are reported in `bad`. */
-  async list(container?: string): Promise<{ snapshots: SnapshotMeta[]; bad: Array<{ id: string; problem: string }> }> {
+  /** Every snapshot the index lists (of one container), checked against the index; oldest first. */
+  async list(container?: string): Promise<Listing> {
+    const idx = await this.readIndex();
+    const { missing, strays } = auditListing(idx, await this.backend.listSnapshots());
+    const gone = new Set(missing.map((e) => e.name));
     const snapshots: SnapshotMeta[] = [];
     const bad: Array<{ id: string; problem: string }> = [];
-    for (const id of await this.backend.listSnapshots()) {
+    for (const e of idx.snapshots) {
+      if (gone.has(e.name) || (container && e.container !== container)) continue;
       try {
-        const s = await this.load(id);
-        if (!container || s.meta.container === container) snapshots.push(s.meta);
-      } catch (e) {
-        if (e instanceof TsmError && e.code === 'EINVAL_ARG') throw e;
-        bad.push({ id, problem: (e as Error).message });
+        const s = await this.load(e.id, e);
+        if (s.meta.container !== e.container || s.meta.createdAt !== e.createdAt) throw new TsmError('EINTEGRITY', 'its metadata disagrees with the index', { fix: 'use another checkpoint' });
+        snapshots.push(s.meta);
+      } catch (err) {
+        if (err instanceof TsmError && err.code === 'EINVAL_ARG') throw err;
+        bad.push({ id: e.id, problem: (err as Error).message });
       }
     }
+    for (const name of strays) bad.push(await this.describeStray(name));
     snapshots.sort((a, b) => a.createdAt.localeCompare(b.createdAt) || a.id.localeCompare(b.id));
-    return { snapshots, bad };
+    return { snapshots, bad, missing: missing.filter((e) => !container || e.container === container) };
   }
 
-  /** Problems with one snapshot (empty: good): its metadata decodes, every chunk it needs is there and intact. */
+  /** Metadata the index does not list: an interrupted checkpoint, or one the store host put back. */
+  private async describeStray(name: string): Promise<{ id: string; problem: string }> {
+    const why = 'is not in the store\'s index (an interrupted checkpoint, or one put back after it was removed); tsmigrate store rm removes it';
+    try {
+      const obj = await this.backend.getSnapshot(name);
+      const plain = decodeObject(obj, this.metaAad(name), this.key, `checkpoint file ${name}`);
+      const json = JSON.parse(plain.subarray(4, 4 + plain.readUInt32BE(0)).toString('utf8')) as { id?: unknown };
+      if (typeof json.id === 'string' && this.nameOf(json.id) === name) return { id: json.id, problem: `checkpoint ${json.id} ${why}` };
+    } catch {
+      /* named by its file below */
+    }
+    return { id: name, problem: `checkpoint file ${name} ${why}` };
+  }
+
+  /** Problems with one snapshot (empty: good): its metadata decodes, every chunk it needs is on the store host and intact there. */
   async check(id: string): Promise<string[]> {
     try {
       await this.load(id);
     } catch (e) {
       return [(e as Error).message];
     }
-    const r = await this.backend.verify(id);
+    const r = await this.backend.verify(this.nameOf(id));
     return [
       ...r.missing.map((c) => `chunk ${c.slice(0, 12)}… is missing`),
       ...r.bad.map((b) => `chunk ${b.id.slice(0, 12)}… is corrupted: ${b.problem}`),
     ];
   }
 
+  /** Keyed verification: every chunk the snapshots need, read back and authenticated here (GCM tag or content hash, and id). */
+  async verifyChunks(snaps: readonly Snapshot[]): Promise<ChunkVerifyReport> {
+    return verifyChunks(this.backend, snaps, (obj, id, what) => {
+      const plain = decodeObject(obj, id, this.key, what);
+      if (!chunkId(plain, this.key).equals(id)) throw new TsmError('EINTEGRITY', `${what} does not match its id`, { fix: 'use another checkpoint' });
+      return plain.length;
+    });
+  }
+
+  /** Take snapshots out of the index, then remove their files. Call with the store lock held. */
+  async removeSnapshots(ids: readonly string[]): Promise<void> {
+    const idx = await this.readIndex();
+    const drop = new Set(ids);
+    const kept = idx.snapshots.filter((e) => !drop.has(e.id));
+    if (kept.length !== idx.snapshots.length) await this.writeIndex({ ...idx, seq: idx.seq + 1, snapshots: kept });
+    for (const id of ids) await this.backend.deleteSnapshot(this.nameOf(id));
+  }
+
+  /** Remove one snapshot (indexed, or a stray the index does not list). Call with the store lock held. */
   async remove(id: string): Promise<void> {
-    await this.backend.getSnapshot(id);
-    await this.backend.deleteSnapshot(id);
+    await this.backend.getSnapshot(this.nameOf(id));
+    await this.removeSnapshots([id]);
   }
 }
 

@@ -5,6 +5,7 @@ import { sshPeer } from '../move/connect.js';
 import type { Runtime } from '../runtime/context.js';
 import type { StoreBackend } from './backend.js';
 import { ChunkStore } from './chunk-store.js';
+import { indexSeenIn } from './index-seen.js';
 import { loadKeyFile } from './keys.js';
 import { LocalBackend } from './local-backend.js';
 import { RemoteBackend } from './remote-backend.js';
@@ -60,7 +61,7 @@ export async function openStore(rt: Runtime, o: StoreSpecOptions): Promise<Chunk
     throw new TsmError('EINTERNAL', 'unresolved store name', { fix: 'report a tsmigrate bug' });
   }
   try {
-    return await ChunkStore.open(backend, { create: o.create, key });
+    return await ChunkStore.open(backend, { create: o.create, key, seen: indexSeenIn(rt.paths.root) });
   } catch (e) {
     await backend.close().catch(() => undefined);
     throw e;

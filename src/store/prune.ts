@@ -1,6 +1,8 @@
+import { TsmError } from '../errors/errors.js';
 import { planRetention, type RetentionPolicy } from '../schedule/retention.js';
 import type { ChunkStore } from './chunk-store.js';
 import { STORE_LOCK_WAIT_MS } from './put-checkpoint.js';
+import { describeMissing } from './snapshot-index.js';
 
 export interface PruneResult {
   kept: string[];
@@ -14,13 +16,19 @@ export interface PruneResult {
  * Call only after the newest checkpoint is stored and verified.
  */
 export async function pruneStore(store: ChunkStore, o: { container: string; schedule: string | null; policy: RetentionPolicy; dryRun?: boolean }): Promise<PruneResult> {
-  const { snapshots } = await store.list(o.container);
+  const { snapshots, missing } = await store.list(o.container);
+  if (missing.length) {
+    // the store host deleted what the index lists: pruning now could leave nothing good
+    throw new TsmError('EINTEGRITY', `store ${store.location} lost checkpoints its index lists: ${describeMissing(missing)}`, {
+      fix: 'nothing was pruned; find out what removed them on the store host (tsmigrate store verify)',
+    });
+  }
   const mine = snapshots.filter((s) => o.schedule === null || s.schedule === o.schedule);
   const plan = planRetention(mine.map((s) => ({ id: s.id, createdAt: s.createdAt })), o.policy);
   if (o.dryRun) return { kept: plan.keep.map((k) => k.id), pruned: plan.prune, collected: { chunks: 0, bytes: 0 } };
   await store.backend.lock({ timeoutMs: STORE_LOCK_WAIT_MS });
   try {
-    for (const id of plan.prune) await store.backend.deleteSnapshot(id);
+    await store.removeSnapshots(plan.prune);
     const collected = plan.prune.length ? await store.backend.collect() : { chunks: 0, bytes: 0 };
     return { kept: plan.keep.map((k) => k.id), pruned: plan.prune, collected };
   } finally {

@@ -58,6 +58,22 @@ export class RemoteBackend implements StoreBackend {
   async deleteSnapshot(id: string) {
     await this.agent.storeDeleteSnapshot({ path: this.dir, id });
   }
+  async getIndex() {
+    const parts: Buffer[] = [];
+    let got = 0;
+    for (;;) {
+      const r = await this.agent.storeGetIndex({ path: this.dir, offset: got });
+      if (r.index === null) return got ? Buffer.concat(parts) : null;
+      const b = Buffer.from(r.index, 'base64');
+      parts.push(b);
+      got += b.length;
+      if (got >= r.total || b.length === 0) break;
+    }
+    return Buffer.concat(parts);
+  }
+  async putIndex(obj: Buffer) {
+    await this.agent.storePutIndex({ path: this.dir }, Readable.from([obj]));
+  }
   async verify(snapshot: string | null): Promise<VerifyReport> {
     return this.agent.storeVerify({ path: this.dir, snapshot });
   }

@@ -1,5 +1,5 @@
 import type { AgentSpec } from '../agent/schema.js';
-import { arr, bool, lit, nullable, num, obj, str, type Validator } from '../agent/protocol/validate.js';
+import { arr, bool, lit, nullable, num, obj, oneOf, str, type Validator } from '../agent/protocol/validate.js';
 import { STORE_FORMAT, type StoreInfo, type VerifyReport } from './backend.js';
 import { MAX_GET_PER_CALL, MAX_IDS_PER_CALL, MAX_REPORTED, type StoreApi } from './api.js';
 
@@ -14,8 +14,9 @@ const byPath = obj<{ path: string }>({ path: ABS_PATH });
 
 const storeInfo: Validator<StoreInfo> = obj<StoreInfo>({
   format: lit(STORE_FORMAT),
+  id: str({ min: 32, max: 32, pattern: /^[0-9a-f]{32}$/ }),
   createdAt: str({ max: 64 }),
-  chunking: obj<StoreInfo['chunking']>({ algorithm: lit('fastcdc-gear32'), min: BYTES, avg: BYTES, max: BYTES }),
+  chunking: obj<StoreInfo['chunking']>({ algorithm: oneOf(lit('fastcdc-gear32'), lit('fastcdc-gear32-keyed')), min: BYTES, avg: BYTES, max: BYTES }),
   encryption: nullable(obj<NonNullable<StoreInfo['encryption']>>({ algorithm: lit('aes-256-gcm'), keyCheck: str({ max: 64, pattern: /^[0-9a-f]{64}$/ }) })),
 });
 
@@ -39,6 +40,8 @@ export const storeSpec: StoreSpec = {
   storeGetSnapshot: { params: obj({ path: ABS_PATH, id: SNAP_ID, offset: BYTES }), result: obj({ meta: B64(6 << 20), total: BYTES }), stream: false },
   storePutSnapshot: { params: obj({ path: ABS_PATH, id: SNAP_ID }), result: ok, stream: true },
   storeDeleteSnapshot: { params: obj({ path: ABS_PATH, id: SNAP_ID }), result: ok, stream: false },
+  storeGetIndex: { params: obj({ path: ABS_PATH, offset: BYTES }), result: obj({ index: nullable(B64(6 << 20)), total: BYTES }), stream: false },
+  storePutIndex: { params: byPath, result: ok, stream: true },
   storeVerify: { params: obj({ path: ABS_PATH, snapshot: nullable(SNAP_ID) }), result: verifyReport, stream: false },
   storeCollect: { params: byPath, result: obj({ chunks: BYTES, bytes: BYTES }), stream: false },
   storeStats: { params: byPath, result: obj({ chunks: BYTES, bytes: BYTES, snapshots: BYTES }), stream: false },

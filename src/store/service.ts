@@ -17,6 +17,20 @@ export function checkStorePath(p: string): string {
   return n;
 }
 
+/** Objects in the index are bounded as metadata is. */
+const MAX_INDEX = 64 << 20;
+
+async function readBounded(data: Readable, max: number, what: string): Promise<Buffer> {
+  const parts: Buffer[] = [];
+  let n = 0;
+  for await (const c of data as AsyncIterable<Buffer>) {
+    n += c.length;
+    if (n > max) throw new TsmError('EPROTO', `${what} over ${max >> 20} MiB`, { fix: 'report a tsmigrate bug' });
+    parts.push(c);
+  }
+  return Buffer.concat(parts);
+}
+
 /** The store side of the agent: serves StoreApi from directories on this host. */
 export class StoreService implements StoreApi {
   private readonly backends = new Map<string, LocalBackend>();
@@ -76,14 +90,7 @@ export class StoreService implements StoreApi {
     return { meta: all.subarray(p.offset, p.offset + META_PAGE).toString('base64'), total: all.length };
   }
   async storePutSnapshot(p: { path: string; id: string }, data: Readable) {
-    const parts: Buffer[] = [];
-    let n = 0;
-    for await (const c of data as AsyncIterable<Buffer>) {
-      n += c.length;
-      if (n > 64 << 20) throw new TsmError('EPROTO', 'checkpoint metadata over 64 MiB', { fix: 'report a tsmigrate bug' });
-      parts.push(c);
-    }
-    const all = Buffer.concat(parts);
+    const all = await readBounded(data, 64 << 20, 'checkpoint metadata');
     if (all.length < 4) throw new TsmError('EPROTO', 'truncated checkpoint metadata', { fix: 'retry' });
     const len = all.readUInt32BE(0);
     if (4 + len > all.length) throw new TsmError('EPROTO', 'truncated checkpoint metadata', { fix: 'retry' });
@@ -92,6 +99,15 @@ export class StoreService implements StoreApi {
   }
   async storeDeleteSnapshot(p: { path: string; id: string }) {
     await this.backend(p.path).deleteSnapshot(p.id);
+    return { ok: true as const };
+  }
+  async storeGetIndex(p: { path: string; offset: number }) {
+    const all = await this.backend(p.path).getIndex();
+    return all ? { index: all.subarray(p.offset, p.offset + META_PAGE).toString('base64'), total: all.length } : { index: null, total: 0 };
+  }
+  async storePutIndex(p: { path: string }, data: Readable) {
+    const all = await readBounded(data, MAX_INDEX, 'the store index');
+    await this.backend(p.path).putIndex(all);
     return { ok: true as const };
   }
   async storeVerify(p: { path: string; snapshot: string | null }): Promise<VerifyReport> {

@@ -7,6 +7,8 @@ import type { Runtime } from '../../runtime/context.js';
 import type { ChunkStore } from '../../store/chunk-store.js';
 import { openStore } from '../../store/open.js';
 import { collectGarbage } from '../../store/prune.js';
+import { STORE_LOCK_WAIT_MS } from '../../store/put-checkpoint.js';
+import { verifyStore } from '../../store/verify-store.js';
 import { requireRoot } from '../../util/root.js';
 import { humanBytes, table } from '../output.js';
 import { print, printJson, runtimeFor } from '../context.js';
@@ -36,12 +38,13 @@ export function registerStoreCommands(program: Command): void {
   storeOpts(st.command('ls').description('list the checkpoints in a store').argument('[name]', 'only this container\'s')).action(
     async (name: string | undefined, o: StoreFlags, cmd: Command) =>
       withStore(cmd, o, false, async (store, _rt, json) => {
-        const { snapshots, bad } = await store.list(name);
-        if (json) return printJson({ checkpoints: snapshots.map(({ checkpoint: c, ...s }) => ({ ...s, frozenMs: c.timings.frozenMs })), unreadable: bad });
+        const { snapshots, bad, missing } = await store.list(name);
+        if (json) return printJson({ checkpoints: snapshots.map(({ checkpoint: c, ...s }) => ({ ...s, frozenMs: c.timings.frozenMs })), unreadable: bad, missing: missing.map((m) => m.id) });
         print(table(['ID', 'CONTAINER', 'CREATED', 'SIZE', 'FROZEN', 'SCHEDULE', 'TAG'], snapshots.map((s) => [
           s.id, s.container, s.createdAt, humanBytes(s.streams.criu.bytes + s.streams.upper.bytes), `${s.checkpoint.timings.frozenMs}ms`, s.schedule ?? '-', s.tag ?? '-',
         ])));
         for (const b of bad) print(`unreadable: ${b.id}: ${b.problem}`);
+        for (const m of missing) print(`missing: ${m.id} (${m.container}, taken ${m.createdAt}): the index lists it, the store no longer holds it`);
       }),
   );
   storeOpts(st.command('stats').description('logical and physical size of a store')).action(async (o: StoreFlags, cmd: Command) =>
@@ -54,37 +57,30 @@ export function registerStoreCommands(program: Command): void {
       print(`${r.location}${r.encrypted ? ' (encrypted)' : ''}: ${r.checkpoints} checkpoints, ${humanBytes(logical)} logical, ${humanBytes(phys.bytes)} stored in ${phys.chunks} chunks (${r.ratio}x)`);
     }),
   );
-  storeOpts(st.command('verify').description('check every chunk of a store (or of one checkpoint) and every checkpoint\'s metadata').argument('[id]')).action(
+  storeOpts(st.command('verify').description('read back every chunk of a store (or of one checkpoint) and authenticate it with the key; check the index and every checkpoint\'s metadata').argument('[id]')).action(
     async (id: string | undefined, o: StoreFlags, cmd: Command) =>
       withStore(cmd, o, false, async (store, _rt, json) => {
-        const report = await store.backend.verify(id ?? null);
-        const problems: string[] = [];
-        let count = 1;
-        if (id) problems.push(...(await store.check(id)));
-        else {
-          const { snapshots, bad } = await store.list();
-          count = snapshots.length;
-          problems.push(
-            ...report.bad.map((b) => `chunk ${b.id.slice(0, 12)}… ${b.problem}`),
-            ...report.missing.map((m) => `chunk ${m.slice(0, 12)}… is missing`),
-            ...bad.map((u) => `checkpoint ${u.id}: ${u.problem}`),
-          );
-        }
-        if (json) printJson({ location: store.location, chunks: report.chunks, bytes: report.bytes, checkpoints: count, problems });
-        if (problems.length) {
-          throw new TsmError('EINTEGRITY', `${store.location}: ${problems.length} problems: ${problems.slice(0, 5).join('; ')}${problems.length > 5 ? '; …' : ''}`, {
+        const r = await verifyStore(store, id ?? null);
+        if (json) printJson({ location: store.location, chunks: r.chunks, bytes: r.bytes, checkpoints: r.checkpoints, problems: r.problems });
+        if (r.problems.length) {
+          throw new TsmError('EINTEGRITY', `${store.location}: ${r.problems.length} problems: ${r.problems.slice(0, 5).join('; ')}${r.problems.length > 5 ? '; …' : ''}`, {
             fix: 'restore from a checkpoint that does not use the damaged chunks (tsmigrate restore NAME --latest skips corrupted ones)',
           });
         }
-        if (!json) print(`${store.location}: ok (${report.chunks} chunks, ${humanBytes(report.bytes)}${id ? '' : `, ${count} checkpoints`})`);
+        if (!json) print(`${store.location}: ok (${r.chunks} chunks authenticated, ${humanBytes(r.bytes)}${id ? '' : `, ${r.checkpoints} checkpoints`})`);
       }),
   );
   storeOpts(st.command('rm').description('remove checkpoints from a store (then collect their chunks)').argument('<ids...>')).action(
     async (ids: string[], o: StoreFlags, cmd: Command) =>
       withStore(cmd, o, false, async (store, _rt, json) => {
         requireRoot('remove checkpoints');
-        for (const id of ids) await store.load(id);
-        for (const id of ids) await store.remove(id);
+        await store.backend.lock({ timeoutMs: STORE_LOCK_WAIT_MS });
+        try {
+          for (const id of ids) await store.backend.getSnapshot(store.nameOf(id));
+          await store.removeSnapshots(ids);
+        } finally {
+          await store.backend.unlock();
+        }
         const c = await collectGarbage(store);
         if (json) return printJson({ removed: ids, collected: c });
         print(`removed ${ids.length}; freed ${humanBytes(c.bytes)} in ${c.chunks} chunks`);

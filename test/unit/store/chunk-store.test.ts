@@ -50,7 +50,7 @@ test('write, commit, list, read back; a second write of similar data adds little
       for (const key of [null, deriveKey(randomBytes(32))]) {
         const sub = key ? `${b.name}-enc` : b.name;
         const backend = key ? b.make(sub) : b.backend;
-        const store = await ChunkStore.open(backend, { create: true, key });
+        const store = await ChunkStore.open(backend, { create: true, key, seen: null });
         const memory = Buffer.concat([randomBytes(6 << 20), Buffer.alloc(2 << 20, 'heap ')]);
         const c1 = counters();
         const s1 = await store.writeStream(pieces(memory), c1);
@@ -71,8 +71,8 @@ test('write, commit, list, read back; a second write of similar data adds little
         assert.deepEqual(await store.check('web-1'), []);
         if (key) {
           // reopen without the key, or with another key: refused with a clear error
-          await assert.rejects(ChunkStore.open(new LocalBackend(path.join(dir, sub)), { create: false, key: null }), /is encrypted/);
-          await assert.rejects(ChunkStore.open(new LocalBackend(path.join(dir, sub)), { create: false, key: deriveKey(randomBytes(32)) }), /is not the key/);
+          await assert.rejects(ChunkStore.open(new LocalBackend(path.join(dir, sub)), { create: false, key: null, seen: null }), /is encrypted/);
+          await assert.rejects(ChunkStore.open(new LocalBackend(path.join(dir, sub)), { create: false, key: deriveKey(randomBytes(32)), seen: null }), /is not the key/);
           const files = await fs.readdir(path.join(dir, sub, 'chunks'), { recursive: true });
           for (const f of files.slice(0, 20)) {
             const p = path.join(dir, sub, 'chunks', String(f));
@@ -80,7 +80,7 @@ test('write, commit, list, read back; a second write of similar data adds little
           }
         }
         // files are root-only
-        const st = await fs.stat(path.join(dir, sub, 'snapshots', 'web-1.meta'));
+        const st = await fs.stat(path.join(dir, sub, 'snapshots', `${store.nameOf('web-1')}.meta`));
         assert.equal(st.mode & 0o077, 0);
       }
       await b.close();
@@ -94,7 +94,7 @@ test('a corrupted chunk is found by check and verify, refused on read; gc keeps 
   const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'tsm-store-'));
   try {
     for (const b of await backends(dir)) {
-      const store = await ChunkStore.open(b.backend, { create: true, key: null });
+      const store = await ChunkStore.open(b.backend, { create: true, key: null, seen: null });
       const a = randomBytes(2 << 20);
       const c = counters();
       const s1 = await store.writeStream(pieces(a), c);
@@ -149,9 +149,9 @@ test('bad store paths and ids are refused before anything is written', async () 
   const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'tsm-store-'));
   try {
     await fs.writeFile(path.join(dir, 'precious'), 'data');
-    await assert.rejects(ChunkStore.open(new LocalBackend(dir), { create: true, key: null }), /non-empty directory that is not a tsmigrate store/);
+    await assert.rejects(ChunkStore.open(new LocalBackend(dir), { create: true, key: null, seen: null }), /non-empty directory that is not a tsmigrate store/);
     assert.deepEqual(await fs.readdir(dir), ['precious']);
-    await assert.rejects(ChunkStore.open(new LocalBackend(path.join(dir, 'none')), { create: false, key: null }), /no checkpoint store at/);
+    await assert.rejects(ChunkStore.open(new LocalBackend(path.join(dir, 'none')), { create: false, key: null, seen: null }), /no checkpoint store at/);
   } finally {
     await fs.rm(dir, { recursive: true, force: true });
   }
