@@ -2,7 +2,7 @@ import { createCipheriv, createDecipheriv, createHash, randomBytes } from 'node:
 import { compress } from 'zstd-napi';
 import binding from 'zstd-napi/binding.js';
 import { TsmError } from '../errors/errors.js';
-import type { StoreKey } from './keys.js';
+import { chunkId, type StoreKey } from './keys.js';
 
 /**
  * One stored object (a chunk, a snapshot's metadata, the index), format 2:
@@ -145,4 +145,13 @@ export function decodeObject(obj: Buffer, aad: Buffer, key: StoreKey | null, wha
   if (flags & F_ZSTD) return unzstd(payload, plainLen, fail);
   if (payload.length !== plainLen) throw fail(`${payload.length} bytes, the header says ${plainLen}`);
   return payload;
+}
+
+/** A chunk as the reader takes it: decoded (authenticated with the key) and its content matching its id. */
+export function decodeChunk(obj: Buffer, id: Buffer, key: StoreKey | null, what: string): Buffer {
+  const plain = decodeObject(obj, id, key, what);
+  if (!chunkId(plain, key).equals(id)) {
+    throw new TsmError('EINTEGRITY', `${what} does not match its id`, { fix: 'use another checkpoint (tsmigrate store verify shows which are good)' });
+  }
+  return plain;
 }
