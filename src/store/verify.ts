@@ -45,7 +45,8 @@ export async function verifyChunks(backend: StoreBackend, snaps: readonly Snapsh
     }
     for (const id of part) {
       const got = await backend.getChunks([id]).then((o) => o[0]!, (e: Error) => e);
-      if (got instanceof Error) report.problems.push(`${what(id)}: ${got.message.split('\n')[0]}`);
+      // the host's own words ("chunk ab12… is missing from …", "… in … is corrupted: …"), naming the checkpoint too
+      if (got instanceof Error) report.problems.push(`${what(id)} ${got.message.split('\n')[0]!.replace(/^chunk [0-9a-f]{12}… /, '')}`);
       else one(id, got);
     }
   }

@@ -68,7 +68,7 @@ test('checkpoints to a store on C, the container killed on A, restored on B with
   const ls = JSON.parse(await TA(['--json', 'store', 'ls', '--store', STORE])) as { checkpoints: Array<{ id: string }> };
   assert.deepEqual(ls.checkpoints.map((c) => c.id), [first.id, second.id]);
   // the store lives on C's disk, root-only; C runs no container
-  assert.equal(readFileSync(path.join(STORE_DIR, 'store.json'), 'utf8').includes('tsmigrate-store/1'), true);
+  assert.equal(readFileSync(path.join(STORE_DIR, 'store.json'), 'utf8').includes('tsmigrate-store/2'), true);
   assert.deepEqual(leftovers(C, 'drw'), []);
 
   // running on A: refused

@@ -95,7 +95,7 @@ test('an idle 256 MiB container: the second checkpoint adds < 10% of the first; 
   await fs.writeFile(vf, obj);
   const bad = await cli(root, ['store', 'verify']);
   assert.notEqual(bad.code, 0);
-  assert.match(bad.stderr, new RegExp(`chunk ${victim.slice(0, 12)}… checksum mismatch`));
+  assert.match(bad.stderr, new RegExp(`chunk ${victim.slice(0, 12)}… of checkpoint ${second.id} in local is corrupted: checksum mismatch`));
   const explicit = await cli(root, ['restore', 'idle', second.id]);
   assert.notEqual(explicit.code, 0);
   assert.match(explicit.stderr, /is corrupted/);
