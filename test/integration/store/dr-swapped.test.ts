@@ -82,6 +82,13 @@ test('DR restore over SSH from a store with swapped chunks: one clear error, not
   assert.deepEqual(unfinishedMigrations(B), []);
   assert.match(await cliOk(B, ['ps']), /^NAME/);
   assert.deepEqual(leftovers(A, 'swp'), []);
+  // the same onto this host (the agent in-process): the same one line, nothing left here either
+  const here = await RA(['restore', 'swp', '--latest', '--from', STORE]);
+  assert.notEqual(here.code, 0);
+  assert.equal(here.stderr.trim().split('\n').length, 1, here.stderr);
+  assert.match(here.stderr, /^tsmigrate: error: chunk [0-9a-f]{12}… of checkpoint \S+ does not match its id/);
+  assert.deepEqual(leftovers(A, 'swp'), []);
+  assert.deepEqual(unfinishedMigrations(A), []);
 
   // the same restore with the chunks back where they belong works
   swap();
