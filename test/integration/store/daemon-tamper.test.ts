@@ -7,11 +7,12 @@
  */
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { existsSync, promises as fs, rmSync } from 'node:fs';
 import path from 'node:path';
-import { CLI, cli, cliOk, eventually, tempRoot } from '../../helpers/cli.js';
+import { cli, cliOk, eventually, tempRoot } from '../../helpers/cli.js';
+import { exited, startDaemon } from '../../helpers/daemon.js';
 import { importBusybox } from '../../helpers/images.js';
 
 const root = tempRoot('tsm-dtam-');
@@ -27,15 +28,10 @@ after(async () => {
   rmSync(root, { recursive: true, force: true });
 });
 
-function daemon(): ChildProcess {
-  const child = spawn(process.execPath, [CLI, '--root', root, 'daemon'], { stdio: ['ignore', 'ignore', 'pipe'], env: process.env });
-  child.stderr!.setEncoding('utf8').on('data', (d: string) => (logs += d));
-  return child;
-}
+const daemon = (): ChildProcess => startDaemon(root, (d) => (logs += d));
 async function stop(d: ChildProcess): Promise<void> {
-  const done = new Promise((r) => (d.exitCode !== null ? r(null) : d.once('exit', r)));
   d.kill('SIGTERM');
-  await done;
+  await exited(d);
 }
 const runs = () => [...logs.matchAll(/schedule dtam: (dtam-\S+) \(frozen/g)].map((m) => m[1]!);
 const ids = async () => (JSON.parse(await T(['--json', 'store', 'ls', 'dtam', '--store', DIR, '--encrypt-key', KEY])) as { checkpoints: Array<{ id: string }> }).checkpoints.map((c) => c.id);

@@ -7,10 +7,11 @@
  */
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import path from 'node:path';
-import { CLI, cli, cliOk, eventually, sleep, tempRoot } from '../../helpers/cli.js';
+import { cli, cliOk, eventually, sleep, tempRoot } from '../../helpers/cli.js';
+import { exited, startDaemon } from '../../helpers/daemon.js';
 import { importBusybox } from '../../helpers/images.js';
 import { acquireLock } from '../../../src/state/lock.js';
 import { createRuntime } from '../../../src/runtime/context.js';
@@ -25,12 +26,7 @@ after(async () => {
   rmSync(root, { recursive: true, force: true });
 });
 
-function daemon(): ChildProcess {
-  const child = spawn(process.execPath, [CLI, '--root', root, 'daemon'], { stdio: ['ignore', 'ignore', 'pipe'], env: process.env });
-  child.stderr!.setEncoding('utf8').on('data', (d: string) => (logs += d));
-  return child;
-}
-const exited = (c: ChildProcess) => new Promise<number | null>((r) => (c.exitCode !== null ? r(c.exitCode) : c.once('exit', (code) => r(code))));
+const daemon = (): ChildProcess => startDaemon(root, (d) => (logs += d));
 const runs = () => [...logs.matchAll(/^(\S+) schedule sched: (sched-\S+) \(frozen ([\d.]+) ms/gm)].map((m) => ({ at: Date.parse(m[1]!), id: m[2]!, frozenMs: Number(m[3]) }));
 
 test('schedule every 2s --keep-last 3 under the daemon, killed mid-checkpoint and restarted', async () => {
