@@ -25,11 +25,6 @@ const BATCH_BYTES = 8 << 20;
 const BATCH_CHUNKS = 256;
 const READ_BATCH = 32;
 
-/**
- * A content-addressed, deduplicating, optionally encrypted checkpoint store
- * over a backend. All encoding happens here (on the host that has the key); the
- * backend only stores objects.
- */
 export interface OpenOptions {
   /** make the store when missing (encrypted when a key is given) */
   create: boolean;
@@ -47,6 +42,11 @@ export interface Listing {
   missing: IndexEntry[];
 }
 
+/**
+ * A content-addressed, deduplicating, optionally encrypted checkpoint store
+ * over a backend. All encoding happens here (on the host that has the key); the
+ * backend only stores objects.
+ */
 export class ChunkStore {
   private readonly gear: GearTable;
   private constructor(readonly backend: StoreBackend, readonly info: StoreInfo, private readonly key: StoreKey | null, private readonly seen: IndexSeen | null) {
@@ -279,12 +279,6 @@ export class ChunkStore {
     const kept = idx.snapshots.filter((e) => !drop.has(e.id));
     if (kept.length !== idx.snapshots.length) await this.writeIndex({ ...idx, seq: idx.seq + 1, snapshots: kept });
     for (const id of ids) await this.backend.deleteSnapshot(this.nameOf(id));
-  }
-
-  /** Remove one snapshot (indexed, or a stray the index does not list). Call with the store lock held. */
-  async remove(id: string): Promise<void> {
-    await this.backend.getSnapshot(this.nameOf(id));
-    await this.removeSnapshots([id]);
   }
 }
 

@@ -119,7 +119,7 @@ test('a corrupted chunk is found by check and verify, refused on read; gc keeps 
       await assert.rejects(readAll(store.readStream(s2.ids, 'x-2')), (e) => isTsmError(e) && e.code === 'EINTEGRITY');
       // remove x-2 and collect: x-1 still reads back whole, the store shrank
       const before = await store.backend.stats();
-      await store.remove('x-2');
+      await store.removeSnapshots(['x-2']);
       const freed = await store.backend.collect();
       const after = await store.backend.stats();
       assert.equal(after.chunks, before.chunks - freed.chunks);
