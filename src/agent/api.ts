@@ -187,4 +187,4 @@ export interface AgentApi extends StoreApi {
 }
 
 /** The methods that take a bulk data stream as their second argument. */
-export const STREAM_METHODS = ['putImage', 'putUpper', 'putLogs', 'putImages', 'probe', 'storePutChunks', 'storePutSnapshot'] as const;
+export const STREAM_METHODS = ['putImage', 'putUpper', 'putLogs', 'putImages', 'probe', 'storePutChunks', 'storePutSnapshot', 'storePutIndex'] as const;
