@@ -22,6 +22,7 @@ import { indexSeenInMemory } from '../../../src/store/index-seen.js';
 import { SNAPSHOT_FORMAT, type SnapshotMeta } from '../../../src/store/snapshot.js';
 import { verifyStore } from '../../../src/store/verify-store.js';
 import { pruneStore } from '../../../src/store/prune.js';
+import { auditListing, checkNotRolledBack, parseIndex } from '../../../src/store/snapshot-index.js';
 import { isTsmError } from '../../../src/errors/errors.js';
 import { fuzzRuns } from '../../helpers/fuzz.js';
 
@@ -245,6 +246,48 @@ test('property: decoding random or mutated objects throws only typed errors and 
         }
       },
     ),
+    { numRuns: fuzzRuns() },
+  );
+});
+
+test('checkNotRolledBack and auditListing (pure): the table', () => {
+  const idx = (seq: number, names: string[]) => ({
+    format: 'tsmigrate-index/1' as const, store: 'a'.repeat(32), seq,
+    snapshots: names.map((n) => ({ id: `web-${n}`, name: n, container: 'web', createdAt: '2026-12-06T08:00:00.000Z', meta: 'b'.repeat(64) })),
+  });
+  for (const [i, seen, ok] of [[idx(3, []), null, true], [idx(3, []), 3, true], [idx(3, []), 2, true], [idx(2, []), 3, false], [null, null, true], [null, 1, false]] as const) {
+    const run = () => checkNotRolledBack(i, seen, 'loc');
+    if (ok) run();
+    else assert.throws(run, integrity(/rolled back|lost its index/));
+  }
+  assert.deepEqual(auditListing(idx(1, ['a', 'b', 'c']), ['b', 'd']), {
+    missing: idx(1, ['a', 'c']).snapshots,
+    strays: ['d'],
+  });
+});
+
+test('property: parsing a mutated index throws only typed errors; what it accepts is bounded and well-formed', () => {
+  const storeId = 'c'.repeat(32);
+  const base = {
+    format: 'tsmigrate-index/1', store: storeId, seq: 4,
+    snapshots: [{ id: 'web-20261206t080000z-abcdef', name: 'web-20261206t080000z-abcdef', container: 'web', createdAt: '2026-12-06T08:00:00.000Z', meta: 'd'.repeat(64) }],
+  };
+  const value = fc.oneof(fc.string(), fc.integer(), fc.constant(null), fc.boolean(), fc.array(fc.string(), { maxLength: 3 }), fc.dictionary(fc.string(), fc.string(), { maxKeys: 3 }));
+  fc.assert(
+    fc.property(fc.constantFrom('', 'format', 'store', 'seq', 'snapshots', 'extra', 'entry.id', 'entry.name', 'entry.meta', 'entry.createdAt', 'entry.extra', 'raw'), value, fc.uint8Array({ maxLength: 200 }), (field, v, raw) => {
+      const doc = JSON.parse(JSON.stringify(base)) as Record<string, unknown>;
+      if (field.startsWith('entry.')) (doc['snapshots'] as Array<Record<string, unknown>>)[0]![field.slice(6)] = v;
+      else if (field) doc[field] = v;
+      const bytes = field === 'raw' ? Buffer.from(raw) : Buffer.from(JSON.stringify(doc));
+      try {
+        const got = parseIndex(bytes, storeId, 'loc');
+        assert.ok(Number.isSafeInteger(got.seq) && got.seq >= 0 && got.store === storeId);
+        for (const e of got.snapshots) assert.ok(/^[0-9a-f]{64}$/.test(e.meta) && e.id.length <= 128 && e.name.length <= 128);
+      } catch (e) {
+        if (e instanceof assert.AssertionError) throw e;
+        assert.ok(isTsmError(e) && e.code === 'EINTEGRITY', `untyped error ${String(e)}`);
+      }
+    }),
     { numRuns: fuzzRuns() },
   );
 });
