@@ -15,7 +15,7 @@ import path from 'node:path';
 import type { Readable } from 'node:stream';
 import { ChunkStore } from '../../../src/store/chunk-store.js';
 import { LocalBackend } from '../../../src/store/local-backend.js';
-import { SNAPSHOT_FORMAT, type SnapshotMeta } from '../../../src/store/snapshot.js';
+import { craftMeta } from '../../helpers/store-craft.js';
 import { restoreFromStore, type HostProbe } from '../../../src/restore/from-store.js';
 import type { AgentApi, StreamResult } from '../../../src/agent/api.js';
 import type { Runtime } from '../../../src/runtime/context.js';
@@ -33,11 +33,7 @@ async function swappedStore(dir: string, swap = true): Promise<ChunkStore> {
   const c = { logical: 0, chunks: 0, newChunks: 0, newBytes: 0 };
   const upper = await store.writeStream(once(randomBytes(1 << 20)), c);
   const criu = await store.writeStream(once(randomBytes(300_000)), c);
-  const meta = {
-    format: SNAPSHOT_FORMAT, id: 'web-20261206t080000z-abcdef', container: 'web', createdAt: '2026-12-06T08:00:00.000Z', tag: null, schedule: null, epoch: 3,
-    checkpoint: { container: { name: 'web' }, network: null, stdio: null, image: { name: 'busybox', digest: 'sha256:x' }, criu: { options: { tcpEstablished: false, fileLocks: true } } },
-    streams: { criu: criu.ref, upper: upper.ref },
-  } as unknown as SnapshotMeta;
+  const meta = craftMeta('web-20261206t080000z-abcdef', 'web', '2026-12-06T08:00:00.000Z', criu.ref, upper.ref);
   await store.commit({ meta, ids: { criu: criu.ids, upper: upper.ids } });
   if (!swap) return store;
   const n = upper.ids.length / 32;
@@ -60,6 +56,7 @@ function target(o: { delayMs: number; peerFails?: boolean; firstAbortLost?: bool
   const conn = () => {
     const n = ++f.connects;
     const agent = {
+      hello: async () => ({ protocol: 0, challenge: 'c'.repeat(64) }),
       preflight: async () => ({ ok: true, problems: [], needImage: false, freeBytes: 1 << 30 }),
       begin: async () => ({ ok: true as const }),
       putUpper: async (_p: unknown, data: Readable): Promise<StreamResult> => {

@@ -19,7 +19,7 @@ import { chunkId, deriveKey, type StoreKey } from '../../../src/store/keys.js';
 import { LocalBackend } from '../../../src/store/local-backend.js';
 import { decodeChunk, decodeObject, encodeObject, padme } from '../../../src/store/object.js';
 import { indexSeenInMemory } from '../../../src/store/index-seen.js';
-import { SNAPSHOT_FORMAT, type SnapshotMeta } from '../../../src/store/snapshot.js';
+import { craftMeta } from '../../helpers/store-craft.js';
 import { verifyStore } from '../../../src/store/verify-store.js';
 import { pruneStore } from '../../../src/store/prune.js';
 import { auditListing, checkNotRolledBack, parseIndex } from '../../../src/store/snapshot-index.js';
@@ -40,11 +40,7 @@ async function crafted(dir: string, key: StoreKey | null, n: number, seen = inde
     const c = counters();
     const criu = await store.writeStream(once(randomBytes(300_000)), c);
     const upper = await store.writeStream(once(Buffer.from(`upper ${i}`)), c);
-    const meta: SnapshotMeta = {
-      format: SNAPSHOT_FORMAT, id: `web-2026120${i}t100000z-abcdef`, container: 'web', createdAt: `2026-12-0${i}T10:00:00.000Z`, tag: null, schedule: null, epoch: 0,
-      checkpoint: { container: { name: 'web' } } as unknown as SnapshotMeta['checkpoint'],
-      streams: { criu: criu.ref, upper: upper.ref },
-    };
+    const meta = craftMeta(`web-2026120${i}t100000z-abcdef`, 'web', `2026-12-0${i}T10:00:00.000Z`, criu.ref, upper.ref);
     await store.commit({ meta, ids: { criu: criu.ids, upper: upper.ids } });
   }
   return { store, backend, seen };
@@ -110,10 +106,7 @@ test('an older index replayed is a rollback; a lost index, a forged one and one 
     const old = await fs.readFile(path.join(dir, 'index'));
     const c = counters();
     const s = await store.writeStream(once(randomBytes(1000)), c);
-    const meta: SnapshotMeta = {
-      format: SNAPSHOT_FORMAT, id: 'web-20261209t100000z-abcdef', container: 'web', createdAt: '2026-12-09T10:00:00.000Z', tag: null, schedule: null, epoch: 0,
-      checkpoint: { container: { name: 'web' } } as unknown as SnapshotMeta['checkpoint'], streams: { criu: s.ref, upper: s.ref },
-    };
+    const meta = craftMeta('web-20261209t100000z-abcdef', 'web', '2026-12-09T10:00:00.000Z', s.ref, s.ref);
     await store.commit({ meta, ids: { criu: s.ids, upper: s.ids } });
     assert.equal([...seen.map.values()][0], 2);
     // the store host puts back the index of before the second checkpoint (and hides its metadata)
