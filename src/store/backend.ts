@@ -1,3 +1,5 @@
+import { TsmError } from '../errors/errors.js';
+
 /**
  * Where a store's objects live. The backend sees only encoded objects (see
  * object.ts): it never holds the key. LocalBackend is a directory on this
@@ -17,6 +19,19 @@
 export const STORE_FORMAT = 'tsmigrate-store/2';
 /** Formats this version refuses with a fix (their objects and names are not authenticated). */
 export const OLD_STORE_FORMATS: readonly string[] = ['tsmigrate-store/1'];
+
+/** A store.json read from disk: this version's format, or one clear refusal (an old format with its fix). */
+export function checkStoreInfo(info: StoreInfo, location: string): StoreInfo {
+  if (OLD_STORE_FORMATS.includes(info.format)) {
+    throw new TsmError('ECONFIG', `${location} is a ${info.format} store: its objects and index are not authenticated, so this version does not read it`, {
+      fix: `take new checkpoints into a new store (a ${STORE_FORMAT} one); restore the old ones with the tsmigrate version that wrote them, then remove the old store`,
+    });
+  }
+  if (info.format !== STORE_FORMAT || typeof info.id !== 'string' || !/^[0-9a-f]{32}$/.test(info.id)) {
+    throw new TsmError('ECONFIG', `${location} is not a tsmigrate store (format ${JSON.stringify(info.format)})`, { fix: `use a store made by this version (${STORE_FORMAT})` });
+  }
+  return info;
+}
 
 export type ChunkingAlgorithm = 'fastcdc-gear32' | 'fastcdc-gear32-keyed';
 

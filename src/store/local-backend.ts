@@ -4,9 +4,9 @@ import path from 'node:path';
 import { execa } from 'execa';
 import { isCheckpointId } from '../checkpoint/manifest.js';
 import { TsmError } from '../errors/errors.js';
-import { writeJsonAtomic, fsyncDir } from '../state/atomic.js';
+import { writeFileAtomic, writeJsonAtomic, fsyncDir } from '../state/atomic.js';
 import { acquireLock, type Lock } from '../state/lock.js';
-import { OLD_STORE_FORMATS, STORE_FORMAT, type StoreBackend, type StoreInfo, type VerifyReport } from './backend.js';
+import { checkStoreInfo, type StoreBackend, type StoreInfo, type VerifyReport } from './backend.js';
 import { checkObject } from './object.js';
 
 const HEX64 = /^[0-9a-f]{64}$/;
@@ -57,15 +57,7 @@ export class LocalBackend implements StoreBackend {
       } catch {
         throw new TsmError('ECONFIG', `${file} is not valid JSON`, { fix: 'the store is damaged; restore store.json from a backup or use another store' });
       }
-      if (OLD_STORE_FORMATS.includes(info.format)) {
-        throw new TsmError('ECONFIG', `${this.location} is a ${info.format} store: its objects and index are not authenticated, so this version does not read it`, {
-          fix: `take new checkpoints into a new store (a ${STORE_FORMAT} one); restore the old ones with the tsmigrate version that wrote them, then remove the old store`,
-        });
-      }
-      if (info.format !== STORE_FORMAT || typeof info.id !== 'string' || !/^[0-9a-f]{32}$/.test(info.id)) {
-        throw new TsmError('ECONFIG', `${this.location} is not a tsmigrate store (format ${JSON.stringify(info.format)})`, { fix: `use a store made by this version (${STORE_FORMAT})` });
-      }
-      return info;
+      return checkStoreInfo(info, this.location);
     };
     const have = await read();
     if (have || !create) return have;
@@ -162,7 +154,17 @@ export class LocalBackend implements StoreBackend {
     if (missing) throw new TsmError('EINTEGRITY', `${missing} chunks of checkpoint ${id} are missing from ${this.location}`, { fix: 'retry the checkpoint' });
     await execa('sync', ['-f', this.dir]);
     await fs.mkdir(path.dirname(metaPath), { recursive: true, mode: 0o700 });
-    for (const [p, data] of [[this.snapPath(id, 'refs'), refs], [metaPath, meta]] as const) await writeDurably(p, data);
+    for (const [p, data] of [[this.snapPath(id, 'refs'), refs], [metaPath, meta]] as const) {
+      const tmp = `${p}.tmp-${randomBytes(3).toString('hex')}`;
+      const fh = await fs.open(tmp, 'w', 0o600);
+      try {
+        await fh.writeFile(data);
+        await fh.sync();
+      } finally {
+        await fh.close();
+      }
+      await fs.rename(tmp, p);
+    }
     await fsyncDir(path.dirname(metaPath));
   }
 
@@ -174,8 +176,7 @@ export class LocalBackend implements StoreBackend {
   }
 
   async putIndex(obj: Buffer): Promise<void> {
-    await writeDurably(path.join(this.dir, 'index'), obj);
-    await fsyncDir(this.dir);
+    await writeFileAtomic(path.join(this.dir, 'index'), obj, 0o600);
   }
 
   async deleteSnapshot(id: string): Promise<void> {
@@ -260,19 +261,6 @@ export class LocalBackend implements StoreBackend {
   async close(): Promise<void> {
     await this.unlock();
   }
-}
-
-/** Write a file beside its final name, fsync it, rename it into place (0600). */
-async function writeDurably(p: string, data: Buffer): Promise<void> {
-  const tmp = `${p}.tmp-${randomBytes(3).toString('hex')}`;
-  const fh = await fs.open(tmp, 'w', 0o600);
-  try {
-    await fh.writeFile(data);
-    await fh.sync();
-  } finally {
-    await fh.close();
-  }
-  await fs.rename(tmp, p);
 }
 
 /** 32-byte binary ids → hex. */
