@@ -134,13 +134,21 @@ export class LocalAgent implements AgentApi {
     const dir = this.rt.paths.container(p.name);
     await fs.mkdir(this.rt.paths.containers, { recursive: true, mode: 0o711 });
     await fs.mkdir(dir, { mode: 0o700 });
-    const layout = rootfsLayout(dir, image.rootfs);
-    await fs.mkdir(layout.upper, { recursive: true, mode: 0o755 });
-    await this.rt.store.saveConfig(p.config);
-    await this.rt.store.saveState(p.name, { status: 'creating', cgroupParent: this.rt.cgroupParent, rootfs: layout, migrationId: p.migrationId, epoch: p.epoch });
-    const staging = await makeStagingDir(stagingBase(this.rt.paths.root, p.memoryBytes ?? 1 << 30, this.rt.tools.staging), `move-${p.migrationId}`);
-    const m: IncomingMigration = { id: p.migrationId, name: p.name, epoch: p.epoch, phase: 'begun', begin: p, received: { upper: [] }, staging, updatedAt: '' };
-    await this.records.save(m);
+    let staging: string | undefined;
+    try {
+      const layout = rootfsLayout(dir, image.rootfs);
+      await fs.mkdir(layout.upper, { recursive: true, mode: 0o755 });
+      await this.rt.store.saveConfig(p.config);
+      await this.rt.store.saveState(p.name, { status: 'creating', cgroupParent: this.rt.cgroupParent, rootfs: layout, migrationId: p.migrationId, epoch: p.epoch });
+      staging = await makeStagingDir(stagingBase(this.rt.paths.root, p.memoryBytes ?? 1 << 30, this.rt.tools.staging), `move-${p.migrationId}`);
+      const m: IncomingMigration = { id: p.migrationId, name: p.name, epoch: p.epoch, phase: 'begun', begin: p, received: { upper: [] }, staging, updatedAt: '' };
+      await this.records.save(m);
+    } catch (e) {
+      // a begin cut short leaves nothing: a container "creating" without a record no abort reaches, and it blocks every later begin
+      if (staging) await fs.rm(staging, { recursive: true, force: true }).catch(() => undefined);
+      await this.rt.store.remove(p.name).catch(() => undefined);
+      throw e;
+    }
     this.begunHere.add(p.migrationId);
     return { ok: true };
   }
