@@ -18,7 +18,7 @@ import { chunkStream, gearTable } from '../../../src/store/chunker.js';
 import { chunkId, deriveKey, type StoreKey } from '../../../src/store/keys.js';
 import { LocalBackend } from '../../../src/store/local-backend.js';
 import { decodeChunk, decodeObject, encodeObject, padme } from '../../../src/store/object.js';
-import { indexSeenInMemory } from '../../../src/store/index-seen.js';
+import { indexSeenIn, indexSeenInMemory } from '../../../src/store/index-seen.js';
 import { craftMeta } from '../../helpers/store-craft.js';
 import { verifyStore } from '../../../src/store/verify-store.js';
 import { pruneStore } from '../../../src/store/prune.js';
@@ -283,4 +283,24 @@ test('property: parsing a mutated index throws only typed errors; what it accept
     }),
     { numRuns: fuzzRuns() },
   );
+});
+
+test('indexSeenIn: the highest number seen, never lowered by raises racing each other', async () => {
+  const root = await tmp();
+  try {
+    const seen = indexSeenIn(root);
+    const id = 'e'.repeat(32);
+    assert.equal(await seen.get(id), null);
+    await Promise.all([5, 3, 9, 7, 1, 8, 2].map((n) => seen.raise(id, n)));
+    assert.equal(await seen.get(id), 9);
+    await seen.raise(id, 4);
+    assert.equal(await seen.get(id), 9);
+    await seen.raise(id, 10);
+    assert.equal(await seen.get(id), 10);
+    assert.deepEqual(await fs.readdir(path.join(root, 'store-index', id)), ['10']);
+    assert.equal((await fs.stat(path.join(root, 'store-index', id))).mode & 0o077, 0);
+    await assert.rejects(seen.get('../etc'), /invalid store id/);
+  } finally {
+    await fs.rm(root, { recursive: true, force: true });
+  }
 });
