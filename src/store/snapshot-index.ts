@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
 import { isCheckpointId } from '../checkpoint/manifest.js';
 import { TsmError } from '../errors/errors.js';
+import { isValidName } from '../util/name.js';
 
 /**
  * The store's index (as restic and borg keep one): every snapshot the store
@@ -66,6 +67,7 @@ const bad = (location: string, what: string) =>
   new TsmError('EINTEGRITY', `the index of store ${location} is invalid: ${what}`, { fix: 'nothing was changed; the store host altered or damaged it: use another store, or restore the index from a backup' });
 
 const HEX64 = /^[0-9a-f]{64}$/;
+const TIME = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,9})?(Z|[+-]\d{2}:\d{2})$/;
 const NAME = /^[a-z0-9][a-z0-9_.-]{0,127}$/;
 const isStr = (v: unknown, max: number): v is string => typeof v === 'string' && v.length > 0 && v.length <= max;
 
@@ -95,7 +97,9 @@ export function parseIndex(plain: Buffer, storeId: string, location: string): St
     const { id, name, container, createdAt, meta } = x;
     if (!isStr(id, 128) || !isCheckpointId(id) || ids.has(id)) throw bad(location, `entry ${i}: id`);
     if (!isStr(name, 128) || !NAME.test(name) || names.has(name)) throw bad(location, `entry ${i}: name`);
-    if (!isStr(container, 128) || !isStr(createdAt, 64) || Number.isNaN(Date.parse(createdAt))) throw bad(location, `entry ${i}: container or time`);
+    if (typeof container !== 'string' || !isValidName(container) || !isStr(createdAt, 64) || !TIME.test(createdAt) || Number.isNaN(Date.parse(createdAt))) {
+      throw bad(location, `entry ${i}: container or time`);
+    }
     if (typeof meta !== 'string' || !HEX64.test(meta)) throw bad(location, `entry ${i}: meta`);
     ids.add(id);
     names.add(name);

@@ -24,6 +24,7 @@ import { verifyStore } from '../../../src/store/verify-store.js';
 import { pruneStore } from '../../../src/store/prune.js';
 import { auditListing, checkNotRolledBack, parseIndex } from '../../../src/store/snapshot-index.js';
 import { isTsmError } from '../../../src/errors/errors.js';
+import { isValidName } from '../../../src/util/name.js';
 import { fuzzRuns } from '../../helpers/fuzz.js';
 
 const counters = (): WriteCounters => ({ logical: 0, chunks: 0, newChunks: 0, newBytes: 0 });
@@ -275,7 +276,7 @@ test('property: parsing a mutated index throws only typed errors; what it accept
       try {
         const got = parseIndex(bytes, storeId, 'loc');
         assert.ok(Number.isSafeInteger(got.seq) && got.seq >= 0 && got.store === storeId);
-        for (const e of got.snapshots) assert.ok(/^[0-9a-f]{64}$/.test(e.meta) && e.id.length <= 128 && e.name.length <= 128);
+        for (const e of got.snapshots) assert.ok(/^[0-9a-f]{64}$/.test(e.meta) && e.id.length <= 128 && e.name.length <= 128 && isValidName(e.container) && !/[\x00-\x1f]/.test(e.createdAt));
       } catch (e) {
         if (e instanceof assert.AssertionError) throw e;
         assert.ok(isTsmError(e) && e.code === 'EINTEGRITY', `untyped error ${String(e)}`);
