@@ -1,5 +1,6 @@
 import path from 'node:path';
 import type { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
 import { TsmError } from '../errors/errors.js';
 import type { StoreInfo, VerifyReport } from './backend.js';
 import { MAX_REPORTED, META_PAGE, type StoreApi } from './api.js';
@@ -63,8 +64,9 @@ export class StoreService implements StoreApi {
     const b = this.backend(p.path);
     let written = 0;
     let bytes = 0;
-    const parser = data.pipe(new RecordParser());
-    data.on('error', (e) => parser.destroy(e));
+    const parser = new RecordParser();
+    // the stream's and the parser's errors reach the loop through the parser; a failed write ends both
+    const piped = pipeline(data, parser).catch(() => undefined);
     let batch: Array<{ id: string; obj: Buffer }> = [];
     const flush = async () => {
       const r = await b.putChunks(batch);
@@ -72,11 +74,16 @@ export class StoreService implements StoreApi {
       bytes += r.bytes;
       batch = [];
     };
-    for await (const rec of parser as AsyncIterable<{ id: string; obj: Buffer }>) {
-      batch.push(rec);
-      if (batch.length >= 64) await flush();
+    try {
+      for await (const rec of parser as AsyncIterable<{ id: string; obj: Buffer }>) {
+        batch.push(rec);
+        if (batch.length >= 64) await flush();
+      }
+      await flush();
+    } finally {
+      parser.destroy();
+      await piped;
     }
-    await flush();
     return { written, bytes };
   }
   async storeGetChunks(p: { path: string; ids: string[] }) {
