@@ -3,7 +3,8 @@
  * syscalls Node does not expose (mount, umount2, mknod, l*xattr, setns,
  * unshare, utimensat with AT_SYMLINK_NOFOLLOW, futimens, lseek SEEK_DATA/HOLE,
  * mallopt, pre-faulted memory given back piece by piece: mmap/munmap,
- * fcntl F_SETPIPE_SZ, and bpf(2) for cgroup device programs).
+ * fcntl F_SETPIPE_SZ, bpf(2) for cgroup device programs, and openat2 plus the
+ * *at calls on one name inside an open directory, for safe extraction).
  *
  * Rules this file follows:
  *   - every argument is type-checked here; a wrong type throws a TypeError
@@ -29,6 +30,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/bpf.h>
+#include <linux/openat2.h>
 #include <sched.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -1040,6 +1042,221 @@ static napi_value js_bpf_prog_id(napi_env env, napi_callback_info info) {
 }
 
 /* ------------------------------------------------------------------------ */
+/* paths beneath a directory fd (safe extraction): openat2 with RESOLVE_*,  */
+/* and the *at calls on one name inside an already opened directory         */
+/* ------------------------------------------------------------------------ */
+
+/* A name for the *at calls below: one component, never "", "." or "..". */
+static int get_name(napi_env env, napi_value v, const char *arg, char **out) {
+  if (get_string(env, v, arg, 0, out) < 0) return -1;
+  const char *n = *out;
+  if (n[0] == '\0' || strchr(n, '/') != NULL || strcmp(n, ".") == 0 ||
+      strcmp(n, "..") == 0) {
+    free(*out);
+    *out = NULL;
+    throw_type(env, "ERR_INVALID_ARG_VALUE", arg,
+               "one path component (no '/', not '.' or '..')");
+    return -1;
+  }
+  return 0;
+}
+
+static int get_fd(napi_env env, napi_value v, const char *arg, int *out) {
+  int64_t fd = 0;
+  if (get_int(env, v, arg, 0, INT32_MAX, 0, &fd) < 0) return -1;
+  *out = (int)fd;
+  return 0;
+}
+
+/* The (dirfd, name) pair that starts most *at calls, from argv[0] and argv[1]. */
+static int get_at(napi_env env, napi_value *argv, int *dirfd, char **name) {
+  if (get_fd(env, argv[0], "dirfd", dirfd) < 0) return -1;
+  return get_name(env, argv[1], "name", name);
+}
+
+/* openat2(dirfd, path, flags, mode, resolve): fd. Always O_CLOEXEC. */
+static napi_value js_openat2(napi_env env, napi_callback_info info) {
+  napi_value argv[5], result = NULL;
+  char *path = NULL;
+  int dirfd = -1;
+  int64_t flags = 0, mode = 0, resolve = 0;
+  if (get_args(env, info, 5, argv) < 0) return NULL;
+  if (get_fd(env, argv[0], "dirfd", &dirfd) < 0 ||
+      get_string(env, argv[1], "path", 0, &path) < 0 ||
+      get_int(env, argv[2], "flags", 0, INT32_MAX, 0, &flags) < 0 ||
+      get_int(env, argv[3], "mode", 0, 07777, 0, &mode) < 0 ||
+      get_int(env, argv[4], "resolve", 0, INT32_MAX, 0, &resolve) < 0)
+    goto out;
+  struct open_how how;
+  memset(&how, 0, sizeof how);
+  how.flags = (uint64_t)flags | O_CLOEXEC;
+  /* the kernel refuses a mode without O_CREAT / O_TMPFILE */
+  how.mode = ((flags & O_CREAT) || (flags & __O_TMPFILE) == __O_TMPFILE) ? (uint64_t)mode : 0;
+  how.resolve = (uint64_t)resolve;
+  long fd;
+  do {
+    fd = syscall(SYS_openat2, dirfd, path, &how, sizeof how);
+  } while (fd < 0 && errno == EAGAIN && (resolve & RESOLVE_CACHED) == 0);
+  if (fd < 0) {
+    throw_errno(env, errno, "openat2", path);
+    goto out;
+  }
+  NAPI_OK(napi_create_int32(env, (int32_t)fd, &result));
+out:
+fail:
+  free(path);
+  return result;
+}
+
+/* mkdirat(dirfd, name, mode) */
+static napi_value js_mkdirat(napi_env env, napi_callback_info info) {
+  napi_value argv[3];
+  char *name = NULL;
+  int dirfd = -1;
+  int64_t mode = 0;
+  if (get_args(env, info, 3, argv) < 0) return NULL;
+  if (get_at(env, argv, &dirfd, &name) < 0 ||
+      get_int(env, argv[2], "mode", 0, 07777, 0, &mode) < 0)
+    goto out;
+  if (mkdirat(dirfd, name, (mode_t)mode) != 0) throw_errno(env, errno, "mkdirat", name);
+out:
+  free(name);
+  return NULL;
+}
+
+/* symlinkat(target, dirfd, name) */
+static napi_value js_symlinkat(napi_env env, napi_callback_info info) {
+  napi_value argv[3];
+  char *target = NULL, *name = NULL;
+  int dirfd = -1;
+  if (get_args(env, info, 3, argv) < 0) return NULL;
+  if (get_string(env, argv[0], "target", 0, &target) < 0 ||
+      get_fd(env, argv[1], "dirfd", &dirfd) < 0 ||
+      get_name(env, argv[2], "name", &name) < 0)
+    goto out;
+  if (symlinkat(target, dirfd, name) != 0) throw_errno(env, errno, "symlinkat", name);
+out:
+  free(target);
+  free(name);
+  return NULL;
+}
+
+/* linkat(olddirfd, oldname, newdirfd, newname): never follows a symlink at oldname */
+static napi_value js_linkat(napi_env env, napi_callback_info info) {
+  napi_value argv[4];
+  char *oldname = NULL, *newname = NULL;
+  int olddirfd = -1, newdirfd = -1;
+  if (get_args(env, info, 4, argv) < 0) return NULL;
+  if (get_fd(env, argv[0], "olddirfd", &olddirfd) < 0 ||
+      get_name(env, argv[1], "oldname", &oldname) < 0 ||
+      get_fd(env, argv[2], "newdirfd", &newdirfd) < 0 ||
+      get_name(env, argv[3], "newname", &newname) < 0)
+    goto out;
+  if (linkat(olddirfd, oldname, newdirfd, newname, 0) != 0) throw_errno(env, errno, "linkat", newname);
+out:
+  free(oldname);
+  free(newname);
+  return NULL;
+}
+
+/* unlinkat(dirfd, name, flags): flags 0 or AT_REMOVEDIR */
+static napi_value js_unlinkat(napi_env env, napi_callback_info info) {
+  napi_value argv[3];
+  char *name = NULL;
+  int dirfd = -1;
+  int64_t flags = 0;
+  if (get_args(env, info, 3, argv) < 0) return NULL;
+  if (get_at(env, argv, &dirfd, &name) < 0 ||
+      get_int(env, argv[2], "flags", 0, INT32_MAX, 0, &flags) < 0)
+    goto out;
+  if (unlinkat(dirfd, name, (int)flags) != 0) throw_errno(env, errno, "unlinkat", name);
+out:
+  free(name);
+  return NULL;
+}
+
+/* mknodat(dirfd, name, mode, major, minor) */
+static napi_value js_mknodat(napi_env env, napi_callback_info info) {
+  napi_value argv[5];
+  char *name = NULL;
+  int dirfd = -1;
+  int64_t mode = 0, major_ = 0, minor_ = 0;
+  if (get_args(env, info, 5, argv) < 0) return NULL;
+  if (get_at(env, argv, &dirfd, &name) < 0 ||
+      get_int(env, argv[2], "mode", 0, 0177777, 0, &mode) < 0 ||
+      get_int(env, argv[3], "major", 0, 0xfff, 0, &major_) < 0 ||
+      get_int(env, argv[4], "minor", 0, 0xfffff, 0, &minor_) < 0)
+    goto out;
+  if (mknodat(dirfd, name, (mode_t)mode, makedev((unsigned)major_, (unsigned)minor_)) != 0)
+    throw_errno(env, errno, "mknodat", name);
+out:
+  free(name);
+  return NULL;
+}
+
+/* fchownat(dirfd, name, uid, gid): never follows a symlink at name */
+static napi_value js_lchownat(napi_env env, napi_callback_info info) {
+  napi_value argv[4];
+  char *name = NULL;
+  int dirfd = -1;
+  int64_t uid = 0, gid = 0;
+  if (get_args(env, info, 4, argv) < 0) return NULL;
+  if (get_at(env, argv, &dirfd, &name) < 0 ||
+      get_int(env, argv[2], "uid", 0, UINT32_MAX - 1, 0, &uid) < 0 ||
+      get_int(env, argv[3], "gid", 0, UINT32_MAX - 1, 0, &gid) < 0)
+    goto out;
+  if (fchownat(dirfd, name, (uid_t)uid, (gid_t)gid, AT_SYMLINK_NOFOLLOW) != 0)
+    throw_errno(env, errno, "fchownat", name);
+out:
+  free(name);
+  return NULL;
+}
+
+/* utimensat(dirfd, name, atimeSec, atimeNsec, mtimeSec, mtimeNsec): never follows a symlink at name */
+static napi_value js_lutimensat(napi_env env, napi_callback_info info) {
+  napi_value argv[6];
+  char *name = NULL;
+  int dirfd = -1;
+  int64_t asec = 0, msec = 0;
+  struct timespec ts[2];
+  memset(ts, 0, sizeof ts);
+  if (get_args(env, info, 6, argv) < 0) return NULL;
+  if (get_at(env, argv, &dirfd, &name) < 0 ||
+      get_int(env, argv[2], "atimeSec", INT64_MIN, INT64_MAX, 1, &asec) < 0 ||
+      get_nsec(env, argv[3], "atimeNsec", &ts[0].tv_nsec) < 0 ||
+      get_int(env, argv[4], "mtimeSec", INT64_MIN, INT64_MAX, 1, &msec) < 0 ||
+      get_nsec(env, argv[5], "mtimeNsec", &ts[1].tv_nsec) < 0)
+    goto out;
+  ts[0].tv_sec = (time_t)asec;
+  ts[1].tv_sec = (time_t)msec;
+  if (utimensat(dirfd, name, ts, AT_SYMLINK_NOFOLLOW) != 0) throw_errno(env, errno, "utimensat", name);
+out:
+  free(name);
+  return NULL;
+}
+
+/* lstatat(dirfd, name): the st_mode of name (not followed), or null when it does not exist */
+static napi_value js_lstatat(napi_env env, napi_callback_info info) {
+  napi_value argv[2], result = NULL;
+  char *name = NULL;
+  int dirfd = -1;
+  if (get_args(env, info, 2, argv) < 0) return NULL;
+  if (get_at(env, argv, &dirfd, &name) < 0)
+    goto out;
+  struct stat st;
+  if (fstatat(dirfd, name, &st, AT_SYMLINK_NOFOLLOW) != 0) {
+    if (errno == ENOENT) NAPI_OK(napi_get_null(env, &result));
+    else throw_errno(env, errno, "fstatat", name);
+    goto out;
+  }
+  NAPI_OK(napi_create_uint32(env, (uint32_t)st.st_mode, &result));
+out:
+fail:
+  free(name);
+  return result;
+}
+
+/* ------------------------------------------------------------------------ */
 /* module                                                                   */
 /* ------------------------------------------------------------------------ */
 
@@ -1070,6 +1287,8 @@ static const struct constant constants[] = {
     C(CLONE_NEWNS),   C(CLONE_NEWCGROUP), C(CLONE_NEWUTS), C(CLONE_NEWIPC),
     C(CLONE_NEWUSER), C(CLONE_NEWPID),  C(CLONE_NEWNET),  C(CLONE_NEWTIME),
     C(UTIME_NOW),     C(UTIME_OMIT),
+    C(RESOLVE_BENEATH), C(RESOLVE_NO_SYMLINKS), C(RESOLVE_NO_MAGICLINKS), C(RESOLVE_NO_XDEV),
+    C(O_PATH),        C(AT_REMOVEDIR),
 };
 #undef C
 
@@ -1102,6 +1321,15 @@ NAPI_MODULE_INIT() {
       {"bpfDeviceProgDetach", js_bpf_device_prog_detach},
       {"bpfProgFdById", js_bpf_prog_fd_by_id},
       {"bpfProgId", js_bpf_prog_id},
+      {"openat2", js_openat2},
+      {"mkdirat", js_mkdirat},
+      {"symlinkat", js_symlinkat},
+      {"linkat", js_linkat},
+      {"unlinkat", js_unlinkat},
+      {"mknodat", js_mknodat},
+      {"lchownat", js_lchownat},
+      {"lutimensat", js_lutimensat},
+      {"lstatat", js_lstatat},
   };
   for (size_t i = 0; i < sizeof fns / sizeof fns[0]; i++) {
     napi_value fn;

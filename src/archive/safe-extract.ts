@@ -7,9 +7,16 @@
  *
  *  - names are normalised ("./" and empty components dropped); absolute names,
  *    any ".." component and NUL bytes are refused;
- *  - no symlink is ever followed while creating a path: every parent component
- *    is lstat'ed inside the target and must be a real directory, files are
- *    opened with O_EXCL|O_NOFOLLOW after removing whatever was there;
+ *  - no symlink is ever followed while creating a path: every path is
+ *    resolved beneath a descriptor of the target by openat2 with
+ *    RESOLVE_BENEATH|RESOLVE_NO_SYMLINKS (beneath.ts), every parent component
+ *    must be a real directory, and entries are made with the *at calls in
+ *    their parent's descriptor (files with O_EXCL|O_NOFOLLOW after removing
+ *    whatever was there);
+ *  - limits (limits.ts: entries, path depth, content bytes, one entry's
+ *    declared size) are checked from each entry's header, before anything is
+ *    written for it; `only` admits nothing but named regular files at the top
+ *    (an exported checkpoint);
  *  - hard links must name a regular file extracted earlier from the same
  *    archive (so they can never reach outside the target);
  *  - symlinks may point anywhere: they are created, never followed;
@@ -25,7 +32,8 @@
  * the root ("./") sets the target directory's own owner, mode, xattrs, times.
  *
  * The first unsafe entry rejects the whole archive with
- * TsmError('EINVAL_ARG', 'unsafe archive: entry "X" ...'). Entries before it
+ * TsmError('EINVAL_ARG', 'unsafe archive: entry "X" ...'), a crossed limit
+ * with TsmError('EINVAL_ARG', 'refused ...'). Entries before it
  * have been written already: THE CALLER MUST REMOVE THE PARTIAL TARGET
  * DIRECTORY on failure (extract into a fresh temporary directory and rename it
  * into place on success, as the image store does).
@@ -33,13 +41,14 @@
  * The target directory must not be modified by anyone else during extraction
  * (directories verified once are remembered).
  */
-import { constants as C, promises as fs } from 'node:fs';
-import path from 'node:path';
+import { closeSync, constants as C, promises as fs } from 'node:fs';
 import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import tar from 'tar-stream';
-import { execa } from 'execa';
 import { TsmError } from '../errors/errors.js';
+import * as native from '../native/native.js';
+import { chmodNodeAt, createFileAt, DirTree, fdSink, kindAt, type At } from './beneath.js';
+import { limitError, PRESETS, tarEntryProblem, type TarLimits, type TarSeen } from './limits.js';
 import { parseSparseMap, SPARSE_PAX_KEY, writeContent, type SparseMap } from './sparse.js';
 import { decodeXattrPax, parsePaxTime, type TimeNs } from './xattr-pax.js';
 
@@ -57,6 +66,16 @@ export interface ExtractOptions {
   preserveOwner?: boolean;
   onWarning?: (msg: string) => void;
   signal?: AbortSignal;
+  /** Entries, depth and bytes (limits.ts). Default: the upper-layer preset. */
+  limits?: TarLimits;
+  /**
+   * Only these names, as regular files directly under the target (plus the
+   * root directory entry), each at most the given content bytes; any other
+   * entry (a symlink, a directory, a nested path) refuses the archive.
+   */
+  only?: ReadonlyMap<string, number>;
+  /** What the input is, for a refusal ("the archive /tmp/x.tar.zst"). Default "the archive". */
+  what?: string;
 }
 
 export interface ExtractResult {
@@ -96,8 +115,16 @@ export async function extractTar(
   opts: ExtractOptions = {},
 ): Promise<ExtractResult> {
   await fs.mkdir(targetDir, { recursive: true });
-  const root = await fs.realpath(targetDir);
-  const x = new Extractor(root, opts);
+  const tree = DirTree.open(targetDir);
+  try {
+    return await extractInto(tree, input, opts);
+  } finally {
+    tree.close();
+  }
+}
+
+async function extractInto(tree: DirTree, input: NodeJS.ReadableStream | Readable, opts: ExtractOptions): Promise<ExtractResult> {
+  const x = new Extractor(tree, opts);
   const extract = tar.extract();
   let inFlight: Promise<void> = Promise.resolve();
   extract.on('entry', (header, source, next) => {
@@ -157,14 +184,18 @@ class Extractor {
   /** Directory attributes applied at the end, deepest first. */
   private readonly deferred = new Map<string, Attrs>();
   private readonly preserveOwner: boolean;
+  private readonly limits: TarLimits;
+  /** what the headers declared so far (checked before writing) */
+  private readonly seen: TarSeen = { entries: 0, bytes: 0 };
   private ownerWarned = false;
   private xattrProblems: string[] = [];
 
   constructor(
-    private readonly root: string,
+    private readonly tree: DirTree,
     private readonly opts: ExtractOptions,
   ) {
     this.preserveOwner = opts.preserveOwner ?? true;
+    this.limits = opts.limits ?? PRESETS.upper.tar;
   }
 
   private warn(msg: string): void {
@@ -178,6 +209,8 @@ class Extractor {
 
     const parts = normalise(raw, raw, 'name');
     const rel = parts.join('/');
+    const size = type === 'file' || type === 'contiguous-file' ? (h.size ?? 0) : 0;
+    this.admit(raw, parts, type, size);
     const attrs = attrsOf(h, (m) => this.xattrProblems.push(`${m} (on ${quote(rel)})`));
     try {
       switch (type) {
@@ -224,57 +257,87 @@ class Extractor {
     } catch (e) {
       if (e instanceof TsmError || (e instanceof Error && e.name === 'AbortError')) throw e;
       const err = e as NodeJS.ErrnoException;
+      if (err?.code === 'ELOOP' || err?.code === 'EXDEV') throw unsafe(raw, 'goes through a symlink');
       throw new TsmError('EIO', `cannot extract archive entry ${quote(raw)}: ${oneLine(err?.message ?? String(e))}`, {
-        fix: `check free space and permissions under ${this.root}`,
+        fix: `check free space and permissions under ${this.tree.path}`,
         cause: e,
       });
     }
   }
 
+  /** The limits and `only`, from the header alone: before anything is written for the entry. */
+  private admit(raw: string, parts: string[], type: string | null, size: number): void {
+    const what = this.opts.what ?? 'the archive';
+    const problem = tarEntryProblem(this.limits, this.seen, { depth: parts.length, size });
+    if (problem !== null) throw limitError(what, problem);
+    const only = this.opts.only;
+    if (only !== undefined && !(parts.length === 0 && type === 'directory')) {
+      const max = parts.length === 1 ? only.get(parts[0]!) : undefined;
+      if (max === undefined) throw unsafe(raw, `is not one of ${[...only.keys()].join(', ')}`);
+      if (type !== 'file' && type !== 'contiguous-file') throw unsafe(raw, `is a ${type ?? 'special entry'}, not a regular file`);
+      if (size > max) throw limitError(what, `declares ${quote(parts[0]!)} of ${size} bytes (at most ${max})`);
+    }
+    this.seen.entries++;
+    this.seen.bytes += size;
+  }
+
   /** Make sure every parent of `parts` is a real directory inside the root, creating missing ones (0755). */
   private async parents(raw: string, parts: string[]): Promise<void> {
-    let rel = '';
-    for (let i = 0; i < parts.length - 1; i++) {
-      rel = rel === '' ? parts[i]! : `${rel}/${parts[i]!}`;
+    for (let i = 1; i < parts.length; i++) {
+      const rel = parts.slice(0, i).join('/');
       if (this.dirs.has(rel)) continue;
-      const abs = path.join(this.root, rel);
-      const st = await lstatOrNull(abs);
-      if (st === null) {
-        await fs.mkdir(abs, 0o755);
-        await fs.chmod(abs, 0o755);
-      } else if (st.isSymbolicLink()) {
-        throw unsafe(raw, `goes through the symlink ${quote(rel)}`);
-      } else if (!st.isDirectory()) {
-        throw unsafe(raw, `has a parent ${quote(rel)} that is not a directory`);
-      }
+      const made = this.tree.withParent(parts.slice(0, i), (at) => {
+        const kind = kindAt(at.fd, at.name);
+        if (kind === 'symlink') throw unsafe(raw, `goes through the symlink ${quote(rel)}`);
+        if (kind !== null && kind !== 'dir') throw unsafe(raw, `has a parent ${quote(rel)} that is not a directory`);
+        if (kind === null) native.mkdirat(at.fd, at.name, 0o755);
+        return kind === null;
+      });
+      // whatever the umask: as tar does for a parent the archive does not list
+      if (made) await this.dirChmod(rel, 0o755);
       this.dirs.add(rel);
     }
   }
 
+  private async dirChmod(rel: string, mode: number): Promise<void> {
+    const fd = this.tree.open(rel, C.O_RDONLY | C.O_DIRECTORY);
+    try {
+      await fdSink(fd).chmod(mode);
+    } finally {
+      closeSync(fd);
+    }
+  }
+
   /**
-   * Remove a non-directory already at `abs` (tar overwrite semantics; never
+   * Remove a non-directory already at `at` (tar overwrite semantics; never
    * follows it). Returns true when a directory is already there.
    */
-  private async clear(raw: string, rel: string, abs: string, wantDir: boolean): Promise<boolean> {
-    const st = await lstatOrNull(abs);
-    if (st === null) return false;
-    if (st.isDirectory()) {
+  private clear(raw: string, rel: string, at: At, wantDir: boolean): boolean {
+    const kind = kindAt(at.fd, at.name);
+    if (kind === null) return false;
+    if (kind === 'dir') {
       if (wantDir) return true;
       throw new TsmError('EINVAL_ARG', `unsupported archive: entry ${quote(raw)} would replace a directory`, {
         fix: 'recreate the archive without conflicting entries',
       });
     }
-    await fs.unlink(abs);
+    native.unlinkat(at.fd, at.name);
     this.files.delete(rel);
     return false;
   }
 
-  private async prepare(raw: string, parts: string[], rel: string, wantDir: boolean): Promise<{ abs: string; exists: boolean }> {
-    if (rel === '' && !wantDir) throw unsafe(raw, 'names the target directory itself');
+  /** Parents made, whatever was at the entry's place removed; runs `fn` in the parent's descriptor. */
+  private async at<T>(raw: string, parts: string[], rel: string, wantDir: boolean, fn: (at: At, exists: boolean) => T | Promise<T>): Promise<T> {
+    if (rel === '') throw unsafe(raw, 'names the target directory itself');
     await this.parents(raw, parts);
-    const abs = rel === '' ? this.root : path.join(this.root, rel);
-    const exists = rel === '' ? true : await this.clear(raw, rel, abs, wantDir);
-    return { abs, exists };
+    const fd = this.tree.dirPath(parts.slice(0, -1).join('/'));
+    try {
+      const name = parts[parts.length - 1]!;
+      const at: At = { fd, name, procPath: `/proc/self/fd/${fd}/${name}` };
+      return await fn(at, this.clear(raw, rel, at, wantDir));
+    } finally {
+      closeSync(fd);
+    }
   }
 
   private async file(
@@ -285,24 +348,29 @@ class Extractor {
     data: AsyncIterator<Buffer>,
     sparse: SparseMap | null,
   ): Promise<void> {
-    const { abs } = await this.prepare(raw, parts, rel, false);
-    const fh = await fs.open(abs, C.O_WRONLY | C.O_CREAT | C.O_EXCL | C.O_NOFOLLOW, 0o600);
-    try {
-      this.bytes += await writeContent(fh, sparse, data, this.opts.signal);
-      await this.chown(() => fh.chown(a.uid, a.gid));
-      await fh.chmod(a.mode);
-      await this.xattrs(abs, a.xattrs);
-      await setTimes(a, { fd: fh.fd }, () => fh.utimes(a.mtime, a.mtime));
-    } finally {
-      await fh.close();
-    }
+    await this.at(raw, parts, rel, false, async (at) => {
+      const fd = createFileAt(at, 0o600);
+      const sink = fdSink(fd);
+      try {
+        this.bytes += await writeContent(sink, sparse, data, this.opts.signal);
+        await this.chown(() => sink.chown(a.uid, a.gid));
+        await sink.chmod(a.mode);
+        this.xattrs(at.procPath, a.xattrs);
+        setTimes(a, { fd }, at);
+      } finally {
+        closeSync(fd);
+      }
+    });
     this.files.add(rel);
     this.entries++;
   }
 
   private async directory(raw: string, parts: string[], rel: string, a: Attrs): Promise<void> {
-    const { abs, exists } = await this.prepare(raw, parts, rel, true);
-    if (!exists) await fs.mkdir(abs, 0o700);
+    if (rel !== '') {
+      await this.at(raw, parts, rel, true, (at, exists) => {
+        if (!exists) native.mkdirat(at.fd, at.name, 0o700);
+      });
+    }
     this.dirs.add(rel);
     this.deferred.set(rel, a);
     this.entries++;
@@ -310,11 +378,12 @@ class Extractor {
 
   private async symlink(raw: string, parts: string[], rel: string, a: Attrs, target: string): Promise<void> {
     if (target === '' || target.includes('\0')) throw unsafe(raw, 'is a symlink with an empty or NUL-containing target');
-    const { abs } = await this.prepare(raw, parts, rel, false);
-    await fs.symlink(target, abs);
-    await this.chown(() => fs.lchown(abs, a.uid, a.gid));
-    await this.xattrs(abs, a.xattrs);
-    await setTimes(a, { path: abs }, () => fs.lutimes(abs, a.mtime, a.mtime));
+    await this.at(raw, parts, rel, false, async (at) => {
+      native.symlinkat(target, at.fd, at.name);
+      await this.chown(async () => native.lchownat(at.fd, at.name, a.uid, a.gid));
+      this.xattrs(at.procPath, a.xattrs);
+      setTimes(a, null, at);
+    });
     this.entries++;
   }
 
@@ -325,23 +394,25 @@ class Extractor {
     if (!this.files.has(trel)) {
       throw unsafe(raw, `is a hard link to ${quote(linkname)}, which is not a regular file extracted earlier from this archive`);
     }
-    const tabs = path.join(this.root, trel);
-    const st = await lstatOrNull(tabs);
-    if (st === null || !st.isFile()) throw unsafe(raw, `is a hard link to ${quote(linkname)}, which is not a regular file`);
-    const { abs } = await this.prepare(raw, parts, rel, false);
-    await fs.link(tabs, abs);
+    await this.at(raw, parts, rel, false, (at) =>
+      this.tree.withParent(tparts, (target) => {
+        if (kindAt(target.fd, target.name) !== 'file') throw unsafe(raw, `is a hard link to ${quote(linkname)}, which is not a regular file`);
+        native.linkat(target.fd, target.name, at.fd, at.name);
+      }),
+    );
     this.files.add(rel);
     this.entries++;
   }
 
   private async special(raw: string, parts: string[], rel: string, a: Attrs, kind: 'p' | 'c' | 'b', major: number, minor: number): Promise<void> {
-    const { abs } = await this.prepare(raw, parts, rel, false);
-    await makeNode(abs, kind, a.mode & 0o777, major, minor);
-    await this.chown(() => fs.lchown(abs, a.uid, a.gid));
-    // chmod on the path is safe: we just created a non-symlink node here.
-    await fs.chmod(abs, a.mode);
-    await this.xattrs(abs, a.xattrs);
-    await setTimes(a, { path: abs }, () => fs.lutimes(abs, a.mtime, a.mtime));
+    const type = kind === 'p' ? C.S_IFIFO : kind === 'c' ? C.S_IFCHR : C.S_IFBLK;
+    await this.at(raw, parts, rel, false, async (at) => {
+      native.mknodat(at.fd, at.name, type | (a.mode & 0o777), major, minor);
+      await this.chown(async () => native.lchownat(at.fd, at.name, a.uid, a.gid));
+      await chmodNodeAt(at, a.mode);
+      this.xattrs(at.procPath, a.xattrs);
+      setTimes(a, null, at);
+    });
     this.entries++;
   }
 
@@ -360,30 +431,35 @@ class Extractor {
     }
   }
 
-  private async xattrs(abs: string, list: Xattr[]): Promise<void> {
-    if (list.length === 0) return;
-    const problems = await setXattrs(abs, list);
-    this.xattrProblems.push(...problems);
+  /** xattrs through `procPath` (a parent's descriptor and a name: the name itself is never followed). */
+  private xattrs(procPath: string, list: Xattr[]): void {
+    for (const x of list) {
+      try {
+        native.setXattr(procPath, x.name, x.value, 0);
+      } catch (e) {
+        this.xattrProblems.push(`xattr ${x.name}: ${oneLine((e as Error).message ?? String(e))}`);
+      }
+    }
   }
 
   /** Apply directory attributes (deepest first) and report aggregated warnings. */
   async finish(): Promise<void> {
     const dirs = [...this.deferred.entries()].sort((p, q) => depth(q[0]) - depth(p[0]));
     for (const [rel, a] of dirs) {
-      const abs = rel === '' ? this.root : path.join(this.root, rel);
-      let fh;
+      let fd: number;
       try {
-        fh = await fs.open(abs, C.O_RDONLY | C.O_DIRECTORY | C.O_NOFOLLOW);
+        fd = this.tree.open(rel, C.O_RDONLY | C.O_DIRECTORY);
       } catch (e) {
         throw new TsmError('EIO', `cannot set attributes of directory ${quote(rel || '.')}: ${oneLine((e as Error).message)}`, { cause: e });
       }
       try {
-        await this.chown(() => fh.chown(a.uid, a.gid));
-        await fh.chmod(a.mode);
-        await this.xattrs(abs, a.xattrs);
-        await setTimes(a, { fd: fh.fd }, () => fh.utimes(a.mtime, a.mtime));
+        const sink = fdSink(fd);
+        await this.chown(() => sink.chown(a.uid, a.gid));
+        await sink.chmod(a.mode);
+        this.xattrs(`/proc/self/fd/${fd}/.`, a.xattrs);
+        setTimes(a, { fd }, null);
       } finally {
-        await fh.close();
+        closeSync(fd);
       }
     }
     if (this.skipped.length > 0) {
@@ -422,15 +498,6 @@ function oneLine(s: string): string {
 
 function depth(rel: string): number {
   return rel === '' ? -1 : rel.split('/').length;
-}
-
-async function lstatOrNull(p: string) {
-  try {
-    return await fs.lstat(p);
-  } catch (e) {
-    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return null;
-    throw e;
-  }
 }
 
 function attrsOf(h: Header, problem: (msg: string) => void): Attrs {
@@ -505,104 +572,11 @@ function sparseMapOf(h: Header, raw: string): SparseMap | null {
   }
 }
 
-/**
- * Set atime/mtime: with nanosecond precision through the native addon when
- * the entry has exact PAX times, else (or without the addon) with `fallback`.
- */
-async function setTimes(a: Attrs, where: { fd: number } | { path: string }, fallback: () => Promise<void>): Promise<void> {
-  const t = a.times;
-  if (t !== null) {
-    const native = await loadNative();
-    const args: TimesArgs = [t.atime.sec, t.atime.nsec, t.mtime.sec, t.mtime.nsec];
-    try {
-      if ('fd' in where && native.futimesNs) {
-        await native.futimesNs(where.fd, ...args);
-        return;
-      }
-      if ('path' in where && native.lutimesNs) {
-        await native.lutimesNs(where.path, ...args);
-        return;
-      }
-    } catch (e) {
-      // The addon is not built / too old: fall back to Node's (microsecond) utimes.
-      if ((e as { code?: unknown }).code !== 'ENATIVE') throw e;
-    }
-  }
-  await fallback();
-}
-
-// ---------------------------------------------------------------------------
-// optional native addon (src/native/native.ts), loaded lazily
-
-type TimesArgs = [atimeSec: bigint, atimeNsec: number, mtimeSec: bigint, mtimeNsec: number];
-
-interface NativeOps {
-  mknod?: (path: string, mode: number, major: number, minor: number) => unknown;
-  lsetxattr?: (path: string, name: string, value: Buffer, flags: number) => unknown;
-  lutimesNs?: (path: string, ...t: TimesArgs) => unknown;
-  futimesNs?: (fd: number, ...t: TimesArgs) => unknown;
-}
-
-let nativeOps: Promise<NativeOps> | undefined;
-
-function loadNative(): Promise<NativeOps> {
-  nativeOps ??= (async (): Promise<NativeOps> => {
-    try {
-      // A variable specifier: the module may not exist (or the addon may not be built).
-      const spec = '../native/native.js';
-      const mod = (await import(spec)) as Record<string, unknown>;
-      const fn = (...names: string[]): ((...args: never[]) => unknown) | undefined => {
-        for (const n of names) {
-          const f = mod[n];
-          if (typeof f === 'function') return f as (...args: never[]) => unknown;
-        }
-        return undefined;
-      };
-      return {
-        mknod: fn('mknod') as NativeOps['mknod'],
-        lsetxattr: fn('lsetxattr', 'setXattr', 'lsetXattr') as NativeOps['lsetxattr'],
-        lutimesNs: fn('lutimesNs') as NativeOps['lutimesNs'],
-        futimesNs: fn('futimesNs') as NativeOps['futimesNs'],
-      };
-    } catch {
-      return {};
-    }
-  })();
-  return nativeOps;
-}
-
-/** Set xattrs on `abs` without following symlinks. Returns problems (never throws). */
-async function setXattrs(abs: string, list: Xattr[]): Promise<string[]> {
-  const native = await loadNative();
-  if (!native.lsetxattr) {
-    return list.map((x) => `xattr ${x.name}: the native addon is not available (build it with npm run build:native)`);
-  }
-  const problems: string[] = [];
-  for (const x of list) {
-    try {
-      await native.lsetxattr(abs, x.name, x.value, 0);
-    } catch (e) {
-      problems.push(`xattr ${x.name}: ${oneLine((e as Error).message ?? String(e))}`);
-    }
-  }
-  return problems;
-}
-
-/** mkfifo / mknod at `abs`: native addon when available, else the coreutils commands. */
-async function makeNode(abs: string, kind: 'p' | 'c' | 'b', perm: number, major: number, minor: number): Promise<void> {
-  const native = await loadNative();
-  const type = kind === 'p' ? C.S_IFIFO : kind === 'c' ? C.S_IFCHR : C.S_IFBLK;
-  if (native.mknod) {
-    try {
-      await native.mknod(abs, type | perm, major, minor);
-      return;
-    } catch (e) {
-      const code = (e as NodeJS.ErrnoException).code;
-      if (code === 'EEXIST' || code === 'EPERM' || code === 'ENOENT') throw e;
-      // Anything else (addon not built, different wrapper signature): fall back.
-    }
-  }
-  const m = perm.toString(8);
-  if (kind === 'p') await execa('mkfifo', ['-m', m, '--', abs]);
-  else await execa('mknod', ['-m', m, '--', abs, kind, String(major), String(minor)]);
+/** Set atime/mtime (nanoseconds from PAX, else the header's mtime for both) on `where`'s fd, or on `at` (not followed). */
+function setTimes(a: Attrs, where: { fd: number } | null, at: At | null): void {
+  const ms = a.mtime.getTime();
+  const fromHeader: TimeNs = { sec: BigInt(Math.floor(ms / 1000)), nsec: (((ms % 1000) + 1000) % 1000) * 1_000_000 };
+  const t = a.times ?? { atime: fromHeader, mtime: fromHeader };
+  if (where !== null) native.futimesNs(where.fd, t.atime.sec, t.atime.nsec, t.mtime.sec, t.mtime.nsec);
+  else if (at !== null) native.lutimensat(at.fd, at.name, t.atime.sec, t.atime.nsec, t.mtime.sec, t.mtime.nsec);
 }

@@ -153,8 +153,14 @@ export async function* readSegments(
  * real size (holes stay holes); without, sequentially. Returns the number of
  * content bytes written. Throws if `data` does not match the map.
  */
+/** The part of a FileHandle writeContent uses (a raw fd can be wrapped: beneath.ts fdSink). */
+export interface ContentSink {
+  write(buf: Buffer, off: number, len: number, pos: number): Promise<{ bytesWritten: number }>;
+  truncate(len: number): Promise<void>;
+}
+
 export async function writeContent(
-  fh: FileHandle,
+  fh: ContentSink,
   map: SparseMap | null,
   data: AsyncIterator<Buffer>,
   signal?: AbortSignal,

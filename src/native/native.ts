@@ -120,6 +120,15 @@ interface Binding {
   bpfDeviceProgDetach(cgroupFd: number, progFd: number): void;
   bpfProgFdById(id: number): number;
   bpfProgId(progFd: number): number;
+  openat2(dirfd: number, path: string, flags: number, mode: number, resolve: number): number;
+  mkdirat(dirfd: number, name: string, mode: number): void;
+  symlinkat(target: string, dirfd: number, name: string): void;
+  linkat(olddirfd: number, oldname: string, newdirfd: number, newname: string): void;
+  unlinkat(dirfd: number, name: string, flags: number): void;
+  mknodat(dirfd: number, name: string, mode: number, major: number, minor: number): void;
+  lchownat(dirfd: number, name: string, uid: number, gid: number): void;
+  lutimensat(dirfd: number, name: string, atimeSec: number | bigint, atimeNsec: number, mtimeSec: number | bigint, mtimeNsec: number): void;
+  lstatat(dirfd: number, name: string): number | null;
   constants: Record<string, number>;
 }
 
@@ -485,7 +494,8 @@ export function seekHole(fd: number, offset: number): number | null {
 
 type Optional =
   | 'futimesNs' | 'seekData' | 'seekHole' | 'bpfDeviceProgLoad' | 'bpfDeviceProgQuery' | 'bpfDeviceProgAttach'
-  | 'bpfDeviceProgDetach' | 'bpfProgFdById' | 'bpfProgId';
+  | 'bpfDeviceProgDetach' | 'bpfProgFdById' | 'bpfProgId' | 'openat2' | 'mkdirat' | 'symlinkat' | 'linkat'
+  | 'unlinkat' | 'mknodat' | 'lchownat' | 'lutimensat' | 'lstatat';
 
 /** A binding function that may be missing from an addon built before it was added. */
 function fn<K extends Optional>(name: K): Binding[K] {
@@ -563,4 +573,63 @@ export function bpfProgFdById(id: number): number {
 /** BPF_OBJ_GET_INFO_BY_FD: the id of the program on `progFd`. */
 export function bpfProgId(progFd: number): number {
   return fn('bpfProgId')(progFd);
+}
+
+// ---------------------------------------------------------------------------
+// beneath a directory fd (src/archive/beneath.ts). `name` arguments are one
+// path component (no '/', not '.' or '..'; the addon refuses others).
+
+/** openat2 RESOLVE_* flags (linux/openat2.h) and the open flags used with them. */
+export const resolve = Object.freeze({
+  RESOLVE_NO_XDEV: 0x01,
+  RESOLVE_NO_MAGICLINKS: 0x02,
+  RESOLVE_NO_SYMLINKS: 0x04,
+  RESOLVE_BENEATH: 0x08,
+  O_PATH: 0o10000000,
+  AT_REMOVEDIR: 0x200,
+} as const);
+
+/** openat2(2) (O_CLOEXEC added): an fd the caller closes. */
+export function openat2(dirfd: number, path: string, flags: number, mode: number, resolveFlags: number): number {
+  return fn('openat2')(dirfd, path, flags, mode, resolveFlags);
+}
+
+/** mkdirat(2). */
+export function mkdirat(dirfd: number, name: string, mode: number): void {
+  fn('mkdirat')(dirfd, name, mode);
+}
+
+/** symlinkat(2): `name` in `dirfd` pointing at `target` (never followed here). */
+export function symlinkat(target: string, dirfd: number, name: string): void {
+  fn('symlinkat')(target, dirfd, name);
+}
+
+/** linkat(2) without AT_SYMLINK_FOLLOW. */
+export function linkat(olddirfd: number, oldname: string, newdirfd: number, newname: string): void {
+  fn('linkat')(olddirfd, oldname, newdirfd, newname);
+}
+
+/** unlinkat(2); `flags` 0 or resolve.AT_REMOVEDIR. */
+export function unlinkat(dirfd: number, name: string, flags: number = 0): void {
+  fn('unlinkat')(dirfd, name, flags);
+}
+
+/** mknodat(2). `mode` includes the file type. */
+export function mknodat(dirfd: number, name: string, mode: number, major: number = 0, minor: number = 0): void {
+  fn('mknodat')(dirfd, name, mode, major, minor);
+}
+
+/** fchownat(2) with AT_SYMLINK_NOFOLLOW. */
+export function lchownat(dirfd: number, name: string, uid: number, gid: number): void {
+  fn('lchownat')(dirfd, name, uid, gid);
+}
+
+/** utimensat(2) with AT_SYMLINK_NOFOLLOW, nanosecond times. */
+export function lutimensat(dirfd: number, name: string, atimeSec: number | bigint, atimeNsec: number, mtimeSec: number | bigint, mtimeNsec: number): void {
+  fn('lutimensat')(dirfd, name, atimeSec, atimeNsec, mtimeSec, mtimeNsec);
+}
+
+/** fstatat(2) with AT_SYMLINK_NOFOLLOW: st_mode, or null when `name` does not exist. */
+export function lstatat(dirfd: number, name: string): number | null {
+  return fn('lstatat')(dirfd, name);
 }
