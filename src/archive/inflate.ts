@@ -6,7 +6,7 @@
  * the reader asks for more, and the decompressed bytes and the ratio are
  * checked against the limits (limits.ts) before it is handed on.
  */
-import { Duplex } from 'node:stream';
+import { Duplex, Transform } from 'node:stream';
 import binding from 'zstd-napi/binding.js';
 import { inflateProblem, limitError, type InflateLimits } from './limits.js';
 
@@ -52,4 +52,29 @@ export function inflateZstd(limits: InflateLimits, what: string): InflateStream 
   Object.defineProperty(out, 'bytesIn', { get: () => counts.bytesIn });
   Object.defineProperty(out, 'bytesOut', { get: () => counts.bytesOut });
   return out;
+}
+
+/**
+ * For a decoder that is not ours (gzip): `count` before it tallies the
+ * compressed bytes, `guard` after it checks the decompressed bytes against the
+ * limits as they pass. (zlib's ratio is at most about 1000:1, so what one input
+ * chunk expands to stays small.)
+ */
+export function ratioGuard(limits: InflateLimits, what: string): { count: Transform; guard: Transform } {
+  let bytesIn = 0;
+  let bytesOut = 0;
+  const count = new Transform({
+    transform(chunk: Buffer, _e, cb) {
+      bytesIn += chunk.length;
+      cb(null, chunk);
+    },
+  });
+  const guard = new Transform({
+    transform(chunk: Buffer, _e, cb) {
+      bytesOut += chunk.length;
+      const problem = inflateProblem(limits, bytesIn, bytesOut);
+      cb(problem === null ? null : limitError(what, problem), problem === null ? chunk : undefined);
+    },
+  });
+  return { count, guard };
 }

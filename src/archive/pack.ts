@@ -47,10 +47,12 @@ import path from 'node:path';
 import { Readable, Transform, type TransformCallback } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import tar from 'tar-stream';
-import { CompressStream, DecompressStream } from 'zstd-napi';
+import { CompressStream } from 'zstd-napi';
 import { TsmError } from '../errors/errors.js';
 import * as native from '../native/native.js';
 import { changedUnderneath, DirHandle } from './dir-handle.js';
+import { inflateZstd } from './inflate.js';
+import { PRESETS, type InflateLimits } from './limits.js';
 import { extractTar, type ExtractOptions, type ExtractResult } from './safe-extract.js';
 import { dataSize, encodeSparseMap, probeSparse, readSegments, SPARSE_PAX_KEY, type Segment, type SparseMap } from './sparse.js';
 import { encodePaxTime, encodeXattrPax, timeFromNs, type XattrEntry } from './xattr-pax.js';
@@ -548,6 +550,8 @@ export async function packTreeToFile(dir: string, file: string, opts: PackFileOp
 export interface UnpackFileOptions extends ExtractOptions {
   /** Decompress with zstd: 'auto' (default) looks at the file's magic number. */
   zstd?: boolean | 'auto';
+  /** Bounds of the zstd decompression (limits.ts). Default: the upper-layer preset. */
+  inflate?: InflateLimits;
 }
 
 /**
@@ -572,7 +576,7 @@ export async function unpackFileToTree(file: string, dir: string, opts: UnpackFi
   }
   const input = createReadStream(file, { highWaterMark: 1 << 20 });
   if (!zstd) return extractTar(input, dir, opts);
-  const dec = new DecompressStream();
+  const dec = inflateZstd(opts.inflate ?? PRESETS.upper.inflate, opts.what ?? `the archive ${file}`);
   // extractTar runs its own pipeline from `dec`; feed `dec` from the file here.
   const feeding = pipeline(input, dec).catch((e: unknown) => {
     dec.destroy(e instanceof Error ? e : new Error(String(e)));
@@ -581,6 +585,7 @@ export async function unpackFileToTree(file: string, dir: string, opts: UnpackFi
     return await extractTar(dec, dir, opts);
   } finally {
     input.destroy();
+    dec.destroy();
     await feeding;
   }
 }

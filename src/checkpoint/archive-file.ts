@@ -1,16 +1,17 @@
 import { randomBytes } from 'node:crypto';
-import { promises as fs } from 'node:fs';
+import { constants as C, promises as fs } from 'node:fs';
 import path from 'node:path';
+import { MiB, PRESETS } from '../archive/limits.js';
 import { packTreeToFile, unpackFileToTree } from '../archive/pack.js';
 import { TsmError } from '../errors/errors.js';
 import { fsyncDir } from '../state/atomic.js';
+import { importTempName, sweepCheckpointLeftovers } from './leftovers.js';
 import { parseManifest, type CheckpointManifest } from './manifest.js';
 import { verifyBlobs, type CheckpointStore } from './store.js';
 
-const ALLOWED = new Set(['manifest.json', 'criu.tar.zst', 'upper.tar.zst', 'dump.log']);
-
 /** One .tar.zst file holding a whole checkpoint, to copy to another host. Verified before it is written. */
 export async function exportCheckpoint(store: CheckpointStore, id: string, file: string): Promise<{ bytes: number; sha256: string }> {
+  await sweepCheckpointLeftovers(store.dir);
   await store.assertVerified(id);
   const target = path.resolve(file);
   if (await fs.stat(target).then(() => true, () => false)) {
@@ -28,45 +29,54 @@ export async function exportCheckpoint(store: CheckpointStore, id: string, file:
   }
 }
 
-/** Import an exported checkpoint: unpacked safely into a temp dir, every hash verified, then moved into the store. */
+/** What an exported checkpoint holds at its top: regular files only, each at most this many bytes. */
+const TOP_LEVEL: ReadonlyMap<string, number> = new Map([
+  ['manifest.json', 1 * MiB],
+  ['dump.log', 256 * MiB],
+  ['criu.tar.zst', PRESETS['checkpoint-archive'].tar.maxEntryBytes],
+  ['upper.tar.zst', PRESETS['checkpoint-archive'].tar.maxEntryBytes],
+]);
+
+/**
+ * Import an exported checkpoint: unpacked into a temp dir (regular files at
+ * the top only, bounded while it streams, nothing followed), every hash
+ * verified, then moved into the store. A refusal leaves nothing behind, and a
+ * killed import's temp dir is swept by the next one.
+ */
 export async function importCheckpoint(store: CheckpointStore, file: string): Promise<CheckpointManifest> {
   const src = path.resolve(file);
   await fs.stat(src).catch(() => {
     throw new TsmError('EINVAL_ARG', `no such file: ${src}`, { fix: 'give the path of a file made by tsmigrate checkpoint export' });
   });
   await fs.mkdir(store.dir, { recursive: true, mode: 0o700 });
-  const tmp = await fs.mkdtemp(path.join(store.dir, '.import-'));
+  await sweepCheckpointLeftovers(store.dir);
+  const tmp = path.join(store.dir, importTempName(process.pid, randomBytes(6).toString('hex')));
+  await fs.mkdir(tmp, { mode: 0o700 });
   try {
-    await unpackFileToTree(src, tmp, { refuseDevices: true }).catch((e: Error) => {
-      throw new TsmError('EINVAL_ARG', `${src} is not a checkpoint archive: ${e.message}`, { fix: 'give a file made by tsmigrate checkpoint export', cause: e });
+    const limits = PRESETS['checkpoint-archive'];
+    await unpackFileToTree(src, tmp, { refuseDevices: true, only: TOP_LEVEL, limits: limits.tar, inflate: limits.inflate, what: `the archive ${src}` }).catch((e: Error) => {
+      const fix = e instanceof TsmError && e.fix ? e.fix : 'give a file made by tsmigrate checkpoint export';
+      throw new TsmError('EINVAL_ARG', `${src} is not a checkpoint archive: ${e.message}`, { fix, cause: e });
     });
-    for (const f of await fs.readdir(tmp)) {
-      if (!ALLOWED.has(f)) throw new TsmError('EINVAL_ARG', `${src} holds an unexpected entry "${f}"`, { fix: 'give a file made by tsmigrate checkpoint export' });
-    }
-    const text = await fs.readFile(path.join(tmp, 'manifest.json'), 'utf8').catch(() => {
+    const text = await fs.readFile(path.join(tmp, 'manifest.json'), { encoding: 'utf8', flag: C.O_RDONLY | C.O_NOFOLLOW }).catch(() => {
       throw new TsmError('EINVAL_ARG', `${src} has no manifest.json`, { fix: 'give a file made by tsmigrate checkpoint export' });
     });
     const m = parseManifest(text);
     const dst = store.path(m.id);
-    if (await fs.stat(dst).then(() => true, () => false)) {
+    if (await fs.lstat(dst).then(() => true, () => false)) {
       throw new TsmError('EEXIST_CHECKPOINT', `checkpoint ${m.id} is already in the store`, { fix: `remove it first (tsmigrate checkpoint rm ${m.id}) or use it as it is` });
     }
-    for (const f of await fs.readdir(tmp)) await fs.chmod(path.join(tmp, f), 0o600);
-    // verify in place under its final name's sibling, then rename
-    const staged = path.join(store.dir, `.tmp-${m.id}`);
-    await fs.rename(tmp, staged);
-    try {
-      const problems = await verifyBlobs(staged, m);
-      if (problems.length) {
-        throw new TsmError('EINTEGRITY', `${src} is corrupted: ${problems.join('; ')}`, { fix: 'copy the file again from its source' });
-      }
-      await fs.rename(staged, dst);
-      await fsyncDir(store.dir);
-      return m;
-    } catch (e) {
-      await fs.rm(staged, { recursive: true, force: true });
-      throw e;
+    for (const f of await fs.readdir(tmp)) {
+      const fh = await fs.open(path.join(tmp, f), C.O_RDONLY | C.O_NOFOLLOW);
+      await fh.chmod(0o600).finally(() => fh.close());
     }
+    const problems = await verifyBlobs(tmp, m);
+    if (problems.length) {
+      throw new TsmError('EINTEGRITY', `${src} is corrupted: ${problems.join('; ')}`, { fix: 'copy the file again from its source' });
+    }
+    await fs.rename(tmp, dst);
+    await fsyncDir(store.dir);
+    return m;
   } finally {
     await fs.rm(tmp, { recursive: true, force: true });
   }

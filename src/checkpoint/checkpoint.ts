@@ -4,6 +4,7 @@ import { packTreeToFile } from '../archive/pack.js';
 import type { Runtime } from '../runtime/context.js';
 import { fsyncDir, writeJsonAtomic } from '../state/atomic.js';
 import { checkpointInfo, withCapture } from './capture.js';
+import { sweepCheckpointLeftovers } from './leftovers.js';
 import { CHECKPOINT_FORMAT, type CheckpointManifest } from './manifest.js';
 import { CheckpointStore } from './store.js';
 
@@ -33,7 +34,9 @@ export async function checkpointContainer(rt: Runtime, req: CheckpointRequest): 
     const store = new CheckpointStore(rt.paths);
     const tp = performance.now();
     const out = path.join(store.dir, `.tmp-${id}`);
-    await fs.mkdir(out, { recursive: true, mode: 0o700 });
+    await fs.mkdir(store.dir, { recursive: true, mode: 0o700 });
+    await sweepCheckpointLeftovers(store.dir);
+    await fs.mkdir(out, { mode: 0o700 });
     await fs.copyFile(path.join(cap.images, 'dump.log'), path.join(out, 'dump.log'));
     const [criuBlob, upperBlob] = await Promise.all([
       packTreeToFile(cap.images, path.join(out, 'criu.tar.zst'), { zstd: 1 }),

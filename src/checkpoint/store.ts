@@ -1,4 +1,4 @@
-import { promises as fs } from 'node:fs';
+import { constants as C, promises as fs } from 'node:fs';
 import path from 'node:path';
 import { TsmError } from '../errors/errors.js';
 import type { StatePaths } from '../state/paths.js';
@@ -29,7 +29,7 @@ export class CheckpointStore {
   }
 
   async manifest(id: string): Promise<CheckpointManifest> {
-    const text = await fs.readFile(path.join(this.path(id), 'manifest.json'), 'utf8').catch((e: NodeJS.ErrnoException) => {
+    const text = await fs.readFile(path.join(this.path(id), 'manifest.json'), { encoding: 'utf8', flag: C.O_RDONLY | C.O_NOFOLLOW }).catch((e: NodeJS.ErrnoException) => {
       if (e.code === 'ENOENT') {
         throw new TsmError('ENOENT_CHECKPOINT', `no checkpoint "${id}"`, { fix: 'list checkpoints with tsmigrate checkpoints' });
       }
@@ -87,10 +87,18 @@ export async function verifyBlobs(dir: string, m: CheckpointManifest): Promise<s
   const problems: string[] = [];
   for (const b of BLOB_NAMES) {
     const info = m.blobs[b];
-    const got = await hashFile(path.join(dir, info.file)).catch(() => undefined);
-    if (!got) problems.push(`${info.file} is missing`);
+    // never through a link: a blob that is one is reported as such, nothing of its target is read or shown
+    const got = await hashFile(path.join(dir, info.file), { noFollow: true }).catch((e: NodeJS.ErrnoException) => e.code ?? 'EIO');
+    if (typeof got === 'string') problems.push(`${info.file} ${blobProblem(got)}`);
     else if (got.size !== info.size) problems.push(`${info.file} has ${got.size} bytes, the manifest says ${info.size}`);
     else if (got.sha256 !== info.sha256) problems.push(`${info.file} has sha256 ${got.sha256.slice(0, 12)}…, the manifest says ${info.sha256.slice(0, 12)}…`);
   }
   return problems;
+}
+
+function blobProblem(code: string): string {
+  if (code === 'ENOENT') return 'is missing';
+  if (code === 'ELOOP') return 'is a symbolic link, not a file';
+  if (code === 'ENOTREG') return 'is not a regular file';
+  return `cannot be read (${code})`;
 }

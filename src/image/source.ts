@@ -1,8 +1,9 @@
 /** Opening an image source tarball: compression is sniffed from magic bytes, not the file name. */
 import { createReadStream, promises as fs } from 'node:fs';
-import type { Readable, Transform } from 'node:stream';
+import type { Duplex, Readable, Transform } from 'node:stream';
 import { createGunzip } from 'node:zlib';
-import { DecompressStream } from 'zstd-napi';
+import { inflateZstd, ratioGuard } from '../archive/inflate.js';
+import { PRESETS } from '../archive/limits.js';
 import { TsmError } from '../errors/errors.js';
 
 export type Compression = 'none' | 'gzip' | 'zstd';
@@ -35,7 +36,7 @@ export async function sniffFile(file: string): Promise<Sniffed> {
 }
 
 /** Pipe `src` into `t`, forwarding errors both ways, and return `t`'s readable side. */
-function chain(src: Readable, t: Transform): Readable {
+function chain(src: Readable, t: Transform | Duplex): Readable {
   src.on('error', (e) => t.destroy(e));
   t.on('close', () => src.destroy());
   src.pipe(t);
@@ -48,10 +49,12 @@ export async function openTarFile(file: string): Promise<{ stream: Readable; com
   switch (kind) {
     case 'none':
       return { stream: createReadStream(file), compression: 'none' };
-    case 'gzip':
-      return { stream: chain(createReadStream(file), createGunzip()), compression: 'gzip' };
+    case 'gzip': {
+      const { count, guard } = ratioGuard(PRESETS.rootfs.inflate, `the image ${file}`);
+      return { stream: chain(chain(chain(createReadStream(file), count), createGunzip()), guard), compression: 'gzip' };
+    }
     case 'zstd':
-      return { stream: chain(createReadStream(file), new DecompressStream()), compression: 'zstd' };
+      return { stream: chain(createReadStream(file), inflateZstd(PRESETS.rootfs.inflate, `the image ${file}`)), compression: 'zstd' };
     case 'xz':
     case 'bzip2':
       throw new TsmError('EINVAL_ARG', `${file} is ${kind}-compressed, which is not supported`, {

@@ -19,6 +19,7 @@ import { randomBytes } from 'node:crypto';
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { execa } from 'execa';
+import { PRESETS } from '../archive/limits.js';
 import { extractTar } from '../archive/safe-extract.js';
 import { TsmError, isTsmError } from '../errors/errors.js';
 import { fsyncDir, readJsonIfExists, writeJsonAtomic } from '../state/atomic.js';
@@ -198,6 +199,8 @@ export class ImageStore {
           allowDevices: false,
           allowWhiteouts: false,
           preserveOwner: true,
+          limits: PRESETS.rootfs.tar,
+          what: `the image ${srcAbs}`,
           onWarning: (m) => this.log.warn(m),
           ...(opts.signal ? { signal: opts.signal } : {}),
         });
