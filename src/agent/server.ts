@@ -6,7 +6,8 @@ import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { createWriteStream, rmSync } from 'node:fs';
 import { Writable } from 'node:stream';
-import { DecompressStream } from 'zstd-napi';
+import { inflateZstd } from '../archive/inflate.js';
+import { PRESETS } from '../archive/limits.js';
 import { detectLayout } from '../cgroup/detect.js';
 import { filesystemOf, makeStagingDir, stagingBase } from '../checkpoint/staging.js';
 import { logPolicyOf } from '../container/log-files.js';
@@ -163,7 +164,7 @@ export class LocalAgent implements AgentApi {
     const m = await this.receiving(p.migrationId);
     const upper = path.join(this.rt.paths.container(m.name), 'rootfs', 'upper');
     for (const rel of p.deleted) await safeRemove(upper, rel);
-    const r = await receiveTar(data, upper, { compression: p.compression, checksum: p.checksum ?? 'sha256', allowWhiteouts: true, refuseDevices: true });
+    const r = await receiveTar(data, upper, { compression: p.compression, checksum: p.checksum ?? 'sha256', allowWhiteouts: true, refuseDevices: true, limits: PRESETS.upper, what: `the upper layer of migration ${m.id}` });
     m.phase = 'receiving';
     m.received.upper.push(r.digest);
     await this.records.save(m);
@@ -241,7 +242,7 @@ export class LocalAgent implements AgentApi {
     } else if (records) {
       ({ files, ...result } = await records);
     } else {
-      result = await receiveTar(data, images, { compression: p.compression, checksum, refuseDevices: true });
+      result = await receiveTar(data, images, { compression: p.compression, checksum, refuseDevices: true, limits: PRESETS['criu-images'], what: `the images of migration ${m.id}` });
     }
     m.phase = 'receiving';
     m.received.images = result.digest;
@@ -254,7 +255,7 @@ export class LocalAgent implements AgentApi {
     // checksummed as received, decompressed as a real transfer would be, then dropped
     const meter = new Meter(undefined, p.checksum ?? 'sha256');
     const drop = new Writable({ write: (_c, _e, cb) => cb() });
-    if (p.compression === 'zstd') await pipeline(data, meter, new DecompressStream(), drop);
+    if (p.compression === 'zstd') await pipeline(data, meter, inflateZstd({ ...PRESETS.upper.inflate, maxBytes: p.bytes }, 'the probe'), drop);
     else await pipeline(data, meter, drop);
     return { bytes: meter.bytes, digest: meter.digest() };
   }

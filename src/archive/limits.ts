@@ -82,6 +82,11 @@ export function limitsFor(kind: ArchiveKind, declared?: { tarBytes?: number; ent
   return { tar, inflate };
 }
 
+/** What a manifest's blob declares (`entries` when the manifest has it) as limitsFor takes it. */
+export function declaredOf(blob: { entries?: number }): { entries?: number } {
+  return Number.isSafeInteger(blob.entries) && (blob.entries ?? -1) >= 0 ? { entries: blob.entries! } : {};
+}
+
 /** Running totals of a tar extraction. */
 export interface TarSeen {
   entries: number;

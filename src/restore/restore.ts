@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
+import { declaredOf, limitsFor } from '../archive/limits.js';
 import { unpackFileToTree } from '../archive/pack.js';
 import type { CheckpointManifest } from '../checkpoint/manifest.js';
 import { makeStagingDir, stagingBase } from '../checkpoint/staging.js';
@@ -101,10 +102,12 @@ async function restoreInto(
     if (history) await moveHistory(history, dir);
     const upper = rootfsLayout(dir, imageRootfs).upper;
     await fs.mkdir(path.dirname(upper), { recursive: true, mode: 0o700 });
-    await unpackFileToTree(path.join(ckDir, m.blobs.upper.file), upper, { allowWhiteouts: true, refuseDevices: true });
+    const upperLimits = limitsFor('upper', declaredOf(m.blobs.upper));
+    await unpackFileToTree(path.join(ckDir, m.blobs.upper.file), upper, { allowWhiteouts: true, refuseDevices: true, limits: upperLimits.tar, inflate: upperLimits.inflate, what: `the upper layer of checkpoint ${m.id}` });
     staging = await makeStagingDir(stagingBase(rt.paths.root, m.blobs.criu.size * 4, rt.tools.staging), `restore-${plan.name}`);
     const images = path.join(staging, 'images');
-    await unpackFileToTree(path.join(ckDir, m.blobs.criu.file), images, { refuseDevices: true });
+    const criuLimits = limitsFor('criu-images', declaredOf(m.blobs.criu));
+    await unpackFileToTree(path.join(ckDir, m.blobs.criu.file), images, { refuseDevices: true, limits: criuLimits.tar, inflate: criuLimits.inflate, what: `the images of checkpoint ${m.id}` });
     const held = await restoreTree(rt, {
       config: plan.config,
       dumped: m.network,

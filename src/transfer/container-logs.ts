@@ -10,7 +10,7 @@ import { promises as fs, type promises as fsp } from 'node:fs';
 import path from 'node:path';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { DecompressStream } from 'zstd-napi';
+import { inflateZstd } from '../archive/inflate.js';
 import type { Checksum, PutLogsRequest, StreamResult } from '../agent/api.js';
 import { MAX_OOM_RECORD_BYTES, OOM_FILE, byAge, isHistoryFile, logIndexOf, type FileFact } from '../container/log-files.js';
 import type { LogPolicy } from '../container/types.js';
@@ -162,7 +162,10 @@ export async function receiveLogs(data: Readable, dir: string, p: PutLogsRequest
   }
   const meter = new Meter(undefined, p.checksum ?? 'sha256');
   const upstream = pipeline(data, meter);
-  const src: Readable = p.compression === 'zstd' ? meter.pipe(new DecompressStream()) : meter;
+  // the parts declare every byte: the stream may not expand beyond them
+  const declared = p.parts.reduce((n, x) => n + x.bytes, 0);
+  const src: Readable = p.compression === 'zstd' ? meter.pipe(inflateZstd({ maxBytes: declared, maxRatio: 1, ratioSlack: declared }, 'the container logs')) : meter;
+  src.once('error', (e) => meter.destroy(e));
   upstream.catch((e: Error) => src.destroy(e));
   const take = byteReader(src);
   for (const x of p.parts) {

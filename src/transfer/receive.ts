@@ -5,7 +5,8 @@ import type { Checksum } from '../agent/api.js';
 import type { ImageSum } from './image-sums.js';
 import { LiveImageWriter, type LiveImageWriterOptions } from './live-images.js';
 import { pipeline } from 'node:stream/promises';
-import { DecompressStream } from 'zstd-napi';
+import { inflateZstd } from '../archive/inflate.js';
+import { PRESETS, type InflateLimits, type Limits } from '../archive/limits.js';
 import { extractTar, type ExtractOptions } from '../archive/safe-extract.js';
 import { TsmError } from '../errors/errors.js';
 
@@ -33,21 +34,26 @@ export class Meter extends Transform {
 
 /**
  * Unpack a tar stream (zstd or not) arriving from a peer into `dir`, checksumming the
- * bytes as received (the source compares the digest with what it sent).
+ * bytes as received (the source compares the digest with what it sent). Bounded by
+ * `limits` (decompression, entries, depth, bytes) while it arrives.
  */
 export async function receiveTar(
   data: Readable,
   dir: string,
-  o: { compression: 'zstd' | 'none'; checksum?: Checksum } & ExtractOptions,
+  o: { compression: 'zstd' | 'none'; checksum?: Checksum; limits: Limits } & Omit<ExtractOptions, 'limits'>,
 ): Promise<{ bytes: number; digest: string }> {
   const meter = new Meter(undefined, o.checksum);
   // pipeline (not pipe): it also notices a stream that was destroyed before we got it
   const upstream = pipeline(data, meter);
   let src: Readable = meter;
-  if (o.compression === 'zstd') src = meter.pipe(new DecompressStream());
+  if (o.compression === 'zstd') {
+    src = meter.pipe(inflateZstd(o.limits.inflate, o.what ?? 'the stream'));
+    // a refused stream stops its sender too (the meter would otherwise wait for a reader)
+    src.once('error', (e) => meter.destroy(e));
+  }
   upstream.catch((e: Error) => src.destroy(e));
-  const { compression: _c, checksum: _s, ...opts } = o;
-  await extractTar(src, dir, opts);
+  const { compression: _c, checksum: _s, limits, ...opts } = o;
+  await extractTar(src, dir, { ...opts, limits: limits.tar });
   // drain anything after the tar's end-of-archive blocks so that the hash covers every byte sent
   src.resume();
   await upstream;
@@ -61,12 +67,12 @@ export async function receiveTar(
 export async function receiveRecords(
   data: Readable,
   dir: string,
-  o: { compression: 'zstd' | 'none'; checksum?: Checksum } & LiveImageWriterOptions,
+  o: { compression: 'zstd' | 'none'; checksum?: Checksum; inflate?: InflateLimits } & LiveImageWriterOptions,
 ): Promise<{ bytes: number; digest: string; files: ImageSum[] }> {
-  const { compression, checksum, ...writer } = o;
+  const { compression, checksum, inflate, ...writer } = o;
   const meter = new Meter(undefined, checksum);
   const out = new LiveImageWriter(dir, writer);
-  if (compression === 'zstd') await pipeline(data, meter, new DecompressStream(), out);
+  if (compression === 'zstd') await pipeline(data, meter, inflateZstd(inflate ?? PRESETS['criu-images'].inflate, 'the memory images'), out);
   else await pipeline(data, meter, out);
   return { bytes: meter.bytes, digest: meter.digest(), files: out.sums() };
 }
