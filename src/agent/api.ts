@@ -62,6 +62,8 @@ export interface BeginRequest {
   criuOptions: { tcpEstablished: boolean; fileLocks: boolean };
   /** the container's memory, as given to preflight: the peer stages the images where preflight counted them */
   memoryBytes?: number;
+  /** the upper layer's size, as given to preflight: what each putUpper stream may expand to is bounded by it (archive/limits.ts) */
+  upperBytes?: number;
   /** the source's --criu-deadline: the peer's restore keeps to it (default: the peer's own setting) */
   criuDeadline?: CriuDeadlineSettings;
   /**

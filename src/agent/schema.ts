@@ -238,6 +238,7 @@ export const beginRequest = obj<BeginRequest>({
   stdio: refine(obj<BeginRequest['stdio']>({ stdout: STDIO_KEY, stderr: STDIO_KEY }), validStdio, 'pipes or one pty'),
   criuOptions: obj<BeginRequest['criuOptions']>({ tcpEstablished: bool(), fileLocks: bool() }),
   memoryBytes: optional(BYTES),
+  upperBytes: optional(BYTES),
   criuDeadline: optional(obj<NonNullable<BeginRequest['criuDeadline']>>({
     baseS: num({ min: 1, max: 86_400 }), perGiBS: num({ min: 0, max: 86_400 }), stallS: num({ min: 0, max: 86_400 }),
   })),

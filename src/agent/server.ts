@@ -7,7 +7,7 @@ import { pipeline } from 'node:stream/promises';
 import { createWriteStream, rmSync } from 'node:fs';
 import { Writable } from 'node:stream';
 import { inflateZstd } from '../archive/inflate.js';
-import { PRESETS } from '../archive/limits.js';
+import { limitsFor, PRESETS, streamBound } from '../archive/limits.js';
 import { detectLayout } from '../cgroup/detect.js';
 import { filesystemOf, makeStagingDir, stagingBase } from '../checkpoint/staging.js';
 import { logPolicyOf } from '../container/log-files.js';
@@ -164,7 +164,7 @@ export class LocalAgent implements AgentApi {
     const m = await this.receiving(p.migrationId);
     const upper = path.join(this.rt.paths.container(m.name), 'rootfs', 'upper');
     for (const rel of p.deleted) await safeRemove(upper, rel);
-    const r = await receiveTar(data, upper, { compression: p.compression, checksum: p.checksum ?? 'sha256', allowWhiteouts: true, refuseDevices: true, limits: PRESETS.upper, what: `the upper layer of migration ${m.id}` });
+    const r = await receiveTar(data, upper, { compression: p.compression, checksum: p.checksum ?? 'sha256', allowWhiteouts: true, refuseDevices: true, limits: limitsFor('upper', { tarBytes: streamBound(m.begin.upperBytes) }), what: `the upper layer of migration ${m.id}` });
     m.phase = 'receiving';
     m.received.upper.push(r.digest);
     await this.records.save(m);
@@ -218,6 +218,8 @@ export class LocalAgent implements AgentApi {
     // the images take the pool file and the warm memory as they arrive; the restore takes the rest
     const warm = this.warmth.get(p.migrationId);
     const checksum = p.checksum ?? 'sha256';
+    // the memory the source counted (0 where its cgroup gave no figure: then the preset's bounds)
+    const imageLimits = m.begin.memoryBytes ? limitsFor('criu-images', { tarBytes: streamBound(m.begin.memoryBytes) }) : PRESETS['criu-images'];
     const writer = warm ? { beforeWrite: warm.memory.beforeUse, ...(warm.pool ? { pool: warm.pool } : {}) } : {};
     let early: RestoreWhileReceiving | undefined;
     if (p.restore) {
@@ -230,7 +232,7 @@ export class LocalAgent implements AgentApi {
       });
     }
     const records = p.format === 'records'
-      ? receiveRecords(data, images, { compression: p.compression, checksum, ...writer, ...(p.restore ? { dirExists: true } : {}), ...(early ? { onManifest: early.manifest, onWritten: early.written } : {}) })
+      ? receiveRecords(data, images, { compression: p.compression, checksum, inflate: imageLimits.inflate, ...writer, ...(p.restore ? { dirExists: true } : {}), ...(early ? { onManifest: early.manifest, onWritten: early.written } : {}) })
       : undefined;
     let result: PutImagesResult;
     let files: ImageSum[] | undefined;
@@ -242,7 +244,7 @@ export class LocalAgent implements AgentApi {
     } else if (records) {
       ({ files, ...result } = await records);
     } else {
-      result = await receiveTar(data, images, { compression: p.compression, checksum, refuseDevices: true, limits: PRESETS['criu-images'], what: `the images of migration ${m.id}` });
+      result = await receiveTar(data, images, { compression: p.compression, checksum, refuseDevices: true, limits: imageLimits, what: `the images of migration ${m.id}` });
     }
     m.phase = 'receiving';
     m.received.images = result.digest;

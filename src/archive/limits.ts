@@ -82,9 +82,23 @@ export function limitsFor(kind: ArchiveKind, declared?: { tarBytes?: number; ent
   return { tar, inflate };
 }
 
+/**
+ * What one stream of a move may expand to, from the size its source declared
+ * (the upper layer's or the memory's): twice that (the layer changes while it
+ * is copied, a delta sends changed files again) and a margin. Undeclared: a
+ * small bound (both sides run the same version, so only a client that is not
+ * tsmigrate leaves it out).
+ */
+export function streamBound(declared: number | undefined): number {
+  return declared === undefined ? UNDECLARED : 2 * declared + 64 * MiB;
+}
+
+const UNDECLARED = 64 * MiB;
+
 /** What a manifest's blob declares (`entries` when the manifest has it) as limitsFor takes it. */
-export function declaredOf(blob: { entries?: number }): { entries?: number } {
-  return Number.isSafeInteger(blob.entries) && (blob.entries ?? -1) >= 0 ? { entries: blob.entries! } : {};
+export function declaredOf(blob: { entries?: number; tarBytes?: number }): { entries?: number; tarBytes?: number } {
+  const ok = (n: number | undefined): n is number => Number.isSafeInteger(n) && n! >= 0;
+  return { ...(ok(blob.entries) ? { entries: blob.entries } : {}), ...(ok(blob.tarBytes) ? { tarBytes: blob.tarBytes } : {}) };
 }
 
 /** Running totals of a tar extraction. */

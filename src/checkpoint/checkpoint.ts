@@ -47,8 +47,8 @@ export async function checkpointContainer(rt: Runtime, req: CheckpointRequest): 
       format: CHECKPOINT_FORMAT,
       ...checkpointInfo(cap, criu, req, { packMs, tag: req.tag ?? null }),
       blobs: {
-        criu: { file: 'criu.tar.zst', sha256: criuBlob.sha256, size: criuBlob.bytes, compression: 'zstd', entries: criuBlob.entries },
-        upper: { file: 'upper.tar.zst', sha256: upperBlob.sha256, size: upperBlob.bytes, compression: 'zstd', entries: upperBlob.entries },
+        criu: { file: 'criu.tar.zst', sha256: criuBlob.sha256, size: criuBlob.bytes, compression: 'zstd', entries: criuBlob.entries, tarBytes: criuBlob.tarBytes },
+        upper: { file: 'upper.tar.zst', sha256: upperBlob.sha256, size: upperBlob.bytes, compression: 'zstd', entries: upperBlob.entries, tarBytes: upperBlob.tarBytes },
       },
     };
     await writeJsonAtomic(path.join(out, 'manifest.json'), manifest, 0o600);

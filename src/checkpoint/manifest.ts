@@ -14,6 +14,8 @@ export interface BlobInfo {
   size: number;
   compression: 'zstd' | 'none';
   entries?: number;
+  /** the uncompressed tar's bytes: what a restore lets the blob expand to (archive/limits.ts) */
+  tarBytes?: number;
 }
 
 export interface CheckpointManifest {

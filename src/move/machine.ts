@@ -131,7 +131,7 @@ export async function runMigration(d: MachineDeps, r: MigrationRequest): Promise
     });
     await peer.begin({
       migrationId: r.id, epoch: r.epoch, name: r.name, config: facts.config, network: facts.network, leaseOwner, stdio: facts.stdio,
-      criuOptions: plan.criu, memoryBytes: facts.memoryBytes, criuDeadline: { ...d.criuDeadline }, holdMs: d.timing.holdMs,
+      criuOptions: plan.criu, memoryBytes: facts.memoryBytes, upperBytes: facts.upperBytes, criuDeadline: { ...d.criuDeadline }, holdMs: d.timing.holdMs,
     });
     await journal.append('begun', { useZstd: plan.useZstd, estimateMs: plan.estimate.totalMs, maxDowntimeMs: plan.maxDowntimeMs });
     emit({ phase: 'upper' });
