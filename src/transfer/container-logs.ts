@@ -165,7 +165,7 @@ export async function receiveLogs(data: Readable, dir: string, p: PutLogsRequest
   // the parts declare every byte: the stream may not expand beyond them
   const declared = p.parts.reduce((n, x) => n + x.bytes, 0);
   const src: Readable = p.compression === 'zstd' ? meter.pipe(inflateZstd({ maxBytes: declared, maxRatio: 1, ratioSlack: declared }, 'the container logs')) : meter;
-  src.once('error', (e) => meter.destroy(e));
+  src.once('error', () => meter.destroy());
   upstream.catch((e: Error) => src.destroy(e));
   const take = byteReader(src);
   for (const x of p.parts) {

@@ -48,8 +48,9 @@ export async function receiveTar(
   let src: Readable = meter;
   if (o.compression === 'zstd') {
     src = meter.pipe(inflateZstd(o.limits.inflate, o.what ?? 'the stream'));
-    // a refused stream stops its sender too (the meter would otherwise wait for a reader)
-    src.once('error', (e) => meter.destroy(e));
+    // a refused stream stops its sender too (the meter would otherwise wait for a reader); without an error:
+    // the meter's pipeline may be over already, and an error then would have no listener
+    src.once('error', () => meter.destroy());
   }
   upstream.catch((e: Error) => src.destroy(e));
   const { compression: _c, checksum: _s, limits, ...opts } = o;
