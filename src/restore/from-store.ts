@@ -161,7 +161,7 @@ export async function restoreFromStore(rt: Runtime, req: StoreRestoreRequest): P
     await peer.begin({
       migrationId: id, epoch: epoch + 1, name: req.name, config: ck.container, network: ck.network, leaseOwner: null, stdio: ck.stdio,
       criuOptions: { tcpEstablished: ck.criu.options.tcpEstablished, fileLocks: ck.criu.options.fileLocks }, criuDeadline: { ...rt.criuDeadline },
-      upperBytes: m.streams.upper.bytes,
+      memoryBytes: m.streams.criu.bytes, upperBytes: m.streams.upper.bytes,
     });
     const send = async (what: 'upper' | 'criu', call: (d: Readable) => Promise<StreamResult>) => {
       const meter = new Meter();
