@@ -42,7 +42,7 @@
  * (directories verified once are remembered).
  */
 import { closeSync, constants as C, promises as fs } from 'node:fs';
-import type { Readable } from 'node:stream';
+import { Transform, type Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import tar from 'tar-stream';
 import { TsmError } from '../errors/errors.js';
@@ -146,7 +146,7 @@ async function extractInto(tree: DirTree, input: NodeJS.ReadableStream | Readabl
     );
   });
   try {
-    await pipeline(input as Readable, extract, opts.signal ? { signal: opts.signal } : {});
+    await pipeline(input as Readable, rawGuard(x, opts.what ?? 'the archive'), extract, opts.signal ? { signal: opts.signal } : {});
   } catch (e) {
     x.failed = true;
     // Let the entry being written settle so nothing is created after we return.
@@ -156,6 +156,26 @@ async function extractInto(tree: DirTree, input: NodeJS.ReadableStream | Readabl
   await inFlight;
   await x.finish();
   return { entries: x.entries, bytes: x.bytes, skipped: x.skipped };
+}
+
+/** Header and padding bytes allowed per entry (PAX records with xattrs included), and for what is read ahead of the parser. */
+const HEADER_ALLOWANCE = 1 << 20;
+const READ_AHEAD = 16 << 20;
+
+/**
+ * The tar stream's own bytes, bounded by what its entries declared: headers
+ * that never make an entry (a flood of PAX headers, zero blocks after the end)
+ * are not checked by any entry's limits.
+ */
+function rawGuard(x: Extractor, what: string): Transform {
+  let raw = 0;
+  return new Transform({
+    transform(chunk: Buffer, _enc, cb) {
+      raw += chunk.length;
+      const allowed = x.seen.bytes + (x.seen.entries + 1) * HEADER_ALLOWANCE + READ_AHEAD;
+      cb(raw > allowed ? limitError(what, `holds more than ${allowed - x.seen.bytes} bytes of headers and padding for ${x.seen.entries} entries`) : null, chunk);
+    },
+  });
 }
 
 function translatePipelineError(e: unknown): unknown {
@@ -186,7 +206,7 @@ class Extractor {
   private readonly preserveOwner: boolean;
   private readonly limits: TarLimits;
   /** what the headers declared so far (checked before writing) */
-  private readonly seen: TarSeen = { entries: 0, bytes: 0 };
+  readonly seen: TarSeen = { entries: 0, bytes: 0 };
   private ownerWarned = false;
   private xattrProblems: string[] = [];
 

@@ -6,7 +6,7 @@ import type { ImageSum } from './image-sums.js';
 import { LiveImageWriter, type LiveImageWriterOptions } from './live-images.js';
 import { pipeline } from 'node:stream/promises';
 import { inflateZstd } from '../archive/inflate.js';
-import { PRESETS, type InflateLimits, type Limits } from '../archive/limits.js';
+import { limitError, PRESETS, type InflateLimits, type Limits } from '../archive/limits.js';
 import { extractTar, type ExtractOptions } from '../archive/safe-extract.js';
 import { TsmError } from '../errors/errors.js';
 
@@ -32,6 +32,9 @@ export class Meter extends Transform {
   }
 }
 
+/** What may follow a tar's end: GNU tar pads to its record size (10 KiB by default). */
+const TRAILING_MAX = 1 << 20;
+
 /**
  * Unpack a tar stream (zstd or not) arriving from a peer into `dir`, checksumming the
  * bytes as received (the source compares the digest with what it sent). Bounded by
@@ -55,8 +58,15 @@ export async function receiveTar(
   upstream.catch((e: Error) => src.destroy(e));
   const { compression: _c, checksum: _s, limits, ...opts } = o;
   await extractTar(src, dir, { ...opts, limits: limits.tar });
-  // drain anything after the tar's end-of-archive blocks so that the hash covers every byte sent
-  src.resume();
+  // read what follows the tar's end-of-archive blocks (a record's padding) so that the hash covers every byte sent; a little, not a stream
+  let after = 0;
+  for await (const c of src) {
+    after += (c as Buffer).length;
+    if (after > TRAILING_MAX) {
+      src.destroy();
+      throw limitError(o.what ?? 'the stream', `goes on for more than ${TRAILING_MAX} bytes after the end of its archive`);
+    }
+  }
   await upstream;
   return { bytes: meter.bytes, digest: meter.digest() };
 }

@@ -13,7 +13,8 @@ import path from 'node:path';
 import { MigrationRecords } from '../../../src/agent/migrations.js';
 import { LocalAgent } from '../../../src/agent/server.js';
 import { createRuntime } from '../../../src/runtime/context.js';
-import { counted, GiB, MiB, tarOf, zstdOf, type Entry } from '../../helpers/bombs.js';
+import { Readable } from 'node:stream';
+import { bufferOf, counted, GiB, MiB, tarOf, zstdOf, type Entry } from '../../helpers/bombs.js';
 import { MID, beginReq, fakeAgent, setup } from './helpers.js';
 
 const roots: string[] = [];
@@ -71,3 +72,23 @@ for (const [what, declared, entries, bound, want] of cases) {
     }
   });
 }
+
+test('putUpper refuses a stream that goes on after its archive ends (the sender is stopped)', async () => {
+  const tarBytes = await bufferOf(tarOf([{ name: './', type: 'directory', mode: 0o755 }, { name: 'f', body: 'x' }]));
+  let sent = 0;
+  const endless = Readable.from((function* () {
+    yield tarBytes;
+    for (;;) {
+      sent += 64 * 1024;
+      yield Buffer.alloc(64 * 1024);
+    }
+  })());
+  const { t } = await agentWith(MiB);
+  try {
+    const err = await t.client.putUpper({ migrationId: MID, phase: 'base', deleted: [], compression: 'none' }, endless).then(() => undefined, (e: Error) => e);
+    assert.match(err?.message ?? '', /refused the upper layer of migration mig-0123456789: it holds more than \d+ bytes of headers and padding for 2 entries/);
+    assert.ok(sent < 64 * MiB, `${sent} bytes sent`);
+  } finally {
+    await t.cleanup();
+  }
+});
