@@ -28,7 +28,7 @@
  * TSMIGRATE.xattr.* (binary-safe xattrs, preferred over SCHILY.xattr.* /
  * LIBARCHIVE.xattr.* for the same name; see xattr-pax.ts), TSMIGRATE.sparse
  * (files with holes; see sparse.ts), and `mtime` / `atime` are applied with
- * nanosecond precision when the native addon is built. The archive entry for
+ * nanosecond precision (the native addon is required). The archive entry for
  * the root ("./") sets the target directory's own owner, mode, xattrs, times.
  *
  * The first unsafe entry rejects the whole archive with
@@ -38,8 +38,8 @@
  * DIRECTORY on failure (extract into a fresh temporary directory and rename it
  * into place on success, as the image store does).
  *
- * The target directory must not be modified by anyone else during extraction
- * (directories verified once are remembered).
+ * Another process changing the target during extraction (a directory swapped
+ * for a symlink) cannot make a write land outside it: the entry is refused.
  */
 import { closeSync, constants as C, promises as fs } from 'node:fs';
 import { Transform, type Readable } from 'node:stream';
@@ -50,7 +50,7 @@ import * as native from '../native/native.js';
 import { chmodNodeAt, createFileAt, DirTree, fdSink, kindAt, type At } from './beneath.js';
 import { limitError, PRESETS, tarEntryProblem, type TarLimits, type TarSeen } from './limits.js';
 import { parseSparseMap, SPARSE_PAX_KEY, writeContent, type SparseMap } from './sparse.js';
-import { decodeXattrPax, parsePaxTime, type TimeNs } from './xattr-pax.js';
+import { attrsOf, setTimes, type Attrs, type Header, type Xattr } from './entry-attrs.js';
 
 export interface ExtractOptions {
   /** Create 0:0 character devices (overlayfs whiteouts). Default false. */
@@ -85,25 +85,6 @@ export interface ExtractResult {
   bytes: number;
   /** Normalised names of entries that were not created (device nodes). */
   skipped: string[];
-}
-
-type PaxHeaders = Record<string, string>;
-/** tar-stream's header; `type` may be anything for unknown typeflags, `pax` holds the PAX records. */
-type Header = Omit<tar.Header, 'type' | 'pax'> & { type: string | null; pax?: PaxHeaders | null };
-
-interface Attrs {
-  mode: number;
-  uid: number;
-  gid: number;
-  mtime: Date;
-  /** Exact times from the PAX `mtime` (and `atime`, else = mtime) records, when present. */
-  times: { atime: TimeNs; mtime: TimeNs } | null;
-  xattrs: Xattr[];
-}
-
-interface Xattr {
-  name: string;
-  value: Buffer;
 }
 
 const UNSAFE_FIX = 'do not use this archive: it could write outside its directory; recreate it from a trusted source';
@@ -520,65 +501,6 @@ function depth(rel: string): number {
   return rel === '' ? -1 : rel.split('/').length;
 }
 
-function attrsOf(h: Header, problem: (msg: string) => void): Attrs {
-  const pax = h.pax ?? {};
-  const int = (v: string | undefined): number | undefined => {
-    if (v === undefined || !/^\d+$/.test(v)) return undefined;
-    const n = Number(v);
-    return Number.isSafeInteger(n) ? n : undefined;
-  };
-  let mtime = h.mtime instanceof Date ? h.mtime : new Date(0);
-  const paxMtime = pax['mtime'];
-  if (paxMtime !== undefined && /^-?\d+(\.\d+)?$/.test(paxMtime)) mtime = new Date(Number(paxMtime) * 1000);
-  if (Number.isNaN(mtime.getTime())) mtime = new Date(0);
-  const exactM = paxMtime === undefined ? null : parsePaxTime(paxMtime);
-  const paxAtime = pax['atime'];
-  const exactA = paxAtime === undefined ? null : parsePaxTime(paxAtime);
-  return {
-    mode: (h.mode ?? 0o644) & 0o7777,
-    uid: int(pax['uid']) ?? h.uid ?? 0,
-    gid: int(pax['gid']) ?? h.gid ?? 0,
-    mtime,
-    times: exactM === null ? null : { mtime: exactM, atime: exactA ?? exactM },
-    xattrs: paxXattrs(pax, problem),
-  };
-}
-
-/**
- * Extended attributes recorded in PAX headers:
- *  - TSMIGRATE.xattr.ENCODED-NAME=BASE64 (tsmigrate, xattr-pax.ts): exact;
- *    wins over the two below for the same name.
- *  - SCHILY.xattr.NAME=VALUE (GNU tar, star): tar-stream decodes the value as
- *    UTF-8, so a binary value (e.g. security.capability) cannot be recovered
- *    exactly; such values are reported, not written.
- *  - LIBARCHIVE.xattr.URLENCODED-NAME=BASE64 (bsdtar): exact.
- */
-function paxXattrs(pax: PaxHeaders, problem: (msg: string) => void): Xattr[] {
-  const ours = decodeXattrPax(pax, problem);
-  const have = new Set(ours.map((x) => x.name));
-  const out: Xattr[] = [];
-  for (const [key, value] of Object.entries(pax)) {
-    if (key.startsWith('SCHILY.xattr.')) {
-      const name = key.slice('SCHILY.xattr.'.length);
-      if (value.includes('\uFFFD')) {
-        problem(`xattr ${name} has a binary value that cannot be read from this archive`);
-        continue;
-      }
-      out.push({ name, value: Buffer.from(value, 'utf8') });
-    } else if (key.startsWith('LIBARCHIVE.xattr.')) {
-      let name: string;
-      try {
-        name = decodeURIComponent(key.slice('LIBARCHIVE.xattr.'.length));
-      } catch {
-        problem(`xattr key ${key} is not valid`);
-        continue;
-      }
-      out.push({ name, value: Buffer.from(value, 'base64') });
-    }
-  }
-  return [...out.filter((x) => !have.has(x.name)), ...ours];
-}
-
 /** The validated TSMIGRATE.sparse map of a file entry, or null. */
 function sparseMapOf(h: Header, raw: string): SparseMap | null {
   const v = h.pax?.[SPARSE_PAX_KEY];
@@ -592,11 +514,3 @@ function sparseMapOf(h: Header, raw: string): SparseMap | null {
   }
 }
 
-/** Set atime/mtime (nanoseconds from PAX, else the header's mtime for both) on `where`'s fd, or on `at` (not followed). */
-function setTimes(a: Attrs, where: { fd: number } | null, at: At | null): void {
-  const ms = a.mtime.getTime();
-  const fromHeader: TimeNs = { sec: BigInt(Math.floor(ms / 1000)), nsec: (((ms % 1000) + 1000) % 1000) * 1_000_000 };
-  const t = a.times ?? { atime: fromHeader, mtime: fromHeader };
-  if (where !== null) native.futimesNs(where.fd, t.atime.sec, t.atime.nsec, t.mtime.sec, t.mtime.nsec);
-  else if (at !== null) native.lutimensat(at.fd, at.name, t.atime.sec, t.atime.nsec, t.mtime.sec, t.mtime.nsec);
-}
