@@ -12,6 +12,7 @@ import { inflateProblem, limitError, type InflateLimits } from './limits.js';
 
 /** Frames asking for a window above 2^25 (32 MiB) are refused: tsmigrate never writes them, and the window is memory. */
 const WINDOW_LOG_MAX = 25;
+const OUT_BUFFER = 1 << 20;
 
 export interface InflateStream extends Duplex {
   /** compressed bytes read so far */
@@ -26,7 +27,8 @@ export function inflateZstd(limits: InflateLimits, what: string): InflateStream 
   const out = Duplex.from(async function* (source: AsyncIterable<Buffer>) {
     const dctx = new binding.DCtx();
     dctx.setParameter(binding.DParameter.windowLogMax, WINDOW_LOG_MAX);
-    const size = binding.dStreamOutSize();
+    // larger than zstd's block (dStreamOutSize): fewer hand-overs; still what one read may hold
+    const size = Math.max(binding.dStreamOutSize(), OUT_BUFFER);
     let inFrame = false;
     for await (const chunk of source) {
       counts.bytesIn += chunk.length;
