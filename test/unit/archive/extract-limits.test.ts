@@ -13,7 +13,8 @@ import path from 'node:path';
 import { PassThrough, Readable, Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { inflateZstd } from '../../../src/archive/inflate.js';
+import { createGunzip, gzipSync } from 'node:zlib';
+import { inflateZstd, ratioGuard } from '../../../src/archive/inflate.js';
 import { declaredOf, limitsFor, PRESETS } from '../../../src/archive/limits.js';
 import { unpackFileToTree } from '../../../src/archive/pack.js';
 import { extractTar } from '../../../src/archive/safe-extract.js';
@@ -177,4 +178,15 @@ test('only: named regular files at the top, anything else refused before it is w
   const r = await extractTar(tarOf([{ name: './', type: 'directory', mode: 0o700 }, { name: './dump.log', body: 'x'.repeat(10) }, { name: 'manifest.json', body: '{}' }]), ok, { only });
   assert.equal(r.entries, 3);
   assert.deepEqual(readdirSync(ok).sort(), ['dump.log', 'manifest.json']);
+});
+
+test('a gzip bomb (an image tarball) is stopped by the guard after gunzip', async () => {
+  const gz = gzipSync(Buffer.alloc(64 * MiB));
+  const { count, guard } = ratioGuard({ maxBytes: GiB, maxRatio: 100, ratioSlack: 8 * MiB }, 'the image x.tar.gz');
+  let seen = 0;
+  await assert.rejects(
+    pipeline(Readable.from([gz]), count, createGunzip(), guard, new Writable({ write: (c: Buffer, _e, cb) => ((seen += c.length), cb()) })),
+    refused(/refused the image x.tar.gz: it expands more than 100 times/),
+  );
+  assert.ok(seen <= 8 * MiB, `handed on ${seen}`);
 });
