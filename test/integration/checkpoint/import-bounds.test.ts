@@ -126,7 +126,8 @@ test('a dump.log under its cap that expands past the outer ratio is refused once
   assert.ok(isTsmError(err, 'EINVAL_ARG'), String(err));
   const m = /expands more than 64 times \((\d+) compressed bytes gave (\d+)\)/.exec(err.message);
   assert.ok(m, err.message);
-  assert.ok(Number(m[2]) <= 64 * MiB + 128 * 1024, `decompressed ${m[2]} bytes before the refusal`);
+  // the count includes the refused output buffer (at most 1 MiB), which is never handed on
+  assert.ok(Number(m[2]) <= 65 * MiB, `decompressed ${m[2]} bytes before the refusal`);
   assert.deepEqual(stored(), []);
 });
 
