@@ -9,6 +9,7 @@ import { registerDoctorCommand } from './commands/doctor.js';
 import { registerCheckpointCommands } from './commands/checkpoints.js';
 import { registerMoveCommands } from './commands/move.js';
 import { registerHostCommands } from './commands/hosts.js';
+import { registerKeyCommands } from './commands/keys.js';
 import { registerStoreCommands } from './commands/stores.js';
 import { registerScheduleCommands } from './commands/schedules.js';
 import { tuneMallocForStreaming } from '../native/native.js';
@@ -40,6 +41,7 @@ export async function main(argv: string[], seams: CliSeams = {}): Promise<number
     .version(version(), '-V, --version')
     .option('--root <dir>', 'state root (default $TSMIGRATE_ROOT or /var/lib/tsmigrate)')
     .option('--config <file>', 'hosts config (default $TSMIGRATE_CONFIG or /etc/tsmigrate/config.yaml)')
+    .option('--trust-signer <fingerprint>', 'accept, for this command only, a checkpoint signed by this key (SHA256:...) that the config does not trust, or "unsigned" (loud)')
     .option('--criu-deadline <spec>', 'how long CRIU may run: BASE[+PER/GiB][,stall=S|off] seconds (default 60+20/GiB,stall=30, or $TSMIGRATE_CRIU_DEADLINE)')
     .option('--json', 'machine-readable output')
     .option('-v, --verbose', 'say what is happening')
@@ -51,6 +53,7 @@ export async function main(argv: string[], seams: CliSeams = {}): Promise<number
   registerDoctorCommand(program, setExit);
   registerCheckpointCommands(program);
   registerHostCommands(program);
+  registerKeyCommands(program);
   registerMoveCommands(program, setExit, seams);
   registerStoreCommands(program);
   registerScheduleCommands(program);

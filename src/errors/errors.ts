@@ -26,6 +26,8 @@ export type ErrorCode =
   | 'ECRIU_TOO_OLD'
   | 'EIO'
   | 'EINTEGRITY'
+  /** a checkpoint no trusted key signed (sign/verify.ts) */
+  | 'EUNTRUSTED'
   | 'ENOENT_CHECKPOINT'
   | 'EEXIST_CHECKPOINT'
   | 'EPREFLIGHT'

@@ -7,6 +7,7 @@ import { Document, LineCounter, isMap, isScalar, isSeq, parseDocument, type Node
 import { TsmError, type ErrorCode } from '../errors/errors.js';
 import { writeFileAtomic } from '../state/atomic.js';
 import { withLock } from '../state/lock.js';
+import { parsePublicKey, type PublicKey } from '../sign/public-key.js';
 
 /**
  * The hosts config: a YAML file naming the peers `move` can talk to.
@@ -19,6 +20,8 @@ import { withLock } from '../state/lock.js';
  *       command: [tsmigrate, --root, /var/lib/tsm-b]   # optional; the peer runs `<command> agent --stdio`
  *       knownHosts: /etc/tsmigrate/known_hosts.b # optional, overrides the top-level one
  *       trustOnFirstUse: false                   # optional
+ *   trust:                                       # optional: keys whose checkpoints this host accepts
+ *     - tsmigrate-ed25519 AAAA... b              # (its own key is always trusted; tsmigrate key trust)
  *
  * Relative paths are relative to the config file's directory; `~/` is the home directory.
  */
@@ -53,6 +56,8 @@ export interface HostsConfig {
   hosts: HostEntry[];
   /** named checkpoint stores (`--store NAME`) */
   stores: StoreEntry[];
+  /** public keys whose signed checkpoints and moves this host accepts (besides its own) */
+  trust: PublicKey[];
 }
 
 export interface StoreEntry {
@@ -169,7 +174,8 @@ export function splitCommand(s: string): string[] {
   return words;
 }
 
-const ROOT_KEYS = ['hosts', 'knownHosts', 'stores'] as const;
+const ROOT_KEYS = ['hosts', 'knownHosts', 'stores', 'trust'] as const;
+export const MAX_TRUSTED = 1024;
 const STORE_KEYS = ['location', 'encryptKey'] as const;
 const HOST_KEYS = ['url', 'identity', 'command', 'knownHosts', 'trustOnFirstUse'] as const;
 
@@ -194,7 +200,7 @@ function parseFile(text: string, file: string): ParsedFile {
     fail(where, `not valid YAML: ${firstErr.message.split('\n')[0]}`, 'fix the YAML syntax');
   }
   const dir = path.dirname(file);
-  const config: HostsConfig = { file, knownHosts: DEFAULT_KNOWN_HOSTS, hosts: [], stores: [] };
+  const config: HostsConfig = { file, knownHosts: DEFAULT_KNOWN_HOSTS, hosts: [], stores: [], trust: [] };
   const root = doc.contents;
   if (root === null || (isScalar(root) && (root.value === null || root.value === undefined))) return { doc, config };
   if (!isMap(root)) return fail(at(root), 'the top level must be a mapping with "hosts:"', 'start the file with hosts:');
@@ -272,6 +278,22 @@ function parseFile(text: string, file: string): ParsedFile {
         const entry: StoreEntry = { name, location: loc, encryptKey: null };
         if (js['encryptKey'] !== undefined) entry.encryptKey = wrap(body, () => resolvePath(checkPath(js['encryptKey'], 'encryptKey'), dir));
         config.stores.push(entry);
+      }
+    } else if (key === 'trust') {
+      const list = pair.value;
+      if (list === null || (isScalar(list) && (list.value === null || list.value === undefined))) continue;
+      const fix = 'write one public key line (tsmigrate key show on that host) per item under trust:, or use tsmigrate key trust';
+      if (!isSeq(list)) return fail(at(list ?? pair.key), 'trust must be a list of public key lines', fix);
+      if (list.items.length > MAX_TRUSTED) return fail(at(list), `trust lists ${list.items.length} keys, more than ${MAX_TRUSTED}`, 'remove keys no longer used');
+      for (const item of list.items) {
+        const v = isScalar(item) ? item.value : undefined;
+        if (typeof v !== 'string') return fail(at(item), 'each item of trust must be a public key line', fix);
+        try {
+          config.trust.push(parsePublicKey(v));
+        } catch (e) {
+          if (e instanceof TsmError) return fail(at(item), e.message, fix);
+          throw e;
+        }
       }
     } else {
       return fail(at(pair.key), `unknown key ${JSON.stringify(String(key))}`, `use only ${ROOT_KEYS.join(', ')}`);
@@ -471,5 +493,29 @@ export async function removeHost(file: string, name: string): Promise<HostEntry>
     const h = getHost(cfg, name);
     doc.deleteIn(['hosts', name]);
     return h;
+  });
+}
+
+/** Trust a public key (a no-op when it is trusted already); returns it. */
+export async function trustKey(file: string, line: string): Promise<{ key: PublicKey; added: boolean }> {
+  const key = parsePublicKey(line);
+  return editConfig(file, (doc, cfg) => {
+    if (cfg.trust.some((k) => k.fingerprint === key.fingerprint)) return { key, added: false };
+    if (cfg.trust.length >= MAX_TRUSTED) throw new TsmError('ECONFIG', `${cfg.file} trusts ${MAX_TRUSTED} keys already`, { fix: 'remove keys no longer used (tsmigrate key untrust)' });
+    if (!isMap(doc.contents)) doc.contents = doc.createNode({}) as unknown as typeof doc.contents;
+    const seq = doc.get('trust');
+    if (isSeq(seq)) seq.add(doc.createNode(line.trim()));
+    else doc.set('trust', doc.createNode([line.trim()]));
+    return { key, added: true };
+  });
+}
+
+/** Stop trusting the key with this fingerprint (ENOENT_HOST-like EINVAL_ARG when it is not trusted). */
+export async function untrustKey(file: string, fingerprint: string): Promise<PublicKey> {
+  return editConfig(file, (doc, cfg) => {
+    const i = cfg.trust.findIndex((k) => k.fingerprint === fingerprint);
+    if (i < 0) throw new TsmError('EINVAL_ARG', `${cfg.file} does not trust ${fingerprint}`, { fix: 'list the trusted keys with tsmigrate key ls' });
+    doc.deleteIn(['trust', i]);
+    return cfg.trust[i]!;
   });
 }
