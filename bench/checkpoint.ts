@@ -68,7 +68,7 @@ async function settle(): Promise<void> {
 
 async function benchSize(rt: Runtime, shm: string, sizeMiB: number, o: { runs: number; warmup: number }, signal: AbortSignal, started: string[]): Promise<SizeResult> {
   const criu = await locateCriu(process.env);
-  const store = new CheckpointStore(rt.paths);
+  const store = new CheckpointStore(rt.paths, rt.signing);
   const name = `bench-${sizeMiB}`;
   started.push(name);
   process.stdout.write(`${sizeMiB} MiB: starting the workload ... `);

@@ -3,6 +3,7 @@ import type { ContainerConfig } from '../container/types.js';
 import type { CriuDeadlineSettings } from '../criu/deadline.js';
 import type { NetworkPlan } from '../network/setup.js';
 import type { StoreApi } from '../store/api.js';
+import type { SignatureRecord } from '../sign/signature.js';
 import type { SpaceUse } from './peer-space.js';
 
 /**
@@ -21,6 +22,8 @@ export interface HelloResult {
   criu: { version: string; ok: boolean };
   cgroup: { kind: string; controllers: string[] };
   memDirtyTrack: boolean;
+  /** random, one per connection: what the source signs for this connection is bound to it (move/statement.ts) */
+  challenge: string;
 }
 
 export interface PreflightRequest {
@@ -71,6 +74,14 @@ export interface BeginRequest {
    * then it aborts by itself and refuses a commit (agent/hold.ts; default DEFAULT_HOLD_MS)
    */
   holdMs?: number;
+  /** the source's signature over what it asks (move/statement.ts), checked against the peer's trusted keys */
+  signed: SignedStatement;
+}
+
+/** A statement (exact JSON text) and the signature over it. */
+export interface SignedStatement {
+  statement: string;
+  signature: SignatureRecord;
 }
 
 /** BeginRequest.holdMs: the default (well past the source's commit retries, short enough not to hold a copy's memory and address for long) and its bounds */
@@ -181,7 +192,7 @@ export interface AgentApi extends StoreApi {
    * verify that every stream arrived as the source sent it (the digests of the bytes on the
    * wire), then restore the tree, held stopped: after this the peer keeps it until commit or abort
    */
-  prepare(p: { migrationId: string; expect: { images: string; upper: string[] } }): Promise<PrepareResult>;
+  prepare(p: { migrationId: string; expect: { images: string; upper: string[] }; signed: SignedStatement }): Promise<PrepareResult>;
   commit(p: { migrationId: string }): Promise<{ resumeMs: number }>;
   abort(p: { migrationId: string }): Promise<{ ok: true }>;
   status(p: { migrationId: string }): Promise<{ phase: string }>;

@@ -18,6 +18,7 @@ import { isValidIfName } from '../network/bridge.js';
 import { MAX_HOLD_MS, MIN_HOLD_MS } from './api.js';
 import type { AgentApi, Checksum, BeginRequest, HelloResult, PreflightRequest, PreflightResult, PutImagesRequest, PutImagesResult, PutLogsRequest, PutUpperRequest, StreamResult } from './api.js';
 import { storeSpec } from '../store/schema.js';
+import { signatureRecord } from '../sign/signature.js';
 import type { SpaceUse } from './peer-space.js';
 import { CAPABILITY_NAMES } from '../security/capabilities.js';
 import type { IdRange } from '../userns/ranges.js';
@@ -195,6 +196,7 @@ export const helloResult = obj<HelloResult>({
   criu: obj<HelloResult['criu']>({ version: str({ max: 64 }), ok: bool() }, { extra: 'strip' }),
   cgroup: obj<HelloResult['cgroup']>({ kind: str({ max: 32 }), controllers: arr(str({ max: 64 }), { max: 64 }) }, { extra: 'strip' }),
   memDirtyTrack: bool(),
+  challenge: str({ max: 64, min: 64, pattern: /^[0-9a-f]{64}$/ }),
 }, { extra: 'strip' });
 
 export const preflightRequest = obj<PreflightRequest>({
@@ -228,15 +230,23 @@ export const preflightResult = obj<PreflightResult>({
   space: optional(arr(spaceUse, { max: 8 })),
 });
 
-export const beginRequest = obj<BeginRequest>({
+/** The fields of a begin request the source signs (move/statement.ts). */
+export const beginFields = {
   migrationId: MIGRATION_ID,
   epoch: BYTES,
   name: NAME,
   config: containerConfig,
   network: nullable(networkPlan),
-  leaseOwner: nullable(leaseOwner),
   stdio: refine(obj<BeginRequest['stdio']>({ stdout: STDIO_KEY, stderr: STDIO_KEY }), validStdio, 'pipes or one pty'),
   criuOptions: obj<BeginRequest['criuOptions']>({ tcpEstablished: bool(), fileLocks: bool() }),
+};
+
+const SIGNED = obj<BeginRequest['signed']>({ statement: str({ max: 1 << 22 }), signature: signatureRecord });
+
+export const beginRequest = obj<BeginRequest>({
+  ...beginFields,
+  leaseOwner: nullable(leaseOwner),
+  signed: SIGNED,
   memoryBytes: optional(BYTES),
   upperBytes: optional(BYTES),
   criuDeadline: optional(obj<NonNullable<BeginRequest['criuDeadline']>>({
@@ -277,6 +287,7 @@ type PrepareParams = Parameters<AgentApi['prepare']>[0];
 export const prepareParams = obj<PrepareParams>({
   migrationId: MIGRATION_ID,
   expect: obj<PrepareParams['expect']>({ images: STREAM_DIGEST, upper: arr(STREAM_DIGEST, { max: 4096 }) }),
+  signed: SIGNED,
 });
 
 const byMigration = obj<{ migrationId: string }>({ migrationId: MIGRATION_ID });

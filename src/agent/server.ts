@@ -28,8 +28,9 @@ import { checkAtRest, type ImageSum } from '../transfer/image-sums.js';
 import { StoreService } from '../store/service.js';
 import { WarmMemory, poolSize, preallocateFile } from '../util/warm-memory.js';
 import { warmRefusal } from './warm-bound.js';
-import type { AgentApi, Checksum, BeginRequest, ContainerStatusResult, HelloResult, PreflightRequest, PutImagesRequest, PutImagesResult, PutLogsRequest, PutUpperRequest, StreamResult } from './api.js';
+import type { AgentApi, Checksum, BeginRequest, SignedStatement, ContainerStatusResult, HelloResult, PreflightRequest, PutImagesRequest, PutImagesResult, PutLogsRequest, PutUpperRequest, StreamResult } from './api.js';
 import { PROTOCOL_VERSION } from './api.js';
+import { checkBegin, checkSums } from '../move/statement.js';
 import { repairLeasesHere } from './lease-facts.js';
 import { MigrationRecords, type IncomingMigration } from './migrations.js';
 import { abortedError, holdUntil, withMigrationLock } from './hold.js';
@@ -50,6 +51,8 @@ export class LocalAgent implements AgentApi {
   private readonly begunHere = new Set<string>();
   /** memory faulted in before the freeze, per migration (util/warm-memory.ts) */
   private readonly warmth = new Map<string, { memory: WarmMemory; pool: string | undefined; bytes: number }>();
+  /** bound into what the source signs for this connection (move/statement.ts) */
+  private readonly challenge = randomBytes(32).toString('hex');
   /** test hook (set by test/helpers/fault-agent.ts): runs as a restore begins, during the transfer or in prepare */
   faultBeforeRestore: (() => void | Promise<void>) | undefined;
   /** test hook: runs with the images directory once images have arrived and before CRIU reads them (to change one at rest) */
@@ -90,6 +93,7 @@ export class LocalAgent implements AgentApi {
       criu: { version: criu?.versionText ?? 'none', ok: criu ? (await criuCheck(criu)).ok : false },
       cgroup: { kind: layout?.kind ?? 'none', controllers: layout ? [...layout.v1.keys(), ...layout.v2Controllers] : [] },
       memDirtyTrack: criu ? (await probeCapabilities(criu)).memDirtyTrack : false,
+      challenge: this.challenge,
     };
   }
 
@@ -118,7 +122,18 @@ export class LocalAgent implements AgentApi {
     }
   }
 
+  /** The one signature check (rt.signing), its refusal worded for the source's user. */
+  private async checkSigned(purpose: 'move-begin' | 'move-sums', signed: SignedStatement, what: string): Promise<void> {
+    await this.rt.signing.verify(purpose, Buffer.from(signed.statement), signed.signature, what).catch((e: unknown) => {
+      if (!(e instanceof TsmError) || e.code !== 'EUNTRUSTED') throw e;
+      throw new TsmError('EUNTRUSTED', `the peer (${os.hostname()}, ${this.rt.paths.root}) refuses: ${e.message}`, { fix: `on the peer: ${e.fix ?? ''}` });
+    });
+  }
+
   async begin(p: BeginRequest): Promise<{ ok: true }> {
+    // before anything is received: a host this one trusts asks for exactly this, on this connection
+    await this.checkSigned('move-begin', p.signed, `the move of "${p.name}"`);
+    checkBegin(p.signed.statement, this.challenge, p);
     const seen = await this.records.seenEpoch(p.name);
     if (seen > p.epoch) {
       throw new TsmError('EBAD_STATE', `refusing epoch ${p.epoch} of "${p.name}": this host has seen epoch ${seen}`, { fix: 'the source copy is stale; run tsmigrate recover' });
@@ -262,9 +277,12 @@ export class LocalAgent implements AgentApi {
     return { bytes: meter.bytes, digest: meter.digest() };
   }
 
-  async prepare(p: { migrationId: string; expect: { images: string; upper: string[] } }) {
+  async prepare(p: { migrationId: string; expect: { images: string; upper: string[] }; signed: SignedStatement }) {
     const m = await this.receiving(p.migrationId);
     if (m.received.images !== p.expect.images || JSON.stringify(m.received.upper) !== JSON.stringify(p.expect.upper)) throw corrupted(m.id);
+    // what arrived is what a trusted host signed, before the restored copy can ever run
+    await this.checkSigned('move-sums', p.signed, `the move of "${m.name}"`);
+    checkSums(p.signed.statement, this.challenge, m.id, { images: m.received.images, upper: m.received.upper });
     const t0 = performance.now();
     // restored while the images arrived (putImages with restore), or now
     const held = this.held.get(m.id) ?? (await this.restoreHeld(m, path.join(m.staging!, 'images')));

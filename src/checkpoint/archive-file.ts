@@ -6,8 +6,8 @@ import { packTreeToFile, unpackFileToTree } from '../archive/pack.js';
 import { TsmError } from '../errors/errors.js';
 import { fsyncDir } from '../state/atomic.js';
 import { importTempName, sweepCheckpointLeftovers } from './leftovers.js';
-import { parseManifest, type CheckpointManifest } from './manifest.js';
-import { verifyBlobs, type CheckpointStore } from './store.js';
+import type { CheckpointManifest } from './manifest.js';
+import { readSignedManifest, verifyBlobs, type CheckpointStore } from './store.js';
 
 /** One .tar.zst file holding a whole checkpoint, to copy to another host. Verified before it is written. */
 export async function exportCheckpoint(store: CheckpointStore, id: string, file: string): Promise<{ bytes: number; sha256: string }> {
@@ -32,6 +32,7 @@ export async function exportCheckpoint(store: CheckpointStore, id: string, file:
 /** What an exported checkpoint holds at its top: regular files only, each at most this many bytes. */
 const TOP_LEVEL: ReadonlyMap<string, number> = new Map([
   ['manifest.json', 1 * MiB],
+  ['manifest.sig', 4096],
   ['dump.log', 256 * MiB],
   ['criu.tar.zst', PRESETS['checkpoint-archive'].tar.maxEntryBytes],
   ['upper.tar.zst', PRESETS['checkpoint-archive'].tar.maxEntryBytes],
@@ -58,10 +59,14 @@ export async function importCheckpoint(store: CheckpointStore, file: string): Pr
       const fix = e instanceof TsmError && e.fix ? e.fix : 'give a file made by tsmigrate checkpoint export';
       throw new TsmError('EINVAL_ARG', `${src} is not a checkpoint archive: ${e.message}`, { fix, cause: e });
     });
-    const text = await fs.readFile(path.join(tmp, 'manifest.json'), { encoding: 'utf8', flag: C.O_RDONLY | C.O_NOFOLLOW }).catch(() => {
+    if (!(await fs.lstat(path.join(tmp, 'manifest.json')).then((s) => s.isFile(), () => false))) {
       throw new TsmError('EINVAL_ARG', `${src} has no manifest.json`, { fix: 'give a file made by tsmigrate checkpoint export' });
-    });
-    const m = parseManifest(text);
+    }
+    // signed by a trusted key, or refused before anything of it is used
+    const m = await readSignedManifest(tmp, store.signing, `the checkpoint in ${src}`);
+    if (!m.blobs.log && (await fs.stat(path.join(tmp, 'dump.log')).then(() => true, () => false))) {
+      throw new TsmError('EINVAL_ARG', `${src} holds a dump.log its manifest does not list`, { fix: 'give a file made by tsmigrate checkpoint export' });
+    }
     const dst = store.path(m.id);
     if (await fs.lstat(dst).then(() => true, () => false)) {
       throw new TsmError('EEXIST_CHECKPOINT', `checkpoint ${m.id} is already in the store`, { fix: `remove it first (tsmigrate checkpoint rm ${m.id}) or use it as it is` });

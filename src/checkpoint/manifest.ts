@@ -1,6 +1,7 @@
 import type { ContainerConfig } from '../container/types.js';
-import { validStdio } from '../container/stdio.js';
+import { lit, obj, type Validator } from '../agent/protocol/validate.js';
 import { TsmError } from '../errors/errors.js';
+import { archiveBlobs, checkpointInfo, parseWith } from './manifest-schema.js';
 import type { NetworkPlan } from '../network/setup.js';
 
 /** See docs/FORMAT.md. */
@@ -32,16 +33,16 @@ export interface CheckpointManifest {
   host: { kernel: string; arch: string; hostname: string };
   /** milliseconds: how long the container was frozen, and the parts */
   timings: { frozenMs: number; dumpMs: number; snapshotMs: number; packMs: number; totalMs: number };
-  blobs: Record<BlobName, BlobInfo>;
+  /** the CRIU images, the upper layer, and (when listed) CRIU's dump log */
+  blobs: Record<BlobName, BlobInfo> & { log?: BlobInfo };
 }
 
 const ID = /^[a-z0-9][a-z0-9_.-]{0,127}$/;
-const HEX64 = /^[0-9a-f]{64}$/;
 
 /** A checkpoint's --tag: 1-64 characters [A-Za-z0-9_.:-]; throws one clear error otherwise. */
 export function validateTag(tag: string | undefined): void {
   if (tag !== undefined && !/^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$/.test(tag)) {
-    throw new TsmError('EINVAL_ARG', `invalid --tag "${tag}"`, { fix: 'use 1-64 characters [A-Za-z0-9_.:-]' });
+    throw new TsmError('EINVAL_ARG', `invalid --tag ${JSON.stringify(tag)}`, { fix: 'use 1-64 characters [A-Za-z0-9_.:-]' });
   }
 }
 
@@ -54,30 +55,16 @@ export function checkpointId(name: string, now: Date, rand: string): string {
   return `${name}-${ts}-${rand}`;
 }
 
-const bad = (what: string) =>
-  new TsmError('EINVAL_ARG', `not a valid checkpoint manifest: ${what}`, { fix: 'the checkpoint is damaged or not made by tsmigrate; use another one' });
+const envelope = obj<Pick<CheckpointManifest, 'format' | 'blobs'>>({ format: lit(CHECKPOINT_FORMAT), blobs: archiveBlobs }, { extra: 'strip' });
 
-/** Validate untrusted manifest JSON (from an import or a peer); returns it typed. */
-export function parseManifest(text: string): CheckpointManifest {
-  let m: unknown;
-  try {
-    m = JSON.parse(text);
-  } catch {
-    throw bad('not JSON');
-  }
-  const o = m as Partial<CheckpointManifest>;
-  if (typeof o !== 'object' || o === null) throw bad('not an object');
-  if (o.format !== CHECKPOINT_FORMAT) throw bad(`format ${JSON.stringify(o.format)} (want ${CHECKPOINT_FORMAT})`);
-  if (typeof o.id !== 'string' || !ID.test(o.id)) throw bad('bad id');
-  if (!o.container || typeof o.container.name !== 'string' || !Array.isArray(o.container.command)) throw bad('bad container config');
-  if (!o.image || typeof o.image.digest !== 'string' || !/^sha256:[0-9a-f]{64}$/.test(o.image.digest)) throw bad('bad image digest');
-  if (!validStdio(o.stdio)) throw bad('bad stdio');
-  if (!o.blobs) throw bad('no blobs');
-  for (const b of BLOB_NAMES) {
-    const info = o.blobs[b];
-    if (!info || info.file !== `${b}.tar.zst` || !HEX64.test(info.sha256) || !Number.isSafeInteger(info.size) || info.size < 0) {
-      throw bad(`bad blob ${b}`);
-    }
-  }
-  return o as CheckpointManifest;
+/** The archive's manifest: the shared checkpoint fields, plus its format and blobs. */
+const archiveManifest: Validator<CheckpointManifest> = (v, path = 'manifest') => {
+  const { format, blobs } = envelope(v, path);
+  const { format: _f, blobs: _b, ...rest } = v as Record<string, unknown>;
+  return { format, ...checkpointInfo(rest, path), blobs };
+};
+
+/** Validate untrusted manifest bytes (from an import, a store, a peer) strictly; returns it typed. */
+export function parseManifest(bytes: Uint8Array | string): CheckpointManifest {
+  return parseWith(archiveManifest, bytes, 'EINVAL_ARG', 'the checkpoint manifest', 'the checkpoint is damaged or not made by tsmigrate; use another one');
 }

@@ -5,6 +5,8 @@ import { assertSameHash } from '../transfer/receive.js';
 import type { Logger } from '../util/logger.js';
 import { UndoStack } from '../util/undo.js';
 import { startFrozenBudget, type FrozenBudget } from './budget.js';
+import { beginStatementText, signStatement, sumsStatementText } from './statement.js';
+import type { Signing } from '../sign/signing.js';
 import type { Rates } from './estimate.js';
 import type { MoveJournal } from './journal.js';
 import { abortOnPeer, commitOnPeer, HELLO, untilAborted } from './peer-calls.js';
@@ -51,6 +53,8 @@ export interface MachineDeps {
   timing: MoveTiming;
   /** holds the freeze for a process that outlives this one (freeze-guard.ts); released once the move is final */
   guardFreeze?: () => Promise<{ release(): Promise<void> }>;
+  /** signs what the peer is asked to restore (move/statement.ts) */
+  signing: Pick<Signing, 'sign'>;
   logger: Logger;
 }
 
@@ -129,9 +133,10 @@ export async function runMigration(d: MachineDeps, r: MigrationRequest): Promise
       if (stale) await conn?.close().catch(() => undefined);
       peerTold = await abortOnPeer(stale ? undefined : conn, d.connectForCleanup, r.id, d.timing.abortTimeoutMs);
     });
+    const vouched = { migrationId: r.id, epoch: r.epoch, name: r.name, config: facts.config, network: facts.network, stdio: facts.stdio, criuOptions: plan.criu };
     await peer.begin({
-      migrationId: r.id, epoch: r.epoch, name: r.name, config: facts.config, network: facts.network, leaseOwner, stdio: facts.stdio,
-      criuOptions: plan.criu, memoryBytes: facts.memoryBytes, upperBytes: facts.upperBytes, criuDeadline: { ...d.criuDeadline }, holdMs: d.timing.holdMs,
+      ...vouched, leaseOwner, memoryBytes: facts.memoryBytes, upperBytes: facts.upperBytes, criuDeadline: { ...d.criuDeadline }, holdMs: d.timing.holdMs,
+      signed: await signStatement(d.signing, 'move-begin', beginStatementText(hello.challenge, vouched)),
     });
     await journal.append('begun', { useZstd: plan.useZstd, estimateMs: plan.estimate.totalMs, maxDowntimeMs: plan.maxDowntimeMs });
     emit({ phase: 'upper' });
@@ -171,7 +176,9 @@ export async function runMigration(d: MachineDeps, r: MigrationRequest): Promise
     assertSameHash('memory images', sent.images.digest, sent.images.peer.digest);
     emit({ phase: 'restore' });
     phase = "the peer's restore";
-    const prep = await untilAborted(peer.prepare({ migrationId: r.id, expect: { images: sent.images.digest, upper: [running.upperBase.digest, sent.upperDelta.digest] } }), budget.signal);
+    const expect = { images: sent.images.digest, upper: [running.upperBase.digest, sent.upperDelta.digest] };
+    const signed = await signStatement(d.signing, 'move-sums', sumsStatementText(hello.challenge, r.id, expect));
+    const prep = await untilAborted(peer.prepare({ migrationId: r.id, expect, signed }), budget.signal);
     const tRestored = performance.now();
     await journal.append('prepared', { restoreMs: prep.restoreMs });
     budget.signal.throwIfAborted();

@@ -93,6 +93,7 @@ export async function moveContainer(
         criuDeadline: rt.criuDeadline,
         timing: { ...DEFAULT_TIMING, ...req.timing },
         ...(req.guardFreeze ? { guardFreeze: () => req.guardFreeze!(id) } : {}),
+        signing: rt.signing,
         logger: rt.logger,
       },
       { id, name: req.name, host: req.host, epoch, settings, ...(req.signal ? { signal: req.signal } : {}), emit: req.onEvent ?? (() => undefined) },

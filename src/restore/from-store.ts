@@ -5,7 +5,9 @@ import type { StreamResult } from '../agent/api.js';
 import { TsmError } from '../errors/errors.js';
 import { resolveImage } from '../image/store.js';
 import type { PeerConnection } from '../move/move.js';
+import { HELLO } from '../move/peer-calls.js';
 import { migrationId } from '../move/plan.js';
+import { beginStatementText, signStatement, sumsStatementText } from '../move/statement.js';
 import type { Runtime } from '../runtime/context.js';
 import type { ChunkStore } from '../store/chunk-store.js';
 import type { Snapshot } from '../store/snapshot.js';
@@ -102,6 +104,8 @@ export async function restoreFromStore(rt: Runtime, req: StoreRestoreRequest): P
   if (!snap) {
     throw new TsmError('EINTEGRITY', `every checkpoint of "${req.name}" in ${req.store.location} is corrupted`, { fix: 'nothing was changed; run tsmigrate store verify to see the damage' });
   }
+  // signed by a trusted key over its metadata and every chunk id, or refused (never skipped for an older one)
+  await rt.signing.verify('checkpoint', snap.body, snap.signature, `checkpoint ${snap.meta.id} in ${req.store.location}`);
   const m = snap.meta;
 
   // ---- never two copies: ask every host we know ----
@@ -156,13 +160,16 @@ export async function restoreFromStore(rt: Runtime, req: StoreRestoreRequest): P
       });
       await sendTree(image.rootfs, (d) => peer.putImage({ name: image.name, digest: image.digest }, d), { zstd: true });
     }
+    // the target checks, against its own trusted keys, that this host vouches for what it restores
+    const { challenge } = await peer.hello(HELLO);
+    const vouched = {
+      migrationId: id, epoch: epoch + 1, name: req.name, config: ck.container, network: ck.network, stdio: ck.stdio,
+      criuOptions: { tcpEstablished: ck.criu.options.tcpEstablished, fileLocks: ck.criu.options.fileLocks },
+    };
+    const signed = await signStatement(rt.signing, 'move-begin', beginStatementText(challenge, vouched));
     // (an abort of a migration the peer never began is a no-op: a begin whose reply was lost is undone too)
     begun = true;
-    await peer.begin({
-      migrationId: id, epoch: epoch + 1, name: req.name, config: ck.container, network: ck.network, leaseOwner: null, stdio: ck.stdio,
-      criuOptions: { tcpEstablished: ck.criu.options.tcpEstablished, fileLocks: ck.criu.options.fileLocks }, criuDeadline: { ...rt.criuDeadline },
-      memoryBytes: m.streams.criu.bytes, upperBytes: m.streams.upper.bytes,
-    });
+    await peer.begin({ ...vouched, leaseOwner: null, criuDeadline: { ...rt.criuDeadline }, memoryBytes: m.streams.criu.bytes, upperBytes: m.streams.upper.bytes, signed });
     const send = async (what: 'upper' | 'criu', call: (d: Readable) => Promise<StreamResult>) => {
       const meter = new Meter();
       // pipeline handles every stream's 'error' from the first byte on, whenever the peer starts reading;
@@ -187,7 +194,8 @@ export async function restoreFromStore(rt: Runtime, req: StoreRestoreRequest): P
     };
     let bytes = await send('upper', (d) => peer.putUpper({ migrationId: id, phase: 'base', deleted: [], compression: 'none' }, d));
     bytes += await send('criu', (d) => peer.putImages({ migrationId: id, compression: 'none' }, d));
-    await peer.prepare({ migrationId: id, expect: { images: `sha256:${m.streams.criu.sha256}`, upper: [`sha256:${m.streams.upper.sha256}`] } });
+    const expect = { images: `sha256:${m.streams.criu.sha256}`, upper: [`sha256:${m.streams.upper.sha256}`] };
+    await peer.prepare({ migrationId: id, expect, signed: await signStatement(rt.signing, 'move-sums', sumsStatementText(challenge, id, expect)) });
     await peer.commit({ migrationId: id });
     return { id: m.id, host: req.target.name, createdAt: m.createdAt, skipped, bytes, ms: performance.now() - t0 };
   } catch (e) {

@@ -37,7 +37,7 @@ export interface RestoreRequest {
 export async function restoreCheckpoint(rt: Runtime, req: RestoreRequest): Promise<{ config: ContainerConfig; manifest: CheckpointManifest; ms: number }> {
   requireRoot('restore a checkpoint');
   const t0 = performance.now();
-  const store = new CheckpointStore(rt.paths);
+  const store = new CheckpointStore(rt.paths, rt.signing);
   const criu = await locateCriu(rt.tools.criu);
   const manifest = await store.assertVerified(req.checkpoint);
   const plan = planRestore(manifest, req.name, new Date());

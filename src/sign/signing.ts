@@ -52,9 +52,13 @@ export interface HostSigningOptions {
 }
 
 export function hostSigning(o: HostSigningOptions): Signing {
+  // loaded once per process: a move signs inside its downtime
+  let key: ReturnType<typeof ensureHostKey> | undefined;
   return {
     async sign(purpose, bytes) {
-      return signBytes(await ensureHostKey(o.root), purpose, bytes);
+      key ??= ensureHostKey(o.root);
+      key.catch(() => (key = undefined));
+      return signBytes(await key, purpose, bytes);
     },
     async verify(purpose, bytes, sig, what) {
       if (sig === null || sig === undefined) {

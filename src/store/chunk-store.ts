@@ -6,7 +6,7 @@ import { AVG_CHUNK, chunkStream, gearTable, MAX_CHUNK, MIN_CHUNK, type GearTable
 import { chunkId, sameCheck, snapshotName, type StoreKey } from './keys.js';
 import { idsOf } from './local-backend.js';
 import { decodeChunk, decodeObject, encodeObject } from './object.js';
-import { decodeSnapshot, encodeSnapshot, type Snapshot, type SnapshotMeta, type StreamRef } from './snapshot.js';
+import { decodeSnapshot, encodeSnapshot, type NewSnapshot, type Snapshot, type SnapshotMeta, type StreamRef } from './snapshot.js';
 import {
   auditListing, checkNotRolledBack, emptyIndex, encodeIndex, indexAad, metaDigest, parseIndex, type IndexEntry, type IndexSeen, type StoreIndex,
 } from './snapshot-index.js';
@@ -192,7 +192,7 @@ export class ChunkStore {
   }
 
   /** Store a snapshot's metadata, then list it in the index (the commit point). Call with the store lock held. */
-  async commit(s: Snapshot): Promise<number> {
+  async commit(s: NewSnapshot): Promise<number> {
     const idx = await this.readIndex();
     if (idx.snapshots.some((e) => e.id === s.meta.id)) {
       throw new TsmError('EEXIST_CHECKPOINT', `checkpoint ${s.meta.id} is already in ${this.location}`, { fix: 'use it as it is' });

@@ -2,7 +2,7 @@ import { packTree } from '../archive/pack.js';
 import { checkpointInfo, withCapture, type CaptureRequest } from '../checkpoint/capture.js';
 import type { Runtime } from '../runtime/context.js';
 import type { ChunkStore, WriteCounters } from './chunk-store.js';
-import { SNAPSHOT_FORMAT, type SnapshotMeta } from './snapshot.js';
+import { SNAPSHOT_FORMAT, snapshotBody, type SnapshotMeta } from './snapshot.js';
 
 export interface StoreCheckpointRequest extends CaptureRequest {
   tag?: string;
@@ -48,7 +48,10 @@ export async function checkpointToStore(rt: Runtime, store: ChunkStore, req: Sto
         checkpoint: checkpointInfo(cap, criu, req, { packMs: storeMs, tag: req.tag ?? null }),
         streams: { criu: criuStream.ref, upper: upperStream.ref },
       };
-      metaBytes = await store.commit({ meta, ids: { criu: criuStream.ids, upper: upperStream.ids } });
+      const ids = { criu: criuStream.ids, upper: upperStream.ids };
+      // signed over the exact bytes stored: the metadata and every chunk id
+      const body = snapshotBody(meta, ids);
+      metaBytes = await store.commit({ meta, ids, body, signature: await rt.signing.sign('checkpoint', body) });
     } finally {
       await store.backend.unlock();
     }

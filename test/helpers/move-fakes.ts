@@ -163,7 +163,7 @@ export class FakePeer {
     this.go(id, 'receiving');
   }
   readonly api = {
-    hello: () => this.call('hello', () => ({ protocol: 5, tool: 'tsmigrate', version: 'fake', hostname: 'peer', root: '/peer', criu: { version: '4.2', ok: true }, cgroup: { kind: 'v2', controllers: [] }, memDirtyTrack: false }) as HelloResult),
+    hello: () => this.call('hello', () => ({ protocol: 5, tool: 'tsmigrate', version: 'fake', hostname: 'peer', root: '/peer', criu: { version: '4.2', ok: true }, cgroup: { kind: 'v2', controllers: [] }, memDirtyTrack: false, challenge: '0'.repeat(64) }) as HelloResult),
     preflight: () => this.call('preflight', () => ({ ok: true, problems: [], needImage: true, freeBytes: 1 << 40 }) as PreflightResult),
     begin: (p: { migrationId: string }) => this.call('begin', () => (this.go(p.migrationId, 'begun'), { ok: true as const })),
     prepare: (p: { migrationId: string }) => this.call('prepare', () => (this.go(p.migrationId, 'prepared'), { restoreMs: 1, initPid: 1, setupMs: 1, criuMs: 1 } as PrepareResult)),
@@ -216,6 +216,7 @@ export async function rig(o: { maxDowntimeMs?: number | null; timing?: Partial<M
     rates: { dumpBps: 1e9, restoreBps: 1e9, fixedMs: 10 },
     criuDeadline: { baseS: 60, perGiBS: 20, stallS: 30 },
     timing: { ...DEFAULT_TIMING, commitDeadlineMs: 300, abortTimeoutMs: 200, callTimeoutMs: 200, ...o.timing },
+    signing: { sign: async (purpose) => ({ format: 'tsmigrate-signature/1', purpose, key: `tsmigrate-ed25519 ${Buffer.alloc(32, 1).toString('base64')} fake`, signature: Buffer.alloc(64).toString('base64') }) },
     logger: silentLogger,
   };
   const req: MigrationRequest = {

@@ -53,7 +53,7 @@ export function registerCheckpointCommands(program: Command): void {
 
   const ls = async (container: string | undefined, cmd: Command) => {
     const { rt, json } = runtimeFor(cmd);
-    const rows = await new CheckpointStore(rt.paths).list(container);
+    const rows = await new CheckpointStore(rt.paths, rt.signing).list(container);
     if (json) return printJson(rows);
     print(table(['ID', 'CONTAINER', 'CREATED', 'SIZE', 'FROZEN', 'TAG'], rows.map((r) => [r.id, r.container, r.createdAt, humanBytes(r.size), `${r.frozenMs}ms`, r.tag ?? '-'])));
   };
@@ -65,7 +65,7 @@ export function registerCheckpointCommands(program: Command): void {
     .action(async (ids: string[], _o: unknown, cmd: Command) => {
       const { rt } = runtimeFor(cmd);
       requireRoot('remove a checkpoint');
-      const store = new CheckpointStore(rt.paths);
+      const store = new CheckpointStore(rt.paths, rt.signing);
       for (const id of ids) {
         await store.remove(id);
         print(id);
@@ -76,7 +76,7 @@ export function registerCheckpointCommands(program: Command): void {
     .argument('<id>')
     .action(async (id: string, _o: unknown, cmd: Command) => {
       const { rt, json } = runtimeFor(cmd);
-      const problems = await new CheckpointStore(rt.paths).verify(id);
+      const problems = await new CheckpointStore(rt.paths, rt.signing).verify(id);
       if (json) printJson({ id, ok: problems.length === 0, problems });
       if (problems.length) {
         throw new TsmError('EINTEGRITY', `checkpoint ${id} is corrupted: ${problems.join('; ')}`, { fix: 'remove it (tsmigrate checkpoint rm) and use another' });
@@ -89,7 +89,7 @@ export function registerCheckpointCommands(program: Command): void {
     .argument('<file>')
     .action(async (id: string, file: string, _o: unknown, cmd: Command) => {
       const { rt, json } = runtimeFor(cmd);
-      const r = await exportCheckpoint(new CheckpointStore(rt.paths), id, file);
+      const r = await exportCheckpoint(new CheckpointStore(rt.paths, rt.signing), id, file);
       if (json) printJson({ id, file, ...r });
       else print(`${file} (${humanBytes(r.bytes)}, sha256 ${r.sha256})`);
     });
@@ -99,7 +99,7 @@ export function registerCheckpointCommands(program: Command): void {
     .action(async (file: string, _o: unknown, cmd: Command) => {
       const { rt, json } = runtimeFor(cmd);
       requireRoot('import a checkpoint');
-      const m = await importCheckpoint(new CheckpointStore(rt.paths), file);
+      const m = await importCheckpoint(new CheckpointStore(rt.paths, rt.signing), file);
       if (json) printJson(m);
       else print(m.id);
     });

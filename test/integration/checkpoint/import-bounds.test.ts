@@ -18,6 +18,10 @@ import { CheckpointStore } from '../../../src/checkpoint/store.js';
 import { isTsmError } from '../../../src/errors/errors.js';
 import { statePaths } from '../../../src/state/paths.js';
 import { CLI, cli, tempRoot } from '../../helpers/cli.js';
+import { sampleManifest } from '../../helpers/manifests.js';
+import { createRuntime } from '../../../src/runtime/context.js';
+import { ensureHostKey } from '../../../src/sign/host-key.js';
+import { signBytes } from '../../../src/sign/signature.js';
 import { GiB, MiB, tarOf, zstdOf, type Entry } from '../../helpers/bombs.js';
 
 const root = tempRoot();
@@ -32,15 +36,10 @@ const stored = () => (existsSync(storeDir) ? readdirSync(storeDir) : []);
 const sha = (b: Buffer | string) => createHash('sha256').update(b).digest('hex');
 
 /** A manifest parseManifest accepts, for blobs with the given content. */
+/** A well-formed manifest (the strict schema) of `id` with these two blobs. */
 function manifest(id: string, criu: Buffer | string, upper: Buffer | string): string {
-  const blob = (name: string, b: Buffer | string) => ({ file: `${name}.tar.zst`, sha256: sha(b), size: Buffer.byteLength(b), compression: 'zstd' });
-  return JSON.stringify({
-    format: 'tsmigrate-checkpoint/1', id, tag: null, createdAt: '2026-01-01T00:00:00.000Z',
-    container: { name: 'web', command: ['/bin/sh'] }, image: { name: 'busybox', digest: `sha256:${'a'.repeat(64)}` }, network: null,
-    stdio: { stdout: 'pipe:[1]', stderr: 'pipe:[2]' }, criu: { version: '4.2', options: { tcpEstablished: false, fileLocks: false, leaveRunning: false } },
-    host: { kernel: '6.18', arch: 'x86_64', hostname: 'h' }, timings: { frozenMs: 1, dumpMs: 1, snapshotMs: 1, packMs: 1, totalMs: 1 },
-    blobs: { criu: blob('criu', criu), upper: blob('upper', upper) },
-  });
+  const blob = (name: 'criu' | 'upper', b: Buffer | string) => ({ file: `${name}.tar.zst` as const, sha256: sha(b), size: Buffer.byteLength(b), compression: 'zstd' as const });
+  return JSON.stringify({ ...sampleManifest(), id, blobs: { criu: blob('criu', criu), upper: blob('upper', upper) } });
 }
 
 async function archive(name: string, entries: Iterable<Entry>): Promise<string> {
@@ -82,13 +81,16 @@ test('top-level symlinks named like blobs are refused; the host files they point
 });
 
 test('a symlink already in the store is reported by verify without reading its target', async () => {
-  const store = new CheckpointStore(statePaths(root));
+  const store = new CheckpointStore(statePaths(root), createRuntime({ root }).signing);
   const id = 'web-20260101t000000z-bbbb';
   const dir = store.path(id);
   await fs.mkdir(dir, { recursive: true });
   const host = path.join(work, 'host-blob');
   await fs.writeFile(host, 'host content');
-  await fs.writeFile(path.join(dir, 'manifest.json'), manifest(id, 'host content', 'u'));
+  const text = manifest(id, 'host content', 'u');
+  await fs.writeFile(path.join(dir, 'manifest.json'), text);
+  // signed by this host: only the link is wrong
+  await fs.writeFile(path.join(dir, 'manifest.sig'), JSON.stringify(signBytes(await ensureHostKey(root), 'checkpoint', Buffer.from(text))));
   await fs.symlink(host, path.join(dir, 'criu.tar.zst'));
   await fs.writeFile(path.join(dir, 'upper.tar.zst'), 'u');
   try {
@@ -110,7 +112,7 @@ test('an ~87 KB archive whose dump.log expands to 1.5 GiB is refused from its he
   let peak = base;
   const timer = setInterval(() => (peak = Math.max(peak, process.memoryUsage().rss)), 5);
   const t0 = performance.now();
-  const err = await importCheckpoint(new CheckpointStore(statePaths(root)), file).then(() => undefined, (e: unknown) => e);
+  const err = await importCheckpoint(new CheckpointStore(statePaths(root), createRuntime({ root }).signing), file).then(() => undefined, (e: unknown) => e);
   const ms = performance.now() - t0;
   clearInterval(timer);
   assert.ok(isTsmError(err, 'EINVAL_ARG'), String(err));
@@ -122,7 +124,7 @@ test('an ~87 KB archive whose dump.log expands to 1.5 GiB is refused from its he
 
 test('a dump.log under its cap that expands past the outer ratio is refused once past the slack, with what was written bounded', async () => {
   const file = await archive('ratio-bomb.tar.zst', [{ name: './', type: 'directory', mode: 0o755 }, { name: 'dump.log', body: { zeros: 200 * MiB } }]);
-  const err = await importCheckpoint(new CheckpointStore(statePaths(root)), file).then(() => undefined, (e: unknown) => e);
+  const err = await importCheckpoint(new CheckpointStore(statePaths(root), createRuntime({ root }).signing), file).then(() => undefined, (e: unknown) => e);
   assert.ok(isTsmError(err, 'EINVAL_ARG'), String(err));
   const m = /expands more than 64 times \((\d+) compressed bytes gave (\d+)\)/.exec(err.message);
   assert.ok(m, err.message);

@@ -6,7 +6,7 @@ import net from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import type { Readable } from 'node:stream';
-import type { AgentApi, BeginRequest, HelloResult, PreflightRequest, StreamResult } from '../../../src/agent/api.js';
+import type { AgentApi, BeginRequest, HelloResult, PreflightRequest, SignedStatement, StreamResult } from '../../../src/agent/api.js';
 import { PROTOCOL_VERSION } from '../../../src/agent/api.js';
 import type { ContainerConfig } from '../../../src/container/types.js';
 import { type Frame, FrameDecoder, FrameKind, encodeFrame, parseJsonPayload } from '../../../src/agent/protocol/frames.js';
@@ -67,14 +67,20 @@ export const preflightReq: PreflightRequest = {
   name: 'web-1', config, network, cpuinfo: 'AAECAw==', memoryBytes: 1 << 20, upperBytes: 4096, leaseOwner: null, epoch: 3,
 };
 
+/** a well-formed signed statement (its signature is not checked over the wire, only by the peer) */
+export const fakeSigned: SignedStatement = {
+  statement: '{}',
+  signature: { format: 'tsmigrate-signature/1', purpose: 'move-begin', key: `tsmigrate-ed25519 ${Buffer.alloc(32, 1).toString('base64')} test`, signature: Buffer.alloc(64, 2).toString('base64') },
+};
+
 export const beginReq: BeginRequest = {
   migrationId: MID, epoch: 3, name: 'web-1', config, network: null, leaseOwner: { root: '/var/lib/tsmigrate', container: 'web-1' },
-  stdio: { stdout: 'pipe:[1234]', stderr: 'pipe:[1235]' }, criuOptions: { tcpEstablished: true, fileLocks: false },
+  stdio: { stdout: 'pipe:[1234]', stderr: 'pipe:[1235]' }, criuOptions: { tcpEstablished: true, fileLocks: false }, signed: fakeSigned,
 };
 
 export const helloResult: HelloResult = {
   protocol: PROTOCOL_VERSION, tool: 'tsmigrate', version: '0.1.0', hostname: 'peer', root: '/var/lib/tsmigrate',
-  criu: { version: '3.19', ok: true }, cgroup: { kind: 'v2', controllers: ['cpu', 'memory'] }, memDirtyTrack: true,
+  criu: { version: '3.19', ok: true }, cgroup: { kind: 'v2', controllers: ['cpu', 'memory'] }, memDirtyTrack: true, challenge: 'c'.repeat(64),
 };
 
 /** Read a stream to the end: bytes and sha256 (as a stream digest, "sha256:<hex>"). */

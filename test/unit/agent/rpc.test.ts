@@ -6,7 +6,7 @@ import { FrameKind, encodeFrame } from '../../../src/agent/protocol/frames.js';
 import { connectAgent, serveAgent } from '../../../src/agent/protocol/rpc.js';
 import { TsmError, isTsmError } from '../../../src/errors/errors.js';
 import { CriuError, explainCriuFailure } from '../../../src/criu/errors.js';
-import { MID, RawPeer, SHA, beginReq, fakeAgent, helloResult, isCode, preflightReq, raw, setup, sha, socketPair } from './helpers.js';
+import { MID, RawPeer, SHA, beginReq, fakeAgent, fakeSigned, helloResult, isCode, preflightReq, raw, setup, sha, socketPair } from './helpers.js';
 
 test('every method round-trips; the client is an AgentApi', async () => {
   const t = await setup();
@@ -22,7 +22,7 @@ test('every method round-trips; the client is an AgentApi', async () => {
     assert.deepEqual(await t.client.putUpper(upP, Readable.from([Buffer.from('hello'), 'world'])), { bytes: 10, digest: `sha256:${sha(Buffer.from('helloworld'))}` });
     assert.deepEqual(await t.client.putImages({ migrationId: MID, compression: 'zstd' }, Readable.from([])), { bytes: 0, digest: `sha256:${sha(Buffer.alloc(0))}` });
     assert.deepEqual(await t.client.probe({ bytes: 5 }, Readable.from([Buffer.from('12345')])), { bytes: 5, digest: `sha256:${sha(Buffer.from('12345'))}` });
-    assert.deepEqual(await t.client.prepare({ migrationId: MID, expect: { images: `sha256:${SHA}`, upper: [`crc32:${SHA.slice(0, 8)}`] } }), { restoreMs: 12.5, initPid: 4242, setupMs: 2.5, criuMs: 9 });
+    assert.deepEqual(await t.client.prepare({ migrationId: MID, expect: { images: `sha256:${SHA}`, upper: [`crc32:${SHA.slice(0, 8)}`] }, signed: fakeSigned }), { restoreMs: 12.5, initPid: 4242, setupMs: 2.5, criuMs: 9 });
     assert.deepEqual(await t.client.commit({ migrationId: MID }), { resumeMs: 3 });
     assert.deepEqual(await t.client.status({ migrationId: MID }), { phase: 'prepared' });
     assert.deepEqual(await t.client.abort({ migrationId: MID }), { ok: true });
@@ -209,7 +209,7 @@ test('errors thrown by the impl reach the client: TsmError fields kept, others b
     });
     await assert.rejects(t.client.status({ migrationId: MID }), isCode('EPEER', /^the peer agent failed: boom with a second line$/));
     await assert.rejects(t.client.abort({ migrationId: MID }), isCode('EINTERNAL', /agent's abort result is invalid/));
-    assert.deepEqual(await t.client.prepare({ migrationId: MID, expect: { images: `crc32:${SHA.slice(0, 8)}`, upper: [] } }), { restoreMs: 12.5, initPid: 4242, setupMs: 2.5, criuMs: 9 });
+    assert.deepEqual(await t.client.prepare({ migrationId: MID, expect: { images: `crc32:${SHA.slice(0, 8)}`, upper: [] }, signed: fakeSigned }), { restoreMs: 12.5, initPid: 4242, setupMs: 2.5, criuMs: 9 });
   } finally {
     await t.cleanup();
   }
@@ -223,7 +223,7 @@ test('a peer CRIU error cites its kept log as on the peer, by the name the sourc
   });
   const t = await setup(impl, { peerName: 'host-b' });
   try {
-    await assert.rejects(t.client.prepare({ migrationId: MID, expect: { images: `crc32:${SHA.slice(0, 8)}`, upper: [] } }), (e: unknown) => {
+    await assert.rejects(t.client.prepare({ migrationId: MID, expect: { images: `crc32:${SHA.slice(0, 8)}`, upper: [] }, signed: fakeSigned }), (e: unknown) => {
       assert.ok(e instanceof TsmError);
       assert.match(e.fix ?? '', /\(CRIU log on host-b: \/var\/lib\/tsmigrate\/logs\/criu\/restore-web-x\.log\)$/);
       assert.match(e.message, /CRIU logged: "Error \(criu\/cr-restore\.c:1237\): Can't fork for 31851: File exists"/);

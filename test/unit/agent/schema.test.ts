@@ -6,7 +6,7 @@ import {
   optional, record, str,
 } from '../../../src/agent/schema.js';
 import { isTsmError } from '../../../src/errors/errors.js';
-import { MID, SHA, beginReq, config, helloResult, network, preflightReq } from './helpers.js';
+import { MID, SHA, beginReq, config, fakeSigned, helloResult, network, preflightReq } from './helpers.js';
 
 const bad = (re: RegExp) => (e: unknown) => isTsmError(e, 'EPROTO') && re.test(e.message) && !e.message.includes('\n') && e.fix !== undefined;
 
@@ -60,7 +60,7 @@ test('valid requests pass unchanged', () => {
   assert.deepEqual(containerConfig(config), config);
   assert.deepEqual(networkPlan(network), network);
   assert.deepEqual(networkPlan({ mode: 'none', owner: network.owner }), { mode: 'none', owner: network.owner });
-  assert.deepEqual(agentSpec.prepare.params({ migrationId: MID, expect: { images: `sha256:${SHA}`, upper: [`sha256:${SHA}`, `crc32:${SHA.slice(0, 8)}`] } }).expect.upper.length, 2);
+  assert.deepEqual(agentSpec.prepare.params({ migrationId: MID, expect: { images: `sha256:${SHA}`, upper: [`sha256:${SHA}`, `crc32:${SHA.slice(0, 8)}`] }, signed: fakeSigned }).expect.upper.length, 2);
   assert.deepEqual(helloResultV({ ...helloResult, extra: 'newer peer' }), helloResult);
 });
 

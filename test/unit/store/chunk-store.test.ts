@@ -12,6 +12,7 @@ import type { StoreBackend } from '../../../src/store/backend.js';
 import { SNAPSHOT_FORMAT, type SnapshotMeta } from '../../../src/store/snapshot.js';
 import { isTsmError } from '../../../src/errors/errors.js';
 import { setup } from '../agent/helpers.js';
+import { sampleInfo } from '../../helpers/manifests.js';
 
 const counters = (): WriteCounters => ({ logical: 0, chunks: 0, newChunks: 0, newBytes: 0 });
 const sha = (b: Buffer) => createHash('sha256').update(b).digest('hex');
@@ -28,7 +29,7 @@ async function readAll(s: AsyncIterable<Buffer>): Promise<Buffer> {
 function meta(id: string, container: string, createdAt: string, criu: { bytes: number; sha256: string; chunks: number }, upper: typeof criu): SnapshotMeta {
   return {
     format: SNAPSHOT_FORMAT, id, container, createdAt, tag: null, schedule: null, epoch: 0,
-    checkpoint: { container: { name: container } } as unknown as SnapshotMeta['checkpoint'],
+    checkpoint: sampleInfo(id, container),
     streams: { criu, upper },
   };
 }
