@@ -36,6 +36,9 @@ eval "set -- ${cmd#tsmigrate }"
 T "$@"
 T host ls
 
+say "host-b trusts host-a's signing key: it restores only checkpoints and moves signed by keys it trusts"
+bash "$REPO/scripts/local-hosts.sh" trust host-b "$A"
+
 say "on host-a: a container that keeps its count in memory (a shell variable)"
 T image import busybox "$IMAGES/busybox/rootfs" >/dev/null
 T run -d demo --image busybox --net bridge --memory 64m -- \

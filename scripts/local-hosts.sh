@@ -11,6 +11,8 @@
 #   local-hosts.sh status [NAME]            NAME ADDR:PORT PID running|stopped
 #   local-hosts.sh line NAME                print its known_hosts line
 #   local-hosts.sh add-command NAME         print the `tsmigrate host add` for it
+#   local-hosts.sh trust NAME ROOT          make NAME trust the signing key of state root ROOT
+#                                           (made there if missing): moves from it are accepted
 #
 # Layout (TSMIGRATE_HOSTS_DIR, default /run/tsmigrate-hosts):
 #   client_ed25519{,.pub}      client key shared by all hosts (created once)
@@ -20,7 +22,8 @@
 #   NAME/known_hosts.line      "[ADDR]:PORT ssh-ed25519 AAAA..." (ADDR alone for port 22)
 #   NAME/known_hosts           the same line, as a file usable as a known_hosts file
 # State roots: TSMIGRATE_HOSTS_STATE (default /var/lib/tsmigrate-hosts)/NAME;
-# sessions on the host get TSMIGRATE_ROOT set to it and bin/ first on PATH.
+# sessions on the host get TSMIGRATE_ROOT set to it, TSMIGRATE_CONFIG to NAME/config.yaml
+# in it (the keys it trusts: `trust`), and bin/ first on PATH.
 # shellcheck disable=SC2015 # `test && test || die` is meant as written
 set -euo pipefail
 
@@ -32,7 +35,7 @@ STATE_DIR=${TSMIGRATE_HOSTS_STATE:-/var/lib/tsmigrate-hosts}
 SSHD=/usr/sbin/sshd
 
 die() { echo "local-hosts: $*" >&2; exit 1; }
-usage() { sed -n '6,13p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2; exit 2; }
+usage() { sed -n '6,15p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2; exit 2; }
 
 check_name() {
   [[ "$1" =~ ^[a-z0-9][a-z0-9_.-]{0,62}$ ]] || die "invalid host name \"$1\": use 1-63 characters [a-z0-9_.-], starting with a letter or digit"
@@ -112,7 +115,7 @@ PrintLastLog no
 X11Forwarding no
 MaxSessions 32
 MaxStartups 30:30:100
-SetEnv TSMIGRATE_ROOT=$STATE_DIR/$1 PATH=$HOSTS_DIR/bin:$nodedir:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
+SetEnv TSMIGRATE_ROOT=$STATE_DIR/$1 TSMIGRATE_CONFIG=$STATE_DIR/$1/config.yaml PATH=$HOSTS_DIR/bin:$nodedir:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
 EOF
 }
 
@@ -230,6 +233,18 @@ cmd_rekey() {
   print_line "$name"
 }
 
+cmd_trust() { # NAME ROOT
+  [ $# -eq 2 ] || usage
+  local name=$1 root=$2 line
+  check_name "$name"
+  [ -f "$HOSTS_DIR/$name/addr" ] || die "host \"$name\" is not set up: run $0 start $name ADDR [PORT]"
+  ensure_client_key
+  local tsm=("$HOSTS_DIR/bin/tsmigrate")
+  "${tsm[@]}" --root "$root" key show >/dev/null 2>&1 || "${tsm[@]}" --root "$root" key init >/dev/null
+  line=$("${tsm[@]}" --root "$root" key show | head -1)
+  "${tsm[@]}" --root "$STATE_DIR/$name" --config "$STATE_DIR/$name/config.yaml" key trust "$line"
+}
+
 cmd_status() {
   local names=() n addr port pid
   if [ $# -ge 1 ]; then
@@ -266,6 +281,7 @@ case "$sub" in
   rekey) cmd_rekey "$@" ;;
   status) cmd_status "$@" ;;
   line) [ $# -eq 1 ] || usage; check_name "$1"; print_line "$1" ;;
+  trust) cmd_trust "$@" ;;
   add-command) [ $# -eq 1 ] || usage; check_name "$1"; [ -f "$HOSTS_DIR/$1/addr" ] || die "host \"$1\" is not set up"; add_command "$1" ;;
   -h | --help | help) usage ;;
   *) usage ;;

@@ -27,7 +27,7 @@ export function criuFaultEnv(dir: string, at: string, what: 'fail' | 'kill-agent
  * (with the root's own copy of its host key); `tsm` runs the CLI on `root`.
  */
 export async function addFaultPeer(rig: Rig, name: string, addr: string, root: string, tsm: (args: string[]) => Promise<unknown>): Promise<FaultPeer> {
-  const h = await rig.start(name, addr);
+  const h = await rig.start(name, addr, [root]);
   const cmd = [...h.addCommand];
   const k = cmd.indexOf('--known-hosts') + 1;
   copyFileSync(cmd[k]!, path.join(root, 'known_hosts'));

@@ -9,6 +9,7 @@ import { jsonLines, type JsonEvent } from './json-lines.js';
 import { unfinishedMigrations } from './leftovers.js';
 import { Rig } from './rig.js';
 import { startSlowLink, type SlowLink } from './slow-link.js';
+import { trustRoot } from './trust.js';
 
 /** Where slow links listen (no rig host uses it). */
 export const SLOW_LINK_ADDR = '127.0.0.9';
@@ -45,7 +46,13 @@ export class FaultRig {
       copyFileSync(c[7]!, path.join(h.root, `known_hosts`));
       this.hosts.push({ name, root: h.root });
     }
-    for (const from of this.hosts) for (const to of this.hosts) if (to !== from) await this.addHost(from, to);
+    for (const from of this.hosts) {
+      for (const to of this.hosts) {
+        if (to === from) continue;
+        await this.addHost(from, to);
+        await trustRoot(this.config(to), from.root);
+      }
+    }
     return this.hosts;
   }
 

@@ -20,7 +20,7 @@ export class MovePair {
   hostCmd: string[] = [];
 
   async start(host: string, addr: string): Promise<void> {
-    const h = await this.rig.start(host, addr);
+    const h = await this.rig.start(host, addr, [this.A]);
     this.host = host;
     this.B = h.root;
     this.hostCmd = [...h.addCommand];

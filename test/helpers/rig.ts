@@ -4,6 +4,7 @@ import net from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { REPO } from './cli.js';
+import { peerConfigOf, trustRoot } from './trust.js';
 
 /** Local test hosts (real sshd on loopback) from scripts/local-hosts.sh, in a private rig dir. */
 export class Rig {
@@ -15,7 +16,8 @@ export class Rig {
   run(...args: string[]): string {
     return execFileSync('bash', [path.join(REPO, 'scripts/local-hosts.sh'), ...args], { env: this.env, encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
   }
-  async start(name: string, addr: string): Promise<{ port: number; root: string; addCommand: string[] }> {
+  /** Start a local host; it trusts the signing keys of the state roots `trusts` (moves from them are accepted). */
+  async start(name: string, addr: string, trusts: string[] = []): Promise<{ port: number; root: string; addCommand: string[] }> {
     const port = await freePort(addr);
     this.run('start', name, addr, String(port));
     const line = this.run('add-command', name).trim().split('\n').pop()!;
@@ -24,6 +26,7 @@ export class Rig {
     if (!m) throw new Error(`unexpected add-command output: ${line}`);
     const command = m[5]!;
     const root = /--root (\S+)/.exec(command)?.[1] ?? path.join(this.dir, 'state', name);
+    for (const src of trusts) await trustRoot(peerConfigOf(root), src);
     return { port, root, addCommand: ['host', 'add', m[1]!, m[2]!, '--identity', m[3]!, '--known-hosts', m[4]!, '--command', command] };
   }
   stopAll(...names: string[]): void {
@@ -51,7 +54,7 @@ export function freePort(host: string): Promise<number> {
 
 /** Start a rig peer and add it as a host of the state root `root` (with the root's own copy of its host key). */
 export async function addRigPeer(rig: Rig, name: string, addr: string, root: string, add: (args: string[]) => Promise<unknown>): Promise<string> {
-  const h = await rig.start(name, addr);
+  const h = await rig.start(name, addr, [root]);
   const cmd = [...h.addCommand];
   const i = cmd.indexOf('--known-hosts') + 1;
   copyFileSync(cmd[i]!, path.join(root, 'known_hosts'));

@@ -37,7 +37,7 @@ const INITS = {
 type Kind = keyof typeof INITS;
 
 before(async () => {
-  const h = await rig.start(PEER, '127.0.0.3');
+  const h = await rig.start(PEER, '127.0.0.3', [A]);
   B = h.root;
   const i = h.addCommand.indexOf('--known-hosts') + 1;
   copyFileSync(h.addCommand[i]!, path.join(A, 'known_hosts'));

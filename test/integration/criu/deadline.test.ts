@@ -18,6 +18,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { moveContainer } from '../../../src/move/move.js';
 import { createRuntime, cgroupParentFor } from '../../../src/runtime/context.js';
+import { peerConfigOf, trustRoot } from '../../helpers/trust.js';
 import { CLI, REPO, cli, cliOk, eventually, tempRoot } from '../../helpers/cli.js';
 import { importBusybox } from '../../helpers/images.js';
 import { inProcessPeer } from '../../helpers/inprocess-peer.js';
@@ -199,6 +200,7 @@ test('(c) restores that stall, a fake one past its deadline and the real one sto
 test('(d) a move whose dump stalls, and one whose restore on the peer stalls: rolled back, the container runs on the source, nothing on the peer', async () => {
   const rtA = createRuntime({ root: A, criuDeadline: { baseS: 30, perGiBS: 0, stallS: 2 } });
   const peer = inProcessPeer(B);
+  await trustRoot(peerConfigOf(B), A);
   await T(A, ['run', '-d', 'mvd', '--image', 'busybox', '--', ...counter]);
   await eventually(async () => (await count(A, 'mvd')) > 3);
   for (const [what, action] of [['the dump', 'post-dump'], ["the peer's restore", 'setup-namespaces']] as const) {

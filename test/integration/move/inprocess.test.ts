@@ -17,6 +17,7 @@ import { createRuntime } from '../../../src/runtime/context.js';
 import { cli, cliOk, eventually, sleep, tempRoot } from '../../helpers/cli.js';
 import { importBusybox } from '../../helpers/images.js';
 import { inProcessPeer } from '../../helpers/inprocess-peer.js';
+import { peerConfigOf, trustRoot } from '../../helpers/trust.js';
 import { leftovers } from '../../helpers/leftovers.js';
 
 const A = tempRoot('tsm-hostA-');
@@ -28,6 +29,9 @@ const T = (root: string, args: string[]) => cliOk(root, args, { env, timeoutMs: 
 
 before(async () => {
   await importBusybox(A);
+  // the two hosts trust each other's signing keys
+  await trustRoot(peerConfigOf(B), A);
+  await trustRoot(peerConfigOf(A), B);
 });
 after(async () => {
   for (const r of [A, B]) for (const n of ['mv', 'busy', 'flt', 'rec', 'big']) await cli(r, ['rm', '-f', n], { env });

@@ -29,7 +29,7 @@ const counter = ['sh', '-c', 'i=0; while true; do i=$((i+1)); echo $i > /tmp/cou
 const NAMES = ['oc', 'oref', 'oint', 'orst', 'otr'];
 
 before(async () => {
-  const h = await rig.start(PEER, '127.0.0.9');
+  const h = await rig.start(PEER, '127.0.0.9', [A]);
   B = h.root;
   hostCmd = h.addCommand;
   const i = hostCmd.indexOf('--known-hosts') + 1;

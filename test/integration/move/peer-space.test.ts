@@ -14,6 +14,7 @@ import { cli, cliOk, eventually, tempRoot, REPO } from '../../helpers/cli.js';
 import { importBusybox } from '../../helpers/images.js';
 import { leftovers } from '../../helpers/leftovers.js';
 import { Rig } from '../../helpers/rig.js';
+import { peerConfigOf, trustRoot } from '../../helpers/trust.js';
 
 const A = tempRoot('tsm-spaceA-');
 const CFG = path.join(A, 'config.yaml');
@@ -29,6 +30,7 @@ before(async () => {
   S = h.root;
   mkdirSync(S, { recursive: true });
   execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=48m,mode=0711', 'tmpfs', S]);
+  await trustRoot(peerConfigOf(S), A);
   const add = [...h.addCommand];
   const k = add.indexOf('--known-hosts') + 1;
   copyFileSync(add[k]!, path.join(A, 'known_hosts'));

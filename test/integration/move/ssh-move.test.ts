@@ -29,7 +29,7 @@ const TB = (args: string[]) => cliOk(B, args, { timeoutMs: 60000 });
 const counter = ['sh', '-c', 'i=0; while true; do i=$((i+1)); echo $i > /tmp/count.t; mv /tmp/count.t /tmp/count; echo tick $i; sleep 0.1; done'];
 
 before(async () => {
-  const h = await rig.start('tsm-peer-b', '127.0.0.2');
+  const h = await rig.start('tsm-peer-b', '127.0.0.2', [A]);
   B = h.root;
   hostCmd = h.addCommand;
   // our own copy of the peer's host key: the rig rewrites its file when it rekeys

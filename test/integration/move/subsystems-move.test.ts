@@ -34,7 +34,7 @@ const TB = (args: string[]) => cliOk(B, args, { timeoutMs: 60000 });
 before(async () => {
   scratch = mkdtempSync(path.join(tmpdir(), 'tsm-subdev-'));
   loops.push(attachLoop(), attachLoop());
-  const h = await rig.start(PEER, '127.0.0.5');
+  const h = await rig.start(PEER, '127.0.0.5', [A]);
   B = h.root;
   const cmd = [...h.addCommand];
   const i = cmd.indexOf('--known-hosts') + 1;

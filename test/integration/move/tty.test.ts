@@ -5,6 +5,7 @@ import { readFileSync, rmSync } from 'node:fs';
 import path from 'node:path';
 import { moveContainer } from '../../../src/move/move.js';
 import { createRuntime } from '../../../src/runtime/context.js';
+import { peerConfigOf, trustRoot } from '../../helpers/trust.js';
 import { cli, cliOk, eventually, tempRoot } from '../../helpers/cli.js';
 import { importBusybox } from '../../helpers/images.js';
 import { inProcessPeer } from '../../helpers/inprocess-peer.js';
@@ -33,6 +34,7 @@ test('move A -> B of a run -dt container: it writes on to a pty whose master the
   await eventually(async () => (lastTick(A)?.n ?? 0) > 5);
   assert.equal(lastTick(A)?.tty, '/dev/pts/0', "on A: a pty of the container's devpts");
   assert.match(stdio(A) ?? '', /^tty\[/);
+  await trustRoot(peerConfigOf(B), A);
   await moveContainer(createRuntime({ root: A, env }), { name: 'tmv', host: 'B', compress: 'auto' }, inProcessPeer(B, env).connect);
   const moved = JSON.parse(await T(B, ['--json', 'ps'])) as Array<{ name: string; state: string }>;
   assert.equal(moved.find((r) => r.name === 'tmv')?.state, 'running');

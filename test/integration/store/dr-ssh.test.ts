@@ -28,7 +28,7 @@ const counter = ['sh', '-c', 'i=0; while true; do i=$((i+1)); echo $i > /tmp/cou
 
 before(async () => {
   for (const [name, addr] of [['dr-b', '127.0.0.5'], ['dr-c', '127.0.0.6']] as const) {
-    const h = await rig.start(name, addr);
+    const h = await rig.start(name, addr, [A]);
     if (name === 'dr-b') B = h.root;
     else C = h.root;
     const cmd = [...h.addCommand];
