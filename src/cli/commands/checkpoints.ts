@@ -72,7 +72,7 @@ export function registerCheckpointCommands(program: Command): void {
       }
     });
   ck.command('verify')
-    .description('check every blob of a checkpoint against its manifest')
+    .description('check the signature (by a trusted key) and every blob of a checkpoint')
     .argument('<id>')
     .action(async (id: string, _o: unknown, cmd: Command) => {
       const { rt, json } = runtimeFor(cmd);
