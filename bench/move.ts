@@ -42,6 +42,7 @@ import { createRuntime, type Runtime } from '../src/runtime/context.js';
 import { plainDump } from './lib/baseline.js';
 import { awaitDumpedExit, linkTime, naiveTransfer, plainKillDump, plainRestore, target } from './lib/move-plain.js';
 import { mountsUnder } from './lib/mounts.js';
+import { trustEachOther } from './lib/trust.js';
 import { MoveRig, type RigHost } from './lib/move-rig.js';
 import { rerunWithNodeFlags } from './lib/node-flags.js';
 import { interruptible, mib, ms, round1, sleep, summarize, table, type Summary } from './lib/timing.js';
@@ -366,14 +367,17 @@ async function main(): Promise<number> {
   process.env['TSMIGRATE_STAGING'] = path.join(shm, 'staging');
   const configFile = path.join(base, 'config.yaml');
   const rig = new MoveRig(path.join(base, 'rig'));
-  const src = createRuntime({ root: path.join(base, 'source') });
+  const src = createRuntime({ root: path.join(base, 'source'), configFile });
   let peerRt: Runtime | undefined;
   const started: string[] = [];
   try {
     const criu = await locateCriu(process.env);
     console.log(`CRIU ${criu.versionText}, kernel ${os.release()}, ${os.cpus().length} CPUs; sizes ${o.sizes.join(', ')} MiB, ${o.runs} runs (+${o.warmup} warmup moves) each, move --compress ${o.compress}`);
     const peer = await rig.start('peer', PEER_ADDR, configFile);
-    peerRt = createRuntime({ root: peer.root });
+    // the peer's agent reads <its root>/config.yaml (local-hosts.sh): the two trust each other's keys
+    const peerConfig = path.join(peer.root, 'config.yaml');
+    peerRt = createRuntime({ root: peer.root, configFile: peerConfig });
+    await trustEachOther({ root: src.paths.root, configFile }, { root: peer.root, configFile: peerConfig });
     console.log(`peer: sshd on ${peer.addr}:${peer.port}, state root ${peer.root}`);
     await importImage(src.paths, 'debian', DEBIAN);
     await importImage(peerRt.paths, 'debian', DEBIAN);

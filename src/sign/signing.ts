@@ -8,7 +8,8 @@
 import { loadHostsConfig } from '../hosts/config.js';
 import { TsmError } from '../errors/errors.js';
 import type { Logger } from '../util/logger.js';
-import { ensureHostKey, readHostKey } from './host-key.js';
+import { promises as fs } from 'node:fs';
+import { ensureHostKey, keyFiles, readHostKey } from './host-key.js';
 import { formatPublicKey, isFingerprint, type PublicKey } from './public-key.js';
 import { checkSignatureBytes, parseSignature, signBytes, type Purpose, type SignatureRecord } from './signature.js';
 
@@ -54,6 +55,21 @@ export interface HostSigningOptions {
 export function hostSigning(o: HostSigningOptions): Signing {
   // loaded once per process: a move signs inside its downtime
   let key: ReturnType<typeof ensureHostKey> | undefined;
+  // the trusted fingerprints, read again whenever the key or the config file changes (a peer checks inside the downtime)
+  let cache: { stamp: string; own: string | undefined; config: Set<string> } | undefined;
+  const stampOf = async (file: string) => {
+    const st = await fs.stat(file).catch(() => undefined);
+    return st ? `${st.ino}:${st.size}:${st.mtimeMs}:${st.ctimeMs}` : '-';
+  };
+  const trusted = async (fingerprint: string): Promise<'own' | 'config' | undefined> => {
+    const stamp = `${await stampOf(keyFiles(o.root).private)}|${await stampOf(o.configFile)}`;
+    if (cache?.stamp !== stamp) {
+      const own = (await readHostKey(o.root))?.publicKey.fingerprint;
+      const cfg = await loadHostsConfig(o.configFile);
+      cache = { stamp, own, config: new Set(cfg.trust.map((k) => k.fingerprint)) };
+    }
+    return cache.own === fingerprint ? 'own' : cache.config.has(fingerprint) ? 'config' : undefined;
+  };
   return {
     async sign(purpose, bytes) {
       key ??= ensureHostKey(o.root);
@@ -72,10 +88,8 @@ export function hostSigning(o: HostSigningOptions): Signing {
       }
       const rec = parseSignature(sig, what);
       const key = checkSignatureBytes(rec, purpose, bytes, what);
-      const own = await readHostKey(o.root);
-      if (own && own.publicKey.fingerprint === key.fingerprint) return { key, by: 'own' };
-      const cfg = await loadHostsConfig(o.configFile);
-      if (cfg.trust.some((k) => k.fingerprint === key.fingerprint)) return { key, by: 'config' };
+      const by = await trusted(key.fingerprint);
+      if (by) return { key, by };
       if (o.override && 'fingerprint' in o.override && o.override.fingerprint === key.fingerprint) {
         o.logger.warn(`${what} is signed by ${key.fingerprint} (${key.comment}), which ${o.configFile} does not trust; accepted once because of --trust-signer`);
         return { key, by: 'override' };
