@@ -53,8 +53,8 @@ export interface HostSigningOptions {
 }
 
 export function hostSigning(o: HostSigningOptions): Signing {
-  // loaded once per process: a move signs inside its downtime
-  let key: ReturnType<typeof ensureHostKey> | undefined;
+  // read again only when the key file changes (key init --force under a running daemon): a move signs inside its downtime
+  let key: { stamp: string; key: ReturnType<typeof ensureHostKey> } | undefined;
   // the trusted fingerprints, read again whenever the key or the config file changes (a peer checks inside the downtime)
   let cache: { stamp: string; own: string | undefined; config: Set<string> } | undefined;
   // synchronous: two stats cost microseconds, a trip through libuv's pool on a loaded host milliseconds
@@ -73,9 +73,14 @@ export function hostSigning(o: HostSigningOptions): Signing {
   };
   return {
     async sign(purpose, bytes) {
-      key ??= ensureHostKey(o.root);
-      key.catch(() => (key = undefined));
-      return signBytes(await key, purpose, bytes);
+      const stamp = stampOf(keyFiles(o.root).private);
+      if (key?.stamp !== stamp || stamp === '-') {
+        const loading = ensureHostKey(o.root);
+        // the stamp of the file the key came from (made just now when missing)
+        key = { stamp: stamp === '-' ? 'new' : stamp, key: loading };
+        loading.catch(() => (key = undefined));
+      }
+      return signBytes(await key.key, purpose, bytes);
     },
     async verify(purpose, bytes, sig, what) {
       if (sig === null || sig === undefined) {

@@ -121,3 +121,17 @@ test('verify: own key and trusted keys pass; a changed byte, another purpose, an
     for (const d of [A, B, evil]) rmSync(d, { recursive: true, force: true });
   }
 });
+
+test('a long-running signer (the daemon) signs with the new key once key init --force replaced it', async () => {
+  const root = tmp();
+  try {
+    const s = signingOf(root);
+    const first = await s.sign('checkpoint', Buffer.from('x'));
+    assert.equal(first.key, formatPublicKey((await readHostKey(root))!.publicKey), 'made on first need');
+    assert.equal((await s.sign('checkpoint', Buffer.from('y'))).key, first.key);
+    const fresh = await initHostKey(root, { force: true });
+    assert.equal((await s.sign('checkpoint', Buffer.from('z'))).key, formatPublicKey(fresh.publicKey));
+  } finally {
+    rmSync(root, { recursive: true, force: true });
+  }
+});
