@@ -56,7 +56,8 @@ const container: Validator<ContainerConfig> = (v, path = 'manifest') => {
   const c = containerConfig(v, path);
   const problem = limitsProblem(c.limits);
   if (problem) fail(`${path}.limits`, `${problem} (the cgroup layer would refuse it)`);
-  if (!/^[A-Za-z0-9][A-Za-z0-9.-]{0,252}$/.test(c.hostname)) fail(`${path}.hostname`, 'not a host name');
+  // run --hostname takes any text (the kernel any 64 bytes): only control characters are refused
+  if (/[\0-\x1f\x7f]/.test(c.hostname)) fail(`${path}.hostname`, 'contains a control character');
   if (/[\0-\x1f\x7f]/.test(c.workdir)) fail(`${path}.workdir`, 'contains a control character');
   return c;
 };

@@ -10,6 +10,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { TsmError } from '../errors/errors.js';
 import { fsyncDir } from '../state/atomic.js';
+import { DEFAULT_ROOT } from '../state/paths.js';
 import { formatPublicKey, keyComment, publicKeyOf, rawOf, type PublicKey } from './public-key.js';
 
 export interface HostKey {
@@ -36,7 +37,9 @@ export async function initHostKey(root: string, o: { force?: boolean; comment?: 
     });
   if (!o.force && (await fs.lstat(f.private).then(() => true, () => false))) throw exists();
   const pair = generateKeyPairSync('ed25519');
-  const publicKey = publicKeyOf(rawOf(pair.publicKey), keyComment(o.comment ?? os.hostname()));
+  // the state root too where it is not the default one (several local test hosts share a host name)
+  const comment = o.comment ?? (path.resolve(root) === DEFAULT_ROOT ? os.hostname() : `${os.hostname()}:${path.resolve(root)}`);
+  const publicKey = publicKeyOf(rawOf(pair.publicKey), keyComment(comment));
   const pem = pair.privateKey.export({ type: 'pkcs8', format: 'pem' }).toString();
   // written beside, then put in place; without force by link(), which fails when another
   // process made a key meanwhile (it may have signed with it already)

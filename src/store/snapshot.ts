@@ -1,4 +1,4 @@
-import { lit, nullable, num, obj, type Validator } from '../agent/protocol/validate.js';
+import { lit, nullable, num, obj, str, type Validator } from '../agent/protocol/validate.js';
 import { NAME } from '../agent/schema.js';
 import { BYTES, CHECKPOINT_ID, checkpointInfo, HEX64, parseWith, TAG, TIME, type CheckpointInfo } from '../checkpoint/manifest-schema.js';
 import { TsmError } from '../errors/errors.js';
@@ -62,7 +62,8 @@ export const snapshotMeta: Validator<SnapshotMeta> = (v, path = 'manifest') => {
     container: NAME,
     createdAt: TIME,
     tag: nullable(TAG),
-    schedule: nullable(NAME),
+    // "schedule:<container>" (schedule/run.ts scheduleTag)
+    schedule: nullable(str({ max: 73, pattern: /^schedule:[a-z0-9][a-z0-9_.-]{0,62}$/ })),
     epoch: num({ int: true, min: 0, max: Number.MAX_SAFE_INTEGER }),
     checkpoint: checkpointInfo,
     streams: obj<SnapshotMeta['streams']>({ criu: streamRef, upper: streamRef }),

@@ -38,7 +38,7 @@ const refused: Array<[string, unknown, RegExp]> = [
   ['an escape in the host name shown by inspect', withField('host.hostname', 'vm\x1b[31m'), /host\.hostname/],
   ['a control character in the CRIU version', withField('criu.version', '4.2\r'), /criu\.version/],
   ['a tag of 65 characters', withField('tag', 'a'.repeat(65)), /manifest\.tag/],
-  ['a container host name with a space', withField('container.hostname', 'a b'), /container\.hostname/],
+  ['a container host name with an escape', withField('container.hostname', 'a\x1b[1mb'), /container\.hostname/],
   ['a reversed cpuset', withField('container.limits.cpusetCpus', '3-1'), /container\.limits: CPU range "3-1" is reversed/],
   ['a CPU beyond the kernel\'s', withField('container.limits.cpusetCpus', '0-99999'), /container\.limits/],
   ['a pids limit of 0', withField('container.limits.pidsLimit', 0), /pids limit 0/],
@@ -94,6 +94,8 @@ test('store snapshots: the same schema; the signature trailer round-trips and th
   assert.equal(decodeSnapshot(encodeSnapshot({ meta, ids }), meta.id).signature, null, 'an older, unsigned snapshot');
   const bad = (m: unknown) => () => decodeSnapshot(snapshotBody(m as SnapshotMeta, ids), meta.id);
   assert.throws(bad({ ...meta, tag: 'x\x1b[0m' }), (e) => isTsmError(e, 'EINTEGRITY') && /manifest\.tag/.test(e.message));
+  assert.equal(decodeSnapshot(snapshotBody({ ...meta, schedule: 'schedule:web' }, ids), meta.id).meta.schedule, 'schedule:web', 'what the daemon writes');
+  assert.throws(bad({ ...meta, schedule: 'schedule:web\x1b' }), (e) => isTsmError(e, 'EINTEGRITY') && /manifest\.schedule/.test(e.message));
   assert.throws(bad({ ...meta, extra: 1 }), (e) => isTsmError(e, 'EINTEGRITY') && /unexpected field/.test(e.message));
   assert.throws(bad({ ...meta, container: 'other' }), (e) => isTsmError(e, 'EINTEGRITY') && /differs from the snapshot/.test(e.message));
   assert.throws(bad({ ...meta, checkpoint: { ...meta.checkpoint, container: { ...meta.checkpoint.container, limits: { cpusetCpus: '9-2' } } } }), (e) => isTsmError(e, 'EINTEGRITY') && /reversed/.test(e.message));
