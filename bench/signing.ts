@@ -15,7 +15,10 @@
  *      begin is signed and checked before the freeze); a DR restore checks the
  *      snapshot and signs and checks begin and sums
  *
- *   node dist/bench/signing.js [--move-size 1024] [--restore-size 256] [--runs 3] [--no-move]
+ *   node dist/bench/signing.js [--move-size 1024] [--restore-size 256] [--runs 4] [--no-move]
+ *
+ * Runs come in pairs (there and back for a move); with an even --runs each mode
+ * takes each direction and each place in a pair equally often.
  *
  * Goal: signing and checking add under 2% (S/Moff and S/Doff; the A/B
  * difference Mon-Moff is printed beside it with the spread of the runs, which
@@ -71,10 +74,10 @@ interface Sample {
 
 function options(): { moveSize: number; restoreSize: number; runs: number; move: boolean } {
   const { values } = parseArgs({
-    options: { 'move-size': { type: 'string', default: '1024' }, 'restore-size': { type: 'string', default: '256' }, runs: { type: 'string', default: '3' }, 'no-move': { type: 'boolean', default: false } },
+    options: { 'move-size': { type: 'string', default: '1024' }, 'restore-size': { type: 'string', default: '256' }, runs: { type: 'string', default: '4' }, 'no-move': { type: 'boolean', default: false } },
   });
   const o = { moveSize: Number(values['move-size']), restoreSize: Number(values['restore-size']), runs: Number(values.runs), move: !values['no-move'] };
-  if (![o.moveSize, o.restoreSize, o.runs].every((n) => Number.isInteger(n) && n > 0)) throw new Error('usage: signing.js [--move-size 1024] [--restore-size 256] [--runs 3] [--no-move]');
+  if (![o.moveSize, o.restoreSize, o.runs].every((n) => Number.isInteger(n) && n > 0)) throw new Error('usage: signing.js [--move-size 1024] [--restore-size 256] [--runs 4] [--no-move]');
   return o;
 }
 
