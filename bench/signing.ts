@@ -129,7 +129,7 @@ async function restores(h: Host, ops: SigningOp[], sizeMiB: number, runs: number
   process.stdout.write(`restore ${sizeMiB} MiB: starting the workload ... `);
   await startWorkload(h.on, name, sizeMiB, signal);
   console.log('ready');
-  const store = await ChunkStore.open(new LocalBackend(path.join(base, 'store')), { create: true, key: null });
+  const store = await ChunkStore.open(new LocalBackend(path.join(base, 'store')), { create: true, key: null, seen: null });
   await checkpointToStore(h.on, store, { name, stop: false, tcpEstablished: false, fileLocks: true });
   const samples: Sample[] = [];
   for (let i = -1; i < runs; i++) {

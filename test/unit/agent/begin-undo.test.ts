@@ -16,6 +16,7 @@ import { createRuntime } from '../../../src/runtime/context.js';
 import { isTsmError } from '../../../src/errors/errors.js';
 import { importBusybox } from '../../helpers/images.js';
 import { beginReq, config } from './helpers.js';
+import { signedBegin } from '../../helpers/trust.js';
 
 test('a begin that fails after writing the container "creating" removes it; the next begin works', async () => {
   const root = mkdtempSync(path.join(tmpdir(), 'tsm-begin-'));
@@ -27,12 +28,13 @@ test('a begin that fails after writing the container "creating" removes it; the 
     const bad = createRuntime({ root, env: { ...process.env, TSMIGRATE_STAGING: open } });
     const image = await resolveImage(bad.paths, 'busybox');
     const req = { ...beginReq, network: null, leaseOwner: null, config: { ...config, image: { name: 'busybox', digest: image.digest } } };
-    await assert.rejects(new LocalAgent(bad, 'local').begin(req), (e) => isTsmError(e) && /staging/.test(e.message));
+    const refusing = new LocalAgent(bad, 'local');
+    await assert.rejects(refusing.begin(await signedBegin(bad, refusing, req)), (e) => isTsmError(e) && /staging/.test(e.message));
     assert.equal(await bad.store.exists('web-1'), false, 'no container left "creating"');
     assert.deepEqual(readdirSync(open), []);
     const good = createRuntime({ root, env: { ...process.env, TSMIGRATE_STAGING: path.join(root, 'staging') } });
     const agent = new LocalAgent(good, 'local');
-    await agent.begin({ ...req, migrationId: `${req.migrationId}-2` });
+    await agent.begin(await signedBegin(good, agent, { ...req, migrationId: `${req.migrationId}-2` }));
     assert.equal(await good.store.exists('web-1'), true);
     await agent.abort({ migrationId: `${req.migrationId}-2` });
     assert.equal(await good.store.exists('web-1'), false);

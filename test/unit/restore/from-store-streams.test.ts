@@ -19,6 +19,7 @@ import { craftMeta } from '../../helpers/store-craft.js';
 import { restoreFromStore, type HostProbe } from '../../../src/restore/from-store.js';
 import type { AgentApi, StreamResult } from '../../../src/agent/api.js';
 import type { Runtime } from '../../../src/runtime/context.js';
+import type { Signing } from '../../../src/sign/signing.js';
 import { isTsmError, TsmError } from '../../../src/errors/errors.js';
 
 async function* once(b: Buffer) {
@@ -77,7 +78,12 @@ function target(o: { delayMs: number; peerFails?: boolean; firstAbortLost?: bool
   return f;
 }
 
-const rt = { criuDeadline: {} } as unknown as Runtime;
+// the signature checks are not what this test is about: a Signing that signs with a placeholder and accepts (sign/signing.ts has its own tests)
+const signing: Signing = {
+  sign: async (purpose) => ({ format: 'tsmigrate-signature/1', purpose, key: `tsmigrate-ed25519 ${Buffer.alloc(32).toString('base64')} test`, signature: Buffer.alloc(64).toString('base64') }),
+  verify: async () => null,
+};
+const rt = { criuDeadline: {}, signing } as unknown as Runtime;
 
 test('a store stream that fails before or while the peer reads, or a peer that fails: one typed error, the restore aborted on the target', async () => {
   const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'tsm-fsst-'));

@@ -22,7 +22,7 @@ async function* one(b: Buffer) {
 
 /** A store with one snapshot of "web" signed by the key of `signer`; `body` lets a test change what is stored. */
 async function storeWith(dir: string, signer: Awaited<ReturnType<typeof initHostKey>>, change?: (m: SnapshotMeta) => void): Promise<ChunkStore> {
-  const store = await ChunkStore.open(new LocalBackend(path.join(dir, 'store')), { create: true, key: null });
+  const store = await ChunkStore.open(new LocalBackend(path.join(dir, 'store')), { create: true, key: null, seen: null });
   const criu = await store.writeStream(one(Buffer.alloc(100_000, 'images')), counters());
   const upper = await store.writeStream(one(Buffer.from('upper')), counters());
   const info = sampleInfo('web-20260101t000000z-aaaaaa', 'web');
