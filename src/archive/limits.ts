@@ -45,9 +45,9 @@ const CAP = 64 * GiB;
 const SLACK = 1 * GiB;
 
 export const PRESETS: Readonly<Record<ArchiveKind, Limits>> = Object.freeze({
-  /** an exported checkpoint: the root and four files at the top, already-compressed blobs and a text log */
+  /** an exported checkpoint: the root and five files at the top (manifest, its signature, two blobs, the log), already-compressed blobs and a text log */
   'checkpoint-archive': {
-    tar: { maxBytes: CAP, maxEntries: 5, maxDepth: 1, maxEntryBytes: CAP },
+    tar: { maxBytes: CAP, maxEntries: 6, maxDepth: 1, maxEntryBytes: CAP },
     inflate: { maxBytes: CAP, maxRatio: 64, ratioSlack: 64 * MiB },
   },
   /** CRIU's images directory (flat) */

@@ -54,8 +54,8 @@ test('limitsFor: a declared size bounds bytes and lifts the ratio up to it; decl
   assert.equal(PRESETS['criu-images'].tar.maxEntries, 100_000);
 });
 
-test('presets: an exported checkpoint is five flat entries; streams have entry, depth and ratio bounds', () => {
-  assert.deepEqual(PRESETS['checkpoint-archive'].tar.maxEntries, 5);
+test('presets: an exported checkpoint is six flat entries (the root, manifest, signature, two blobs, log); streams have entry, depth and ratio bounds', () => {
+  assert.deepEqual(PRESETS['checkpoint-archive'].tar.maxEntries, 6);
   assert.deepEqual(PRESETS['checkpoint-archive'].tar.maxDepth, 1);
   assert.equal(PRESETS['checkpoint-archive'].inflate.maxRatio, 64);
   for (const k of ['criu-images', 'upper', 'rootfs'] as const) {
