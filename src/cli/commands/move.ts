@@ -8,7 +8,8 @@ import { awaitMover, startFreezeGuard } from '../../move/freeze-guard.js';
 import { guardMove, sourceGuardPorts } from '../../move/source-guard.js';
 import type { Runtime } from '../../runtime/context.js';
 import { guardLogFile } from '../../state/guard-logs.js';
-import { resolveConfigPath } from '../../hosts/config.js';
+import { loadHostsConfig, resolveConfigPath } from '../../hosts/config.js';
+import { agentAccess } from '../../agent/access.js';
 import { sshPeer } from '../../move/connect.js';
 import { readHistory, type MoveHistoryEntry } from '../../move/history.js';
 import { moveContainer, type MoveEvent, type MoveReport } from '../../move/move.js';
@@ -207,10 +208,15 @@ export function registerMoveCommands(program: Command, setExit: (code: number) =
     .command('agent')
     .description('serve the migration protocol on stdin/stdout (run by a peer over SSH)')
     .option('--stdio', 'speak on stdin/stdout')
-    .action(async (o: { stdio?: boolean }, cmd: Command) => {
+    .option('--role <roles>', 'serve only these roles: migrate, store, restore (comma-separated or repeated; for an authorized_keys forced command)', (v: string, acc: string[]) => [...acc, v], [] as string[])
+    .option('--store-dir <dir>', 'keep stores only beneath this directory (repeatable)', (v: string, acc: string[]) => [...acc, v], [] as string[])
+    .action(async (o: { stdio?: boolean; role: string[]; storeDir: string[] }, cmd: Command) => {
       if (!o.stdio) throw new TsmError('EINVAL_ARG', 'agent needs --stdio', { fix: 'it is started by tsmigrate move over SSH' });
       const { rt } = runtimeFor(cmd);
-      await serveAgentOnStdio(new LocalAgent(rt, cmd.parent?.version() ?? '0', { holdGuard: holdGuardFor(rt) }), rt.logger);
+      const configFile = resolveConfigPath(cmd.optsWithGlobals<{ config?: string }>().config);
+      const access = agentAccess({ roles: o.role, storeDirs: o.storeDir }, (await loadHostsConfig(configFile)).agent, `${configFile} agent.storeDirs`);
+      const agent = new LocalAgent(rt, cmd.parent?.version() ?? '0', { holdGuard: holdGuardFor(rt), storeRoots: access.storeRoots });
+      await serveAgentOnStdio(agent, rt.logger, access.roles);
     });
 }
 
