@@ -3,7 +3,7 @@ import { execa } from 'execa';
 import { isCheckpointId } from '../checkpoint/manifest.js';
 import { TsmError } from '../errors/errors.js';
 import type { Lock } from '../state/lock.js';
-import { ConfinedDir } from '../util/confined-dir.js';
+import { ConfinedDir, SubdirCache } from '../util/confined-dir.js';
 import { lockStoreDir } from './dir-lock.js';
 import { STORE_FORMAT, type StoreBackend, type StoreInfo, type VerifyReport } from './backend.js';
 import { checkObject } from './object.js';
@@ -35,7 +35,6 @@ export class LocalBackend implements StoreBackend {
   readonly location: string;
   private held: Lock | undefined;
   private root: ConfinedDir | undefined;
-  private readonly subdirs = new Map<string, ConfinedDir>();
   private readonly opener: StoreDirOpener;
   constructor(readonly dir: string, label?: string, opener?: StoreDirOpener) {
     if (!path.isAbsolute(dir) || path.normalize(dir) !== dir.replace(/\/+$/, '') || dir.split('/').includes('..')) {
@@ -54,31 +53,26 @@ export class LocalBackend implements StoreBackend {
     return d;
   }
 
-  /** `chunks`, `snapshots`, `chunks/ab`: opened once, never through a link; created when `create`. */
-  private async subdir(rel: string, create = false): Promise<ConfinedDir | undefined> {
-    const have = this.subdirs.get(rel);
-    if (have) return have;
-    const parts = rel.split('/');
-    const parent = parts.length === 1 ? await this.top() : await this.subdir(parts.slice(0, -1).join('/'), create);
-    if (!parent) return undefined;
-    const d = await parent.sub(parts[parts.length - 1]!, { create, mode: 0o700 }).catch((e: NodeJS.ErrnoException) => {
-      if (e.code === 'ENOENT') return undefined;
-      throw e;
-    });
-    if (d) this.subdirs.set(rel, d);
-    return d;
+  /** `fn` with the store's subdirectories opened for it (never through a link), closed after. */
+  private async scoped<T>(fn: (dirs: SubdirCache) => Promise<T>): Promise<T> {
+    const dirs = new SubdirCache(await this.top());
+    try {
+      return await fn(dirs);
+    } finally {
+      await dirs.close();
+    }
   }
 
-  private chunkDir(id: string, create = false): Promise<ConfinedDir | undefined> {
+  private static chunkDirName(id: string): string {
     assertChunkId(id);
-    return this.subdir(`chunks/${id.slice(0, 2)}`, create);
+    return `chunks/${id.slice(0, 2)}`;
   }
   private snapName(id: string, ext: 'meta' | 'refs'): string {
     assertSnapshotId(id);
     return `${id}.${ext}`;
   }
-  private async readChunk(id: string): Promise<Buffer | undefined> {
-    return (await this.chunkDir(id))?.readFile(id);
+  private static async readChunk(dirs: SubdirCache, id: string): Promise<Buffer | undefined> {
+    return (await dirs.get(LocalBackend.chunkDirName(id)))?.readFile(id);
   }
 
   async open(create: StoreInfo | null): Promise<StoreInfo | null> {
@@ -105,8 +99,10 @@ export class LocalBackend implements StoreBackend {
     d ??= await this.opener(true);
     if (!d) throw new TsmError('EINTERNAL', `${this.location} could not be created`, { fix: 'report a tsmigrate bug' });
     this.root = d;
-    await this.subdir('chunks', true);
-    await this.subdir('snapshots', true);
+    await this.scoped(async (dirs) => {
+      await dirs.must('chunks', true);
+      await dirs.must('snapshots', true);
+    });
     // only a directory made here or found empty, through its own descriptor
     await d.chmod(0o700);
     await d.writeFileAtomic('store.json', Buffer.from(`${JSON.stringify(create, null, 2)}\n`), { mode: 0o600, sync: true });
@@ -135,42 +131,54 @@ export class LocalBackend implements StoreBackend {
   }
 
   async has(ids: string[]): Promise<boolean[]> {
-    return Promise.all(ids.map(async (id) => (await this.chunkDir(id))?.exists(id) ?? false));
+    return this.scoped((dirs) => LocalBackend.has(dirs, ids));
+  }
+
+  private static has(dirs: SubdirCache, ids: string[]): Promise<boolean[]> {
+    return Promise.all(ids.map(async (id) => (await dirs.get(LocalBackend.chunkDirName(id)))?.exists(id) ?? false));
   }
 
   async putChunks(objects: Array<{ id: string; obj: Buffer }>): Promise<{ written: number; bytes: number }> {
-    let written = 0;
-    let bytes = 0;
-    for (const { id, obj } of objects) {
-      const d = (await this.chunkDir(id, true))!;
-      if (await d.exists(id)) continue;
-      await d.writeFileAtomic(id, obj, { mode: 0o600 });
-      written++;
-      bytes += obj.length;
-    }
-    return { written, bytes };
+    return this.scoped(async (dirs) => {
+      let written = 0;
+      let bytes = 0;
+      for (const { id, obj } of objects) {
+        const d = await dirs.must(LocalBackend.chunkDirName(id), true);
+        if (await d.exists(id)) continue;
+        await d.writeFileAtomic(id, obj, { mode: 0o600 });
+        written++;
+        bytes += obj.length;
+      }
+      return { written, bytes };
+    });
   }
 
   async getChunks(ids: string[]): Promise<Buffer[]> {
-    return Promise.all(
-      ids.map(async (id) => {
-        const obj = await this.readChunk(id);
-        if (!obj) throw new TsmError('EINTEGRITY', `chunk ${id.slice(0, 12)}… is missing from ${this.location}`, { fix: 'use another checkpoint (tsmigrate store verify shows which are good)' });
-        const problem = checkObject(obj);
-        if (problem) throw new TsmError('EINTEGRITY', `chunk ${id.slice(0, 12)}… in ${this.location} is corrupted: ${problem}`, { fix: 'use another checkpoint (tsmigrate store verify shows which are good)' });
-        return obj;
-      }),
+    return this.scoped((dirs) =>
+      Promise.all(
+        ids.map(async (id) => {
+          const obj = await LocalBackend.readChunk(dirs, id);
+          if (!obj) throw new TsmError('EINTEGRITY', `chunk ${id.slice(0, 12)}… is missing from ${this.location}`, { fix: 'use another checkpoint (tsmigrate store verify shows which are good)' });
+          const problem = checkObject(obj);
+          if (problem) throw new TsmError('EINTEGRITY', `chunk ${id.slice(0, 12)}… in ${this.location} is corrupted: ${problem}`, { fix: 'use another checkpoint (tsmigrate store verify shows which are good)' });
+          return obj;
+        }),
+      ),
     );
   }
 
   async listSnapshots(): Promise<string[]> {
-    const names = (await (await this.subdir('snapshots'))?.list()) ?? [];
+    return this.scoped((dirs) => LocalBackend.listSnapshots(dirs));
+  }
+
+  private static async listSnapshots(dirs: SubdirCache): Promise<string[]> {
+    const names = (await (await dirs.get('snapshots'))?.list()) ?? [];
     return names.filter((n) => n.endsWith('.meta')).map((n) => n.slice(0, -5)).filter(isCheckpointId).sort();
   }
 
   async getSnapshot(id: string): Promise<Buffer> {
     const name = this.snapName(id, 'meta');
-    const meta = await (await this.subdir('snapshots'))?.readFile(name);
+    const meta = await this.scoped(async (dirs) => (await dirs.get('snapshots'))?.readFile(name));
     if (!meta) throw new TsmError('ENOENT_CHECKPOINT', `no checkpoint "${id}" in ${this.location}`, { fix: `list them with tsmigrate store ls --store ${this.location}` });
     return meta;
   }
@@ -178,17 +186,20 @@ export class LocalBackend implements StoreBackend {
   async putSnapshot(id: string, meta: Buffer, refs: Buffer): Promise<void> {
     if (refs.length % 32 !== 0) throw new TsmError('EINVAL_ARG', 'snapshot refs must be whole 32-byte ids', { fix: 'report a tsmigrate bug' });
     const metaName = this.snapName(id, 'meta');
-    const snaps = (await this.subdir('snapshots', true))!;
-    if (await snaps.exists(metaName)) {
-      throw new TsmError('EEXIST_CHECKPOINT', `checkpoint ${id} is already in ${this.location}`, { fix: 'use it as it is' });
-    }
-    // every chunk must be there and on disk before the snapshot that needs it
-    const missing = (await this.has(idsOf(refs))).filter((h) => !h).length;
-    if (missing) throw new TsmError('EINTEGRITY', `${missing} chunks of checkpoint ${id} are missing from ${this.location}`, { fix: 'retry the checkpoint' });
-    await execa('sync', ['-f', (await this.top()).self]);
-    await snaps.writeFileAtomic(this.snapName(id, 'refs'), refs, { mode: 0o600, sync: true });
-    await snaps.writeFileAtomic(metaName, meta, { mode: 0o600, sync: true });
-    await snaps.sync();
+    const refsName = this.snapName(id, 'refs');
+    await this.scoped(async (dirs) => {
+      const snaps = await dirs.must('snapshots', true);
+      if (await snaps.exists(metaName)) {
+        throw new TsmError('EEXIST_CHECKPOINT', `checkpoint ${id} is already in ${this.location}`, { fix: 'use it as it is' });
+      }
+      // every chunk must be there and on disk before the snapshot that needs it
+      const missing = (await LocalBackend.has(dirs, idsOf(refs))).filter((h) => !h).length;
+      if (missing) throw new TsmError('EINTEGRITY', `${missing} chunks of checkpoint ${id} are missing from ${this.location}`, { fix: 'retry the checkpoint' });
+      await execa('sync', ['-f', (await this.top()).self]);
+      await snaps.writeFileAtomic(refsName, refs, { mode: 0o600, sync: true });
+      await snaps.writeFileAtomic(metaName, meta, { mode: 0o600, sync: true });
+      await snaps.sync();
+    });
   }
 
   async getIndex(): Promise<Buffer | null> {
@@ -203,97 +214,107 @@ export class LocalBackend implements StoreBackend {
   }
 
   async deleteSnapshot(id: string): Promise<void> {
-    const snaps = await this.subdir('snapshots');
-    if (!snaps) return;
-    await snaps.unlink(this.snapName(id, 'meta'));
-    await snaps.sync();
-    await snaps.unlink(this.snapName(id, 'refs'));
+    const metaName = this.snapName(id, 'meta');
+    const refsName = this.snapName(id, 'refs');
+    await this.scoped(async (dirs) => {
+      const snaps = await dirs.get('snapshots');
+      if (!snaps) return;
+      await snaps.unlink(metaName);
+      await snaps.sync();
+      await snaps.unlink(refsName);
+    });
   }
 
-  private async allChunkIds(): Promise<string[]> {
+  private static async allChunkIds(dirs: SubdirCache): Promise<string[]> {
     const out: string[] = [];
-    for (const d of (await (await this.subdir('chunks'))?.list()) ?? []) {
+    for (const d of (await (await dirs.get('chunks'))?.list()) ?? []) {
       if (!/^[0-9a-f]{2}$/.test(d)) continue;
-      for (const f of await (await this.subdir(`chunks/${d}`))!.list()) if (HEX64.test(f)) out.push(f);
+      for (const f of await (await dirs.must(`chunks/${d}`)).list()) if (HEX64.test(f)) out.push(f);
     }
     return out;
   }
 
-  private async refsOf(id: string): Promise<Buffer | undefined> {
-    return (await this.subdir('snapshots'))?.readFile(this.snapName(id, 'refs'));
+  private async refsOf(dirs: SubdirCache, id: string): Promise<Buffer | undefined> {
+    return (await dirs.get('snapshots'))?.readFile(this.snapName(id, 'refs'));
   }
 
-  private async referenced(): Promise<Set<string>> {
+  private async referenced(dirs: SubdirCache): Promise<Set<string>> {
     const live = new Set<string>();
-    for (const id of await this.listSnapshots()) {
-      for (const r of idsOf((await this.refsOf(id).catch(() => undefined)) ?? Buffer.alloc(0))) live.add(r);
+    for (const id of await LocalBackend.listSnapshots(dirs)) {
+      for (const r of idsOf((await this.refsOf(dirs, id)) ?? Buffer.alloc(0))) live.add(r);
     }
     return live;
   }
 
   async verify(snapshot: string | null): Promise<VerifyReport> {
-    let ids: string[];
-    if (snapshot) {
-      const refs = await this.refsOf(snapshot);
-      if (!refs) throw new TsmError('ENOENT_CHECKPOINT', `no checkpoint "${snapshot}" in ${this.location}`, { fix: 'list them with tsmigrate store ls' });
-      ids = idsOf(refs);
-    } else {
-      ids = await this.allChunkIds();
-    }
-    const report: VerifyReport = { chunks: 0, bytes: 0, bad: [], missing: [] };
-    const refs = snapshot ? new Set<string>() : await this.referenced();
-    if (!snapshot) {
-      const have = new Set(ids);
-      for (const r of refs) if (!have.has(r)) report.missing.push(r);
-    }
-    for (const id of ids) {
-      const obj = await this.readChunk(id).catch(() => undefined);
-      if (!obj) {
-        report.missing.push(id);
-        continue;
+    return this.scoped(async (dirs) => {
+      let ids: string[];
+      if (snapshot) {
+        const refs = await this.refsOf(dirs, snapshot);
+        if (!refs) throw new TsmError('ENOENT_CHECKPOINT', `no checkpoint "${snapshot}" in ${this.location}`, { fix: 'list them with tsmigrate store ls' });
+        ids = idsOf(refs);
+      } else {
+        ids = await LocalBackend.allChunkIds(dirs);
       }
-      report.chunks++;
-      report.bytes += obj.length;
-      const problem = checkObject(obj);
-      if (problem) report.bad.push({ id, problem });
-    }
-    return report;
+      const report: VerifyReport = { chunks: 0, bytes: 0, bad: [], missing: [] };
+      if (!snapshot) {
+        const have = new Set(ids);
+        for (const r of await this.referenced(dirs)) if (!have.has(r)) report.missing.push(r);
+      }
+      for (const id of ids) {
+        const obj = await LocalBackend.readChunk(dirs, id).catch((e: unknown) => {
+          if (e instanceof TsmError && e.code === 'EFORBIDDEN') throw e;
+          return undefined;
+        });
+        if (!obj) {
+          report.missing.push(id);
+          continue;
+        }
+        report.chunks++;
+        report.bytes += obj.length;
+        const problem = checkObject(obj);
+        if (problem) report.bad.push({ id, problem });
+      }
+      return report;
+    });
   }
 
   async collect(): Promise<{ chunks: number; bytes: number }> {
-    const live = await this.referenced();
-    let chunks = 0;
-    let bytes = 0;
-    for (const id of await this.allChunkIds()) {
-      if (live.has(id)) continue;
-      const d = (await this.chunkDir(id))!;
-      bytes += (await d.lstat(id))?.size ?? 0;
-      await d.unlink(id);
-      chunks++;
-    }
-    // refs whose meta is gone (a delete cut short), and temporary files of a write cut short
-    const snaps = await this.subdir('snapshots');
-    for (const n of (await snaps?.list()) ?? []) {
-      if (n.includes('.tmp-')) await snaps!.unlink(n);
-      else if (n.endsWith('.refs') && !(await snaps!.exists(`${n.slice(0, -5)}.meta`))) await snaps!.unlink(n);
-    }
-    return { chunks, bytes };
+    return this.scoped(async (dirs) => {
+      const live = await this.referenced(dirs);
+      let chunks = 0;
+      let bytes = 0;
+      for (const id of await LocalBackend.allChunkIds(dirs)) {
+        if (live.has(id)) continue;
+        const d = await dirs.must(LocalBackend.chunkDirName(id));
+        bytes += (await d.lstat(id))?.size ?? 0;
+        await d.unlink(id);
+        chunks++;
+      }
+      // refs whose meta is gone (a delete cut short), and temporary files of a write cut short
+      const snaps = await dirs.get('snapshots');
+      for (const n of (await snaps?.list()) ?? []) {
+        if (n.includes('.tmp-')) await snaps!.unlink(n);
+        else if (n.endsWith('.refs') && !(await snaps!.exists(`${n.slice(0, -5)}.meta`))) await snaps!.unlink(n);
+      }
+      return { chunks, bytes };
+    });
   }
 
   async stats(): Promise<{ chunks: number; bytes: number; snapshots: number }> {
-    let chunks = 0;
-    let bytes = 0;
-    for (const id of await this.allChunkIds()) {
-      chunks++;
-      bytes += (await (await this.chunkDir(id))!.lstat(id))?.size ?? 0;
-    }
-    return { chunks, bytes, snapshots: (await this.listSnapshots()).length };
+    return this.scoped(async (dirs) => {
+      let chunks = 0;
+      let bytes = 0;
+      for (const id of await LocalBackend.allChunkIds(dirs)) {
+        chunks++;
+        bytes += (await (await dirs.must(LocalBackend.chunkDirName(id))).lstat(id))?.size ?? 0;
+      }
+      return { chunks, bytes, snapshots: (await LocalBackend.listSnapshots(dirs)).length };
+    });
   }
 
   async close(): Promise<void> {
     await this.unlock();
-    for (const d of this.subdirs.values()) await d.close();
-    this.subdirs.clear();
     await this.root?.close();
     this.root = undefined;
   }

@@ -68,8 +68,10 @@ export class ConfinedDir {
         if (e.code !== 'EEXIST') throw e;
       });
     }
-    const fh = await fs.open(p, constants.O_RDONLY | constants.O_DIRECTORY | constants.O_NOFOLLOW).catch((e: NodeJS.ErrnoException) => {
-      throw this.refusal(e, name);
+    const fh = await fs.open(p, constants.O_RDONLY | constants.O_DIRECTORY | constants.O_NOFOLLOW).catch(async (e: NodeJS.ErrnoException) => {
+      // O_DIRECTORY on a link says ENOTDIR: tell a link from a file
+      const link = e.code === 'ENOTDIR' && (await fs.lstat(p).catch(() => undefined))?.isSymbolicLink();
+      throw this.refusal(link ? Object.assign(e, { code: 'ELOOP' }) : e, name);
     });
     return new ConfinedDir(fh, path.join(this.label, name));
   }
@@ -191,4 +193,45 @@ export function splitRelative(rel: string): string[] {
   if (rel === '') return [];
   if (rel.startsWith('/')) throw new TsmError('EFORBIDDEN', `"${rel.slice(0, 80)}" is absolute, not relative`, { fix: 'give a path beneath the directory' });
   return rel.split('/').map((p) => checkName(p, `a path beneath a directory ("${rel.slice(0, 80)}")`));
+}
+
+/**
+ * Subdirectories of one ConfinedDir opened for the length of one operation
+ * (each once, however many calls ask at the same time), then closed: a
+ * directory swapped for a link between operations is seen by the next one.
+ */
+export class SubdirCache {
+  private readonly dirs = new Map<string, Promise<ConfinedDir | undefined>>();
+  constructor(private readonly top: ConfinedDir) {}
+
+  /** `a/b` beneath the top, each component without following links; undefined when missing (and not `create`). */
+  get(rel: string, create = false): Promise<ConfinedDir | undefined> {
+    const have = this.dirs.get(rel);
+    if (have && !create) return have;
+    const p = (async () => {
+      const had = have ? await have : undefined;
+      if (had) return had;
+      const parts = splitRelative(rel);
+      const parent = parts.length === 1 ? this.top : await this.get(parts.slice(0, -1).join('/'), create);
+      if (!parent) return undefined;
+      return parent.sub(parts[parts.length - 1]!, { create, mode: 0o700 }).catch((e: NodeJS.ErrnoException) => {
+        if (e.code === 'ENOENT' && !create) return undefined;
+        throw e;
+      });
+    })();
+    this.dirs.set(rel, p);
+    return p;
+  }
+
+  /** like get, but the directory must be there (or be made) */
+  async must(rel: string, create = false): Promise<ConfinedDir> {
+    const d = await this.get(rel, create);
+    if (!d) throw new TsmError('EBAD_STATE', `${path.join(this.top.label, rel)} is missing`, { fix: 'the directory changed while tsmigrate used it; retry' });
+    return d;
+  }
+
+  async close(): Promise<void> {
+    for (const p of this.dirs.values()) await (await p.catch(() => undefined))?.close();
+    this.dirs.clear();
+  }
 }
