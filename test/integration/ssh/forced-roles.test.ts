@@ -121,8 +121,11 @@ test('the forced command runs whatever the client asks: no other command, no --r
     session.close();
   }
   assert.equal(existsSync(marker), false);
-  // a --role of the client's own is ignored: sshPeer asks for `<command> agent --stdio`, the key gets its forced roles
-  const conn = await sshPeer(CFG, 'roles-c-store')();
+  // a client that asks for roles of its own (`tsmigrate agent --stdio --role migrate --store-dir / agent --stdio`) still gets the forced ones
+  const url = host.url;
+  await TA(['host', 'add', 'roles-c-sneaky', url, '--identity', host.identity!, '--known-hosts', knownHostsFilesFor(cfg, host)[0]!,
+    '--command', `${rig.env['TSMIGRATE_HOSTS_DIR']}/bin/tsmigrate --root ${C} agent --stdio --role migrate --store-dir /`]);
+  const conn = await sshPeer(CFG, 'roles-c-sneaky')();
   try {
     await assert.rejects(conn.agent.status({ migrationId: MID }), (e) => isTsmError(e, 'EFORBIDDEN'));
   } finally {
