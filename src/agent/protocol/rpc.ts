@@ -22,6 +22,8 @@ export interface ServeOptions {
   onClose?: (reason: TsmError | undefined) => void;
   /** what this connection may call (../roles.ts): from the agent's argv and its host's config, never from the client; default every role */
   roles?: readonly Role[];
+  /** the agent could not start as its host configured it: every call gets this error, then the connection closes */
+  refuse?: TsmError;
 }
 
 export interface AgentServer {
@@ -149,6 +151,10 @@ export function serveAgent(transport: Duplex, impl: AgentApi, opts: ServeOptions
     let closeAfter = false;
     current = input;
     try {
+      if (opts.refuse) {
+        closeAfter = true;
+        throw opts.refuse;
+      }
       if (!greeted && call.method !== 'hello') {
         closeAfter = true;
         throw protocolError(`the first call must be hello, not ${preview(call.method)}`);
@@ -193,7 +199,7 @@ export function serveAgent(transport: Duplex, impl: AgentApi, opts: ServeOptions
       }
       current = undefined;
     }
-    if (closeAfter) wire.close(protocolError('the peer did not start with a valid hello'));
+    if (closeAfter) wire.close(opts.refuse ?? protocolError('the peer did not start with a valid hello'));
   }
 
   function reply(call: CallMsg, msg: object): void {

@@ -1,3 +1,4 @@
+import os from 'node:os';
 import type { Command } from 'commander';
 import { DEFAULT_HOLD_MS, MAX_HOLD_MS, MIN_HOLD_MS } from '../../agent/api.js';
 import { guardHold, spawnHoldGuard } from '../../agent/hold.js';
@@ -214,9 +215,16 @@ export function registerMoveCommands(program: Command, setExit: (code: number) =
       if (!o.stdio) throw new TsmError('EINVAL_ARG', 'agent needs --stdio', { fix: 'it is started by tsmigrate move over SSH' });
       const { rt } = runtimeFor(cmd);
       const configFile = resolveConfigPath(cmd.optsWithGlobals<{ config?: string }>().config);
-      const access = agentAccess({ roles: o.role, storeDirs: o.storeDir }, (await loadHostsConfig(configFile)).agent, `${configFile} agent.storeDirs`);
+      // a host set up wrongly answers the client's first call with why, rather than hanging up
+      const access = await loadHostsConfig(configFile)
+        .then((cfg) => agentAccess({ roles: o.role, storeDirs: o.storeDir }, cfg.agent, `${configFile} agent.storeDirs`))
+        .catch((e: unknown) => {
+          if (!(e instanceof TsmError)) throw e;
+          rt.logger.warn(`agent: ${e.oneLine()}`);
+          return { roles: [], storeRoots: [], refuse: new TsmError(e.code, `the agent on ${os.hostname()} cannot serve this key: ${e.message}`, e.fix === undefined ? {} : { fix: `on that host: ${e.fix}` }) };
+        });
       const agent = new LocalAgent(rt, cmd.parent?.version() ?? '0', { holdGuard: holdGuardFor(rt), storeRoots: access.storeRoots });
-      await serveAgentOnStdio(agent, rt.logger, access.roles);
+      await serveAgentOnStdio(agent, rt.logger, access);
     });
 }
 
