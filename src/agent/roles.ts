@@ -28,6 +28,7 @@ export const ROLE_METHODS: Readonly<Record<Role, readonly AgentMethod[]>> = Obje
     ...COMMON,
     'storeOpen', 'storeLock', 'storeUnlock', 'storeHas', 'storePutChunks', 'storeGetChunks', 'storeListSnapshots',
     'storeGetSnapshot', 'storePutSnapshot', 'storeDeleteSnapshot', 'storeVerify', 'storeCollect', 'storeStats',
+    'storeGetIndex', 'storePutIndex',
   ],
 });
 

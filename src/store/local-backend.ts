@@ -5,7 +5,7 @@ import { TsmError } from '../errors/errors.js';
 import type { Lock } from '../state/lock.js';
 import { ConfinedDir, SubdirCache } from '../util/confined-dir.js';
 import { lockStoreDir } from './dir-lock.js';
-import { STORE_FORMAT, type StoreBackend, type StoreInfo, type VerifyReport } from './backend.js';
+import { checkStoreInfo, type StoreBackend, type StoreInfo, type VerifyReport } from './backend.js';
 import { checkObject } from './object.js';
 
 const HEX64 = /^[0-9a-f]{64}$/;
@@ -42,6 +42,11 @@ export class LocalBackend implements StoreBackend {
     }
     this.location = label ?? dir;
     this.opener = opener ?? ((create) => openTrusted(dir, create));
+  }
+
+  /** where a chunk's object is (tests craft stores through it) */
+  chunkFile(id: string): string {
+    return path.join(this.dir, LocalBackend.chunkDirName(id), id);
   }
 
   /** The store's directory, which must exist. */
@@ -87,10 +92,7 @@ export class LocalBackend implements StoreBackend {
       } catch {
         throw new TsmError('ECONFIG', `${file} is not valid JSON`, { fix: 'the store is damaged; restore store.json from a backup or use another store' });
       }
-      if (info.format !== STORE_FORMAT) {
-        throw new TsmError('ECONFIG', `${this.location} is not a tsmigrate store (format ${JSON.stringify(info.format)})`, { fix: `use a store made by this version (${STORE_FORMAT})` });
-      }
-      return info;
+      return checkStoreInfo(info, this.location);
     }
     if (!create) return null;
     if (d && (await d.list()).length > 0) {
@@ -203,14 +205,13 @@ export class LocalBackend implements StoreBackend {
   }
 
   async getIndex(): Promise<Buffer | null> {
-    return fs.readFile(path.join(this.dir, 'index')).catch((e: NodeJS.ErrnoException) => {
-      if (e.code === 'ENOENT') return null;
-      throw e;
-    });
+    return (await (await this.top()).readFile('index')) ?? null;
   }
 
   async putIndex(obj: Buffer): Promise<void> {
-    await writeFileAtomic(path.join(this.dir, 'index'), obj, 0o600);
+    const d = await this.top();
+    await d.writeFileAtomic('index', obj, { mode: 0o600, sync: true });
+    await d.sync();
   }
 
   async deleteSnapshot(id: string): Promise<void> {

@@ -7,6 +7,20 @@ import { LocalBackend } from './local-backend.js';
 import { RecordParser } from './records.js';
 import { openerBeneath, placeStore, type StoreRoots } from './store-dirs.js';
 
+/** Objects in the index are bounded as metadata is. */
+const MAX_INDEX = 64 << 20;
+
+async function readBounded(data: Readable, max: number, what: string): Promise<Buffer> {
+  const parts: Buffer[] = [];
+  let n = 0;
+  for await (const c of data as AsyncIterable<Buffer>) {
+    n += c.length;
+    if (n > max) throw new TsmError('EPROTO', `${what} over ${max >> 20} MiB`, { fix: 'report a tsmigrate bug' });
+    parts.push(c);
+  }
+  return Buffer.concat(parts);
+}
+
 /**
  * The store side of the agent: serves StoreApi from directories on this host,
  * only beneath its store directories (store-dirs.ts), and every call but

@@ -28,7 +28,7 @@ const VICTIM = path.join(rig.dir, 'victim');
 const env = { SSH_AUTH_SOCK: '' };
 const TA = (args: string[]) => cliOk(A, ['--config', CFG, ...args], { env, timeoutMs: 120000 });
 const RA = (args: string[]) => cli(A, ['--config', CFG, ...args], { env, timeoutMs: 120000 });
-const INFO: StoreInfo = { format: STORE_FORMAT, createdAt: '2026-01-01T00:00:00.000Z', chunking: { algorithm: 'fastcdc-gear32', min: 8192, avg: 32768, max: 131072 }, encryption: null };
+const INFO: StoreInfo = { format: STORE_FORMAT, id: '0123456789abcdef0123456789abcdef', createdAt: '2026-01-01T00:00:00.000Z', chunking: { algorithm: 'fastcdc-gear32', min: 8192, avg: 32768, max: 131072 }, encryption: null };
 let C = '';
 
 before(async () => {

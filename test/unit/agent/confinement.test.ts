@@ -24,7 +24,7 @@ import { MID, RawPeer, beginReq, preflightReq, socketPair } from './helpers.js';
 const T = mkdtempSync(path.join(tmpdir(), 'tsm-confine-'));
 after(() => rmSync(T, { recursive: true, force: true }));
 
-const INFO: StoreInfo = { format: STORE_FORMAT, createdAt: '2026-01-01T00:00:00.000Z', chunking: { algorithm: 'fastcdc-gear32', min: 8192, avg: 32768, max: 131072 }, encryption: null };
+const INFO: StoreInfo = { format: STORE_FORMAT, id: '0123456789abcdef0123456789abcdef', createdAt: '2026-01-01T00:00:00.000Z', chunking: { algorithm: 'fastcdc-gear32', min: 8192, avg: 32768, max: 131072 }, encryption: null };
 const ID = 'ab'.repeat(32);
 
 /** A fresh peer: state root, a store directory, a victim directory outside it with a "lock" tree and a file. */

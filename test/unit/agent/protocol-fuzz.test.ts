@@ -36,11 +36,12 @@ const TEMPLATES: Record<string, unknown> = {
   abort: { migrationId: MID },
   status: { migrationId: MID },
   containerStatus: { name: 'web-1' },
-  storeOpen: { path: '/srv/s', create: { format: STORE_FORMAT, createdAt: 'x', chunking: { algorithm: 'fastcdc-gear32', min: 1, avg: 2, max: 3 }, encryption: null } },
+  storeOpen: { path: '/srv/s', create: { format: STORE_FORMAT, id: '0123456789abcdef0123456789abcdef', createdAt: 'x', chunking: { algorithm: 'fastcdc-gear32', min: 1, avg: 2, max: 3 }, encryption: null } },
   storeLock: { path: '/srv/s', timeoutMs: 0 },
   storeHas: { path: '/srv/s', ids: [SHA] },
   storeGetSnapshot: { path: '/srv/s', id: 'web-1', offset: 0 },
   storeVerify: { path: '/srv/s', snapshot: null },
+  storeGetIndex: { path: '/srv/s', offset: 0 },
 };
 for (const m of Object.keys(agentSpec)) TEMPLATES[m] ??= { path: '/srv/s' };
 
@@ -67,6 +68,8 @@ function recorder(): FakeAgent {
     storeVerify: async (p: unknown) => (rec('storeVerify', p), { chunks: 0, bytes: 0, bad: [], missing: [] }),
     storeCollect: async (p: unknown) => (rec('storeCollect', p), await none()),
     storeStats: async (p: unknown) => (rec('storeStats', p), { chunks: 0, bytes: 0, snapshots: 0 }),
+    storeGetIndex: async (p: unknown) => (rec('storeGetIndex', p), { index: null, total: 0 }),
+    storePutIndex: async (p: unknown, d: NodeJS.ReadableStream) => (rec('storePutIndex', p), await drain(d), ok),
   });
 }
 
