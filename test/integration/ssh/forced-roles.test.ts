@@ -18,7 +18,7 @@ import { STORE_FORMAT, type StoreInfo } from '../../../src/store/backend.js';
 import { cli, cliOk, tempRoot } from '../../helpers/cli.js';
 import { Rig } from '../../helpers/rig.js';
 import { snapshot } from '../../helpers/tree-snapshot.js';
-import { MID, beginReq } from '../../unit/agent/helpers.js';
+import { MID, beginReq, fakeSigned } from '../../unit/agent/helpers.js';
 
 const A = tempRoot('tsm-roles-');
 const CFG = path.join(A, 'config.yaml');
@@ -91,7 +91,7 @@ test('the store-only key: a store outside its directory is refused in one line (
 test('the store-only key cannot receive a container; the host key can ask the same agent anything', async () => {
   const conn = await sshPeer(CFG, 'roles-c-store')();
   try {
-    for (const call of [() => conn.agent.begin(beginReq), () => conn.agent.prepare({ migrationId: MID, expect: { images: `sha256:${'c'.repeat(64)}`, upper: [] } }), () => conn.agent.commit({ migrationId: MID })]) {
+    for (const call of [() => conn.agent.begin(beginReq), () => conn.agent.prepare({ migrationId: MID, expect: { images: `sha256:${'c'.repeat(64)}`, upper: [] }, signed: fakeSigned }), () => conn.agent.commit({ migrationId: MID })]) {
       await assert.rejects(call(), (e) => isTsmError(e, 'EFORBIDDEN') && /serves this key as store: \w+ needs the role migrate or restore/.test(e.message));
     }
     // what DR asks every configured host

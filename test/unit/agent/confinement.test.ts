@@ -19,7 +19,7 @@ import { STORE_FORMAT, type StoreInfo } from '../../../src/store/backend.js';
 import { encodeRecords } from '../../../src/store/records.js';
 import type { StoreRoots } from '../../../src/store/store-dirs.js';
 import { snapshot } from '../../helpers/tree-snapshot.js';
-import { MID, RawPeer, beginReq, preflightReq, socketPair } from './helpers.js';
+import { MID, RawPeer, beginReq, fakeSigned, preflightReq, socketPair } from './helpers.js';
 
 const T = mkdtempSync(path.join(tmpdir(), 'tsm-confine-'));
 after(() => rmSync(T, { recursive: true, force: true }));
@@ -202,7 +202,7 @@ test('a store-only key cannot receive a container: preflight, putImage, begin, p
       ['putUpper', { migrationId: MID, phase: 'base', deleted: [], compression: 'none' }, Buffer.from('tar')],
       ['putImages', { migrationId: MID, compression: 'none' }, Buffer.from('tar')],
       ['warm', { migrationId: MID, bytes: 1 << 30 }],
-      ['prepare', { migrationId: MID, expect: { images: `sha256:${'c'.repeat(64)}`, upper: [] } }],
+      ['prepare', { migrationId: MID, expect: { images: `sha256:${'c'.repeat(64)}`, upper: [] }, signed: fakeSigned }],
       ['commit', { migrationId: MID }],
       ['abort', { migrationId: MID }],
       ['status', { migrationId: MID }],

@@ -18,7 +18,7 @@ import { agentSpec, methodSpec } from '../../../src/agent/schema.js';
 import { TsmError } from '../../../src/errors/errors.js';
 import { STORE_FORMAT } from '../../../src/store/backend.js';
 import { fuzzRuns } from '../../helpers/fuzz.js';
-import { MID, SHA, beginReq, fakeAgent, helloResult, preflightReq, type FakeAgent } from './helpers.js';
+import { MID, SHA, beginReq, fakeAgent, fakeSigned, helloResult, preflightReq, type FakeAgent } from './helpers.js';
 
 /** Valid params of every method: the mutations start here, so they reach deep into each schema. */
 const TEMPLATES: Record<string, unknown> = {
@@ -31,7 +31,7 @@ const TEMPLATES: Record<string, unknown> = {
   warm: { migrationId: MID, bytes: 1 << 20 },
   putImages: { migrationId: MID, compression: 'none', format: 'records', restore: { upper: [`sha256:${SHA}`] } },
   probe: { bytes: 10, compression: 'zstd' },
-  prepare: { migrationId: MID, expect: { images: `sha256:${SHA}`, upper: [] } },
+  prepare: { migrationId: MID, expect: { images: `sha256:${SHA}`, upper: [] }, signed: fakeSigned },
   commit: { migrationId: MID },
   abort: { migrationId: MID },
   status: { migrationId: MID },
