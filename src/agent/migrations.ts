@@ -34,7 +34,8 @@ export class MigrationRecords {
     return path.join(this.dir, `${id}.json`);
   }
   async get(id: string): Promise<IncomingMigration | undefined> {
-    return readJsonIfExists<IncomingMigration>(this.file(id));
+    const m = await readJsonIfExists<IncomingMigration>(this.file(id));
+    return m && checkRecord(id, m, this.file(id));
   }
   async must(id: string): Promise<IncomingMigration> {
     const m = await this.get(id);
@@ -64,15 +65,39 @@ export class MigrationRecords {
   async seenEpoch(name: string): Promise<number> {
     const f = path.join(this.paths.root, 'migrations', 'epochs.json');
     const e = (await readJsonIfExists<Record<string, number>>(f)) ?? {};
-    return e[name] ?? 0;
+    return epochOf(e, name);
   }
   async recordEpoch(name: string, epoch: number): Promise<void> {
     const f = path.join(this.paths.root, 'migrations', 'epochs.json');
     await fs.mkdir(path.dirname(f), { recursive: true, mode: 0o700 });
     const e = (await readJsonIfExists<Record<string, number>>(f)) ?? {};
-    if ((e[name] ?? 0) < epoch) {
+    if (epochOf(e, name) < epoch) {
       e[name] = epoch;
       await writeJsonAtomic(f, e, 0o600);
     }
   }
+}
+
+/** A name's epoch: own keys only (a container named "constructor" is not Object's). */
+function epochOf(e: Record<string, number>, name: string): number {
+  const v = Object.hasOwn(e, name) ? e[name] : 0;
+  return typeof v === 'number' && Number.isSafeInteger(v) ? v : 0;
+}
+
+/**
+ * The paths a record leads the agent to (the container's directory, the staging it
+ * removes) must be the ones the agent made for this migration: its own id, a
+ * container name, and a staging directory named for the migration (pure).
+ */
+export function checkRecord(id: string, m: IncomingMigration, file: string): IncomingMigration {
+  const bad = (what: string) => new TsmError('EBAD_STATE', `the migration record ${file} is damaged: ${what}`, { fix: 'remove it after checking what it names (tsmigrate recover on the source settles the move)' });
+  if (m.id !== id) throw bad(`it names migration ${JSON.stringify(String(m.id).slice(0, 80))}`);
+  if (typeof m.name !== 'string' || !/^[a-z0-9][a-z0-9_.-]{0,62}$/.test(m.name)) throw bad('its container name is not one');
+  if (m.staging !== undefined) {
+    const s = m.staging;
+    if (typeof s !== 'string' || !path.isAbsolute(s) || path.normalize(s) !== s || !path.basename(s).startsWith(`move-${id}-`) || path.dirname(s) === '/') {
+      throw bad(`its staging ${JSON.stringify(String(s).slice(0, 200))} is not a staging directory of this migration`);
+    }
+  }
+  return m;
 }

@@ -26,6 +26,7 @@ import { Meter, receiveRecords, receiveTar } from '../transfer/receive.js';
 import { safeRemove } from '../transfer/upper-index.js';
 import { checkAtRest, type ImageSum } from '../transfer/image-sums.js';
 import { StoreService } from '../store/service.js';
+import type { StoreRoots } from '../store/store-dirs.js';
 import { WarmMemory, poolSize, preallocateFile } from '../util/warm-memory.js';
 import { warmRefusal } from './warm-bound.js';
 import type { AgentApi, Checksum, BeginRequest, SignedStatement, ContainerStatusResult, HelloResult, PreflightRequest, PutImagesRequest, PutImagesResult, PutLogsRequest, PutUpperRequest, StreamResult } from './api.js';
@@ -60,8 +61,9 @@ export class LocalAgent implements AgentApi {
   /** test hook: runs once prepare has succeeded, before its reply is sent */
   afterPrepare: (() => void | Promise<void>) | undefined;
   /** holdGuard: starts the guard that expires a held copy at its limit (hold.ts; the composition root builds its command) */
-  constructor(private readonly rt: Runtime, private readonly version: string, private readonly o: { holdGuard?: (migrationId: string) => void } = {}) {
+  constructor(private readonly rt: Runtime, private readonly version: string, private readonly o: { holdGuard?: (migrationId: string) => void; storeRoots?: StoreRoots } = {}) {
     this.records = new MigrationRecords(rt.paths);
+    this.stores = new StoreService(o.storeRoots ?? 'any');
     // a disk that fills after the pre-flight: one clear error naming the filesystem, not an agent failure
     guardSpace(this, ['putImage', 'begin', 'putUpper', 'putLogs', 'putImages', 'prepare'], async (p) => {
       const id = (p as { migrationId?: string }).migrationId;
@@ -419,7 +421,7 @@ export class LocalAgent implements AgentApi {
   }
 
   // ---- a checkpoint store kept on this host (the key never comes here) ----
-  private readonly stores = new StoreService();
+  private readonly stores: StoreService;
   readonly storeOpen: AgentApi['storeOpen'] = (p) => this.stores.storeOpen(p);
   readonly storeLock: AgentApi['storeLock'] = (p) => this.stores.storeLock(p);
   readonly storeUnlock: AgentApi['storeUnlock'] = (p) => this.stores.storeUnlock(p);

@@ -49,6 +49,8 @@ export type ErrorCode =
   | 'EHOST_KEY_MISMATCH'
   | 'EHOST_KEY_REVOKED'
   | 'EHOST_EXEC'
+  /** the agent refuses: a method outside this connection's roles, or a path outside its store directories */
+  | 'EFORBIDDEN'
   | 'EINTERNAL';
 
 export class TsmError extends Error {
@@ -81,6 +83,8 @@ export function exitCodeFor(e: unknown): number {
       return 4;
     case 'EBUSY':
       return 75;
+    case 'EFORBIDDEN':
+      return 77;
     default:
       return 1;
   }

@@ -4,6 +4,7 @@ import os from 'node:os';
 import path from 'node:path';
 import ssh2 from 'ssh2';
 import { Document, LineCounter, isMap, isScalar, isSeq, parseDocument, type Node as YamlNode } from 'yaml';
+import { parseAgentSettings, type AgentSettings } from '../agent/access.js';
 import { TsmError, type ErrorCode } from '../errors/errors.js';
 import { writeFileAtomic } from '../state/atomic.js';
 import { withLock } from '../state/lock.js';
@@ -58,6 +59,8 @@ export interface HostsConfig {
   stores: StoreEntry[];
   /** public keys whose signed checkpoints and moves this host accepts (besides its own) */
   trust: PublicKey[];
+  /** what this host's agent serves its clients (agent/access.ts) */
+  agent: AgentSettings;
 }
 
 export interface StoreEntry {
@@ -174,7 +177,7 @@ export function splitCommand(s: string): string[] {
   return words;
 }
 
-const ROOT_KEYS = ['hosts', 'knownHosts', 'stores', 'trust'] as const;
+const ROOT_KEYS = ['hosts', 'knownHosts', 'stores', 'trust', 'agent'] as const;
 export const MAX_TRUSTED = 1024;
 const STORE_KEYS = ['location', 'encryptKey'] as const;
 const HOST_KEYS = ['url', 'identity', 'command', 'knownHosts', 'trustOnFirstUse'] as const;
@@ -200,7 +203,7 @@ function parseFile(text: string, file: string): ParsedFile {
     fail(where, `not valid YAML: ${firstErr.message.split('\n')[0]}`, 'fix the YAML syntax');
   }
   const dir = path.dirname(file);
-  const config: HostsConfig = { file, knownHosts: DEFAULT_KNOWN_HOSTS, hosts: [], stores: [], trust: [] };
+  const config: HostsConfig = { file, knownHosts: DEFAULT_KNOWN_HOSTS, hosts: [], stores: [], trust: [], agent: {} };
   const root = doc.contents;
   if (root === null || (isScalar(root) && (root.value === null || root.value === undefined))) return { doc, config };
   if (!isMap(root)) return fail(at(root), 'the top level must be a mapping with "hosts:"', 'start the file with hosts:');
@@ -294,6 +297,12 @@ function parseFile(text: string, file: string): ParsedFile {
           if (e instanceof TsmError) return fail(at(item), e.message, fix);
           throw e;
         }
+      }
+    } else if (key === 'agent') {
+      try {
+        config.agent = parseAgentSettings(isScalar(pair.value) || pair.value === null ? (pair.value?.value ?? null) : (pair.value as YamlNode).toJSON());
+      } catch (e) {
+        return fail(at(pair.value ?? pair.key), (e as Error).message, 'see docs/ROLES.md for the agent: section');
       }
     } else {
       return fail(at(pair.key), `unknown key ${JSON.stringify(String(key))}`, `use only ${ROOT_KEYS.join(', ')}`);

@@ -1,4 +1,5 @@
 import path from 'node:path';
+import { checkName } from '../util/confined-dir.js';
 
 /** Where everything lives under one state root (default /var/lib/tsmigrate). */
 export interface StatePaths {
@@ -23,7 +24,8 @@ export function statePaths(root: string): StatePaths {
     images: path.join(r, 'images'),
     containers: path.join(r, 'containers'),
     locks: path.join(r, 'locks'),
-    container: (name) => path.join(r, 'containers', name),
-    image: (digest) => path.join(r, 'images', digest.replace(/^sha256:/, '')),
+    container: (name) => path.join(r, 'containers', checkName(name, 'the containers directory')),
+    image: (digest) => path.join(r, 'images', checkName(digest.replace(/^sha256:/, ''), 'the images directory')),
   };
 }
+

@@ -1,4 +1,3 @@
-import path from 'node:path';
 import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { TsmError } from '../errors/errors.js';
@@ -6,17 +5,7 @@ import type { StoreInfo, VerifyReport } from './backend.js';
 import { MAX_REPORTED, META_PAGE, type StoreApi } from './api.js';
 import { LocalBackend } from './local-backend.js';
 import { RecordParser } from './records.js';
-
-const FORBIDDEN = ['/proc', '/sys', '/dev', '/run/tsmigrate'];
-
-/** A store path a peer may ask for: absolute, normalised, not a system directory. */
-export function checkStorePath(p: string): string {
-  const n = path.normalize(p).replace(/\/+$/, '');
-  if (!path.isAbsolute(p) || n !== p.replace(/\/+$/, '') || n === '' || n === '/' || FORBIDDEN.some((f) => n === f || n.startsWith(`${f}/`))) {
-    throw new TsmError('EINVAL_ARG', `store path "${p}" is not allowed`, { fix: 'give an absolute, normalised directory such as /srv/tsmigrate-store (not /, /proc, /sys or /dev)' });
-  }
-  return n;
-}
+import { openerBeneath, placeStore, type StoreRoots } from './store-dirs.js';
 
 /** Objects in the index are bounded as metadata is. */
 const MAX_INDEX = 64 << 20;
@@ -32,22 +21,33 @@ async function readBounded(data: Readable, max: number, what: string): Promise<B
   return Buffer.concat(parts);
 }
 
-/** The store side of the agent: serves StoreApi from directories on this host. */
+/**
+ * The store side of the agent: serves StoreApi from directories on this host,
+ * only beneath its store directories (store-dirs.ts), and every call but
+ * storeOpen only on a store this connection has opened.
+ */
 export class StoreService implements StoreApi {
   private readonly backends = new Map<string, LocalBackend>();
+  private readonly opened = new Set<string>();
+  constructor(private readonly roots: StoreRoots = 'any') {}
 
-  private backend(p: string): LocalBackend {
-    const dir = checkStorePath(p);
-    let b = this.backends.get(dir);
+  private backend(p: string, mustBeOpen = true): LocalBackend {
+    const place = placeStore(p, this.roots);
+    if (mustBeOpen && !this.opened.has(place.dir)) {
+      throw new TsmError('EBAD_STATE', `the store ${place.dir} is not open on this connection`, { fix: 'open it first (storeOpen); install the same tsmigrate version on both hosts' });
+    }
+    let b = this.backends.get(place.dir);
     if (!b) {
-      b = new LocalBackend(dir);
-      this.backends.set(dir, b);
+      b = new LocalBackend(place.dir, place.dir, openerBeneath(place));
+      this.backends.set(place.dir, b);
     }
     return b;
   }
 
   async storeOpen(p: { path: string; create: StoreInfo | null }) {
-    return { info: await this.backend(p.path).open(p.create) };
+    const info = await this.backend(p.path, false).open(p.create);
+    if (info) this.opened.add(placeStore(p.path, this.roots).dir);
+    return { info };
   }
   async storeLock(p: { path: string; timeoutMs: number }) {
     await this.backend(p.path).lock({ timeoutMs: p.timeoutMs });

@@ -8,6 +8,7 @@ import { type Duplex, Readable } from 'node:stream';
 import { TsmError } from '../../errors/errors.js';
 import { type Logger, silentLogger } from '../../util/logger.js';
 import { type AgentApi, PROTOCOL_VERSION } from '../api.js';
+import { ROLES, type Role, roleRefusal } from '../roles.js';
 import { type AgentMethod, methodSpec, preview } from '../schema.js';
 import { MAX_DATA_PAYLOAD, protocolError } from './frames.js';
 import { type CallMsg, callMsg, lostError, oneLine, toWireError } from './messages.js';
@@ -19,6 +20,10 @@ export interface ServeOptions {
   logger?: Logger;
   /** once, when the connection ends: undefined for the peer's orderly EOF, else why */
   onClose?: (reason: TsmError | undefined) => void;
+  /** what this connection may call (../roles.ts): from the agent's argv and its host's config, never from the client; default every role */
+  roles?: readonly Role[];
+  /** the agent could not start as its host configured it: every call gets this error, then the connection closes */
+  refuse?: TsmError;
 }
 
 export interface AgentServer {
@@ -58,6 +63,7 @@ interface Queued {
 
 export function serveAgent(transport: Duplex, impl: AgentApi, opts: ServeOptions = {}): AgentServer {
   const logger = opts.logger ?? silentLogger;
+  const roles = opts.roles ?? ROLES;
   const queue: Queued[] = [];
   const streams = new Map<number, Inbound>();
   let lastStream = 0;
@@ -145,12 +151,19 @@ export function serveAgent(transport: Duplex, impl: AgentApi, opts: ServeOptions
     let closeAfter = false;
     current = input;
     try {
+      if (opts.refuse) {
+        closeAfter = true;
+        throw opts.refuse;
+      }
       if (!greeted && call.method !== 'hello') {
         closeAfter = true;
         throw protocolError(`the first call must be hello, not ${preview(call.method)}`);
       }
       const spec = methodSpec(call.method);
       if (!spec) throw new TsmError('EPROTO', `unknown method ${preview(call.method)}`, { fix: VERSION_FIX });
+      // before its params are read or anything is done: one refusal, nothing changed
+      const refused = roleRefusal(call.method, roles);
+      if (refused) throw refused;
       if (spec.stream !== (input !== undefined)) {
         throw new TsmError('EPROTO', `${call.method} ${spec.stream ? 'needs' : 'takes no'} data stream`, { fix: VERSION_FIX });
       }
@@ -186,7 +199,7 @@ export function serveAgent(transport: Duplex, impl: AgentApi, opts: ServeOptions
       }
       current = undefined;
     }
-    if (closeAfter) wire.close(protocolError('the peer did not start with a valid hello'));
+    if (closeAfter) wire.close(opts.refuse ?? protocolError('the peer did not start with a valid hello'));
   }
 
   function reply(call: CallMsg, msg: object): void {

@@ -1,3 +1,4 @@
+import os from 'node:os';
 import type { Command } from 'commander';
 import { DEFAULT_HOLD_MS, MAX_HOLD_MS, MIN_HOLD_MS } from '../../agent/api.js';
 import { guardHold, spawnHoldGuard } from '../../agent/hold.js';
@@ -8,7 +9,8 @@ import { awaitMover, startFreezeGuard } from '../../move/freeze-guard.js';
 import { guardMove, sourceGuardPorts } from '../../move/source-guard.js';
 import type { Runtime } from '../../runtime/context.js';
 import { guardLogFile } from '../../state/guard-logs.js';
-import { resolveConfigPath } from '../../hosts/config.js';
+import { loadHostsConfig, resolveConfigPath } from '../../hosts/config.js';
+import { agentAccess } from '../../agent/access.js';
 import { sshPeer } from '../../move/connect.js';
 import { readHistory, type MoveHistoryEntry } from '../../move/history.js';
 import { moveContainer, type MoveEvent, type MoveReport } from '../../move/move.js';
@@ -207,10 +209,22 @@ export function registerMoveCommands(program: Command, setExit: (code: number) =
     .command('agent')
     .description('serve the migration protocol on stdin/stdout (run by a peer over SSH)')
     .option('--stdio', 'speak on stdin/stdout')
-    .action(async (o: { stdio?: boolean }, cmd: Command) => {
+    .option('--role <roles>', 'serve only these roles: migrate, store, restore (comma-separated or repeated; for an authorized_keys forced command)', (v: string, acc: string[]) => [...acc, v], [] as string[])
+    .option('--store-dir <dir>', 'keep stores only beneath this directory (repeatable)', (v: string, acc: string[]) => [...acc, v], [] as string[])
+    .action(async (o: { stdio?: boolean; role: string[]; storeDir: string[] }, cmd: Command) => {
       if (!o.stdio) throw new TsmError('EINVAL_ARG', 'agent needs --stdio', { fix: 'it is started by tsmigrate move over SSH' });
       const { rt } = runtimeFor(cmd);
-      await serveAgentOnStdio(new LocalAgent(rt, cmd.parent?.version() ?? '0', { holdGuard: holdGuardFor(rt) }), rt.logger);
+      const configFile = resolveConfigPath(cmd.optsWithGlobals<{ config?: string }>().config);
+      // a host set up wrongly answers the client's first call with why, rather than hanging up
+      const access = await loadHostsConfig(configFile)
+        .then((cfg) => agentAccess({ roles: o.role, storeDirs: o.storeDir }, cfg.agent, `${configFile} agent.storeDirs`))
+        .catch((e: unknown) => {
+          if (!(e instanceof TsmError)) throw e;
+          rt.logger.warn(`agent: ${e.oneLine()}`);
+          return { roles: [], storeRoots: [], refuse: new TsmError(e.code, `the agent on ${os.hostname()} cannot serve this key: ${e.message}`, e.fix === undefined ? {} : { fix: `on that host: ${e.fix}` }) };
+        });
+      const agent = new LocalAgent(rt, cmd.parent?.version() ?? '0', { holdGuard: holdGuardFor(rt), storeRoots: access.storeRoots });
+      await serveAgentOnStdio(agent, rt.logger, access);
     });
 }
 

@@ -47,10 +47,14 @@ test('a real agent: warm within the declared size works; past it, or with nothin
   const agent = new LocalAgent(rt, 'test');
   try {
     const records = new MigrationRecords(rt.paths);
-    const staging = path.join(root, 'staging-x');
-    mkdirSync(staging, { mode: 0o700 });
+    // a staging directory of the migration's own (records naming another are refused)
+    const staging = (id: string) => {
+      const d = path.join(root, `move-${id}-x`);
+      mkdirSync(d, { recursive: true, mode: 0o700 });
+      return d;
+    };
     const begun = (id: string, memoryBytes: number | undefined): IncomingMigration => ({
-      id, name: 'web-1', epoch: 3, phase: 'begun', begin: { ...beginReq, migrationId: id, ...(memoryBytes === undefined ? {} : { memoryBytes }) }, received: { upper: [] }, staging, updatedAt: '',
+      id, name: 'web-1', epoch: 3, phase: 'begun', begin: { ...beginReq, migrationId: id, ...(memoryBytes === undefined ? {} : { memoryBytes }) }, received: { upper: [] }, staging: staging(id), updatedAt: '',
     });
     await records.save(begun(MID, 4 * MiB));
     const ok = await agent.warm({ migrationId: MID, bytes: 8 * MiB });
