@@ -12,7 +12,7 @@ import type { HostKey } from './host-key.js';
 import { formatPublicKey, keyObjectOf, parsePublicKey, type PublicKey } from './public-key.js';
 
 export const SIGNATURE_FORMAT = 'tsmigrate-signature/1';
-export const PURPOSES = ['checkpoint', 'move-begin', 'move-sums'] as const;
+export const PURPOSES = ['checkpoint', 'move-begin', 'move-sums', 'store-index'] as const;
 export type Purpose = (typeof PURPOSES)[number];
 
 export interface SignatureRecord {

@@ -1,4 +1,6 @@
 import { createHash, randomBytes } from 'node:crypto';
+import type { Signing } from '../sign/signing.js';
+import { splitSignature, withSignature } from '../sign/trailer.js';
 import { Readable } from 'node:stream';
 import { TsmError } from '../errors/errors.js';
 import { STORE_FORMAT, type StoreBackend, type StoreInfo } from './backend.js';
@@ -31,6 +33,11 @@ export interface OpenOptions {
   key: StoreKey | null;
   /** this host's record of the index numbers it has seen (null: no rollback check, for tests and tools) */
   seen: IndexSeen | null;
+  /**
+   * signs and checks an unencrypted store's index (an encrypted one is sealed
+   * with the key instead); null: unchecked, for tests and tools only
+   */
+  signing?: Signing | null;
 }
 
 export interface Listing {
@@ -49,7 +56,13 @@ export interface Listing {
  */
 export class ChunkStore {
   private readonly gear: GearTable;
-  private constructor(readonly backend: StoreBackend, readonly info: StoreInfo, private readonly key: StoreKey | null, private readonly seen: IndexSeen | null) {
+  private constructor(
+    readonly backend: StoreBackend,
+    readonly info: StoreInfo,
+    private readonly key: StoreKey | null,
+    private readonly seen: IndexSeen | null,
+    private readonly signing: Signing | null,
+  ) {
     this.gear = gearTable(key ? key.gearKey : null);
   }
 
@@ -85,7 +98,7 @@ export class ChunkStore {
     if ((info.chunking.algorithm === 'fastcdc-gear32-keyed') !== Boolean(info.encryption)) {
       throw new TsmError('ECONFIG', `store ${backend.location} says ${info.chunking.algorithm} chunking for an ${info.encryption ? 'encrypted' : 'unencrypted'} store`, { fix: 'the store.json was altered; use another store' });
     }
-    return new ChunkStore(backend, info, o.key, o.seen);
+    return new ChunkStore(backend, info, o.key, o.seen, o.signing ?? null);
   }
 
   /** The name of a snapshot's files in the store: its id, or a keyed hash of it when encrypted. */
@@ -169,7 +182,7 @@ export class ChunkStore {
     const where = this.location;
     const obj = await this.backend.getIndex();
     const seen = this.seen ? await this.seen.get(this.info.id) : null;
-    const idx = obj ? parseIndex(decodeObject(obj, indexAad(this.info.id), this.key, `the index of store ${where}`), this.info.id, where) : null;
+    const idx = obj ? parseIndex(await this.indexBody(decodeObject(obj, indexAad(this.info.id), this.key, `the index of store ${where}`)), this.info.id, where) : null;
     checkNotRolledBack(idx, seen, where);
     if (!idx) {
       const listed = await this.backend.listSnapshots();
@@ -182,8 +195,23 @@ export class ChunkStore {
     return idx;
   }
 
+  /**
+   * An unencrypted store's index is signed by the host that wrote it (the
+   * store host, holding no key, could otherwise write any index it likes):
+   * its signature is checked against the trusted keys. An encrypted one is
+   * authenticated by its seal.
+   */
+  private async indexBody(plain: Buffer): Promise<Buffer> {
+    if (this.key) return plain;
+    const { body, signature } = splitSignature(plain, (what) => new TsmError('EINTEGRITY', `the index of store ${this.location} is invalid: ${what}`, { fix: 'nothing was changed; use another store' }));
+    if (this.signing) await this.signing.verify('store-index', body, signature, `the index of store ${this.location}`);
+    return body;
+  }
+
   private async writeIndex(idx: StoreIndex): Promise<void> {
-    await this.backend.putIndex(encodeObject(encodeIndex(idx), indexAad(this.info.id), this.key, 3));
+    const body = encodeIndex(idx);
+    const plain = this.key || !this.signing ? body : withSignature(body, await this.signing.sign('store-index', body));
+    await this.backend.putIndex(encodeObject(plain, indexAad(this.info.id), this.key, 3));
     if (this.seen) await this.seen.raise(this.info.id, idx.seq);
   }
 

@@ -61,7 +61,7 @@ export async function openStore(rt: Runtime, o: StoreSpecOptions): Promise<Chunk
     throw new TsmError('EINTERNAL', 'unresolved store name', { fix: 'report a tsmigrate bug' });
   }
   try {
-    return await ChunkStore.open(backend, { create: o.create, key, seen: indexSeenIn(rt.paths.root) });
+    return await ChunkStore.open(backend, { create: o.create, key, seen: indexSeenIn(rt.paths.root), signing: rt.signing });
   } catch (e) {
     await backend.close().catch(() => undefined);
     throw e;

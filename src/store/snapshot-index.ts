@@ -14,10 +14,10 @@ import { isValidName } from '../util/name.js';
  * every host remembers the highest number it has seen (IndexSeen), so an
  * older index is refused as a rollback.
  *
- * An unencrypted store has no secret, so its index is only checksummed: it
- * catches accidents and (with the number kept here) a replayed index, but a
- * store host could write a new one. Whoever does not trust the store host
- * encrypts the store; snapshot metadata is also signed (Ed25519, the host key).
+ * An unencrypted store has no secret: its index is signed by the host that
+ * wrote it (Ed25519, purpose "store-index", a trailer as snapshots carry) and
+ * checked against the trusted keys when read (chunk-store.ts), so a store
+ * host can replay an old one (caught by the number) but not write a new one.
  */
 export const INDEX_FORMAT = 'tsmigrate-index/1';
 const MAX_ENTRIES = 100_000;

@@ -3,6 +3,7 @@ import { NAME } from '../agent/schema.js';
 import { BYTES, CHECKPOINT_ID, checkpointInfo, HEX64, parseWith, TAG, TIME, type CheckpointInfo } from '../checkpoint/manifest-schema.js';
 import { TsmError } from '../errors/errors.js';
 import type { SignatureRecord } from '../sign/signature.js';
+import { splitSignature, withSignature } from '../sign/trailer.js';
 
 export type { CheckpointInfo } from '../checkpoint/manifest-schema.js';
 
@@ -20,7 +21,6 @@ export type { CheckpointInfo } from '../checkpoint/manifest-schema.js';
 export const SNAPSHOT_FORMAT = 'tsmigrate-snapshot/1';
 export const STREAMS = ['criu', 'upper'] as const;
 export type StreamName = (typeof STREAMS)[number];
-const MAGIC = Buffer.from('TSMSIG01');
 const MAX_CHUNKS = 1 << 26;
 
 export interface StreamRef {
@@ -86,30 +86,14 @@ export function snapshotBody(meta: SnapshotMeta, ids: Record<StreamName, Buffer>
 export type NewSnapshot = Pick<Snapshot, 'meta' | 'ids'> & Partial<Pick<Snapshot, 'body' | 'signature'>>;
 
 export function encodeSnapshot(s: NewSnapshot): Buffer {
-  const body = s.body ?? snapshotBody(s.meta, s.ids);
-  if (!s.signature) return body;
-  const sig = Buffer.from(JSON.stringify(s.signature));
-  const len = Buffer.alloc(4);
-  len.writeUInt32BE(sig.length);
-  return Buffer.concat([body, sig, len, MAGIC]);
+  return withSignature(s.body ?? snapshotBody(s.meta, s.ids), s.signature);
 }
 
 const bad = (what: string) => new TsmError('EINTEGRITY', `checkpoint metadata is invalid: ${what}`, { fix: 'use another checkpoint' });
 
 /** Split off the signature trailer, then parse the body strictly. The signature itself is checked by the caller (Signing.verify). */
 export function decodeSnapshot(plain: Buffer, expectId: string): Snapshot {
-  let body = plain;
-  let signature: unknown = null;
-  if (plain.length >= 12 && plain.subarray(plain.length - 8).equals(MAGIC)) {
-    const n = plain.readUInt32BE(plain.length - 12);
-    if (n > 4096 || n + 12 > plain.length) throw bad('truncated signature');
-    body = plain.subarray(0, plain.length - 12 - n);
-    try {
-      signature = JSON.parse(plain.subarray(plain.length - 12 - n, plain.length - 12).toString('utf8'));
-    } catch {
-      throw bad('the signature is not JSON');
-    }
-  }
+  const { body, signature } = splitSignature(plain, bad);
   if (body.length < 4) throw bad('truncated');
   const n = body.readUInt32BE(0);
   if (4 + n > body.length) throw bad('truncated JSON');
