@@ -115,7 +115,7 @@ function assertLogKept(stderr: string) {
   const m = /\(CRIU log: (\S+)\)/.exec(stderr);
   assert.ok(m, `the message names the log: ${stderr}`);
   const last = /its last log lines: .*"([^"]+)"; /.exec(stderr)?.[1];
-  assert.ok(last && readFileSync(m[1]!, 'utf8').includes(last.replace(/\\t/g, '\t')), `the log at ${m[1]} holds the quoted line`);
+  assert.ok(last && readFileSync(m[1]!, 'utf8').includes(last.replace(/\\t|\\x09/g, '\t')), `the log at ${m[1]} holds the quoted line`);
 }
 function mntnsDirs(): string[] {
   return readdirSync('/tmp').filter((n) => n.startsWith('.criu.mntns.'));
