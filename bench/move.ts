@@ -41,7 +41,7 @@ import type { CompressChoice, Downtime } from '../src/move/plan.js';
 import { createRuntime, type Runtime } from '../src/runtime/context.js';
 import { plainDump } from './lib/baseline.js';
 import { awaitDumpedExit, linkTime, naiveTransfer, plainKillDump, plainRestore, target } from './lib/move-plain.js';
-import { mountsUnder } from './lib/mounts.js';
+import { cleanUpBench } from './lib/cleanup.js';
 import { trustEachOther } from './lib/trust.js';
 import { MoveRig, type RigHost } from './lib/move-rig.js';
 import { rerunWithNodeFlags } from './lib/node-flags.js';
@@ -396,21 +396,9 @@ async function main(): Promise<number> {
     console.log(`results: ${path.relative(process.cwd(), out)}`);
     return results.every((r) => r.pass.plain && r.pass.naive && r.pass.overhead) ? 0 : 1;
   } finally {
-    // whatever is left in either root (a failed run may leave the container on the peer)
-    for (const rt of [src, peerRt]) {
-      if (!rt) continue;
-      for (const n of await rt.store.names()) await removeContainer(rt, n, true).catch((e: Error) => console.error(`cannot remove ${n} in ${rt.paths.root}: ${e.message}`));
-    }
-    for (const p of await rig.stopAll()) console.error(`cannot stop the rig host ${p}`);
-    // removeContainer leaves the per-root cgroup parents behind: remove them in every hierarchy (empty by now)
-    for (const rt of [src, peerRt]) {
-      if (!rt) continue;
-      for (const h of await fs.readdir('/sys/fs/cgroup').catch(() => [])) await fs.rmdir(path.join('/sys/fs/cgroup', h, rt.cgroupParent)).catch(() => undefined);
-    }
-    await fs.rm(shm, { recursive: true, force: true });
-    const mounted = mountsUnder(base);
-    if (mounted.length) console.error(`not removing ${base}: still mounted: ${mounted.join(', ')}`);
-    else await fs.rm(base, { recursive: true, force: true });
+    await cleanUpBench([src, peerRt], { shm, base, between: async () => {
+      for (const p of await rig.stopAll()) console.error(`cannot stop the rig host ${p}`);
+    } });
   }
 }
 

@@ -44,7 +44,7 @@ import { ChunkStore } from '../src/store/chunk-store.js';
 import { LocalBackend } from '../src/store/local-backend.js';
 import { checkpointToStore } from '../src/store/put-checkpoint.js';
 import { silentLogger } from '../src/util/logger.js';
-import { mountsUnder } from './lib/mounts.js';
+import { cleanUpBench } from './lib/cleanup.js';
 import { rerunWithNodeFlags } from './lib/node-flags.js';
 import { checksOff, timedSigning, type SigningOp } from './lib/signing-off.js';
 import { interruptible, ms, round1, sleep, summarize, table, type Summary } from './lib/timing.js';
@@ -225,14 +225,7 @@ async function main(): Promise<number> {
     console.log(`\nresults: ${path.relative(process.cwd(), out)}`);
     return 0;
   } finally {
-    for (const h of [a, b]) {
-      for (const n of await h.on.store.names().catch(() => [] as string[])) await removeContainer(h.on, n, true).catch((e: Error) => console.error(`cannot remove ${n}: ${e.message}`));
-      for (const c of await fs.readdir('/sys/fs/cgroup').catch(() => [])) await fs.rmdir(path.join('/sys/fs/cgroup', c, h.on.cgroupParent)).catch(() => undefined);
-    }
-    await fs.rm(shm, { recursive: true, force: true });
-    const mounted = mountsUnder(base);
-    if (mounted.length) console.error(`not removing ${base}: still mounted: ${mounted.join(', ')}`);
-    else await fs.rm(base, { recursive: true, force: true });
+    await cleanUpBench([a.on, b.on], { shm, base });
   }
 }
 

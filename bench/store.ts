@@ -31,7 +31,7 @@ import { openStore } from '../src/store/open.js';
 import { checkpointToStore, type StoreCheckpointResult } from '../src/store/put-checkpoint.js';
 import { plainDump } from './lib/baseline.js';
 import { awaitDumpedExit, plainKillDump, plainRestore, target } from './lib/move-plain.js';
-import { mountsUnder } from './lib/mounts.js';
+import { cleanUpBench } from './lib/cleanup.js';
 import { MoveRig } from './lib/move-rig.js';
 import { interruptible, median, mib, ms, round1, sleep, summarize, table, type Summary } from './lib/timing.js';
 import { mutate, residentMiB, startWorkload, type Workload } from './lib/workload.js';
@@ -458,16 +458,9 @@ async function main(): Promise<number> {
     console.log(`\nresults: ${path.relative(process.cwd(), out)}`);
     return 0;
   } finally {
-    for (const n of await rt.store.names().catch(() => [] as string[])) {
-      await removeContainer(rt, n, true).catch((e: Error) => console.error(`cannot remove ${n}: ${e.message}`));
-    }
-    for (const p of await rig.stopAll()) console.error(`cannot stop the rig host ${p}`);
-    // removeContainer leaves the per-root cgroup parent behind: remove it in every hierarchy (empty by now)
-    for (const h of await fs.readdir('/sys/fs/cgroup').catch(() => [])) await fs.rmdir(path.join('/sys/fs/cgroup', h, rt.cgroupParent)).catch(() => undefined);
-    await fs.rm(shm, { recursive: true, force: true });
-    const mounted = mountsUnder(base);
-    if (mounted.length) console.error(`not removing ${base}: still mounted: ${mounted.join(', ')}`);
-    else await fs.rm(base, { recursive: true, force: true });
+    await cleanUpBench([rt], { shm, base, between: async () => {
+      for (const p of await rig.stopAll()) console.error(`cannot stop the rig host ${p}`);
+    } });
   }
 }
 
